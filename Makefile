@@ -1,0 +1,46 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Both install everything they need (Debian packages, a venv, pip packages) and are safe to re-run.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+DEBS   := ffmpeg aria2
+
+.PHONY: demo test lint typecheck unit bench install system-deps clean
+
+demo: install
+	$(BIN)/harvest demo
+
+test: install lint typecheck
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check shared tests functions bench
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+install: system-deps $(STAMP)
+
+# ffmpeg makes and checks the test media; aria2c is the raw-download baseline of the benchmark.
+system-deps:
+	@missing=""; for tool in ffmpeg ffprobe aria2c; do command -v $$tool >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $(DEBS)"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .harvest .pytest_cache .mypy_cache .ruff_cache tests/.media

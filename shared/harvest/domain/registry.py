@@ -1,0 +1,156 @@
+"""The channel registry: which channels and endpoints exist, and where their live playlists are.
+
+The registry is a YAML file (see README, "Channel registry"). `load_registry` parses and checks it
+once at start-up; a mistake there is a ConfigError that names the entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from harvest.errors import ChannelNotFound, ConfigError, EndpointNotFound
+
+PROTOCOLS = ("HLS", "DASH", "CMAF")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    url: str
+    protocol: str = "HLS"
+    startover_window: int = 86400  # seconds of history the endpoint serves
+    timeshift_query: str = ""  # e.g. "start={start}&end={end}" (epoch seconds)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamRule:
+    """Maps a live stream (CSS stream_id / StreamLive channel_id) to a channel endpoint."""
+
+    stream_id: str  # exact id, or a glob with '*'
+    channel: str
+    endpoint: str
+
+    def matches(self, stream_id: str) -> bool:
+        pattern = "^" + re.escape(self.stream_id).replace(r"\*", ".*") + "$"
+        return re.match(pattern, stream_id) is not None
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    id: str
+    endpoints: dict[str, Endpoint]
+
+    def endpoint(self, name: str) -> Endpoint:
+        try:
+            return self.endpoints[name]
+        except KeyError:
+            raise EndpointNotFound(
+                f"EndpointName {name!r} is not an endpoint of channel {self.name!r}"
+                f" (known: {', '.join(sorted(self.endpoints)) or 'none'})"
+            ) from None
+
+
+@dataclass(frozen=True)
+class Registry:
+    channels: dict[str, Channel]
+    streams: tuple[StreamRule, ...] = ()
+
+    def channel(self, name: str) -> Channel:
+        try:
+            return self.channels[name]
+        except KeyError:
+            raise ChannelNotFound(f"ChannelName {name!r} is not a known channel") from None
+
+    def rule_for_stream(self, stream_id: str) -> StreamRule | None:
+        return next((rule for rule in self.streams if rule.matches(stream_id)), None)
+
+
+def _generated_channel_id(name: str) -> str:
+    # Stable across restarts, so a ChannelId never changes under a user's feet.
+    return "ch-" + hashlib.sha1(name.encode()).hexdigest()[:16]
+
+
+def _endpoint(raw: Mapping[str, Any], where: str) -> Endpoint:
+    name = str(raw.get("name", ""))
+    if not _NAME.match(name):
+        raise ConfigError(f"{where}: endpoint name must be 1-128 of A-Z a-z 0-9 _ -, got {name!r}")
+    url = str(raw.get("url", ""))
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError(f"{where} endpoint {name!r}: url must be http(s), got {url!r}")
+    protocol = str(raw.get("protocol", "HLS")).upper()
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"{where} endpoint {name!r}: protocol must be one of {', '.join(PROTOCOLS)}")
+    window = raw.get("startover_window", 86400)
+    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+        raise ConfigError(f"{where} endpoint {name!r}: startover_window must be a positive integer (s)")
+    headers = raw.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise ConfigError(f"{where} endpoint {name!r}: headers must be a mapping")
+    return Endpoint(
+        name=name,
+        url=url,
+        protocol=protocol,
+        startover_window=window,
+        timeshift_query=str(raw.get("timeshift_query") or ""),
+        headers={str(k): str(v) for k, v in headers.items()},
+    )
+
+
+def parse_registry(data: Any, source: str = "registry") -> Registry:
+    if not isinstance(data, dict) or not isinstance(data.get("channels"), list):
+        raise ConfigError(f"{source}: expected a mapping with a 'channels' list")
+    channels: dict[str, Channel] = {}
+    for i, raw in enumerate(data["channels"]):
+        where = f"{source}: channels[{i}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a mapping")
+        name = str(raw.get("name", ""))
+        if not _NAME.match(name):
+            raise ConfigError(f"{where}: name must be 1-128 of A-Z a-z 0-9 _ -, got {name!r}")
+        if name in channels:
+            raise ConfigError(f"{where}: channel {name!r} is listed twice")
+        endpoints: dict[str, Endpoint] = {}
+        for raw_ep in raw.get("endpoints") or []:
+            if not isinstance(raw_ep, dict):
+                raise ConfigError(f"{where}: each endpoint must be a mapping")
+            ep = _endpoint(raw_ep, where)
+            if ep.name in endpoints:
+                raise ConfigError(f"{where}: endpoint {ep.name!r} is listed twice")
+            endpoints[ep.name] = ep
+        channels[name] = Channel(name=name, id=str(raw.get("id") or _generated_channel_id(name)), endpoints=endpoints)
+    rules: list[StreamRule] = []
+    for i, raw in enumerate(data.get("streams") or []):
+        where = f"{source}: streams[{i}]"
+        if not isinstance(raw, dict) or not raw.get("stream_id") or not raw.get("channel"):
+            raise ConfigError(f"{where}: needs stream_id and channel")
+        channel = channels.get(str(raw["channel"]))
+        if channel is None:
+            raise ConfigError(f"{where}: channel {raw['channel']!r} is not defined")
+        endpoint = str(raw.get("endpoint") or next(iter(channel.endpoints), ""))
+        if endpoint not in channel.endpoints:
+            raise ConfigError(f"{where}: endpoint {endpoint!r} is not an endpoint of {channel.name!r}")
+        rules.append(StreamRule(stream_id=str(raw["stream_id"]), channel=channel.name, endpoint=endpoint))
+    return Registry(channels=channels, streams=tuple(rules))
+
+
+def load_registry(path: Path) -> Registry:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read channel registry {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"channel registry {path} is not valid YAML: {exc}") from exc
+    return parse_registry(data, str(path))

@@ -1,0 +1,179 @@
+"""Settings, read once from the environment at start-up and passed in explicitly.
+
+Every knob is an environment variable named HARVEST_*; `harvest serve` options set the same
+variables' values. Nothing here runs at import time: call `Settings.from_env()`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harvest.errors import ConfigError
+
+DEFAULT_REGION = "ap-singapore"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def parse_credentials(env: Mapping[str, str]) -> dict[str, str]:
+    """SecretId -> SecretKey from HARVEST_SECRET_ID/HARVEST_SECRET_KEY and HARVEST_CREDENTIALS.
+
+    HARVEST_CREDENTIALS holds extra pairs as `id1:key1,id2:key2` for key rotation or several users.
+    """
+    pairs: dict[str, str] = {}
+    secret_id = env.get("HARVEST_SECRET_ID", "").strip()
+    secret_key = env.get("HARVEST_SECRET_KEY", "").strip()
+    if bool(secret_id) != bool(secret_key):
+        raise ConfigError("set both HARVEST_SECRET_ID and HARVEST_SECRET_KEY, or neither")
+    if secret_id:
+        pairs[secret_id] = secret_key
+    for item in _list(env, "HARVEST_CREDENTIALS"):
+        sid, sep, skey = item.partition(":")
+        if not sep or not sid or not skey:
+            raise ConfigError("HARVEST_CREDENTIALS entries look like SecretId:SecretKey, comma-separated")
+        pairs[sid] = skey
+    return pairs
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str = DEFAULT_REGION
+    data_dir: Path = Path(".harvest")
+    channels_file: Path = Path("channels.yaml")
+    database_url: str = ""  # empty: SQLite file under data_dir
+    credentials: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 4  # concurrent queue consumers in `harvest serve`
+    # API guards
+    rate_limit: float = 20.0  # requests/s per SecretId and action; 0 disables
+    max_body_bytes: int = 1024 * 1024
+    signature_max_skew: int = 300
+    replay_protection: bool = False  # refuse a signature seen before within the skew window
+    # Destination defaults and limits
+    default_destination: str = ""  # used when a Create omits Destination
+    allowed_buckets: tuple[str, ...] = ()  # empty: any bucket in the region
+    # Queue
+    queue_max_attempts: int = 5
+    visibility_timeout: float = 900.0
+    # Harvesting
+    object_store: str = "local"  # local | cos
+    queue_backend: str = "sql"  # sql | ckafka
+    chunk_seconds: float = 300.0  # target worker time per chunk, well inside SCF's 900 s
+    chunk_max_bytes: int = 512 * 1024 * 1024
+    download_concurrency: int = 8
+    fetch_timeout: float = 10.0
+    fetch_attempts: int = 5
+    fetch_backoff: float = 0.2
+    job_deadline: float = 6 * 3600.0  # sweeper fails Running jobs older than this
+    copy_keys: bool = False  # keys stay on the key server unless the operator opts in
+    allow_private_callbacks: bool = False
+    cos_multipart_threshold: int = 16 * 1024 * 1024
+    # cloud (issue: SCF deployment)
+    cos_endpoint_ip: str = ""  # for tests: send COS requests to IP:PORT with the proper Host header
+    cos_endpoint_port: int = 0
+    cos_scheme: str = "https"
+    ckafka_datahub_id: str = ""
+    ckafka_finalize_datahub_id: str = ""
+    tencent_api_endpoint: str = ""  # override for the ckafka API host (tests)
+    cloud_secret_id: str = ""
+    cloud_secret_key: str = ""
+    cloud_token: str = ""
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'harvest.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        settings = cls(
+            region=env.get("HARVEST_REGION", "").strip() or DEFAULT_REGION,
+            data_dir=Path(env.get("HARVEST_DATA_DIR", "").strip() or ".harvest"),
+            channels_file=Path(env.get("HARVEST_CHANNELS", "").strip() or "channels.yaml"),
+            database_url=env.get("HARVEST_DATABASE_URL", "").strip(),
+            credentials=parse_credentials(env),
+            host=env.get("HARVEST_HOST", "").strip() or "127.0.0.1",
+            port=_int(env, "HARVEST_PORT", 8080),
+            workers=_int(env, "HARVEST_WORKERS", 4),
+            rate_limit=_float(env, "HARVEST_RATE_LIMIT", 20.0),
+            max_body_bytes=_int(env, "HARVEST_MAX_BODY_BYTES", 1024 * 1024),
+            signature_max_skew=_int(env, "HARVEST_SIGNATURE_MAX_SKEW", 300),
+            replay_protection=_bool(env, "HARVEST_REPLAY_PROTECTION", False),
+            default_destination=env.get("HARVEST_DEFAULT_DESTINATION", "").strip(),
+            allowed_buckets=_list(env, "HARVEST_ALLOWED_BUCKETS"),
+            queue_max_attempts=_int(env, "HARVEST_QUEUE_MAX_ATTEMPTS", 5),
+            visibility_timeout=_float(env, "HARVEST_VISIBILITY_TIMEOUT", 900.0),
+            object_store=env.get("HARVEST_OBJECT_STORE", "").strip() or "local",
+            queue_backend=env.get("HARVEST_QUEUE", "").strip() or "sql",
+            chunk_seconds=_float(env, "HARVEST_CHUNK_SECONDS", 300.0),
+            chunk_max_bytes=_int(env, "HARVEST_CHUNK_MAX_BYTES", 512 * 1024 * 1024),
+            download_concurrency=_int(env, "HARVEST_DOWNLOAD_CONCURRENCY", 8),
+            fetch_timeout=_float(env, "HARVEST_FETCH_TIMEOUT", 10.0),
+            fetch_attempts=_int(env, "HARVEST_FETCH_ATTEMPTS", 5),
+            fetch_backoff=_float(env, "HARVEST_FETCH_BACKOFF", 0.2),
+            job_deadline=_float(env, "HARVEST_JOB_DEADLINE", 6 * 3600.0),
+            copy_keys=_bool(env, "HARVEST_COPY_KEYS", False),
+            allow_private_callbacks=_bool(env, "HARVEST_ALLOW_PRIVATE_CALLBACKS", False),
+            cos_multipart_threshold=_int(env, "HARVEST_COS_MULTIPART_THRESHOLD", 16 * 1024 * 1024),
+            cos_endpoint_ip=env.get("HARVEST_COS_IP", "").strip(),
+            cos_endpoint_port=_int(env, "HARVEST_COS_PORT", 0),
+            cos_scheme=env.get("HARVEST_COS_SCHEME", "").strip() or "https",
+            ckafka_datahub_id=env.get("HARVEST_CKAFKA_DATAHUB_ID", "").strip(),
+            ckafka_finalize_datahub_id=env.get("HARVEST_CKAFKA_FINALIZE_DATAHUB_ID", "").strip(),
+            tencent_api_endpoint=env.get("HARVEST_TENCENT_API_ENDPOINT", "").strip(),
+            # SCF injects the execution role's temporary credentials under these names.
+            cloud_secret_id=env.get("TENCENTCLOUD_SECRETID", "").strip(),
+            cloud_secret_key=env.get("TENCENTCLOUD_SECRETKEY", "").strip(),
+            cloud_token=env.get("TENCENTCLOUD_SESSIONTOKEN", "").strip(),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.rate_limit < 0:
+            raise ConfigError("HARVEST_RATE_LIMIT must be >= 0 (0 disables rate limiting)")
+        if self.workers < 1:
+            raise ConfigError("HARVEST_WORKERS must be >= 1")
+        if self.object_store not in ("local", "cos"):
+            raise ConfigError("HARVEST_OBJECT_STORE must be 'local' or 'cos'")
+        if self.queue_backend not in ("sql", "ckafka"):
+            raise ConfigError("HARVEST_QUEUE must be 'sql' or 'ckafka'")
+        if self.queue_max_attempts < 1:
+            raise ConfigError("HARVEST_QUEUE_MAX_ATTEMPTS must be >= 1")
