@@ -6,6 +6,7 @@ tests/contract run the same cases against each adapter.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -81,10 +82,10 @@ class JobStore(Protocol):
     def record_callback(self, job_id: str, outcome: str) -> None:
         """Remember how delivering the CallbackURL went."""
 
-    def running_jobs(self, updated_before: float) -> list[HarvestJob]:
+    def running_jobs(self, updated_before: float) -> builtins.list[HarvestJob]:
         """Running jobs whose last update is older than `updated_before` (for the sweeper)."""
 
-    def pending_outbox(self, limit: int) -> list[tuple[int, Message]]:
+    def pending_outbox(self, limit: int) -> builtins.list[tuple[int, Message]]:
         """Messages committed but not yet published, oldest first."""
 
     def delete_outbox(self, ids: Sequence[int]) -> None:
