@@ -1,0 +1,417 @@
+"""The live origin over HTTP (ports.Origin): keep-alive connections, our retry policy, strict lengths.
+
+Why it is built this way:
+- One requests.Session with a connection pool of `pool_size`, so a worker's N download threads keep N
+  keep-alive connections to the origin instead of a TCP (and TLS) handshake per segment.
+- urllib3's own retries are off: every retry goes through RetryPolicy, so attempts, backoff and
+  Retry-After are applied in one place and the final error can say how many attempts were made.
+- Bodies are streamed (stream=True). The read timeout applies to every socket read, so an origin that
+  stalls mid-body is cut off after `timeout` seconds without a byte and the attempt is retried. (An
+  origin trickling one byte just inside every timeout is not cut off: we trust origins not to be hostile.)
+- A segment must arrive whole: a body shorter than its Content-Length or its byte range is a failed
+  attempt, never a shorter segment. A ranged request must come back as 206 with the matching
+  Content-Range; an origin that ignores Range and answers 200 is sliced while streaming (with a warning),
+  so memory holds only the requested slice.
+- Retried: connection errors, timeouts, short bodies, 5xx, 408, 429, and also 404 and 403, because
+  origins and CDNs briefly answer those for a segment at the live edge. Other 4xx fail at once.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import SSLError as Urllib3SSLError
+
+from harvest.adapters.retry import RetryPolicy, after_attempts, parse_retry_after
+from harvest.errors import PlaylistError, SegmentFetchError
+from harvest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+PLAYLIST_MAX_BYTES = 64 * MIB  # a 24-hour playlist with a PDT per segment is a few MB
+SEGMENT_MAX_BYTES = 512 * MIB  # one segment can never be bigger than a whole chunk (chunk_max_bytes)
+DEFAULT_USER_AGENT = "harvest/0.1"
+
+# Origins and CDNs briefly answer 404 or 403 for a segment listed at the live edge but not yet
+# propagated, so those are retried like 5xx; any other 4xx means the request itself is wrong.
+RETRY_STATUSES = frozenset({403, 404, 408, 429})
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+_READ_SIZE = 256 * 1024
+_DRAIN_LIMIT = 64 * 1024  # small error bodies are read so the connection can be reused
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
+NOT_TRANSIENT_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.URLRequired,
+    requests.exceptions.TooManyRedirects,
+    requests.exceptions.SSLError,  # certificate problems do not heal between attempts
+)
+
+
+class OriginSegmentError(SegmentFetchError):
+    """SegmentFetchError with what went wrong as data: the URL, last HTTP status, attempts made."""
+
+    def __init__(
+        self, message: str, *, url: str = "", status: int | None = None, attempts: int = 0, reason: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.attempts = attempts
+        self.reason = reason
+
+
+class OriginPlaylistError(PlaylistError):
+    """PlaylistError with what went wrong as data: the URL, last HTTP status, attempts made."""
+
+    def __init__(
+        self, message: str, *, url: str = "", status: int | None = None, attempts: int = 0, reason: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.attempts = attempts
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """One failed attempt."""
+
+    reason: str  # "HTTP 404", "read timeout", "short body (1000 of 2000 bytes)"
+    retryable: bool = True
+    status: int | None = None
+    retry_after: float | None = None
+
+
+class HttpOrigin:
+    """ports.Origin over HTTP(S). Thread-safe: one instance serves a worker's whole download pool."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        timeout: float,
+        pool_size: int,
+        user_agent: str = DEFAULT_USER_AGENT,
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        playlist_max_bytes: int = PLAYLIST_MAX_BYTES,
+        segment_max_bytes: int = SEGMENT_MAX_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._policy = policy
+        self._timeout = timeout
+        self._sleep = sleep
+        self._clock = clock
+        self._playlist_max = playlist_max_bytes
+        self._segment_max = segment_max_bytes
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers["User-Agent"] = user_agent
+
+    @classmethod
+    def from_settings(cls, settings: Settings, user_agent: str = DEFAULT_USER_AGENT) -> HttpOrigin:
+        policy = RetryPolicy(attempts=settings.fetch_attempts, base_delay=settings.fetch_backoff)
+        return cls(policy, settings.fetch_timeout, settings.download_concurrency, user_agent)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> HttpOrigin:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- the port -------------------------------------------------------------------------------
+
+    def get_text(self, url: str, headers: Mapping[str, str]) -> str:
+        """A playlist, UTF-8 with any BOM removed. Raises OriginPlaylistError after the last attempt."""
+        result, attempts = self._retrying(url, lambda: self._playlist_once(url, headers))
+        if isinstance(result, _Failure):
+            raise OriginPlaylistError(
+                f"playlist {public_url(url)}: {result.reason} {after_attempts(attempts)}",
+                url=url,
+                status=result.status,
+                attempts=attempts,
+                reason=result.reason,
+            )
+        try:
+            return result.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise OriginPlaylistError(
+                f"playlist {public_url(url)}: not UTF-8 text", url=url, attempts=attempts, reason="not UTF-8"
+            ) from exc
+
+    def get_bytes(
+        self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None = None
+    ) -> bytes:
+        """A segment, or its (offset, length) slice. Raises OriginSegmentError after the last attempt."""
+        label = segment_label(url)
+        if byte_range is not None and (byte_range[0] < 0 or byte_range[1] < 1):
+            raise OriginSegmentError(
+                f"segment {label}: invalid byte range {byte_range}", url=url, reason="invalid byte range"
+            )
+        result, attempts = self._retrying(url, lambda: self._segment_once(url, headers, byte_range))
+        if isinstance(result, _Failure):
+            raise OriginSegmentError(
+                f"segment {label}: {result.reason} {after_attempts(attempts)}",
+                url=url,
+                status=result.status,
+                attempts=attempts,
+                reason=result.reason,
+            )
+        return result
+
+    # --- attempts -------------------------------------------------------------------------------
+
+    def _retrying(self, url: str, once: Callable[[], bytes | _Failure]) -> tuple[bytes | _Failure, int]:
+        """Run `once` until it returns bytes, fails for good, or the attempts are spent."""
+        attempt = 1
+        while True:
+            result = once()
+            if isinstance(result, bytes) or not result.retryable or attempt >= self._policy.attempts:
+                return result, attempt
+            delay = self._policy.delay(attempt - 1, result.retry_after)
+            log.info(
+                "retrying %s in %.2f s after %s (attempt %d of %d)",
+                public_url(url),
+                delay,
+                result.reason,
+                attempt,
+                self._policy.attempts,
+            )
+            self._sleep(delay)
+            attempt += 1
+
+    def _request(self, url: str, headers: Mapping[str, str]) -> requests.Response | _Failure:
+        try:
+            return self._session.get(
+                url, headers=dict(headers), stream=True, timeout=(self._timeout, self._timeout)
+            )
+        except requests.RequestException as exc:
+            return _Failure(describe_network_error(exc), retryable=not isinstance(exc, NOT_TRANSIENT_ERRORS))
+
+    def _playlist_once(self, url: str, headers: Mapping[str, str]) -> bytes | _Failure:
+        response = self._request(url, headers)
+        if isinstance(response, _Failure):
+            return response
+        with response:
+            if response.status_code != 200:
+                return self._status_failure(response)
+            return _read_capped(response, self._playlist_max)
+
+    def _segment_once(
+        self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None
+    ) -> bytes | _Failure:
+        # identity: lengths and byte ranges are about the bytes as stored, not a compressed transfer
+        request_headers = {**headers, "Accept-Encoding": "identity"}
+        if byte_range is not None:
+            offset, length = byte_range
+            request_headers["Range"] = f"bytes={offset}-{offset + length - 1}"
+        response = self._request(url, request_headers)
+        if isinstance(response, _Failure):
+            return response
+        with response:
+            status = response.status_code
+            if byte_range is None:
+                if status == 200:
+                    return _read_capped(response, self._segment_max)
+                return self._status_failure(response)
+            if status == 206:
+                return _read_partial(response, *byte_range)
+            if status == 200:
+                log.warning("origin ignored Range for %s: slicing the full body", public_url(url))
+                return _read_sliced(response, *byte_range)
+            return self._status_failure(response)
+
+    def _status_failure(self, response: requests.Response) -> _Failure:
+        status = response.status_code
+        retry_after = None
+        if status in RETRY_AFTER_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+        _drain(response)
+        # 1xx/2xx/3xx we did not ask for (requests follows redirects itself) are odd, but may pass.
+        retryable = status >= 500 or status < 400 or status in RETRY_STATUSES
+        return _Failure(f"HTTP {status}", retryable=retryable, status=status, retry_after=retry_after)
+
+
+# --- reading bodies -----------------------------------------------------------------------------
+
+
+def _content_length(response: requests.Response) -> int | None:
+    raw = response.headers.get("Content-Length", "").strip()
+    return int(raw) if raw.isdigit() else None
+
+
+def _stream(response: requests.Response, stop: int) -> Iterator[bytes]:
+    """The body's first `stop` bytes, in chunks; never reads past `stop`."""
+    position = 0
+    while position < stop:
+        chunk = response.raw.read(min(_READ_SIZE, stop - position), decode_content=True)
+        if not chunk:
+            return
+        position += len(chunk)
+        yield chunk
+
+
+def _read(response: requests.Response, start: int, stop: int) -> bytearray | _Failure:
+    """Bytes [start, stop) of the body (fewer if it ends first), keeping only those in memory."""
+    out = bytearray()
+    position = 0
+    try:
+        for chunk in _stream(response, stop):
+            skip = start - position
+            if skip < len(chunk):
+                out += chunk[max(skip, 0) :]
+            position += len(chunk)
+    except (Urllib3Error, OSError) as exc:
+        return _Failure(describe_network_error(exc))
+    return out
+
+
+def _read_capped(response: requests.Response, limit: int) -> bytes | _Failure:
+    """The whole body, refused (without retry) beyond `limit` bytes."""
+    too_large = _Failure(f"larger than {_size(limit)}", retryable=False)
+    declared = _content_length(response)
+    if declared is not None and declared > limit:
+        return too_large
+    body = _read(response, 0, limit + 1)
+    if isinstance(body, _Failure):
+        return body
+    # A body cut short of its Content-Length raised IncompleteRead inside _read (urllib3 enforces it).
+    return too_large if len(body) > limit else bytes(body)
+
+
+def _read_partial(response: requests.Response, offset: int, length: int) -> bytes | _Failure:
+    """A 206 answer: the Content-Range must be exactly the one asked for, the body exactly that long."""
+    asked = f"bytes={offset}-{offset + length - 1}"
+    content_range = response.headers.get("Content-Range", "").strip()
+    match = _CONTENT_RANGE.fullmatch(content_range)
+    if match is None or int(match[1]) != offset or int(match[2]) != offset + length - 1:
+        return _Failure(f"Content-Range {content_range or '(none)'} does not match {asked}")
+    body = _read(response, 0, length + 1)
+    if isinstance(body, _Failure):
+        return body
+    if len(body) < length:
+        return _Failure(f"short body ({len(body)} of {length} bytes)")
+    if len(body) > length:
+        return _Failure(f"long body (more than {length} bytes for {asked})")
+    return bytes(body)
+
+
+def _read_sliced(response: requests.Response, offset: int, length: int) -> bytes | _Failure:
+    """A 200 answer to a ranged request: skip to `offset`, keep `length` bytes, drop the connection."""
+    needed = offset + length
+    declared = _content_length(response)
+    if declared is not None and declared < needed:
+        return _Failure(f"short body ({declared} of {needed} bytes)")
+    body = _read(response, offset, needed)
+    if isinstance(body, _Failure):
+        return body
+    if len(body) < length:
+        return _Failure(f"short body ({offset + len(body)} of {needed} bytes)")
+    return bytes(body)
+
+
+def _drain(response: requests.Response) -> None:
+    """Read a small error body so its keep-alive connection returns to the pool; large ones are dropped."""
+    declared = _content_length(response)
+    if declared is None or declared > _DRAIN_LIMIT:
+        return
+    try:
+        for _chunk in _stream(response, declared):
+            pass
+    except (Urllib3Error, OSError):
+        return  # the connection is discarded on close; nothing to report for a body we do not need
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes // MIB} MB" if nbytes % MIB == 0 else f"{nbytes} bytes"
+
+
+# --- naming things in messages ------------------------------------------------------------------
+
+
+def public_url(url: str) -> str:
+    """The URL without user info, query or fragment: those often hold tokens, and messages reach clients."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def segment_label(url: str) -> str:
+    """The last two path parts ('v360/14096535.ts'): enough to find a segment, short enough for ErrMessage."""
+    parts = [part for part in urlsplit(url).path.split("/") if part]
+    return "/".join(parts[-2:]) or public_url(url)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and everything it wraps (causes, contexts, urllib3's reason and args), outermost first."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args]
+        pending.extend(item for item in wrapped if isinstance(item, BaseException))
+
+
+def _incomplete_read(exc: http.client.IncompleteRead) -> str:
+    partial = exc.partial if isinstance(exc.partial, int) else len(exc.partial)
+    if exc.expected is None:
+        return f"short body (ended after {partial} bytes)"
+    return f"short body ({partial} of {partial + exc.expected} bytes)"
+
+
+def describe_network_error(exc: BaseException) -> str:
+    """A short, stable reason for a failed request: 'connection reset', 'read timeout', 'short body (...)'."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect timeout"
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
+        return "invalid URL"
+    if isinstance(exc, requests.exceptions.InvalidSchema):
+        return "unsupported URL scheme"
+    for cause in _causes(exc):
+        if isinstance(cause, http.client.IncompleteRead):
+            return _incomplete_read(cause)
+        if isinstance(cause, (ReadTimeoutError, requests.exceptions.ReadTimeout)):
+            return "read timeout"
+        if isinstance(cause, ConnectTimeoutError) and not isinstance(cause, NewConnectionError):
+            return "connect timeout"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):  # includes RemoteDisconnected
+            return "connection reset"
+        if isinstance(cause, (BrokenPipeError, ConnectionAbortedError)):
+            return "connection aborted"
+        if isinstance(cause, NameResolutionError):
+            return "DNS lookup failed"
+        if isinstance(cause, (Urllib3SSLError, requests.exceptions.SSLError)):
+            return "TLS error"
+        if isinstance(cause, TimeoutError):  # socket.timeout
+            return "timeout"
+    return "connection error"
