@@ -1,0 +1,268 @@
+"""ports.ObjectStore on Tencent Cloud COS, through cos-python-sdk-v5.
+
+Every write is checked end to end: the SDK sends Content-MD5 so COS refuses a body damaged on the way,
+the returned ETag must be the MD5 we computed (per part for multipart uploads), and a HEAD after the
+write must report the length we sent. An object the harvester reports as written is therefore the
+object it meant to write.
+
+SDK failures become named errors here and nowhere else: throttling, 5xx and transport failures are
+`RetryableError` (the queue redelivers the message); everything else is `StorageError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, TypeVar
+
+from qcloud_cos import CosConfig, CosS3Client
+from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+from harvest.adapters.objectstore import check_bucket, check_key, check_prefix
+from harvest.errors import ConfigError, RetryableError, StorageError
+from harvest.settings import Settings
+
+MIN_PART_SIZE = 1024 * 1024  # COS refuses smaller parts, the last one excepted
+MAX_PARTS = 10_000
+MAX_LIST_PAGE = 1000  # COS's MaxKeys ceiling
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+_READ_CHUNK = 1024 * 1024
+
+# Codes COS documents as transient; any 5xx counts too.
+_RETRYABLE_CODES = frozenset(
+    {"SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError", "TooManyRequests"}
+)
+_MISSING_CODES = frozenset({"NoSuchResource", "NoSuchKey"})
+# With SSE-KMS the ETag is not the body's MD5; Content-MD5 still guards the upload itself.
+_ETAG_NOT_MD5 = "cos/kms"
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class CosStore:
+    def __init__(
+        self,
+        region: str,
+        secret_id: str,
+        secret_key: str,
+        token: str = "",
+        scheme: str = "https",
+        ip: str | None = None,
+        port: int | None = None,
+        multipart_threshold: int = 16 * 1024 * 1024,
+        part_size: int = DEFAULT_PART_SIZE,
+        list_page_size: int = MAX_LIST_PAGE,
+        sdk_retries: int = 3,
+        timeout: float = 30.0,
+    ) -> None:
+        """`ip`/`port` send requests there with the proper `Host` header (a stand-in, in tests).
+
+        `sdk_retries` is the SDK's own retry of network errors and 5xx within one call; the queue's
+        redelivery is the outer retry.
+        """
+        if part_size < MIN_PART_SIZE:
+            raise ConfigError(f"COS part size must be at least {MIN_PART_SIZE} bytes, got {part_size}")
+        if multipart_threshold < 1:
+            raise ConfigError("COS multipart threshold must be at least 1 byte")
+        if not 1 <= list_page_size <= MAX_LIST_PAGE:
+            raise ConfigError(f"COS list page size must be 1..{MAX_LIST_PAGE}, got {list_page_size}")
+        try:
+            config = CosConfig(
+                Region=region,
+                SecretId=secret_id,
+                SecretKey=secret_key,
+                Token=token or None,
+                Scheme=scheme,
+                IP=ip or None,
+                Port=port or None,
+                Timeout=timeout,
+            )
+        except CosClientError as exc:
+            raise ConfigError(f"invalid COS configuration: {exc}") from exc
+        self._client = CosS3Client(config, retry=sdk_retries)
+        self._multipart_threshold = multipart_threshold
+        self._part_size = part_size
+        self._list_page_size = list_page_size
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CosStore:
+        missing = [
+            name
+            for name, value in (
+                ("TENCENTCLOUD_SECRETID", settings.cloud_secret_id),
+                ("TENCENTCLOUD_SECRETKEY", settings.cloud_secret_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                f"HARVEST_OBJECT_STORE=cos needs {', '.join(missing)} "
+                "(SCF sets them from the function's execution role)"
+            )
+        return cls(
+            region=settings.region,
+            secret_id=settings.cloud_secret_id,
+            secret_key=settings.cloud_secret_key,
+            token=settings.cloud_token,
+            scheme=settings.cos_scheme,
+            ip=settings.cos_endpoint_ip or None,
+            port=settings.cos_endpoint_port or None,
+            multipart_threshold=settings.cos_multipart_threshold,
+            part_size=max(MIN_PART_SIZE, min(DEFAULT_PART_SIZE, settings.cos_multipart_threshold)),
+        )
+
+    # --- ports.ObjectStore ------------------------------------------------------------------------
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        check_bucket(bucket)
+        check_key(key)
+        if len(data) > self._multipart_threshold:
+            self._put_multipart(bucket, key, data, content_type)
+        else:
+            response = self._call(
+                f"put {bucket}/{key}",
+                partial(
+                    self._client.put_object,
+                    Bucket=bucket, Key=key, Body=data, EnableMD5=True, ContentType=content_type,
+                ),
+            )
+            _check_etag(response, hashlib.md5(data).hexdigest(), f"{bucket}/{key}")
+        stored = self.size(bucket, key)
+        if stored != len(data):
+            raise RetryableError(
+                f"COS object {bucket}/{key} holds {stored} bytes after writing {len(data)}"
+            )
+
+    def size(self, bucket: str, key: str) -> int | None:
+        check_bucket(bucket)
+        check_key(key)
+        try:
+            headers = self._client.head_object(Bucket=bucket, Key=key)
+        except CosServiceError as exc:
+            if exc.get_status_code() == 404 or exc.get_error_code() in _MISSING_CODES:
+                return None
+            raise _translate(exc, f"head {bucket}/{key}") from exc
+        except CosClientError as exc:
+            raise _translate(exc, f"head {bucket}/{key}") from exc
+        return int(_header(headers, "Content-Length"))
+
+    def get(self, bucket: str, key: str) -> bytes:
+        check_bucket(bucket)
+        check_key(key)
+        what = f"get {bucket}/{key}"
+        response = self._call(what, partial(self._client.get_object, Bucket=bucket, Key=key))
+        try:
+            data = b"".join(response["Body"].get_stream(_READ_CHUNK))
+        except OSError as exc:  # requests' errors are OSErrors: the connection broke mid-body
+            raise RetryableError(f"COS {what} failed while reading the body: {exc}") from exc
+        expected = int(_header(response, "Content-Length") or len(data))
+        if len(data) != expected:
+            raise RetryableError(f"COS {what} returned {len(data)} of {expected} bytes")
+        return data
+
+    def list(self, bucket: str, prefix: str) -> list[tuple[str, int]]:
+        check_bucket(bucket)
+        check_prefix(prefix)
+        found: list[tuple[str, int]] = []
+        marker = ""
+        while True:
+            page = self._call(
+                f"list {bucket}/{prefix}",
+                partial(
+                    self._client.list_objects,
+                    Bucket=bucket, Prefix=prefix, Marker=marker, MaxKeys=self._list_page_size,
+                ),
+            )
+            contents = page.get("Contents", [])
+            found.extend((item["Key"], int(item["Size"])) for item in contents)
+            if page.get("IsTruncated") != "true" or not contents:
+                break
+            # COS sends NextMarker when truncated; the last key is the documented fallback.
+            marker = page.get("NextMarker") or contents[-1]["Key"]
+        found.sort()
+        return found
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _put_multipart(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        what = f"multipart put {bucket}/{key}"
+        # At most 10,000 parts: a huge object gets larger parts rather than failing.
+        part_size = max(self._part_size, math.ceil(len(data) / MAX_PARTS))
+        created = self._call(
+            what,
+            partial(self._client.create_multipart_upload, Bucket=bucket, Key=key, ContentType=content_type),
+        )
+        upload_id = created["UploadId"]
+        try:
+            parts = []
+            for number, offset in enumerate(range(0, len(data), part_size), start=1):
+                body = data[offset : offset + part_size]
+                response = self._call(
+                    f"{what} part {number}",
+                    partial(
+                        self._client.upload_part,
+                        Bucket=bucket, Key=key, Body=body, PartNumber=number, UploadId=upload_id,
+                        EnableMD5=True,
+                    ),
+                )
+                etag = _check_etag(response, hashlib.md5(body).hexdigest(), f"{bucket}/{key} part {number}")
+                parts.append({"PartNumber": number, "ETag": etag})
+            self._call(
+                what,
+                partial(
+                    self._client.complete_multipart_upload,
+                    Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Part": parts},
+                ),
+            )
+        except BaseException:
+            self._abort(bucket, key, upload_id)
+            raise
+
+    def _abort(self, bucket: str, key: str, upload_id: str) -> None:
+        # Best effort: uploaded parts are billed until aborted (or a lifecycle rule removes them), but
+        # the failure that brought us here is the one worth reporting.
+        try:
+            self._client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except (CosServiceError, CosClientError) as exc:
+            log.warning("could not abort multipart upload %s of %s/%s: %s", upload_id, bucket, key, exc)
+
+    def _call(self, what: str, operation: Callable[[], T]) -> T:
+        try:
+            return operation()
+        except (CosServiceError, CosClientError) as exc:
+            raise _translate(exc, what) from exc
+
+
+def _check_etag(response: Any, md5_hex: str, what: str) -> str:
+    """The ETag COS returned, after checking it is the MD5 of what we sent."""
+    etag = _header(response, "ETag")
+    if _header(response, "x-cos-server-side-encryption") == _ETAG_NOT_MD5:
+        return etag
+    if etag.strip('"').lower() != md5_hex:
+        raise RetryableError(f"COS {what}: ETag {etag!r} is not the MD5 of the data sent ({md5_hex})")
+    return etag
+
+
+def _header(headers: Mapping[str, Any], name: str) -> str:
+    """A response header by name in any case: the SDK hands back a plain dict of what the server sent."""
+    wanted = name.lower()
+    for header, value in headers.items():
+        if header.lower() == wanted:
+            return str(value)
+    return ""
+
+
+def _translate(exc: CosServiceError | CosClientError, what: str) -> StorageError | RetryableError:
+    if isinstance(exc, CosClientError):
+        # The SDK raises CosClientError for transport failures (timeouts, refused connections).
+        return RetryableError(f"COS {what} failed: {exc}")
+    status = int(exc.get_status_code())
+    code = exc.get_error_code()
+    message = f"COS {what} failed: HTTP {status} {code}: {exc.get_error_msg()}"
+    if status >= 500 or status == 429 or code in _RETRYABLE_CODES:
+        return RetryableError(message)
+    return StorageError(message)
