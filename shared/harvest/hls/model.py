@@ -1,0 +1,167 @@
+"""The typed HLS model: what the harvester reads from live playlists and writes back as VOD.
+
+Values are frozen so a parsed playlist can be shared by the window selection, the planner and
+the renderer without anyone changing it underneath the others. Times are epoch seconds (floats).
+Section numbers are RFC 8216 (https://datatracker.ietf.org/doc/html/rfc8216).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# (NAME, value exactly as written, quotes included): master attributes are written back unchanged
+# except for URI, so attributes this code does not know about survive the harvest.
+Attributes = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """A sub-range of a resource (§4.3.2.2); the offset is always resolved, never implicit."""
+
+    length: int
+    offset: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """An EXT-X-KEY (§4.3.2.4). `uri` is absolute; `keyformat` None means the implicit "identity"."""
+
+    method: str
+    uri: str | None
+    iv: str | None = None  # needs EXT-X-VERSION >= 2
+    keyformat: str | None = None  # KEYFORMAT(VERSIONS) need EXT-X-VERSION >= 5
+    keyformatversions: str | None = None
+
+    @property
+    def format_name(self) -> str:
+        return self.keyformat or "identity"
+
+
+@dataclass(frozen=True, slots=True)
+class InitSection:
+    """An EXT-X-MAP (§4.3.2.5) with the keys that were in force where it appeared.
+
+    Keeping `keys` lets the renderer reproduce whether the init section itself was encrypted,
+    even when the window starts after a later key rotation.
+    """
+
+    uri: str
+    byterange: ByteRange | None = None
+    keys: tuple[Key, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    """An EXT-X-DATERANGE (§4.3.2.7); `attributes` is the raw attribute list, written back unchanged."""
+
+    id: str
+    start: float
+    attributes: str
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One media segment with every tag that applies to it resolved (§4.3.2).
+
+    `pdt` is the epoch time of its first sample: the explicit EXT-X-PROGRAM-DATE-TIME or one computed
+    from its neighbours (see hls.parse); `pdt_text` holds the explicit tag's text when there was one.
+    `keys` holds the EXT-X-KEY in force for each KEYFORMAT (empty: not encrypted).
+    """
+
+    msn: int
+    uri: str
+    duration: float
+    duration_text: str  # the EXTINF value as written, so the output repeats it byte for byte
+    title: str = ""
+    byterange: ByteRange | None = None
+    discontinuity: bool = False
+    discontinuity_seq: int = 0
+    pdt: float | None = None
+    pdt_text: str | None = None
+    keys: tuple[Key, ...] = ()
+    map: InitSection | None = None
+    gap: bool = False
+    dateranges: tuple[DateRange, ...] = ()  # the ones written just before this segment
+
+    @property
+    def end(self) -> float:
+        """End of the segment on the PDT timeline; only meaningful when `pdt` is set."""
+        return (self.pdt or 0.0) + self.duration
+
+    @property
+    def key(self) -> Key | None:
+        """The identity-format key, or the first key in force: what AES-128 players use."""
+        for key in self.keys:
+            if key.keyformat is None or key.keyformat == "identity":
+                return key
+        return self.keys[0] if self.keys else None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPlaylist:
+    """A media playlist (§4.3.3), parent segments only (LL-HLS parts are ignored)."""
+
+    url: str
+    target_duration: int
+    media_sequence: int = 0
+    discontinuity_sequence: int = 0
+    version: int = 1
+    playlist_type: str | None = None
+    independent_segments: bool = False
+    iframes_only: bool = False
+    segments: tuple[Segment, ...] = ()
+    dateranges: tuple[DateRange, ...] = ()  # every EXT-X-DATERANGE, in playlist order
+    trailing_dateranges: tuple[DateRange, ...] = ()  # the ones after the last segment
+    ended: bool = False
+
+    @property
+    def has_pdt(self) -> bool:
+        # Computed PDTs fill every segment once one segment has an explicit one.
+        return bool(self.segments) and self.segments[0].pdt is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """An EXT-X-STREAM-INF entry (§4.3.4.2)."""
+
+    uri: str
+    attributes: Attributes
+    bandwidth: int
+    resolution: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IFrameStream:
+    """An EXT-X-I-FRAME-STREAM-INF entry (§4.3.4.3); `uri` is absolute, `attributes` as written."""
+
+    uri: str
+    attributes: Attributes
+    bandwidth: int
+    resolution: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rendition:
+    """An EXT-X-MEDIA entry (§4.3.4.1); CLOSED-CAPTIONS and muxed renditions have no URI."""
+
+    type: str
+    group_id: str
+    name: str
+    language: str | None
+    uri: str | None
+    attributes: Attributes
+
+
+@dataclass(frozen=True, slots=True)
+class MasterPlaylist:
+    url: str
+    version: int | None = None
+    independent_segments: bool = False
+    variants: tuple[Variant, ...] = ()
+    iframe_streams: tuple[IFrameStream, ...] = ()
+    media: tuple[Rendition, ...] = ()
+    session_tags: tuple[str, ...] = ()  # EXT-X-SESSION-DATA / -KEY lines, URIs made absolute
