@@ -1,0 +1,17 @@
+"""SCF entry point: `index.main_handler`. The code lives in the harvest layer (shared/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_handler: Any = None
+
+
+def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    global _handler
+    if _handler is None:  # built on the first call, never at import
+        from harvest.composition import build_sweeper_handler
+
+        _handler = build_sweeper_handler()
+    result: dict[str, Any] = _handler(event, context)
+    return result

@@ -1,0 +1,53 @@
+"""Shared record loop for the CKafka-triggered functions (worker and finalizer).
+
+Powertools' partial-batch model: every record is processed even when a neighbour fails; an
+unreadable record is logged and skipped (it can never succeed, so it must not block the
+partition); if any record failed for a reason worth retrying, the invocation raises at the end so
+SCF redelivers the batch, and the records that did succeed are no-ops the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from harvest.domain.job import Message
+from harvest.logs import log_context
+from harvest.triggers import parse_ckafka_event
+
+log = logging.getLogger(__name__)
+
+
+class BatchFailed(Exception):
+    """Some records of the batch must be retried; SCF redelivers the batch when a handler raises."""
+
+
+def deadline_from(context: Mapping[str, Any] | None, margin: float = 60.0) -> float:
+    """A monotonic deadline: SCF's context has time_limit_in_ms but no remaining-time call."""
+    limit_ms = (context or {}).get("time_limit_in_ms") if isinstance(context, Mapping) else None
+    limit = float(limit_ms) / 1000.0 if isinstance(limit_ms, (int, float)) and limit_ms > 0 else 900.0
+    return time.monotonic() + max(limit - margin, limit * 0.5)
+
+
+def process_records(
+    event: Mapping[str, Any], context: Mapping[str, Any] | None, handle: Callable[[Message], None]
+) -> dict[str, Any]:
+    request_id = str((context or {}).get("request_id", "")) if isinstance(context, Mapping) else ""
+    done, skipped, failed = 0, 0, []
+    for record in parse_ckafka_event(event):
+        if record.message is None:
+            log.error("skipping %s: %s", record.ref, record.error)
+            skipped += 1
+            continue
+        with log_context(request_id=request_id, job_id=record.message.body.get("job_id", "")):
+            try:
+                handle(record.message)
+                done += 1
+            except Exception as exc:
+                log.exception("record %s failed: %s", record.ref, exc)
+                failed.append(f"{record.ref}: {exc}")
+    if failed:
+        raise BatchFailed("; ".join(failed))
+    return {"processed": done, "skipped": skipped}

@@ -1,0 +1,32 @@
+"""Worker function: plan messages and chunk messages from the work topic."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from harvest.domain.job import Message
+from harvest.handlers.queue_records import deadline_from, process_records
+from harvest.usecases.harvest import HarvestDeps, harvest_chunk, plan_job
+
+Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
+
+
+def make_handler(deps: HarvestDeps, stopping: Callable[[], bool] = lambda: False) -> Handler:
+    def main_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        deadline = deadline_from(context)
+
+        def should_stop() -> bool:
+            return stopping() or time.monotonic() > deadline
+
+        def handle(message: Message) -> None:
+            body = message.body
+            if body["kind"] == "plan":
+                plan_job(deps, body["job_id"])
+            elif body["kind"] == "chunk":
+                harvest_chunk(deps, body["job_id"], body["chunk"], should_stop)
+
+        return process_records(event, context, handle)
+
+    return main_handler

@@ -1,0 +1,180 @@
+"""The queue pump of `harvest serve`: SCF's CKafka trigger, on one machine.
+
+N consumer threads lease messages from the SQL queue, wrap each in the CKafka-trigger event SCF
+would deliver, and call the worker or finalizer handler with it. A handler that returns acks the
+message; one that raises gives it back for redelivery with backoff, until the queue dead-letters
+it, and then the job fails with a message that says which step could not be done. While a handler
+runs, its lease is extended, so a long chunk is never handed to a second consumer, while a crashed
+process's leases expire quickly and its work resumes elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK
+from harvest.ports import ConsumableQueue, Delivery
+from harvest.triggers import build_ckafka_event
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Mapping[str, Any], Any], Any]
+
+
+class LeaseQueue(ConsumableQueue, Protocol):
+    def extend(self, delivery_id: int, visibility_timeout: float) -> None: ...
+
+    def pop_dead_letters(self) -> list[tuple[Delivery, str]]: ...
+
+
+class Flushable(Protocol):
+    def flush(self, limit: int = 500) -> int: ...
+
+
+@dataclass(frozen=True)
+class PumpConfig:
+    consumers: int = 4
+    lease_seconds: float = 60.0  # extended every lease/3 while a handler runs
+    idle_sleep: float = 0.05
+    retry_base_delay: float = 1.0
+    retry_max_delay: float = 60.0
+    housekeeping_every: float = 2.0  # outbox flush and dead-letter sweep
+    handler_time_limit_ms: int = 900_000  # what SCF's context would say
+
+
+def describe_message(body: Mapping[str, Any]) -> str:
+    kind = body.get("kind", "?")
+    if kind == "chunk":
+        return f"chunk {body.get('chunk')}"
+    return f"{kind} step"
+
+
+class QueuePump:
+    def __init__(
+        self,
+        queue: LeaseQueue,
+        relay: Flushable,
+        handlers: Mapping[str, Handler],
+        on_dead_letter: Callable[[Delivery, str], None],
+        config: PumpConfig = PumpConfig(),
+    ) -> None:
+        self._queue = queue
+        self._relay = relay
+        self._handlers = dict(handlers)
+        self._on_dead_letter = on_dead_letter
+        self._config = config
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def start(self) -> None:
+        self._threads = [
+            threading.Thread(target=self._consume, name=f"pump-{i}", daemon=True)
+            for i in range(self._config.consumers)
+        ]
+        self._threads.append(threading.Thread(target=self._housekeeping, name="pump-housekeeping", daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop leasing new messages and wait for the ones in hand (their leases expire otherwise)."""
+        self._stop.set()
+        end = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, end - time.monotonic()))
+
+    def idle(self) -> bool:
+        with self._busy_lock:
+            return self._busy == 0
+
+    # --- loops ----------------------------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(self._config.housekeeping_every):
+            try:
+                self._relay.flush()
+                for delivery, error in self._queue.pop_dead_letters():
+                    self._dead(delivery, error)
+            except Exception:
+                log.exception("pump housekeeping failed; will try again")
+
+    def _consume(self) -> None:
+        while not self._stop.is_set():
+            try:
+                deliveries = self._queue.receive(1, self._config.lease_seconds)
+            except Exception:
+                log.exception("queue receive failed; backing off")
+                self._stop.wait(1.0)
+                continue
+            if not deliveries:
+                self._stop.wait(self._config.idle_sleep)
+                continue
+            for delivery in deliveries:
+                self._deliver(delivery)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        handler = self._handlers.get(delivery.message.topic)
+        if handler is None:
+            self._nack(delivery, f"no handler for topic {delivery.message.topic!r}")
+            return
+        with self._busy_lock:
+            self._busy += 1
+        done = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(delivery.id, done), daemon=True)
+        heartbeat.start()
+        try:
+            handler(build_ckafka_event([(delivery.id, delivery.message)]), self._context(delivery))
+        except Exception as exc:
+            done.set()
+            self._nack(delivery, str(exc) or type(exc).__name__)
+        else:
+            done.set()
+            self._queue.ack(delivery.id)
+        finally:
+            heartbeat.join()
+            with self._busy_lock:
+                self._busy -= 1
+
+    def _heartbeat(self, delivery_id: int, done: threading.Event) -> None:
+        interval = self._config.lease_seconds / 3
+        while not done.wait(interval):
+            try:
+                self._queue.extend(delivery_id, self._config.lease_seconds)
+            except Exception:
+                log.exception("could not extend lease of message %s", delivery_id)
+
+    def _nack(self, delivery: Delivery, error: str) -> None:
+        delay = min(
+            self._config.retry_max_delay, self._config.retry_base_delay * 2 ** max(0, delivery.attempts - 1)
+        )
+        if self._stop.is_set():
+            delay = 0.0  # interrupted by shutdown: the next process should pick it up at once
+        if self._queue.nack(delivery.id, error, delay):
+            self._dead(delivery, error)
+
+    def _dead(self, delivery: Delivery, error: str) -> None:
+        log.error("message %s dead-lettered after %d attempts: %s", delivery.id, delivery.attempts, error)
+        try:
+            self._on_dead_letter(delivery, error)
+        except Exception:
+            log.exception("dead-letter handling failed for message %s", delivery.id)
+
+    def _context(self, delivery: Delivery) -> dict[str, Any]:
+        topic = delivery.message.topic
+        return {
+            "request_id": f"local-{delivery.id}-{delivery.attempts}",
+            "function_name": "worker" if topic == TOPIC_WORK else "finalizer" if topic == TOPIC_FINALIZE else topic,
+            "time_limit_in_ms": self._config.handler_time_limit_ms,
+            "memory_limit_in_mb": 1024,
+            "namespace": "local",
+        }

@@ -1,0 +1,291 @@
+"""The harvest itself: plan a job, harvest one chunk, finalize. One use case per message kind.
+
+Every step checks the stored state first and does nothing harmful on a repeat, because every
+message may arrive twice or out of order. Object keys are deterministic, so a repeated chunk
+rewrites the same bytes; the job is Completed only after every planned object is in the store
+with the expected size.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from harvest.domain.destination import parse_destination
+from harvest.domain.job import HarvestJob, JobStatus, Phase, chunk_message, finalize_message
+from harvest.domain.registry import Registry
+from harvest.engine.plan import Plan, build_plan
+from harvest.errors import (
+    HarvestFailure,
+    InvalidTransition,
+    JobNotFound,
+    PlaylistError,
+    RetryableError,
+    SegmentFetchError,
+    StorageError,
+)
+from harvest.ports import JobStore, ObjectStore, Origin, Queue
+from harvest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The segment holding EndTime is published only once it has ended, up to a target duration later.
+# Planning waits this long past EndTime, and a window that still looks short at its end within
+# RECENT_END seconds of EndTime is retried (redelivered) instead of failed.
+PLAN_GRACE_SECONDS = 8.0
+RECENT_END_SECONDS = 120.0
+
+# Chunks are sized by task count as well as bytes: at a few MB per segment and a few segments
+# per second per worker, 400 tasks finish in a few minutes, well inside SCF's 900 s limit.
+CHUNK_MAX_TASKS = 400
+
+
+class Relay(Protocol):
+    def flush(self, limit: int = 500) -> int: ...
+
+
+class Notifier(Protocol):
+    def notify(self, url: str, payload: dict[str, Any]) -> str: ...
+
+
+@dataclass(frozen=True)
+class HarvestDeps:
+    settings: Settings
+    registry: Registry
+    store: JobStore
+    queue: Queue  # direct publishing, for the sweeper's re-queues
+    relay: Relay
+    objects: ObjectStore
+    origin: Origin
+    notifier: Notifier
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+
+class Interrupted(Exception):
+    """The invocation ran out of time (or the process is stopping) before the chunk was done.
+
+    Not a failure: the message is redelivered and the chunk resumes, skipping stored objects.
+    """
+
+
+# --- job end ------------------------------------------------------------------------------------
+
+
+def fail_job(deps: HarvestDeps, job_id: str, reason: str) -> HarvestJob | None:
+    """Mark a Running job Failed with `reason`; a job that already ended is left alone."""
+    try:
+        job = deps.store.finish(job_id, JobStatus.FAILED, reason)
+    except (InvalidTransition, JobNotFound):
+        return None
+    log.warning("job failed: %s", reason, extra={"job_id": job_id})
+    _notify(deps, job)
+    return job
+
+
+def _notify(deps: HarvestDeps, job: HarvestJob) -> None:
+    # The status is already committed: the callback can neither delay nor change it.
+    if not job.callback_url:
+        return
+    outcome = deps.notifier.notify(job.callback_url, job.to_api())
+    deps.store.record_callback(job.id, outcome)
+
+
+def _running(deps: HarvestDeps, job_id: str) -> HarvestJob | None:
+    try:
+        job = deps.store.get(job_id)
+    except JobNotFound:
+        log.info("message for a job that no longer exists", extra={"job_id": job_id})
+        return None
+    return job if job.status is JobStatus.RUNNING else None
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+def plan_job(deps: HarvestDeps, job_id: str) -> None:
+    """Read the endpoint's playlists, select the window, store the plan and queue its chunks."""
+    job = _running(deps, job_id)
+    if job is None or job.phase is not Phase.QUEUED:
+        return  # already planned (a repeated plan message) or already ended
+    early = job.end_epoch + PLAN_GRACE_SECONDS - deps.clock()
+    if early > 0:
+        deps.sleep(min(early, PLAN_GRACE_SECONDS))
+    try:
+        endpoint = deps.registry.channel(job.channel_name).endpoint(job.endpoint_name)
+        destination = parse_destination(job.destination, deps.settings.region, ())
+        plan = build_plan(
+            deps.origin,
+            endpoint,
+            job.start_epoch,
+            job.end_epoch,
+            destination,
+            job.manifest,
+            now=deps.clock(),
+            copy_keys=deps.settings.copy_keys,
+        )
+    except PlaylistError as exc:
+        if deps.clock() - job.end_epoch < RECENT_END_SECONDS:
+            # The live edge may simply not have reached EndTime yet: try again on redelivery.
+            raise RetryableError(f"window not yet available, will retry: {exc.message}") from exc
+        fail_job(deps, job_id, exc.message)
+        return
+    except HarvestFailure as exc:
+        fail_job(deps, job_id, exc.message)
+        return
+    except (StorageError, JobNotFound) as exc:  # registry or destination changed under the job
+        fail_job(deps, job_id, f"cannot plan: {exc}")
+        return
+    chunks = plan.chunks(CHUNK_MAX_TASKS, deps.settings.chunk_max_bytes)
+    outbox = [chunk_message(job_id, i) for i in range(len(chunks))] or [finalize_message(job_id)]
+    stored = deps.store.save_plan(job_id, plan.to_json(), chunks, plan.segment_count, outbox)
+    if stored:
+        log.info(
+            "planned %d tasks in %d chunks", len(plan.tasks), len(chunks), extra={"job_id": job_id}
+        )
+        deps.relay.flush()
+
+
+# --- chunk --------------------------------------------------------------------------------------
+
+
+def _fetch_and_store(deps: HarvestDeps, headers: Mapping[str, str], bucket: str, task: Mapping[str, Any]) -> int:
+    expected = task.get("size")
+    existing = deps.objects.size(bucket, task["key"])
+    if existing is not None and expected is not None and existing == expected:
+        return 0  # stored by an earlier delivery of this chunk
+    rng = task.get("range")
+    data = deps.origin.get_bytes(task["url"], headers, (rng[0], rng[1]) if rng else None)
+    if expected is not None and len(data) != expected:
+        raise SegmentFetchError(f"segment {task['name']}: got {len(data)} bytes, expected {expected}")
+    deps.objects.put(bucket, task["key"], data, task.get("content_type") or "application/octet-stream")
+    return len(data)
+
+
+def harvest_chunk(
+    deps: HarvestDeps, job_id: str, index: int, should_stop: Callable[[], bool] = lambda: False
+) -> None:
+    """Fetch every task of one chunk into the object store, then record the chunk as done.
+
+    Raises Interrupted when `should_stop` turns true first; the redelivered message resumes.
+    """
+    job = _running(deps, job_id)
+    if job is None:
+        return
+    chunk = deps.store.get_chunk(job_id, index)
+    if chunk.done:
+        return
+    plan = Plan.from_json(deps.store.get_plan(job_id))
+    endpoint = deps.registry.channel(job.channel_name).endpoint(job.endpoint_name)
+    nbytes = _run_tasks(deps, job_id, plan.bucket, endpoint.headers, chunk.tasks, should_stop)
+    if nbytes is None:
+        return  # the job was failed by a segment that could not be fetched
+    segments = sum(1 for task in chunk.tasks if task.get("counts", True))
+    last = deps.store.complete_chunk(job_id, index, segments, nbytes, [finalize_message(job_id)])
+    if last:
+        deps.relay.flush()
+
+
+def _run_tasks(
+    deps: HarvestDeps,
+    job_id: str,
+    bucket: str,
+    headers: Mapping[str, str],
+    tasks: Sequence[Mapping[str, Any]],
+    should_stop: Callable[[], bool],
+) -> int | None:
+    """Run tasks with bounded parallelism; None when a permanent fetch failure failed the job."""
+    total = 0
+    lock = threading.Lock()
+    progress = [0, 0]  # segments, bytes not yet reported
+
+    def run(task: Mapping[str, Any]) -> int:
+        if should_stop():
+            raise Interrupted(f"stopped before {task['name']}")
+        n = _fetch_and_store(deps, headers, bucket, task)
+        with lock:
+            progress[0] += 1
+            progress[1] += n
+        return n
+
+    workers = max(1, min(deps.settings.download_concurrency, len(tasks)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+        pending: set[Future[int]] = set()
+        task_iter = iter(tasks)
+        last_report = time.monotonic()
+        # Keep at most 2 x workers futures in flight so memory stays bounded on huge chunks.
+        while True:
+            while len(pending) < 2 * workers:
+                task = next(task_iter, None)
+                if task is None:
+                    break
+                pending.add(pool.submit(run, task))
+            if not pending:
+                break
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION, timeout=1.0)
+            for future in done:
+                exc = future.exception()
+                if exc is not None:
+                    for other in pending:
+                        other.cancel()
+                    if isinstance(exc, SegmentFetchError):
+                        fail_job(deps, job_id, exc.message)
+                        return None
+                    raise exc
+                total += future.result()
+            if time.monotonic() - last_report > 1.0:
+                last_report = time.monotonic()
+                with lock:
+                    segs, got = progress
+                    progress[0] = progress[1] = 0
+                if segs:
+                    deps.store.add_progress(job_id, segs, got)
+    return total
+
+
+# --- finalize -----------------------------------------------------------------------------------
+
+
+def _missing_objects(deps: HarvestDeps, plan: Plan) -> list[str]:
+    missing = []
+    for task in plan.tasks:
+        size = deps.objects.size(plan.bucket, task["key"])
+        expected = task.get("size")
+        if size is None:
+            missing.append(f"{task['name']} is missing from the bucket")
+        elif expected is not None and size != expected:
+            missing.append(f"{task['name']} has {size} bytes, expected {expected}")
+    return missing
+
+
+def finalize_job(deps: HarvestDeps, job_id: str) -> None:
+    """Check every planned object, write the playlists (children first, master last), complete."""
+    job = _running(deps, job_id)
+    if job is None:
+        return
+    if job.phase is not Phase.FINALIZING and not (job.phase is Phase.HARVESTING and job.chunks_total == 0):
+        log.info("finalize before every chunk is done; ignored", extra={"job_id": job_id})
+        return
+    plan = Plan.from_json(deps.store.get_plan(job_id))
+    missing = _missing_objects(deps, plan)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        fail_job(deps, job_id, f"segment {missing[0]}{more}")
+        return
+    for key, text in plan.playlists.items():
+        if key != plan.master_key:
+            deps.objects.put(plan.bucket, key, text.encode(), "application/vnd.apple.mpegurl")
+    # The master goes last: once it exists, everything it points to exists too.
+    deps.objects.put(plan.bucket, plan.master_key, plan.playlists[plan.master_key].encode(),
+                     "application/vnd.apple.mpegurl")
+    try:
+        done = deps.store.finish(job_id, JobStatus.COMPLETED)
+    except InvalidTransition:
+        return  # a concurrent finalize (duplicate message) won
+    log.info("job completed", extra={"job_id": job_id})
+    _notify(deps, done)

@@ -1,0 +1,131 @@
+"""A harvest engine on one machine for tests: real handlers, real pump, SQLite, local disk, HTTP origin.
+
+Jobs are created through the real create use case; the pump delivers CKafka-trigger events to the
+real worker and finalizer handlers, exactly as `harvest serve` does.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harvest.composition import build_backend, build_harvest_deps
+from harvest.devtools import LiveOrigin, write_channels_yaml
+from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK, HarvestJob, JobStatus
+from harvest.domain.registry import load_registry
+from harvest.domain.validation import CreateParams
+from harvest.handlers import finalizer, worker
+from harvest.local.pump import PumpConfig, QueuePump
+from harvest.local.serve import _dead_letter_handler
+from harvest.settings import Settings
+from harvest.usecases.api_jobs import create_job
+from harvest.usecases.harvest import HarvestDeps
+
+REGION = "ap-singapore"
+BUCKET = "vod-1250000000"
+DESTINATION = f"https://{BUCKET}.cos.{REGION}.myqcloud.com/out/"
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    deps: HarvestDeps
+    pump: QueuePump
+    origin: LiveOrigin
+    clock: Callable[[], float]
+
+    @property
+    def bucket_root(self) -> Path:
+        return self.settings.data_dir / "cos" / BUCKET
+
+    def create(self, job_id: str, channel: str, start: float, end: float, **extra: Any) -> HarvestJob:
+        params = CreateParams(
+            id=job_id,
+            channel_name=channel,
+            endpoint_name="hls",
+            time_format="Epoch seconds",
+            start_time=str(int(start)),
+            end_time=str(int(end)),
+            destination=extra.get("destination", DESTINATION),
+            manifest=extra.get("manifest", f"{job_id}/index.m3u8"),
+            callback_url=extra.get("callback_url"),
+        )
+        return create_job(self.deps.store, self.deps.relay, self.deps.registry, self.settings, params, self.clock())
+
+    def wait(self, job_id: str, timeout: float = 60.0) -> HarvestJob:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            job = self.deps.store.get(job_id)
+            if job.status is not JobStatus.RUNNING:
+                return job
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} still Running after {timeout} s: {self.deps.store.get(job_id)}")
+
+
+def make_engine(
+    tmp_path: Path, origin: LiveOrigin, clock: Callable[[], float], **overrides: Any
+) -> tuple[Engine, Callable[[], None]]:
+    registry_file = tmp_path / "channels.yaml"
+    write_channels_yaml(registry_file, origin.url, origin.channels)
+    settings = Settings(
+        region=REGION,
+        data_dir=tmp_path / "data",
+        channels_file=registry_file,
+        credentials={"AKIDtest": "secret"},
+        workers=2,
+        fetch_backoff=0.01,
+        **overrides,
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    backend = build_backend(settings)
+    deps = replace(build_harvest_deps(settings, backend, load_registry(registry_file)), clock=clock)
+    handlers = {TOPIC_WORK: worker.make_handler(deps), TOPIC_FINALIZE: finalizer.make_handler(deps)}
+    pump = QueuePump(
+        backend.queue,  # type: ignore[arg-type]
+        backend.relay,
+        handlers,
+        _dead_letter_handler(deps),
+        PumpConfig(consumers=settings.workers, lease_seconds=10, retry_base_delay=0.05, retry_max_delay=0.2),
+    )
+    pump.start()
+
+    def stop() -> None:
+        pump.stop(10)
+        backend.db.close()
+
+    return Engine(settings, deps, pump, origin, clock), stop
+
+
+@pytest.fixture
+def engine_factory(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
+    stops: list[Callable[[], None]] = []
+
+    def factory(origin: LiveOrigin, clock: Callable[[], float], **overrides: Any) -> Engine:
+        engine, stop = make_engine(tmp_path, origin, clock, **overrides)
+        stops.append(stop)
+        return engine
+
+    yield factory
+    for stop in stops:
+        stop()
+
+
+def ffmpeg_decode_errors(master: Path) -> str:
+    """What ffmpeg says (at warning level, stopping at the first error) decoding every rendition."""
+    result = subprocess.run(
+        [
+            "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-xerror",
+            "-allowed_extensions", "ALL", "-protocol_whitelist", "file,http,tcp,crypto,data",
+            "-i", str(master), "-map", "0", "-f", "null", "-",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return (result.stderr.strip() + (f"\nexit {result.returncode}" if result.returncode else "")).strip()
