@@ -158,6 +158,10 @@ class PlaylistError(HarvestFailure):
     """A playlist could not be fetched, parsed, or does not cover the window."""
 
 
+class PlaylistFetchError(PlaylistError):
+    """A playlist could not be fetched after every retry (as opposed to fetched but unusable)."""
+
+
 class SegmentFetchError(HarvestFailure):
     """A segment (or key, init section) could not be fetched after every retry."""
 

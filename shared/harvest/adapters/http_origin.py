@@ -34,7 +34,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from harvest.adapters.retry import RetryPolicy, after_attempts, parse_retry_after
-from harvest.errors import PlaylistError, SegmentFetchError
+from harvest.errors import PlaylistFetchError, SegmentFetchError
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class OriginSegmentError(SegmentFetchError):
         self.reason = reason
 
 
-class OriginPlaylistError(PlaylistError):
+class OriginPlaylistError(PlaylistFetchError):
     """PlaylistError with what went wrong as data: the URL, last HTTP status, attempts made."""
 
     def __init__(

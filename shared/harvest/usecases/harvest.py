@@ -25,6 +25,7 @@ from harvest.errors import (
     InvalidTransition,
     JobNotFound,
     PlaylistError,
+    PlaylistFetchError,
     RetryableError,
     SegmentFetchError,
     StorageError,
@@ -130,7 +131,8 @@ def plan_job(deps: HarvestDeps, job_id: str) -> None:
             copy_keys=deps.settings.copy_keys,
         )
     except PlaylistError as exc:
-        if deps.clock() - job.end_epoch < RECENT_END_SECONDS:
+        recent = deps.clock() - job.end_epoch < RECENT_END_SECONDS
+        if recent and not isinstance(exc, PlaylistFetchError):
             # The live edge may simply not have reached EndTime yet: try again on redelivery.
             raise RetryableError(f"window not yet available, will retry: {exc.message}") from exc
         fail_job(deps, job_id, exc.message)
