@@ -1,0 +1,105 @@
+"""StartTime / EndTime parsing for the two TimeFormat values the API documents.
+
+The API says "1. Epoch seconds 2. ISO-8601". Epoch times are positive integer strings. ISO-8601
+times must carry a UTC offset (or Z): a naive time would be read in whatever zone the server runs
+in, and a harvest window off by hours is worse than a clear refusal.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+
+from harvest.errors import FieldError
+
+
+class TimeFormat(str, Enum):
+    EPOCH = "epoch"
+    ISO8601 = "iso8601"
+
+
+# Accepted spellings, compared case-insensitively. The docs' literal text is "Epoch seconds" and "ISO-8601".
+_TIME_FORMATS = {
+    "epoch": TimeFormat.EPOCH,
+    "epoch seconds": TimeFormat.EPOCH,
+    "iso-8601": TimeFormat.ISO8601,
+    "iso8601": TimeFormat.ISO8601,
+}
+
+# 12 digits reach year 9999; a 13-digit value is almost always epoch milliseconds.
+_EPOCH = re.compile(r"[1-9][0-9]{0,11}")
+_ISO = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<hour>\d{2}):(?P<minute>\d{2})"
+    r"(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,9}))?)?"
+    r"(?P<zone>[Zz]|[+-]\d{2}:?\d{2})?",
+    re.ASCII,  # \d would otherwise match any script's digits
+)
+_MAX_SHOWN = 64  # values are echoed in messages; keep a hostile 1 MB string out of them
+
+
+def shown(value: str) -> str:
+    """`value` quoted for an error message, cut short when long."""
+    return repr(value if len(value) <= _MAX_SHOWN else value[:_MAX_SHOWN] + "...")
+
+
+def parse_time_format(value: str) -> TimeFormat:
+    try:
+        return _TIME_FORMATS[value.strip().lower()]
+    except KeyError:
+        raise FieldError(
+            "TimeFormat", f"TimeFormat {shown(value)} is not supported: use 'Epoch seconds' or 'ISO-8601'"
+        ) from None
+
+
+def parse_time(value: str, time_format: TimeFormat, field: str) -> float:
+    """Epoch seconds of `value`; FieldError(InvalidParameter.<field>) naming the rule it breaks."""
+    if time_format is TimeFormat.EPOCH:
+        return float(_parse_epoch(value, field))
+    return _parse_iso(value, field)
+
+
+def _parse_epoch(value: str, field: str) -> int:
+    if _EPOCH.fullmatch(value):
+        return int(value)
+    if value.isascii() and value.isdigit() and len(value) == 13:
+        raise FieldError(field, f"{field} {shown(value)} looks like epoch milliseconds; send epoch seconds")
+    raise FieldError(
+        field,
+        f"{field} {shown(value)} is not epoch seconds: expected a positive integer string like '1700000000'",
+    )
+
+
+def _parse_iso(value: str, field: str) -> float:
+    match = _ISO.fullmatch(value)
+    if match is None:
+        raise FieldError(
+            field,
+            f"{field} {shown(value)} is not an ISO-8601 time: expected e.g. '2023-08-01T10:00:00+08:00'"
+            " or '2023-08-01T02:00:00Z'",
+        )
+    if match["zone"] is None:
+        raise FieldError(
+            field,
+            f"{field} {shown(value)} has no UTC offset: add 'Z' or '+hh:mm' so the instant is unambiguous",
+        )
+    try:
+        offset = _offset(match["zone"])
+        year, month, day = (int(part) for part in match["date"].split("-"))
+        hour, minute, second = int(match["hour"]), int(match["minute"]), int(match["second"] or 0)
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=offset)
+    except ValueError as exc:
+        raise FieldError(field, f"{field} {shown(value)} is not a real time: {exc}") from None
+    fraction = float("0." + match["fraction"]) if match["fraction"] else 0.0
+    return moment.timestamp() + fraction
+
+
+def _offset(zone: str) -> timezone:
+    if zone in ("Z", "z"):
+        return timezone.utc
+    digits = zone[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"UTC offset {zone} is out of range")
+    delta = timedelta(hours=hours, minutes=minutes)
+    return timezone(-delta if zone[0] == "-" else delta)

@@ -1,0 +1,243 @@
+"""Rules for a CreateStreamPackageHarvestJob request, checked before anything is stored.
+
+Pure functions of the request, the registry, the settings and `now`. Each broken rule raises a
+named error whose code names the field (FieldError) and whose message says which rule and why,
+so an SDK user can fix the request from the message alone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from harvest.domain.destination import CosLocation, normalize_manifest, parse_destination
+from harvest.domain.registry import Channel, Endpoint, Registry
+from harvest.domain.timeparse import TimeFormat, parse_time, parse_time_format, shown
+from harvest.errors import ChannelNotFound, EndpointNotFound, FieldError, MissingParameter
+from harvest.settings import Settings
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")  # the registry's rule for channel and endpoint names
+MAX_WINDOW_SECONDS = 24 * 3600
+MAX_CALLBACK_URL_CHARS = 2048
+DEFAULT_MANIFEST = "index.m3u8"
+
+
+@dataclass(frozen=True)
+class CreateParams:
+    """A Create request's fields, already type-checked (strings), not yet validated."""
+
+    id: str
+    channel_name: str
+    endpoint_name: str
+    time_format: str
+    start_time: str
+    end_time: str
+    destination: str | None = None
+    manifest: str | None = None
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ValidCreate:
+    """A Create request that passed every rule. Text fields echo what the user sent (or the default)."""
+
+    id: str
+    channel: Channel
+    endpoint: Endpoint
+    time_format: str
+    start_time: str
+    end_time: str
+    start_epoch: float
+    end_epoch: float
+    destination: str
+    location: CosLocation
+    manifest: str
+    manifest_key: str  # normalised object key under location.prefix
+    callback_url: str
+
+
+def check_job_id(value: str, field: str = "ID") -> str:
+    if not _ID.fullmatch(value):
+        raise FieldError(
+            field,
+            f"{field} {shown(value)} is invalid: use 1-128 characters of A-Z, a-z, 0-9, '_' and '-'",
+            code="InvalidParameter.Id",
+        )
+    return value
+
+
+def find_channel(registry: Registry, name: str) -> Channel:
+    if not _NAME.fullmatch(name):
+        raise ChannelNotFound(
+            f"ChannelName {shown(name)} is not a known channel (names are 1-128 of A-Z a-z 0-9 _ -)"
+        )
+    return registry.channel(name)
+
+
+def find_endpoint(channel: Channel, name: str) -> Endpoint:
+    if not _NAME.fullmatch(name):
+        raise EndpointNotFound(
+            f"EndpointName {shown(name)} is not an endpoint of channel {channel.name!r}"
+            " (names are 1-128 of A-Z a-z 0-9 _ -)"
+        )
+    return channel.endpoint(name)
+
+
+def check_window(
+    start: float, end: float, now: float, endpoint: Endpoint, max_window: int = MAX_WINDOW_SECONDS
+) -> None:
+    """The window must be non-empty, at most a day, already over, and still inside the startover window."""
+    if start >= end:
+        raise FieldError(
+            "EndTime", "EndTime must be later than StartTime", code="InvalidParameterValue.TimeRange"
+        )
+    if end - start > max_window:
+        raise FieldError(
+            "EndTime",
+            f"the window from StartTime to EndTime is {end - start:.0f} s;"
+            f" at most {max_window} s (24 h) is allowed",
+            code="InvalidParameterValue.Duration",
+        )
+    if end > now:
+        raise FieldError(
+            "EndTime",
+            f"EndTime is {end - now:.0f} s in the future; a harvest can only cover time that has passed",
+            code="InvalidParameterValue.EndTime",
+        )
+    window = endpoint.startover_window
+    if start < now - window:
+        raise FieldError(
+            "StartTime",
+            f"StartTime is {now - start:.0f} s ago, older than endpoint {endpoint.name!r} keeps"
+            f" (its startover window is {window} s)",
+            code="InvalidParameterValue.StartTime",
+        )
+
+
+def check_callback_url(url: str) -> str:
+    """An http(s) URL with a host, at most 2048 characters (InvalidParameter.CallbackURL)."""
+    field = "CallbackURL"
+    if len(url) > MAX_CALLBACK_URL_CHARS:
+        raise FieldError(field, f"CallbackURL is longer than {MAX_CALLBACK_URL_CHARS} characters")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise FieldError(field, "CallbackURL contains whitespace or a control character")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a malformed port)
+    except ValueError:
+        raise FieldError(field, f"CallbackURL {shown(url)} is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise FieldError(field, f"CallbackURL {shown(url)} must be an http:// or https:// URL with a host")
+    return url
+
+
+def validate_create(params: CreateParams, registry: Registry, settings: Settings, now: float) -> ValidCreate:
+    """Check every rule, in the order the fields appear in the API; the first broken rule raises."""
+    check_job_id(params.id)
+    channel = find_channel(registry, params.channel_name)
+    endpoint = find_endpoint(channel, params.endpoint_name)
+    time_format: TimeFormat = parse_time_format(params.time_format)
+    start = parse_time(params.start_time, time_format, "StartTime")
+    end = parse_time(params.end_time, time_format, "EndTime")
+    check_window(start, end, now, endpoint)
+    # An empty Destination counts as omitted: SDK users clear a field by setting it to "".
+    destination = params.destination or settings.default_destination
+    if not destination:
+        raise MissingParameter(
+            "Destination is required: this service has no default destination (HARVEST_DEFAULT_DESTINATION)"
+        )
+    location = parse_destination(destination, settings.region, settings.allowed_buckets)
+    manifest = params.manifest if params.manifest is not None else f"{params.id}/{DEFAULT_MANIFEST}"
+    manifest_key = normalize_manifest(manifest)
+    callback_url = check_callback_url(params.callback_url) if params.callback_url else ""
+    return ValidCreate(
+        id=params.id,
+        channel=channel,
+        endpoint=endpoint,
+        time_format=params.time_format,
+        start_time=params.start_time,
+        end_time=params.end_time,
+        start_epoch=start,
+        end_epoch=end,
+        destination=destination,
+        location=location,
+        manifest=manifest,
+        manifest_key=manifest_key,
+        callback_url=callback_url,
+    )
+
+
+# --- callback targets ---------------------------------------------------------------------------
+
+Resolver = Callable[[str], Sequence[str]]
+
+
+def resolve_host(host: str) -> list[str]:
+    """Every address `host` resolves to (A and AAAA)."""
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def _refusal(address: str) -> str | None:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    except ValueError:
+        return f"{address!r} is not an IP address"
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    ip = mapped or ip
+    # Anything not globally routable: loopback, RFC 1918, link-local (with the 169.254.169.254
+    # metadata service), CGNAT 100.64/10, unspecified, reserved and documentation ranges.
+    if not ip.is_global or ip.is_multicast:
+        return f"{ip} is a loopback, private, link-local or otherwise non-public address"
+    return None
+
+
+def check_callback_target(url: str, allow_private: bool, resolve: Resolver = resolve_host) -> None:
+    """Refuse a CallbackURL whose host is, or resolves to, a non-public address, unless allowed.
+
+    A callback is a request the service makes on the user's behalf; without this check a user
+    could aim it at the cloud metadata service or at hosts inside our own network.
+    """
+    check_callback_url(url)
+    if allow_private:
+        return
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        try:
+            addresses = list(resolve(host))
+        except OSError as exc:
+            message = f"CallbackURL host {shown(host)} does not resolve: {exc}"
+            raise FieldError("CallbackURL", message) from None
+    if not addresses:
+        raise FieldError("CallbackURL", f"CallbackURL host {shown(host)} resolves to no address")
+    for address in addresses:
+        refusal = _refusal(address)
+        if refusal is not None:
+            raise FieldError("CallbackURL", f"CallbackURL host {shown(host)} is refused: {refusal}")
+
+
+# --- the other actions --------------------------------------------------------------------------
+
+MAX_PAGE_SIZE = 100
+MAX_PAGE_NUM = 1_000_000  # keeps the row offset a sane integer for every database
+MAX_DELETE_IDS = 100
+
+
+def check_page(page_num: int, page_size: int) -> None:
+    if not 1 <= page_num <= MAX_PAGE_NUM:
+        raise FieldError("PageNum", f"PageNum is {page_num}; it counts from 1 (at most {MAX_PAGE_NUM})")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise FieldError("PageSize", f"PageSize is {page_size}; it must be between 1 and {MAX_PAGE_SIZE}")
+
+
+def check_delete_ids(ids: Sequence[str]) -> list[str]:
+    if not 1 <= len(ids) <= MAX_DELETE_IDS:
+        raise FieldError("IDs", f"IDs holds {len(ids)} IDs; give between 1 and {MAX_DELETE_IDS}")
+    return [check_job_id(job_id, "IDs") for job_id in ids]

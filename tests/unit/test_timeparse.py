@@ -1,0 +1,126 @@
+"""StartTime / EndTime in both documented formats, and the refusals that name their rule."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harvest.domain.timeparse import TimeFormat, parse_time, parse_time_format
+from harvest.errors import FieldError
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Epoch seconds", TimeFormat.EPOCH),
+        ("epoch SECONDS", TimeFormat.EPOCH),
+        ("Epoch", TimeFormat.EPOCH),
+        ("ISO-8601", TimeFormat.ISO8601),
+        ("iso8601", TimeFormat.ISO8601),
+        (" ISO-8601 ", TimeFormat.ISO8601),
+    ],
+)
+def test_time_formats_are_read_case_insensitively(text: str, expected: TimeFormat) -> None:
+    assert parse_time_format(text) is expected
+
+
+@pytest.mark.parametrize("text", ["", "unix", "Epoch milliseconds", "RFC3339", "ISO 8601"])
+def test_other_time_formats_are_refused(text: str) -> None:
+    with pytest.raises(FieldError) as caught:
+        parse_time_format(text)
+    assert caught.value.code == "InvalidParameter.TimeFormat"
+    assert "Epoch seconds" in caught.value.message and "ISO-8601" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "epoch"), [("1", 1.0), ("1700000000", 1700000000.0), ("253402300799", 253402300799.0)]
+)
+def test_epoch_seconds(text: str, epoch: float) -> None:
+    assert parse_time(text, TimeFormat.EPOCH, "StartTime") == epoch
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("0", "positive integer"),
+        ("-5", "positive integer"),
+        ("+5", "positive integer"),
+        ("017", "positive integer"),
+        ("1700000000.5", "positive integer"),
+        (" 1700000000", "positive integer"),
+        ("", "positive integer"),
+        ("1700000000000", "milliseconds"),
+        ("2023-08-01T10:00:00Z", "positive integer"),
+        ("\u0661\u0667" + "\u0660" * 8, "positive integer"),  # Arabic-Indic digits pass str.isdigit()
+    ],
+)
+def test_epoch_refusals_name_field_and_rule(text: str, says: str) -> None:
+    with pytest.raises(FieldError) as caught:
+        parse_time(text, TimeFormat.EPOCH, "EndTime")
+    assert caught.value.code == "InvalidParameter.EndTime"
+    assert "EndTime" in caught.value.message and says in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2023-08-01T10:00:00+08:00", datetime(2023, 8, 1, 2, tzinfo=timezone.utc)),
+        ("2023-08-01T02:00:00Z", datetime(2023, 8, 1, 2, tzinfo=timezone.utc)),
+        ("2023-08-01t02:00:00z", datetime(2023, 8, 1, 2, tzinfo=timezone.utc)),
+        ("2023-08-01T02:00Z", datetime(2023, 8, 1, 2, tzinfo=timezone.utc)),
+        ("2023-08-01T01:30:00-0030", datetime(2023, 8, 1, 2, tzinfo=timezone.utc)),
+        ("2023-08-01T02:00:00.250Z", datetime(2023, 8, 1, 2, 0, 0, 250000, tzinfo=timezone.utc)),
+        ("2023-08-01T02:00:00,5+00:00", datetime(2023, 8, 1, 2, 0, 0, 500000, tzinfo=timezone.utc)),
+    ],
+)
+def test_iso_8601_with_offset(text: str, expected: datetime) -> None:
+    assert parse_time(text, TimeFormat.ISO8601, "StartTime") == pytest.approx(expected.timestamp())
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("2023-08-01T10:00:00", "no UTC offset"),
+        ("2023-08-01 10:00:00Z", "not an ISO-8601 time"),
+        ("2023-08-01", "not an ISO-8601 time"),
+        ("1700000000", "not an ISO-8601 time"),
+        ("2023-02-30T10:00:00Z", "not a real time"),
+        ("2023-08-01T24:00:00Z", "not a real time"),
+        ("2023-08-01T10:00:00+24:00", "not a real time"),
+        ("2023-08-01T10:00:00+05:60", "not a real time"),
+        ("2023-08-01T10:00:00.1234567890Z", "not an ISO-8601 time"),
+    ],
+)
+def test_iso_refusals_name_field_and_rule(text: str, says: str) -> None:
+    with pytest.raises(FieldError) as caught:
+        parse_time(text, TimeFormat.ISO8601, "StartTime")
+    assert caught.value.code == "InvalidParameter.StartTime"
+    assert "StartTime" in caught.value.message and says in caught.value.message
+
+
+def test_a_huge_value_is_not_echoed_whole() -> None:
+    with pytest.raises(FieldError) as caught:
+        parse_time("9" * 100_000, TimeFormat.EPOCH, "StartTime")
+    assert len(caught.value.message) < 300
+
+
+@given(
+    moment=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(9998, 12, 31)),
+    offset_minutes=st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59),
+)
+def test_iso_and_epoch_agree_on_the_same_instant(moment: datetime, offset_minutes: int) -> None:
+    # GIVEN an instant written in some UTC offset, to whole seconds
+    zone = timezone(timedelta(minutes=offset_minutes))
+    local = moment.replace(microsecond=0, tzinfo=timezone.utc).astimezone(zone)
+    # WHEN it is parsed as ISO-8601 and as epoch seconds THEN both give the same instant
+    iso = parse_time(local.isoformat(), TimeFormat.ISO8601, "StartTime")
+    assert iso == local.timestamp()
+    assert parse_time(str(int(local.timestamp())), TimeFormat.EPOCH, "StartTime") == iso
+
+
+def test_iso_digits_must_be_ascii() -> None:
+    with pytest.raises(FieldError):
+        parse_time("\u0662\u0660\u0662\u0663-08-01T10:00:00Z", TimeFormat.ISO8601, "StartTime")
