@@ -9,9 +9,9 @@ _handler: Any = None
 
 def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     global _handler
-    if _handler is None:  # built on the first call, never at import
-        from harvest.handlers.live_event_end import build_handler
+    if _handler is None:  # built on the first call, never at import, then reused by the instance
+        from harvest.composition import build_live_event_end_handler
 
-        _handler = build_handler()
+        _handler = build_live_event_end_handler()
     result: dict[str, Any] = _handler(event, context)
     return result

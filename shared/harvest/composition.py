@@ -17,6 +17,7 @@ from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.jobstore import SqlJobStore
 from harvest.adapters.sql.queue import SqlQueue
 from harvest.domain.registry import Registry, load_registry
+from harvest.handlers.api import ApiDeps
 from harvest.ports import ObjectStore, Queue
 from harvest.settings import Settings
 from harvest.usecases.harvest import HarvestDeps
@@ -57,7 +58,8 @@ def build_origin(settings: Settings) -> HttpOrigin:
     # One origin client serves every consumer thread's download pool: size its keep-alive pool
     # for all of them, or urllib3 would open and discard connections under load.
     policy = RetryPolicy(attempts=settings.fetch_attempts, base_delay=settings.fetch_backoff)
-    return HttpOrigin(policy, settings.fetch_timeout, settings.download_concurrency * max(1, settings.workers))
+    pool = settings.download_concurrency * max(1, settings.workers)
+    return HttpOrigin(policy, settings.fetch_timeout, pool)
 
 
 def build_notifier(settings: Settings) -> CallbackNotifier:
@@ -80,6 +82,18 @@ def build_harvest_deps(
     )
 
 
+def build_api_deps(
+    settings: Settings, backend: Backend | None = None, registry: Registry | None = None
+) -> ApiDeps:
+    backend = backend or build_backend(settings)
+    return ApiDeps(
+        settings=settings,
+        registry=registry or load_registry(settings.channels_file),
+        store=backend.store,
+        relay=backend.relay,
+    )
+
+
 # --- SCF entry points -----------------------------------------------------------------------------
 
 
@@ -87,8 +101,36 @@ def _settings() -> Settings:
     from harvest.logs import configure_logging
 
     settings = Settings.from_env()
-    configure_logging(secrets=tuple(settings.credentials.values()) + (settings.cloud_secret_key,))
+    configure_logging(
+        secrets=(*settings.credentials.values(), settings.cloud_secret_key, settings.cloud_token)
+    )
     return settings
+
+
+def build_api_handler():  # type: ignore[no-untyped-def]
+    from harvest.handlers.api import make_handler
+
+    return make_handler(build_api_deps(_settings()))
+
+
+def build_live_event_end_handler():  # type: ignore[no-untyped-def]
+    from harvest.handlers.live_event_end import LiveEventDeps, make_handler
+    from harvest.usecases.live_events import LiveEventConfig
+
+    settings = _settings()
+    config = LiveEventConfig.from_env()
+    from harvest.logs import configure_logging
+
+    configure_logging(secrets=(config.callback_key,))
+    backend = build_backend(settings)
+    deps = LiveEventDeps(
+        store=backend.store,
+        relay=backend.relay,
+        registry=load_registry(settings.channels_file),
+        settings=settings,
+        config=config,
+    )
+    return make_handler(deps)
 
 
 def build_worker_handler():  # type: ignore[no-untyped-def]

@@ -151,6 +151,11 @@ def _describe_many(ctx: ActionContext, params: Payload) -> Payload:
 def _progress(ctx: ActionContext, params: Payload) -> Payload:
     """Our one extension action: live progress for `harvest jobs wait` (not part of StreamPackage)."""
     job = api_jobs.describe_job(ctx.store, params["ID"])
+    # Exact counters move when a chunk completes; the live ones move during it but may count a
+    # redelivered chunk twice, so they are capped at the total.
+    live_segments = int(job.extra.get("live_segments", 0))
+    segments = min(job.segments_total, max(job.segments_done, live_segments))
+    nbytes = max(job.bytes_done, int(job.extra.get("live_bytes", 0)))
     return {
         "ID": job.id,
         "Status": job.status.value,
@@ -158,8 +163,8 @@ def _progress(ctx: ActionContext, params: Payload) -> Payload:
         "ChunksTotal": job.chunks_total,
         "ChunksDone": job.chunks_done,
         "SegmentsTotal": job.segments_total,
-        "SegmentsDone": job.segments_done,
-        "BytesDone": job.bytes_done,
+        "SegmentsDone": segments,
+        "BytesDone": nbytes,
         "ErrMessage": job.err_message,
     }
 

@@ -128,7 +128,9 @@ def parse_registry(data: Any, source: str = "registry") -> Registry:
             if ep.name in endpoints:
                 raise ConfigError(f"{where}: endpoint {ep.name!r} is listed twice")
             endpoints[ep.name] = ep
-        channels[name] = Channel(name=name, id=str(raw.get("id") or _generated_channel_id(name)), endpoints=endpoints)
+        channels[name] = Channel(
+            name=name, id=str(raw.get("id") or _generated_channel_id(name)), endpoints=endpoints
+        )
     rules: list[StreamRule] = []
     for i, raw in enumerate(data.get("streams") or []):
         where = f"{source}: streams[{i}]"

@@ -167,23 +167,3 @@ def make_handler(deps: ApiDeps) -> Handler:
 
 
 make_api_handler = make_handler  # the name `harvest serve` imports
-
-
-def build_api_deps(settings: Settings) -> ApiDeps:
-    """Real adapters for the deployed function and `harvest serve` (composition, kept in one place)."""
-    from harvest.adapters.relay import OutboxRelay
-    from harvest.adapters.sql import Database, SqlJobStore, SqlQueue
-    from harvest.domain.registry import load_registry
-    from harvest.ports import Queue
-
-    registry = load_registry(settings.channels_file)
-    db = Database.connect(settings.effective_database_url)
-    store = SqlJobStore(db)
-    queue: Queue
-    if settings.queue_backend == "ckafka":
-        from harvest.adapters.ckafka import CKafkaQueue  # the Tencent SDK only where it is used
-
-        queue = CKafkaQueue.from_settings(settings)
-    else:
-        queue = SqlQueue(db, max_attempts=settings.queue_max_attempts)
-    return ApiDeps(settings=settings, registry=registry, store=store, relay=OutboxRelay(store, queue))

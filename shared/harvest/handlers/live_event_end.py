@@ -107,26 +107,3 @@ def make_handler(deps: LiveEventDeps) -> Handler:
                 return _refusal(500, "internal error; the notification may be retried")
 
     return main_handler
-
-
-def build_handler() -> Handler:
-    """Wire the handler from the environment (called once per SCF instance by functions/live_event_end)."""
-    from harvest.composition import build_backend
-    from harvest.domain.registry import load_registry
-    from harvest.logs import configure_logging
-    from harvest.settings import Settings
-    from harvest.usecases.live_events import LiveEventConfig
-
-    settings = Settings.from_env()
-    config = LiveEventConfig.from_env()
-    secrets = [*settings.credentials.values(), settings.cloud_secret_key, settings.cloud_token]
-    configure_logging(secrets=[*secrets, config.callback_key])
-    backend = build_backend(settings)
-    deps = LiveEventDeps(
-        store=backend.store,
-        relay=backend.relay,
-        registry=load_registry(settings.channels_file),
-        settings=settings,
-        config=config,
-    )
-    return make_handler(deps)

@@ -218,18 +218,35 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
         try:
             result = app(environ, start_response)
-            try:
-                data = b"".join(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-            status = int(str(started["status"]).split(" ", 1)[0])
-            headers = {name: value for name, value in started["headers"] if name.lower() != "content-length"}
         except Exception:
             log.exception("route %s failed for %s %s", prefix, self.command, self.path)
-            status, headers, data = 500, {"Content-Type": "text/plain"}, b"internal error\n"
-        self._send(status, headers, data)
+            self._send(500, {"Content-Type": "text/plain"}, b"internal error\n")
+            return
+        try:
+            chunks = iter(result)
+            first = next(chunks, b"")  # WSGI apps may call start_response lazily, on first iteration
+            status = int(str(started["status"]).split(" ", 1)[0])
+            headers = list(started["headers"])
+            length = next((value for name, value in headers if name.lower() == "content-length"), None)
+            if length is None:
+                # No declared length: buffer so keep-alive clients still get one.
+                data = first + b"".join(chunks)
+                self._send(status, {name: value for name, value in headers}, data)
+                return
+            # Declared length (bucket objects, HEAD included): stream, never hold a whole object.
+            self.send_response(status)
+            for name, value in headers:
+                if name.lower() not in ("connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(first)
+                for chunk in chunks:
+                    self.wfile.write(chunk)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
 
     # --- response ---------------------------------------------------------------------------------
 

@@ -82,7 +82,9 @@ class QueuePump:
             threading.Thread(target=self._consume, name=f"pump-{i}", daemon=True)
             for i in range(self._config.consumers)
         ]
-        self._threads.append(threading.Thread(target=self._housekeeping, name="pump-housekeeping", daemon=True))
+        self._threads.append(
+            threading.Thread(target=self._housekeeping, name="pump-housekeeping", daemon=True)
+        )
         for thread in self._threads:
             thread.start()
 
@@ -173,7 +175,11 @@ class QueuePump:
         topic = delivery.message.topic
         return {
             "request_id": f"local-{delivery.id}-{delivery.attempts}",
-            "function_name": "worker" if topic == TOPIC_WORK else "finalizer" if topic == TOPIC_FINALIZE else topic,
+            "function_name": "worker"
+            if topic == TOPIC_WORK
+            else "finalizer"
+            if topic == TOPIC_FINALIZE
+            else topic,
             "time_limit_in_ms": self._config.handler_time_limit_ms,
             "memory_limit_in_mb": 1024,
             "namespace": "local",

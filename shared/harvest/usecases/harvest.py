@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from harvest.domain.destination import parse_destination
+from harvest.domain.destination import normalize_manifest, parse_destination
 from harvest.domain.job import HarvestJob, JobStatus, Phase, chunk_message, finalize_message
 from harvest.domain.registry import Registry
 from harvest.engine.plan import Plan, build_plan
@@ -126,7 +126,7 @@ def plan_job(deps: HarvestDeps, job_id: str) -> None:
             job.start_epoch,
             job.end_epoch,
             destination,
-            job.manifest,
+            normalize_manifest(job.manifest),
             now=deps.clock(),
             copy_keys=deps.settings.copy_keys,
         )
@@ -147,16 +147,16 @@ def plan_job(deps: HarvestDeps, job_id: str) -> None:
     outbox = [chunk_message(job_id, i) for i in range(len(chunks))] or [finalize_message(job_id)]
     stored = deps.store.save_plan(job_id, plan.to_json(), chunks, plan.segment_count, outbox)
     if stored:
-        log.info(
-            "planned %d tasks in %d chunks", len(plan.tasks), len(chunks), extra={"job_id": job_id}
-        )
+        log.info("planned %d tasks in %d chunks", len(plan.tasks), len(chunks), extra={"job_id": job_id})
         deps.relay.flush()
 
 
 # --- chunk --------------------------------------------------------------------------------------
 
 
-def _fetch_and_store(deps: HarvestDeps, headers: Mapping[str, str], bucket: str, task: Mapping[str, Any]) -> int:
+def _fetch_and_store(
+    deps: HarvestDeps, headers: Mapping[str, str], bucket: str, task: Mapping[str, Any]
+) -> int:
     expected = task.get("size")
     existing = deps.objects.size(bucket, task["key"])
     if existing is not None and expected is not None and existing == expected:
@@ -283,8 +283,12 @@ def finalize_job(deps: HarvestDeps, job_id: str) -> None:
         if key != plan.master_key:
             deps.objects.put(plan.bucket, key, text.encode(), "application/vnd.apple.mpegurl")
     # The master goes last: once it exists, everything it points to exists too.
-    deps.objects.put(plan.bucket, plan.master_key, plan.playlists[plan.master_key].encode(),
-                     "application/vnd.apple.mpegurl")
+    deps.objects.put(
+        plan.bucket,
+        plan.master_key,
+        plan.playlists[plan.master_key].encode(),
+        "application/vnd.apple.mpegurl",
+    )
     try:
         done = deps.store.finish(job_id, JobStatus.COMPLETED)
     except InvalidTransition:
