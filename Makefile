@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 DEBS   := ffmpeg aria2
 
-.PHONY: demo test lint typecheck unit bench install system-deps clean
+.PHONY: demo test lint typecheck unit bench layer install system-deps clean
 
 demo: install
 	$(BIN)/harvest demo
@@ -24,6 +24,10 @@ typecheck: install
 
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The SCF layer (shared/ plus its dependencies) for serverless.yml: build/layer.zip.
+layer: install
+	$(BIN)/python packaging/build_layer.py
 
 install: system-deps $(STAMP)
 
