@@ -7,24 +7,28 @@ with no error.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from tests.support.engine import BUCKET, Engine, ffmpeg_decode_errors
+from tests.support.media import TEST_NOW
 
 from harvest.devtools import ChannelSpec, LiveOrigin, ManualClock, Pool
 from harvest.domain.job import JobStatus
 from harvest.engine.plan import Plan
 from harvest.hls.parse import is_master, parse_master, parse_media
-from tests.support.engine import BUCKET, Engine, ffmpeg_decode_errors
-from tests.support.media import TEST_NOW
 
-pytest_plugins = ("tests.support.media", "tests.support.engine")
+pytest_plugins = ("tests.support.media", "tests.support.engine", "tests.support.cos_server")
 
 pytestmark = pytest.mark.media
 
 
-def _origin(start_origin: Callable[..., LiveOrigin], pools: dict[str, Pool], kind: str) -> tuple[LiveOrigin, ManualClock]:
+def _origin(
+    start_origin: Callable[..., LiveOrigin], pools: dict[str, Pool], kind: str
+) -> tuple[LiveOrigin, ManualClock]:
     clock = ManualClock(TEST_NOW)
     origin = start_origin({kind: ChannelSpec(kind, pools[kind], dvr_window=3600)}, clock=clock)
     return origin, clock
@@ -58,7 +62,9 @@ def assert_byte_exact(engine: Engine, job_id: str) -> Plan:
 
 
 def assert_playlists_resolve_and_cover(engine: Engine, plan: Plan, start: float, end: float) -> None:
-    for path in _playlist_files(engine.bucket_root, plan.master_key)[1:] or [engine.bucket_root / plan.master_key]:
+    for path in _playlist_files(engine.bucket_root, plan.master_key)[1:] or [
+        engine.bucket_root / plan.master_key
+    ]:
         media = parse_media(path.read_text(), path.as_uri())
         assert media.ended and media.playlist_type == "VOD"
         for segment in media.segments:
@@ -79,7 +85,9 @@ def assert_playlists_resolve_and_cover(engine: Engine, plan: Plan, start: float,
 
 @pytest.mark.parametrize("kind", ["ts", "fmp4", "aes", "byterange"])
 def test_each_kind_of_channel_harvests_into_a_byte_exact_decodable_vod(
-    kind: str, media_pools: dict[str, Pool], start_origin: Callable[..., LiveOrigin],
+    kind: str,
+    media_pools: dict[str, Pool],
+    start_origin: Callable[..., LiveOrigin],
     engine_factory: Callable[..., Engine],
 ) -> None:
     # GIVEN a live channel of this kind with a DVR window, and a window across a pool wrap
@@ -101,7 +109,9 @@ def test_each_kind_of_channel_harvests_into_a_byte_exact_decodable_vod(
 
 
 def test_a_permanently_missing_segment_fails_the_job_naming_it(
-    media_pools: dict[str, Pool], start_origin: Callable[..., LiveOrigin], engine_factory: Callable[..., Engine]
+    media_pools: dict[str, Pool],
+    start_origin: Callable[..., LiveOrigin],
+    engine_factory: Callable[..., Engine],
 ) -> None:
     # GIVEN a channel where one segment inside the window answers 404 for ever
     from harvest.devtools import FaultPlan
@@ -121,7 +131,9 @@ def test_a_permanently_missing_segment_fails_the_job_naming_it(
 
 
 def test_a_repeated_chunk_message_rewrites_the_same_objects(
-    media_pools: dict[str, Pool], start_origin: Callable[..., LiveOrigin], engine_factory: Callable[..., Engine]
+    media_pools: dict[str, Pool],
+    start_origin: Callable[..., LiveOrigin],
+    engine_factory: Callable[..., Engine],
 ) -> None:
     # GIVEN a completed job
     origin, clock = _origin(start_origin, media_pools, "ts")
@@ -146,3 +158,86 @@ def test_a_repeated_chunk_message_rewrites_the_same_objects(
     after = {p: p.read_bytes() for p in sorted(engine.bucket_root.rglob("*")) if p.is_file()}
     assert after == before
     assert engine.deps.store.get("job-twice") == first
+
+
+def test_callback_url_receives_the_job_record_and_its_outcome_is_recorded(
+    media_pools: dict[str, Pool],
+    start_origin: Callable[..., LiveOrigin],
+    engine_factory: Callable[..., Engine],
+) -> None:
+    # GIVEN a receiver that fails once, then accepts (private addresses allowed for this local test)
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict[str, object]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(500 if len(received) == 1 else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin, clock = _origin(start_origin, media_pools, "ts")
+    engine = engine_factory(origin, clock, allow_private_callbacks=True)
+    url = f"http://127.0.0.1:{server.server_address[1]}/done"
+    try:
+        # WHEN a job with a CallbackURL completes
+        engine.create("job-cb", "ts", TEST_NOW - 30, TEST_NOW - 20, callback_url=url)
+        job = engine.wait("job-cb")
+        deadline = time.monotonic() + 10
+        while not engine.deps.store.get("job-cb").callback_status and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.shutdown()
+    # THEN the receiver got the HarvestJobResp (retried after the 500), and the outcome is on the job
+    assert job.status is JobStatus.COMPLETED
+    assert received[-1]["ID"] == "job-cb" and received[-1]["Status"] == "Completed"
+    assert received[-1]["CallbackURL"] == url and len(received) == 2
+    assert engine.deps.store.get("job-cb").callback_status == "delivered: HTTP 200 after 2 attempts"
+    assert engine.deps.store.get("job-cb").status is JobStatus.COMPLETED
+
+
+def test_a_harvest_into_cos_is_byte_exact(
+    media_pools: dict[str, Pool],
+    start_origin: Callable[..., LiveOrigin],
+    engine_factory: Callable[..., Engine],
+    cos_server: object,
+) -> None:
+    # GIVEN the COS adapter aimed at the COS stand-in (moto's S3 app behind a COS-signature check)
+    from harvest.adapters.objectstore.cos import CosStore
+
+    server: Any = cos_server
+    bucket = server.create_bucket("vod")
+    origin, clock = _origin(start_origin, media_pools, "fmp4")
+    engine = engine_factory(
+        origin,
+        clock,
+        region=server.region,
+        object_store="cos",
+        cos_endpoint_ip=server.ip,
+        cos_endpoint_port=server.port,
+        cos_scheme="http",
+        cloud_secret_id=server.secret_id,
+        cloud_secret_key=server.secret_key,
+    )
+    assert isinstance(engine.deps.objects, CosStore)
+    destination = f"https://{bucket}.cos.{server.region}.myqcloud.com/cos-out/"
+    # WHEN a job harvests into that bucket
+    engine.create("job-cos", "fmp4", TEST_NOW - 30, TEST_NOW - 20, destination=destination)
+    job = engine.wait("job-cos")
+    # THEN every object read back through COS is the source's bytes, and the master is there
+    assert (job.status, job.err_message) == (JobStatus.COMPLETED, "")
+    plan = Plan.from_json(engine.deps.store.get_plan("job-cos"))
+    for task in plan.tasks:
+        rng = task["range"]
+        source = engine.deps.origin.get_bytes(task["url"], {}, (rng[0], rng[1]) if rng else None)
+        assert engine.deps.objects.get(bucket, task["key"]) == source
+    assert engine.deps.objects.get(bucket, "cos-out/job-cos/index.m3u8").startswith(b"#EXTM3U")

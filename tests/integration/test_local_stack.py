@@ -27,12 +27,15 @@ pytestmark = pytest.mark.media
 
 SECRET_ID, SECRET_KEY, REGION = "AKIDcli", "cli-secret", "ap-singapore"
 BUCKET = "vod-1250000000"
+KINDS = ("ts", "fmp4", "aes", "byterange")
 
 
 @pytest.fixture
 def live_origin(media_pools: dict[str, Pool]) -> Iterator[LiveOrigin]:
     # Real wall-clock time: the API checks that EndTime is in the past against the real clock.
-    origin = LiveOrigin({"news": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}).start()
+    channels = {"news": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}
+    channels.update({kind: ChannelSpec(kind, media_pools[kind], dvr_window=3600) for kind in KINDS})
+    origin = LiveOrigin(channels).start()
     yield origin
     origin.stop()
 
@@ -210,3 +213,38 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             cli_main([command, "--help"])
         assert exit_info.value.code == 0
         assert "usage: harvest" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_sdk_harvests_every_kind_of_channel_through_serve(
+    kind: str, make_stack: Callable[..., LocalStack], live_origin: LiveOrigin
+) -> None:
+    # GIVEN harvest serve's stack and a live channel of this kind
+    from tests.support.engine import ffmpeg_decode_errors
+
+    from harvest.engine.plan import Plan
+
+    stack = make_stack()
+    client = HarvestClient(ClientConfig(_api(stack), SECRET_ID, SECRET_KEY, REGION))
+    end = int(time.time()) - 10
+    # WHEN the unchanged Tencent SDK creates a job and it runs to its end
+    client.create(
+        {
+            "ID": f"sdk-{kind}",
+            "ChannelName": kind,
+            "EndpointName": "hls",
+            "TimeFormat": "ISO-8601",
+            "StartTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end - 14)),
+            "EndTime": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(end)),
+        }
+    )
+    assert wait_for(client, f"sdk-{kind}", 120.0, io.StringIO(), poll=0.1) == EXIT_OK
+    # THEN every object is byte-exact with the origin and ffmpeg decodes the VOD without an error
+    plan = Plan.from_json(stack.deps.store.get_plan(f"sdk-{kind}"))
+    root = stack.settings.data_dir / "cos" / plan.bucket
+    for task in plan.tasks:
+        rng = task["range"]
+        assert (root / task["key"]).read_bytes() == stack.deps.origin.get_bytes(
+            task["url"], {}, (rng[0], rng[1]) if rng else None
+        ), task["name"]
+    assert ffmpeg_decode_errors(root / plan.master_key) == ""

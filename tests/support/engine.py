@@ -56,7 +56,9 @@ class Engine:
             manifest=extra.get("manifest", f"{job_id}/index.m3u8"),
             callback_url=extra.get("callback_url"),
         )
-        return create_job(self.deps.store, self.deps.relay, self.deps.registry, self.settings, params, self.clock())
+        return create_job(
+            self.deps.store, self.deps.relay, self.deps.registry, self.settings, params, self.clock()
+        )
 
     def wait(self, job_id: str, timeout: float = 60.0) -> HarvestJob:
         end = time.monotonic() + timeout
@@ -73,15 +75,15 @@ def make_engine(
 ) -> tuple[Engine, Callable[[], None]]:
     registry_file = tmp_path / "channels.yaml"
     write_channels_yaml(registry_file, origin.url, origin.channels)
-    settings = Settings(
-        region=REGION,
-        data_dir=tmp_path / "data",
-        channels_file=registry_file,
-        credentials={"AKIDtest": "secret"},
-        workers=2,
-        fetch_backoff=0.01,
-        **overrides,
-    )
+    options: dict[str, Any] = {
+        "region": REGION,
+        "data_dir": tmp_path / "data",
+        "channels_file": registry_file,
+        "credentials": {"AKIDtest": "secret"},
+        "workers": 2,
+        "fetch_backoff": 0.01,
+    }
+    settings = Settings(**{**options, **overrides})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     backend = build_backend(settings)
     deps = replace(build_harvest_deps(settings, backend, load_registry(registry_file)), clock=clock)
@@ -120,9 +122,23 @@ def ffmpeg_decode_errors(master: Path) -> str:
     """What ffmpeg says (at warning level, stopping at the first error) decoding every rendition."""
     result = subprocess.run(
         [
-            "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-xerror",
-            "-allowed_extensions", "ALL", "-protocol_whitelist", "file,http,tcp,crypto,data",
-            "-i", str(master), "-map", "0", "-f", "null", "-",
+            "ffmpeg",
+            "-nostdin",
+            "-hide_banner",
+            "-v",
+            "error",
+            "-xerror",
+            "-allowed_extensions",
+            "ALL",
+            "-protocol_whitelist",
+            "file,http,tcp,crypto,data",
+            "-i",
+            str(master),
+            "-map",
+            "0",
+            "-f",
+            "null",
+            "-",
         ],
         capture_output=True,
         text=True,
