@@ -8,13 +8,21 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 DEBS   := ffmpeg aria2
 
-.PHONY: demo test lint typecheck unit bench layer install system-deps clean
+PY310  ?= $(shell command -v python3.10 2>/dev/null)
+
+.PHONY: demo test test-py310 lint typecheck unit bench layer install system-deps clean
 
 demo: install
 	$(BIN)/harvest demo
 
 test: install lint typecheck
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# SCF runs Python 3.10: the unit suite also runs there when this machine has a python3.10.
+test-py310: system-deps
+	@if [ -z "$(PY310)" ]; then echo "test-py310: no python3.10 here, skipped"; else \
+	  [ -x .venv310/bin/python ] || $(PY310) -m venv .venv310; \
+	  .venv310/bin/pip install -q -e '.[test]' && .venv310/bin/python -m pytest -q -p no:cacheprovider tests/unit; fi
 
 lint: install
 	$(BIN)/ruff check shared tests functions bench
