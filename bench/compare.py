@@ -1,0 +1,136 @@
+"""Measurements (a), (b), (c): one window, downloaded by aria2c and curl (the raw limit), harvested
+by `harvest serve`, and remuxed by `ffmpeg -c copy`; each repeated, the median run reported."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.ffmpeg_copy import run_ffmpeg
+from bench.harvest_run import BenchError, ServeOptions, harvest_once
+from bench.measure import Measured, cpu_seconds
+from bench.origin_setup import OriginProcess, Window
+from bench.raw import run_aria2c, run_curl
+
+TARGET_HARVEST_OVER_RAW = 1.3  # at most
+TARGET_FFMPEG_OVER_HARVEST = 5.0  # at least
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def settle() -> None:
+    """Write back the previous run's dirty pages first, so no run pays for another's disk writes."""
+    os.sync()
+
+
+def _tool_row(
+    measured: Measured, files: int, size: int, payload: int, segments: int, origin_cpu: float
+) -> dict[str, Any]:
+    # MB/s and segments/s are of the window's payload (the same bytes for every tool), so the
+    # rates compare like with like even where a tool writes fewer bytes (ffmpeg drops TS padding).
+    return {
+        "seconds": round(measured.seconds, 3),
+        "mb": round(payload / 1e6, 2),
+        "mb_per_s": round(payload / 1e6 / measured.seconds, 2),
+        "segments": segments,
+        "segments_per_s": round(segments / measured.seconds, 1),
+        "peak_rss_mb": round(measured.peak_rss / 1e6, 1),
+        "cpu_seconds": round(measured.cpu_seconds, 2),
+        "origin_cpu_seconds": round(origin_cpu, 2),
+        "files_written": files,
+        "bytes_written": size,
+    }
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["runs_s"] = [r["seconds"] for r in runs]
+    if len(runs) > 1:
+        chosen["stdev_s"] = round(statistics.stdev(r["seconds"] for r in runs), 3)
+    return chosen
+
+
+def compare_tools(
+    work: Path,
+    origin: OriginProcess,
+    channels: Path,
+    window: Window,
+    jobs: int,
+    repeat: int,
+    options: ServeOptions,
+    ffmpeg_parallel: bool,
+) -> dict[str, Any]:
+    channel = next(iter(origin.channels.values()))
+    urls = origin.segment_urls(channel.name, window)
+    expected = len(channel.renditions) * window.segments_per_rendition
+    if len(urls) != expected:
+        raise BenchError(f"the origin listed {len(urls)} segments for the window, expected {expected}")
+    playlists = [(r, origin.playlist_url(channel.name, r, window)) for r in channel.renditions]
+    payload = 0  # bytes of the window's segments, set by the first raw download
+
+    def timed(run: Callable[[], tuple[Measured, int, int]], name: str) -> dict[str, Any]:
+        nonlocal payload
+        settle()
+        before = cpu_seconds([origin.pid])
+        measured, files, size = run()
+        origin_cpu = cpu_seconds([origin.pid]) - before
+        if measured.returncode != 0:
+            raise BenchError(f"{name} failed ({measured.returncode}): {measured.stderr}")
+        payload = payload or size
+        return _tool_row(measured, files, size, payload, len(urls), origin_cpu)
+
+    # curl is only a second opinion on the raw limit: minimal images may lack it.
+    with_curl = shutil.which("curl") is not None
+    runs: dict[str, list[dict[str, Any]]] = {"aria2c": [], "curl": [], "harvest": [], "ffmpeg": []}
+    for i in range(repeat):
+        log(f"  run {i + 1}/{repeat}: aria2c -j {jobs}")
+        runs["aria2c"].append(timed(lambda: run_aria2c(urls, work, jobs), "aria2c"))
+        if with_curl:
+            log(f"  run {i + 1}/{repeat}: curl --parallel-max {jobs}")
+            runs["curl"].append(timed(lambda: run_curl(urls, work, jobs), "curl"))
+        log(f"  run {i + 1}/{repeat}: harvest serve")
+        result = harvest_once(work, channels, origin.pid, channel.name, window, options, label="harvest")
+        row = result.to_json()
+        if result.segments != len(urls) or result.bytes != payload:
+            raise BenchError(
+                f"harvest stored {result.segments} segments / {result.bytes} bytes;"
+                f" the raw download got {len(urls)} / {payload}"
+            )
+        runs["harvest"].append(row)
+        log(f"  run {i + 1}/{repeat}: ffmpeg -c copy ({'parallel' if ffmpeg_parallel else 'sequential'})")
+        runs["ffmpeg"].append(timed(lambda: run_ffmpeg(playlists, work, ffmpeg_parallel), "ffmpeg"))
+    tools = {name: _median(rows) for name, rows in runs.items() if rows}
+    raw = tools["aria2c"]["seconds"]
+    fastest = min(tools[name]["seconds"] for name in ("aria2c", "curl") if name in tools)
+    harvest, ffmpeg = tools["harvest"]["seconds"], tools["ffmpeg"]["seconds"]
+    ratios = {
+        "harvest_over_raw": {
+            "value": round(harvest / raw, 2),
+            "target": f"<= {TARGET_HARVEST_OVER_RAW}",
+            "pass": harvest / raw <= TARGET_HARVEST_OVER_RAW,
+        },
+        "harvest_over_fastest_raw": {"value": round(harvest / fastest, 2), "target": None, "pass": None},
+        "ffmpeg_over_harvest": {
+            "value": round(ffmpeg / harvest, 2),
+            "target": f">= {TARGET_FFMPEG_OVER_HARVEST}",
+            "pass": ffmpeg / harvest >= TARGET_FFMPEG_OVER_HARVEST,
+        },
+    }
+    return {
+        "latency_ms": origin.latency_ms,
+        "window": {"start": window.start, "end": window.end, "seconds": window.seconds},
+        "segments": len(urls),
+        "mb": round(payload / 1e6, 2),
+        "tools": tools,
+        "ratios": ratios,
+        "ffmpeg_mode": "parallel" if ffmpeg_parallel else "sequential",
+        "jobs": jobs,
+    }

@@ -1,0 +1,149 @@
+"""The printed table: every number of results.json that a reader needs, with targets and verdicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _tools_block(block: dict[str, Any]) -> list[str]:
+    tools = block["tools"]
+    names = {
+        "aria2c": f"(a) raw: aria2c -j {block['jobs']} -x 1",
+        "curl": f"    raw: curl --parallel-max {block['jobs']}",
+        "harvest": "(b) harvest serve, Create->Completed",
+        "ffmpeg": f"(c) ffmpeg -c copy ({block['ffmpeg_mode']})",
+    }
+    lines = [
+        f"  origin latency {block['latency_ms']:g} ms: {block['segments']} segments, {block['mb']:,.1f} MB",
+        f"    {'tool':<38}{'time s':>8}{'MB/s':>9}{'seg/s':>9}{'peak RSS MB':>13}{'CPU s':>8}"
+        f"{'origin CPU s':>14}",
+    ]
+    for key, label in names.items():
+        row = tools.get(key)
+        if row is None:
+            lines.append(f"    {label:<38}  (not installed)")
+            continue
+        lines.append(
+            f"    {label:<38}{row['seconds']:>8.2f}{row['mb_per_s']:>9.1f}{row['segments_per_s']:>9.1f}"
+            f"{row['peak_rss_mb']:>13.1f}{row['cpu_seconds']:>8.2f}{row['origin_cpu_seconds']:>14.2f}"
+        )
+    labels = {
+        "harvest_over_raw": "harvest / raw (aria2c) time",
+        "harvest_over_fastest_raw": "harvest / fastest raw time",
+        "ffmpeg_over_harvest": "ffmpeg / harvest time",
+    }
+    for key, label in labels.items():
+        ratio = block["ratios"][key]
+        target = f"   target {ratio['target']:<8} {_verdict(ratio['pass'])}" if ratio["target"] else ""
+        lines.append(f"    {label:<32}{ratio['value']:>6.2f}x{target}")
+    return lines
+
+
+def _harvest_rows(title: str, rows: list[dict[str, Any]], key: str, label: str) -> list[str]:
+    lines = [
+        title,
+        f"    {label:<16}{'segments':>10}{'MB':>10}{'time s':>9}{'MB/s':>9}{'seg/s':>9}{'peak RSS MB':>13}"
+        f"{'CPU s':>8}",
+    ]
+    for row in rows:
+        lines.append(
+            f"    {row[key]!s:<16}{row['segments']:>10}{row['mb']:>10,.1f}{row['seconds']:>9.2f}"
+            f"{row['mb_per_s']:>9.1f}{row['segments_per_s']:>9.1f}{row['peak_rss_mb']:>13.1f}{row['cpu_seconds']:>8.2f}"
+        )
+    return lines
+
+
+def render(results: dict[str, Any]) -> str:
+    config = results["config"]
+    machine = results["machine"]
+    lines = [
+        "",
+        f"harvest benchmark, {results['finished_at']}",
+        f"machine: {machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gb']} GB RAM,"
+        f" {machine['kernel']}; {machine['tools']}",
+        f"window: {config['renditions']} renditions x {config['window_s']} s of {config['segment_seconds']} s"
+        f" segments of {config['segment_kb']} KB (real H.264/AAC MPEG-TS, null-padded to size)",
+        f"harvest serve: {config['harvest_setup']}",
+    ]
+    if results.get("comparison"):
+        lines += ["", "(a)(b)(c) the same window: raw download, harvest, ffmpeg"]
+    for block in results.get("comparison", []):
+        lines += _tools_block(block)
+    planning = results.get("planning")
+    if planning:
+        lines += ["", "planning (harvest.engine.plan.build_plan: parse, select, write)"]
+        cases = (("media_playlist", "media playlist"), ("master_all_renditions", "master, every rendition"))
+        for key, label in cases:
+            row = planning[key]
+            verdict = f"target <= {planning['target_s']} s {_verdict(row['pass'])}" if "pass" in row else ""
+            lines.append(
+                f"    {label:<26}{row['segments']:>8} segments  best {row['best_s']:.3f} s"
+                f"  median {row['median_s']:.3f} s  {verdict}"
+            )
+        lines.append(
+            f"    (parse alone {planning['media_playlist']['parse_only_best_s']:.3f} s; chunking + JSON"
+            f" of the master plan {planning['master_all_renditions']['chunk_and_json_s']:.3f} s)"
+        )
+    api = results.get("api")
+    if api:
+        lines += ["", f"API load against harvest serve, rate limiting off ({api['load_generator']})"]
+        for key in ("describe", "create"):
+            row = api[key]
+            lines.append(
+                f"    {key.capitalize():<9}{row['requests_per_s']:>8.0f} req/s  p50 {row['p50_ms']:.1f} ms"
+                f"  p99 {row['p99_ms']:.1f} ms  errors {row['errors']}  target {row['target']}"
+                f"  {_verdict(row['pass'])}   CPU: server {row['server_cores']} cores,"
+                f" load generator {row['loadgen_cores']} cores"
+            )
+            if row["first_error"]:
+                lines.append(f"      first error: {row['first_error']}")
+    sweep = results.get("throughput")
+    if sweep:
+        levels = [row["download_concurrency"] for row in sweep[0]["rows"]]
+        lines += ["", "harvest MB/s vs HARVEST_DOWNLOAD_CONCURRENCY (same window as above)"]
+        lines.append(f"    {'origin latency':<16}" + "".join(f"{level:>9}" for level in levels) + "   aria2c")
+        for series in sweep:
+            cells = "".join(f"{row['mb_per_s']:>9.1f}" for row in series["rows"])
+            name = f"{series['latency_ms']:g} ms"
+            lines.append(f"    {name:<16}{cells}   {series['aria2c_mb_per_s']:.1f}")
+        if results.get("plot"):
+            lines.append(f"    plot: {results['plot']}")
+    memory = results.get("memory_run")
+    if memory:
+        lines += _harvest_rows(
+            f"\nmemory run: {memory['renditions']} renditions x {memory['window_s']} s,"
+            f" {memory['segment_kb']} KB segments; peak RSS of the serve process tree"
+            f" {memory['peak_rss_mb']:.1f} MB (idle {memory['idle_rss_mb']:.1f} MB)",
+            [memory],
+            "window_s",
+            "window s",
+        )
+    scaling = results.get("scaling")
+    if scaling:
+        lines += _harvest_rows(
+            f"\nscaling: harvest time vs window length ({scaling['segment_kb']} KB segments)",
+            scaling["rows"],
+            "window_s",
+            "window s",
+        )
+    workers = results.get("workers_scaling")
+    if workers:
+        lines += _harvest_rows(
+            f"\nworkers scaling: N harvest serve processes on one PostgreSQL, {workers['window_s']} s window,"
+            f" {workers['segment_kb']} KB segments",
+            workers["rows"],
+            "processes",
+            "processes",
+        )
+    for problem in results.get("errors", []):
+        lines.append(f"\nERROR in {problem['stage']}: {problem['error']}")
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""Smoke test of the benchmark harness: `python -m bench.run --quick --all` on a tiny window.
+
+Not a speed test (no number is compared with a target here): it checks that every measurement
+runs to the end against the real stack and that every metric is printed and written.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.media]
+
+PRINTED = [
+    "(a) raw: aria2c",
+    "raw: curl --parallel-max",
+    "(b) harvest serve, Create->Completed",
+    "(c) ffmpeg -c copy (sequential)",
+    "harvest / raw (aria2c) time",
+    "harvest / fastest raw time",
+    "ffmpeg / harvest time",
+    "planning (harvest.engine.plan.build_plan",
+    "media playlist",
+    "Describe",
+    "Create",
+    "harvest MB/s vs HARVEST_DOWNLOAD_CONCURRENCY",
+    "plot: ",
+    "memory run:",
+    "scaling: harvest time vs window length",
+    "workers scaling:",
+]
+
+
+def _positive_measurement(row: dict[str, object]) -> None:
+    for key in ("seconds", "mb_per_s", "segments_per_s", "peak_rss_mb"):
+        value = row[key]
+        assert isinstance(value, (int, float)) and value > 0, f"{key}={value!r} in {row}"
+
+
+def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_path: Path) -> None:
+    # GIVEN the quick profile (2 renditions x 36 s of 6 s segments, every stage shrunk)
+    out = tmp_path / "out"
+
+    # WHEN the benchmark command runs with every optional stage
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--all", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    # THEN it completes without a failed stage and prints every metric
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    for label in PRINTED:
+        assert label in done.stdout, f"{label!r} not printed:\n{done.stdout}"
+
+    # AND results.json holds a measurement for every tool, on the same segments and bytes
+    results = json.loads((out / "results.json").read_text())
+    assert "errors" not in results
+    expected_segments = 2 * 36 // 6
+    assert [block["latency_ms"] for block in results["comparison"]] == [0.0, 20.0]
+    for block in results["comparison"]:
+        assert block["segments"] == expected_segments
+        tools = block["tools"]
+        for name in ("aria2c", "curl", "harvest", "ffmpeg"):
+            _positive_measurement(tools[name])
+            assert tools[name]["segments"] == expected_segments
+        assert tools["aria2c"]["bytes_written"] == tools["curl"]["bytes_written"]
+        assert round(tools["aria2c"]["bytes_written"] / 1e6, 2) == tools["harvest"]["mb"]
+        assert tools["harvest"]["playlists"] == 3  # master + one per rendition
+        for ratio in ("harvest_over_raw", "harvest_over_fastest_raw", "ffmpeg_over_harvest"):
+            assert block["ratios"][ratio]["value"] > 0
+
+    # AND planning, API load, the sweep and the long runs each report their numbers
+    assert results["planning"]["media_playlist"]["segments"] == 600  # 1 h of 6 s segments
+    assert results["planning"]["media_playlist"]["best_s"] > 0
+    for action in ("describe", "create"):
+        api = results["api"][action]
+        assert api["requests"] > 0 and api["errors"] == 0, api
+        assert api["p99_ms"] > 0
+    for series in results["throughput"]:
+        assert [row["download_concurrency"] for row in series["rows"]] == [1, 4]
+        for row in series["rows"]:
+            _positive_measurement(row)
+    _positive_measurement(results["memory_run"])
+    assert results["memory_run"]["segments"] == 2 * 60 // 6
+    assert [row["window_s"] for row in results["scaling"]["rows"]] == [36, 60]
+    assert [row["processes"] for row in results["workers_scaling"]["rows"]] == [1, 4]
+    for row in results["scaling"]["rows"] + results["workers_scaling"]["rows"]:
+        _positive_measurement(row)
+
+    # AND the throughput plot is a real PNG image
+    png = (out / "throughput.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (960, 600)
