@@ -108,6 +108,8 @@ def check_target(url: str, allow_private: bool, resolve: Resolver = system_resol
         addresses = resolve(host, port)
     except OSError as exc:  # socket.gaierror
         raise FieldError(FIELD, f"CallbackURL host {host} does not resolve") from exc
+    except UnicodeError as exc:  # the resolver's IDNA encoding: an empty or over-long label
+        raise FieldError(FIELD, f"CallbackURL host {host} is not a valid host name") from exc
     if not addresses:
         raise FieldError(FIELD, f"CallbackURL host {host} does not resolve")
     for address in addresses:

@@ -133,6 +133,11 @@ def check_callback_url(url: str) -> str:
         raise FieldError(field, f"CallbackURL {shown(url)} is not a valid URL") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise FieldError(field, f"CallbackURL {shown(url)} must be an http:// or https:// URL with a host")
+    try:
+        parts.hostname.encode("idna")  # what the resolver would do; empty or 64+ character labels fail
+    except UnicodeError:
+        message = f"CallbackURL host {shown(parts.hostname)} is not a valid host name"
+        raise FieldError(field, message) from None
     return url
 
 
@@ -155,6 +160,10 @@ def validate_create(params: CreateParams, registry: Registry, settings: Settings
     manifest = params.manifest if params.manifest is not None else f"{params.id}/{DEFAULT_MANIFEST}"
     manifest_key = normalize_manifest(manifest)
     callback_url = check_callback_url(params.callback_url) if params.callback_url else ""
+    if callback_url:
+        # Refuse a private target now rather than only when the job ends; the notifier checks again
+        # at every connect, so a name that does not resolve yet is left to that check.
+        check_callback_target(callback_url, settings.allow_private_callbacks, unresolved_ok=True)
     return ValidCreate(
         id=params.id,
         channel=channel,
@@ -197,11 +206,15 @@ def _refusal(address: str) -> str | None:
     return None
 
 
-def check_callback_target(url: str, allow_private: bool, resolve: Resolver = resolve_host) -> None:
+def check_callback_target(
+    url: str, allow_private: bool, resolve: Resolver = resolve_host, *, unresolved_ok: bool = False
+) -> None:
     """Refuse a CallbackURL whose host is, or resolves to, a non-public address, unless allowed.
 
     A callback is a request the service makes on the user's behalf; without this check a user
     could aim it at the cloud metadata service or at hosts inside our own network.
+    `unresolved_ok` lets a name that does not resolve (yet) pass: Create uses it, and the notifier
+    refuses such a name when it is still unresolvable at delivery time.
     """
     check_callback_url(url)
     if allow_private:
@@ -213,8 +226,12 @@ def check_callback_target(url: str, allow_private: bool, resolve: Resolver = res
         try:
             addresses = list(resolve(host))
         except OSError as exc:
+            if unresolved_ok:
+                return
             message = f"CallbackURL host {shown(host)} does not resolve: {exc}"
             raise FieldError("CallbackURL", message) from None
+    if not addresses and unresolved_ok:
+        return
     if not addresses:
         raise FieldError("CallbackURL", f"CallbackURL host {shown(host)} resolves to no address")
     for address in addresses:
