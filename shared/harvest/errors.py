@@ -158,6 +158,10 @@ class PlaylistError(HarvestFailure):
     """A playlist could not be fetched, parsed, or does not cover the window."""
 
 
+class WindowNotCovered(PlaylistError):
+    """The playlists do not (yet) hold the whole window: near the live edge, worth another look."""
+
+
 class PlaylistFetchError(PlaylistError):
     """A playlist could not be fetched after every retry (as opposed to fetched but unusable)."""
 

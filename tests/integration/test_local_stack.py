@@ -70,6 +70,15 @@ def make_stack(tmp_path: Path, live_origin: LiveOrigin) -> Iterator[Callable[...
 
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stack runs in this process: if an earlier test installed the JSON stdout log handler,
+    # the server's log lines would interleave with the CLI's own stdout. Keep them apart.
+    import logging
+
+    root = logging.getLogger()
+    from harvest.logs import configure_logging
+
+    json_handler = configure_logging()  # the one JSON stdout handler (installed now if it was not)
+    monkeypatch.setattr(root, "handlers", [h for h in root.handlers if h is not json_handler])
     monkeypatch.setenv("HARVEST_SECRET_ID", SECRET_ID)
     monkeypatch.setenv("HARVEST_SECRET_KEY", SECRET_KEY)
     monkeypatch.setenv("HARVEST_REGION", REGION)

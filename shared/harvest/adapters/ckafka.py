@@ -134,4 +134,3 @@ class CKafkaQueue:
         # The key picks the partition: one job's messages stay in order on one partition.
         content.Key = message.key or str(message.body.get("job_id", ""))
         return content
-

@@ -163,7 +163,11 @@ def validate_create(params: CreateParams, registry: Registry, settings: Settings
     if callback_url:
         # Refuse a private target now rather than only when the job ends; the notifier checks again
         # at every connect, so a name that does not resolve yet is left to that check.
-        check_callback_target(callback_url, settings.allow_private_callbacks, unresolved_ok=True)
+        # No DNS in the request path: literal addresses and localhost names are refused here, and
+        # the notifier checks every resolved address again when it connects (DNS rebinding).
+        check_callback_target(
+            callback_url, settings.allow_private_callbacks, resolve=local_names_only, unresolved_ok=True
+        )
     return ValidCreate(
         id=params.id,
         channel=channel,
@@ -184,6 +188,14 @@ def validate_create(params: CreateParams, registry: Registry, settings: Settings
 # --- callback targets ---------------------------------------------------------------------------
 
 Resolver = Callable[[str], Sequence[str]]
+
+
+def local_names_only(host: str) -> list[str]:
+    """A resolver that answers only for names that always mean this machine, without DNS."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return ["127.0.0.1", "::1"]
+    raise OSError(f"{host} is not resolved at Create")
 
 
 def resolve_host(host: str) -> list[str]:

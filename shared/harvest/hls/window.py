@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
-from harvest.errors import PlaylistError
+from harvest.errors import PlaylistError, WindowNotCovered
 from harvest.hls.model import MediaPlaylist, Segment
 from harvest.hls.parse import format_date
 
@@ -113,7 +113,7 @@ def select_window(
         and segment.pdt + segment.duration > start + EDGE_EPSILON
     ]
     if not chosen:
-        raise PlaylistError(f"no segments in [{_when(start)},{_when(end)}) for rendition {rendition}")
+        raise WindowNotCovered(f"no segments in [{_when(start)},{_when(end)}) for rendition {rendition}")
     first, last = chosen[0], chosen[-1]
     if last - first + 1 != len(chosen):
         raise PlaylistError(
@@ -136,7 +136,7 @@ def _check_coverage(window: Window, rendition: str) -> None:
         )
     missing_end = window.end - window.ends
     if missing_end > tolerance:
-        raise PlaylistError(
+        raise WindowNotCovered(
             f"rendition {rendition} does not cover the window: {missing_end:.1f} s missing at the end"
             f" (its last segment ends at {_when(window.ends)}, the window at {_when(window.end)})"
         )

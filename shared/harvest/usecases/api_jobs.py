@@ -55,8 +55,11 @@ def create_job(
     try:
         relay.flush()
     except Exception:  # any failure: the committed outbox row is published by a later flush
-        log.warning("outbox flush after create failed; a later flush publishes it", exc_info=True,
-                    extra={"job_id": job.id})
+        log.warning(
+            "outbox flush after create failed; a later flush publishes it",
+            exc_info=True,
+            extra={"job_id": job.id},
+        )
     return job
 
 

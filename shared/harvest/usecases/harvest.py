@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,10 +27,10 @@ from harvest.errors import (
     InvalidTransition,
     JobNotFound,
     PlaylistError,
-    PlaylistFetchError,
     RetryableError,
     SegmentFetchError,
     StorageError,
+    WindowNotCovered,
 )
 from harvest.ports import JobStore, ObjectStore, Origin, Queue
 from harvest.settings import Settings
@@ -72,15 +73,30 @@ class HarvestDeps:
 class Interrupted(Exception):
     """The invocation ran out of time (or the process is stopping) before the chunk was done.
 
-    Not a failure: the message is redelivered and the chunk resumes, skipping stored objects.
+    Not a failure: the message is redelivered and the chunk runs again, skipping the objects
+    already stored with their known size (byte ranges); whole-file segments of unknown size are
+    fetched again, since an object left under the same key by another job must not pass.
     """
 
 
 # --- job end ------------------------------------------------------------------------------------
 
 
+_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)[?#][^\s'\"]*")
+
+
+def public_message(reason: str) -> str:
+    """ErrMessage reaches API clients: URLs keep scheme, host and path, never a query (tokens)."""
+    def drop_query(match: re.Match[str]) -> str:
+        tail = match.group(0)[-1]
+        return match.group(1) + (tail if tail in ":,;)." else "")  # keep the sentence's punctuation
+
+    return _URL_QUERY.sub(drop_query, reason)
+
+
 def fail_job(deps: HarvestDeps, job_id: str, reason: str) -> HarvestJob | None:
     """Mark a Running job Failed with `reason`; a job that already ended is left alone."""
+    reason = public_message(reason)
     try:
         job = deps.store.finish(job_id, JobStatus.FAILED, reason)
     except (InvalidTransition, JobNotFound):
@@ -132,8 +148,7 @@ def plan_job(deps: HarvestDeps, job_id: str) -> None:
             copy_keys=deps.settings.copy_keys,
         )
     except PlaylistError as exc:
-        recent = deps.clock() - job.end_epoch < RECENT_END_SECONDS
-        if recent and not isinstance(exc, PlaylistFetchError):
+        if isinstance(exc, WindowNotCovered) and deps.clock() - job.end_epoch < RECENT_END_SECONDS:
             # The live edge may simply not have reached EndTime yet: try again on redelivery.
             raise RetryableError(f"window not yet available, will retry: {exc.message}") from exc
         fail_job(deps, job_id, exc.message)

@@ -127,15 +127,17 @@ class CosStore:
                 f"put {bucket}/{key}",
                 partial(
                     self._client.put_object,
-                    Bucket=bucket, Key=key, Body=data, EnableMD5=True, ContentType=content_type,
+                    Bucket=bucket,
+                    Key=key,
+                    Body=data,
+                    EnableMD5=True,
+                    ContentType=content_type,
                 ),
             )
             _check_etag(response, hashlib.md5(data).hexdigest(), f"{bucket}/{key}")
         stored = self.size(bucket, key)
         if stored != len(data):
-            raise RetryableError(
-                f"COS object {bucket}/{key} holds {stored} bytes after writing {len(data)}"
-            )
+            raise RetryableError(f"COS object {bucket}/{key} holds {stored} bytes after writing {len(data)}")
 
     def size(self, bucket: str, key: str) -> int | None:
         check_bucket(bucket)
@@ -174,7 +176,10 @@ class CosStore:
                 f"list {bucket}/{prefix}",
                 partial(
                     self._client.list_objects,
-                    Bucket=bucket, Prefix=prefix, Marker=marker, MaxKeys=self._list_page_size,
+                    Bucket=bucket,
+                    Prefix=prefix,
+                    Marker=marker,
+                    MaxKeys=self._list_page_size,
                 ),
             )
             contents = page.get("Contents", [])
@@ -205,7 +210,11 @@ class CosStore:
                     f"{what} part {number}",
                     partial(
                         self._client.upload_part,
-                        Bucket=bucket, Key=key, Body=body, PartNumber=number, UploadId=upload_id,
+                        Bucket=bucket,
+                        Key=key,
+                        Body=body,
+                        PartNumber=number,
+                        UploadId=upload_id,
                         EnableMD5=True,
                     ),
                 )
@@ -215,7 +224,10 @@ class CosStore:
                 what,
                 partial(
                     self._client.complete_multipart_upload,
-                    Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Part": parts},
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Part": parts},
                 ),
             )
         except BaseException:
