@@ -50,7 +50,8 @@ def sweep(deps: HarvestDeps, stale_after: float) -> SweepReport:
     report = SweepReport()
     now = deps.clock()
     deadline = deps.settings.job_deadline
-    for job in deps.store.running_jobs(updated_before=now - min(stale_after, deadline)):
+    # Every Running job is looked at: a job past its deadline fails even if something still touches it.
+    for job in deps.store.running_jobs(updated_before=now + 1):
         if now - job.create_time > deadline:
             reason = (
                 f"job did not finish within {deadline:.0f} s (stopped at phase {job.phase.value},"

@@ -1,0 +1,171 @@
+"""The sweeper on a real SQLite table and queue, and the CKafka batch loop of the worker/finalizer.
+
+The sweeper's clock is injected, so "an hour later" needs no sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harvest.adapters.objectstore.local import LocalDiskStore
+from harvest.adapters.relay import OutboxRelay
+from harvest.adapters.sql import Database, SqlJobStore, SqlQueue
+from harvest.domain.job import HarvestJob, JobStatus, Phase, chunk_message, finalize_message, plan_message
+from harvest.domain.registry import Registry
+from harvest.handlers.queue_records import BatchFailed, process_records
+from harvest.settings import Settings
+from harvest.triggers import build_ckafka_event
+from harvest.usecases.harvest import HarvestDeps
+from harvest.usecases.sweep import sweep
+
+NOW = 1_800_000_000.0
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class NoNotifier:
+    def notify(self, url: str, payload: dict[str, Any]) -> str:
+        return "not sent"
+
+
+def _job(job_id: str, created: float) -> HarvestJob:
+    return HarvestJob(
+        id=job_id,
+        channel_name="news",
+        endpoint_name="hls",
+        time_format="Epoch seconds",
+        start_time="1",
+        end_time="2",
+        start_epoch=created - 600,
+        end_epoch=created - 60,
+        destination="https://vod-1250000000.cos.ap-singapore.myqcloud.com/",
+        manifest=f"{job_id}/index.m3u8",
+        callback_url="",
+        channel_id="ch",
+        region="ap-singapore",
+        create_time=int(created),
+        updated_at=created,
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+def deps(tmp_path: Path, clock: Clock) -> HarvestDeps:
+    db = Database.connect(f"sqlite:///{tmp_path / 'sweep.db'}")
+    store = SqlJobStore(db, clock=clock)
+    queue = SqlQueue(db)
+    return HarvestDeps(
+        settings=Settings(job_deadline=3600.0),
+        registry=Registry(channels={}),
+        store=store,
+        queue=queue,
+        relay=OutboxRelay(store, queue),
+        objects=LocalDiskStore(tmp_path / "cos"),
+        origin=None,  # type: ignore[arg-type]  # the sweeper never fetches
+        notifier=NoNotifier(),
+        clock=clock,
+    )
+
+
+def _queued(deps: HarvestDeps) -> list[dict[str, Any]]:
+    queue: Any = deps.queue
+    return [d.message.body for d in queue.receive(100, 60)]
+
+
+def test_sweeper_fails_jobs_past_their_deadline_saying_how_far_they_got(deps: HarvestDeps) -> None:
+    # GIVEN a job created two hours ago (deadline one hour), still touched a moment ago
+    deps.store.create(_job("old", NOW - 7200), [])
+    deps.store.save_plan("old", {"bucket": "b"}, [[{"key": "a"}], [{"key": "b"}]], 2, [])
+    deps.store.add_progress("old", 1, 100)
+    # WHEN the sweeper runs
+    report = sweep(deps, stale_after=300)
+    # THEN the job is Failed with a message naming the deadline and its progress
+    job = deps.store.get("old")
+    assert report.failed == ["old"] and job.status is JobStatus.FAILED
+    assert job.err_message.startswith(
+        "job did not finish within 3600 s (stopped at phase harvesting, 0/2 chunks"
+    )
+
+
+def test_sweeper_requeues_what_a_stalled_job_is_waiting_for(deps: HarvestDeps, clock: Clock) -> None:
+    # GIVEN three jobs that stalled 15 minutes ago: one never planned, one with a chunk not done,
+    # one waiting to finalize
+    store = deps.store
+    clock.now = NOW - 900
+    for job_id in ("unplanned", "harvesting", "finalizing"):
+        store.create(_job(job_id, NOW - 1000), [])
+    store.save_plan("harvesting", {}, [[{"k": 0}], [{"k": 1}]], 2, [])
+    store.complete_chunk("harvesting", 0, 1, 10, [])
+    store.save_plan("finalizing", {}, [[{"k": 0}]], 1, [])
+    store.complete_chunk("finalizing", 0, 1, 10, [])
+    assert store.get("finalizing").phase is Phase.FINALIZING
+    clock.now = NOW
+    # WHEN the sweeper runs
+    report = sweep(deps, stale_after=300)
+    # THEN each gets exactly the message it is waiting for, and nothing is failed
+    assert report.failed == [] and report.requeued == {"unplanned": 1, "harvesting": 1, "finalizing": 1}
+    assert sorted(_queued(deps), key=lambda b: b["job_id"]) == [
+        finalize_message("finalizing").body,
+        chunk_message("harvesting", 1).body,
+        plan_message("unplanned").body,
+    ]
+    # AND a second sweep right after does not queue them again (they were touched)
+    assert sweep(deps, stale_after=300).requeued == {}
+
+
+def test_sweeper_leaves_moving_jobs_alone_and_publishes_the_outbox(deps: HarvestDeps) -> None:
+    # GIVEN a job updated a minute ago whose plan message is still in the outbox (a crash after commit)
+    deps.store.create(_job("fresh", NOW - 60), [plan_message("fresh")])
+    # WHEN the sweeper runs
+    report = sweep(deps, stale_after=300)
+    # THEN it re-queues nothing for it, but publishes the committed outbox row
+    assert report.requeued == {} and report.published == 1
+    assert _queued(deps) == [plan_message("fresh").body]
+
+
+def test_a_batch_processes_every_record_skips_unreadable_ones_and_raises_for_retries() -> None:
+    # GIVEN a CKafka batch: a good record, an unreadable one, one whose handling fails, another good one
+    event = build_ckafka_event(
+        [(1, plan_message("a")), (2, plan_message("boom")), (3, finalize_message("c"))]
+    )
+    event["Records"].insert(
+        1, {"Ckafka": {"topic": "t", "partition": 0, "offset": 9, "msgBody": "{not json"}}
+    )
+    seen: list[str] = []
+
+    def handle(message: Any) -> None:
+        seen.append(message.body["job_id"])
+        if message.body["job_id"] == "boom":
+            raise RuntimeError("database unavailable")
+
+    # WHEN the batch is processed
+    with pytest.raises(BatchFailed, match="database unavailable") as info:
+        process_records(event, {"request_id": "r"}, handle)
+    # THEN the neighbours of the failing record still ran, the unreadable one was skipped (it would
+    # block the partition for ever), and the raise makes SCF redeliver the batch
+    assert seen == ["a", "boom", "c"]
+    assert "t/0@9" not in str(info.value)
+
+
+def test_a_batch_of_only_unreadable_records_is_acknowledged() -> None:
+    event = {"Records": [{"Ckafka": {"topic": "t", "partition": 1, "offset": 5, "msgBody": json.dumps([1])}}]}
+    assert process_records(event, None, lambda m: None) == {"processed": 0, "skipped": 1}
+    assert process_records(replace_records(event, []), None, lambda m: None) == {"processed": 0, "skipped": 0}
+
+
+def replace_records(event: dict[str, Any], records: list[Any]) -> dict[str, Any]:
+    return {**event, "Records": records}
