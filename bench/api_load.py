@@ -54,6 +54,8 @@ class LoadSpec:
     start_at: float  # epoch: every process starts together
     describe_id: str = ""
     create_template: str = ""  # JSON of the Create params; "{ID}" is replaced per request
+    rate: float = 0.0  # requests/s of the whole load, paced (open loop); 0: closed loop, as fast as answered
+    processes: int = 1
 
 
 def _body(spec: LoadSpec, tag: str, n: int) -> bytes:
@@ -79,7 +81,13 @@ def _thread(spec: LoadSpec, tag: str, stop_at: float, count_from: float, out: di
     errors = 0
     first_error = ""
     n = 0
+    # Open loop: each thread sends on its own fixed schedule, and latency counts from the scheduled
+    # time, so a slow answer that delays the next send is still charged (no coordinated omission).
+    interval = spec.threads * spec.processes / spec.rate if spec.rate > 0 else 0.0
+    scheduled = spec.start_at + (hash(tag) % 1000) / 1000 * interval
     while True:
+        if interval:
+            time.sleep(max(0.0, scheduled - time.time()))
         began = time.time()
         if began >= stop_at:
             break
@@ -89,7 +97,8 @@ def _thread(spec: LoadSpec, tag: str, stop_at: float, count_from: float, out: di
             secret_id=spec.secret_id, secret_key=spec.secret_key, host=host, action=spec.action,
             version=API_VERSION, body=body, region=spec.region,
         )  # fmt: skip
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() - (max(0.0, began - scheduled) if interval else 0.0)
+        scheduled += interval
         try:
             conn.request("POST", "/", body=body, headers=headers)
             response = conn.getresponse()
@@ -202,7 +211,12 @@ def _write_dead_channel(path: Path) -> Path:
 
 
 def measure_api(
-    work: Path, seconds: float, processes: int = 2, threads: int = 4, region: str = DEFAULT_REGION
+    work: Path,
+    seconds: float,
+    processes: int = 2,
+    threads: int = 4,
+    region: str = DEFAULT_REGION,
+    paced: tuple[tuple[str, str, float], ...] = (("describe", DESCRIBE, 500.0), ("create", CREATE, 200.0)),
 ) -> dict[str, Any]:
     """Describe, then Create, each for `seconds`, against one fresh `harvest serve`."""
     data_dir = work / "api"
@@ -220,13 +234,17 @@ def measure_api(
             return cpu_seconds(tree(serve.pid))
 
         results: dict[str, Any] = {}
-        for action in (DESCRIBE, CREATE):
+        # Closed loop (the most the server answers), then open loop at the target rate (the latency
+        # a client sees at that load, which is what the p99 target is about).
+        runs = [("describe", DESCRIBE, 0.0), ("create", CREATE, 0.0)]
+        runs += [(f"{name}_at_{rate:g}", action, rate) for name, action, rate in paced]
+        for key, action, rate in runs:
             spec = LoadSpec(
                 port=serve.port, action=action, secret_id=SECRET_ID, secret_key=SECRET_KEY, region=region,
                 seconds=seconds, warmup=min(1.0, seconds / 2), threads=threads, start_at=time.time() + 1.5,
-                describe_id=describe_id, create_template=template,
+                describe_id=describe_id, create_template=template, rate=rate, processes=processes,
             )  # fmt: skip
-            results["describe" if action == DESCRIBE else "create"] = run_load(spec, processes, server_cpu)
+            results[key] = run_load(spec, processes, server_cpu)
         results["load_generator"] = (
             f"{processes} processes x {threads} threads, one keep-alive http.client connection per thread,"
             " requests signed with harvest.api.tc3.sign_request, closed loop"

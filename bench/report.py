@@ -95,10 +95,11 @@ def render(results: dict[str, Any]) -> str:
     api = results.get("api")
     if api:
         lines += ["", f"API load against harvest serve, rate limiting off ({api['load_generator']})"]
-        for key in ("describe", "create"):
+        keys = [k for k in api if k.startswith(("describe", "create")) and isinstance(api[k], dict)]
+        for key in keys:
             row = api[key]
             lines.append(
-                f"    {key.capitalize():<9}{row['requests_per_s']:>8.0f} req/s  p50 {row['p50_ms']:.1f} ms"
+                f"    {_api_label(key):<22}{row['requests_per_s']:>8.0f} req/s  p50 {row['p50_ms']:.1f} ms"
                 f"  p99 {row['p99_ms']:.1f} ms  errors {row['errors']}  target {row['target']}"
                 f"  {_verdict(row['pass'])}   CPU: server {row['server_cores']} cores,"
                 f" load generator {row['loadgen_cores']} cores"
@@ -147,3 +148,8 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"\nERROR in {problem['stage']}: {problem['error']}")
     lines.append("")
     return "\n".join(lines)
+
+
+def _api_label(key: str) -> str:
+    action, _, rate = key.partition("_at_")
+    return f"{action.capitalize()} paced {rate}/s" if rate else f"{action.capitalize()} closed loop"

@@ -59,21 +59,39 @@ def build_parser() -> argparse.ArgumentParser:
         " See bench/README.md.",
     )
     p.add_argument("--window", type=parse_duration, default=900.0, help="harvested window (default 15m)")
-    p.add_argument("--segment-seconds", "--segments-seconds", dest="segment_seconds", type=int, default=6,
-                   help="segment duration in seconds (default 6)")
+    p.add_argument(
+        "--segment-seconds",
+        "--segments-seconds",
+        dest="segment_seconds",
+        type=int,
+        default=6,
+        help="segment duration in seconds (default 6)",
+    )
     p.add_argument("--renditions", type=int, default=3, help="renditions in the channel, 1-6 (default 3)")
     p.add_argument("--segment-kb", type=int, default=1024, help="size of every segment in KB (default 1024)")
     p.add_argument("--pool-segments", type=int, default=10, help="distinct segments the origin loops")
-    p.add_argument("--latency-ms", type=_floats, default=[0.0, 20.0],
-                   help="origin time to first byte, comma-separated profiles (default 0,20)")
+    p.add_argument(
+        "--latency-ms",
+        type=_floats,
+        default=[0.0, 20.0],
+        help="origin time to first byte, comma-separated profiles (default 0,20)",
+    )
     p.add_argument("--repeat", type=int, default=3, help="runs of (a)(b)(c) per profile; the median is kept")
     p.add_argument("--jobs", type=int, default=16, help="aria2c -j / curl --parallel-max (default 16)")
     p.add_argument("--workers", type=int, default=None, help="harvest serve --workers (default: product's)")
-    p.add_argument("--download-concurrency", type=int, default=None,
-                   help="HARVEST_DOWNLOAD_CONCURRENCY for (b) (default: the product's)")
+    p.add_argument(
+        "--download-concurrency",
+        type=int,
+        default=None,
+        help="HARVEST_DOWNLOAD_CONCURRENCY for (b) (default: the product's)",
+    )
     p.add_argument("--ffmpeg-parallel", action="store_true", help="run one ffmpeg per rendition at once")
-    p.add_argument("--sweep", type=_ints, default=[1, 2, 4, 8, 16],
-                   help="download concurrency levels for the throughput plot (default 1,2,4,8,16)")
+    p.add_argument(
+        "--sweep",
+        type=_ints,
+        default=[1, 2, 4, 8, 16],
+        help="download concurrency levels for the throughput plot (default 1,2,4,8,16)",
+    )
     p.add_argument("--no-compare", action="store_true", help="skip (a)(b)(c) and the sweep (long runs only)")
     p.add_argument("--no-sweep", action="store_true", help="skip the throughput sweep and plot")
     p.add_argument("--no-api", action="store_true", help="skip the API load")
@@ -86,14 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-run", action="store_true", help="peak RSS of a 24 h x renditions harvest (long)")
     p.add_argument("--memory-window", type=parse_duration, default=86400.0)
     p.add_argument("--scaling", action="store_true", help="harvest time vs window length (long)")
-    p.add_argument("--scaling-windows", type=_durations, default=[900, 3600, 4 * 3600, 86400],
-                   help="windows for --scaling (default 15m,1h,4h,24h)")
-    p.add_argument("--workers-scaling", action="store_true",
-                   help="1 vs 4 harvest serve processes sharing one PostgreSQL")
+    p.add_argument(
+        "--scaling-windows",
+        type=_durations,
+        default=[900, 3600, 4 * 3600, 86400],
+        help="windows for --scaling (default 15m,1h,4h,24h)",
+    )
+    p.add_argument(
+        "--workers-scaling", action="store_true", help="1 vs 4 harvest serve processes sharing one PostgreSQL"
+    )
     p.add_argument("--worker-processes", type=_ints, default=[1, 4])
     p.add_argument("--workers-window", type=parse_duration, default=4 * 3600.0)
-    p.add_argument("--long-segment-kb", type=int, default=64,
-                   help="segment size of the memory, scaling and workers runs (default 64)")
+    p.add_argument(
+        "--long-segment-kb",
+        type=int,
+        default=64,
+        help="segment size of the memory, scaling and workers runs (default 64)",
+    )
     p.add_argument("--long-latency-ms", type=float, default=0.0, help="origin latency of the long runs")
     p.add_argument("--postgres-url", default=POSTGRES_URL, help="for --workers-scaling (a schema is added)")
     p.add_argument("--all", action="store_true", help="also --memory-run, --scaling and --workers-scaling")
@@ -214,8 +241,11 @@ def run_comparison(bench: Bench) -> None:
             "HARVEST_DOWNLOAD_CONCURRENCY",
             "MB/s",
             [
-                Series(f"harvest serve, origin {s['latency_ms']:g} ms",
-                       [(r["download_concurrency"], r["mb_per_s"]) for r in s["rows"]], color=i)
+                Series(
+                    f"harvest serve, origin {s['latency_ms']:g} ms",
+                    [(r["download_concurrency"], r["mb_per_s"]) for r in s["rows"]],
+                    color=i,
+                )
                 for i, s in enumerate(sweeps)
             ],
             [
@@ -243,9 +273,12 @@ def run_api(bench: Bench) -> None:
     api = measure_api(bench.work, a.api_seconds, a.api_processes, a.api_threads)
     for key, floor in API_TARGETS.items():
         row = api[key]
-        row["target"] = f">= {floor:g}/s, p99 <= {API_P99_TARGET_MS:g} ms"
-        fast_enough = row["requests_per_s"] >= floor and row["p99_ms"] <= API_P99_TARGET_MS
-        row["pass"] = fast_enough and row["errors"] == 0
+        row["target"] = f">= {floor:g}/s"
+        row["pass"] = row["requests_per_s"] >= floor and row["errors"] == 0
+        paced = api.get(f"{key}_at_{floor:g}")
+        if paced:  # the p99 target applies at the target rate
+            paced["target"] = f"p99 <= {API_P99_TARGET_MS:g} ms at {floor:g}/s"
+            paced["pass"] = paced["p99_ms"] <= API_P99_TARGET_MS and paced["errors"] == 0
     bench.results["api"] = api
 
 
@@ -280,7 +313,9 @@ def run_workers(bench: Bench) -> None:
             bench.serve_options().workers, a.postgres_url,
         )  # fmt: skip
     bench.results["workers_scaling"] = {
-        "segment_kb": a.long_segment_kb, "window_s": int(a.workers_window), "rows": rows
+        "segment_kb": a.long_segment_kb,
+        "window_s": int(a.workers_window),
+        "rows": rows,
     }
 
 

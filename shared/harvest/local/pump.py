@@ -40,7 +40,7 @@ class Flushable(Protocol):
 class PumpConfig:
     consumers: int = 4
     lease_seconds: float = 60.0  # extended every lease/3 while a handler runs
-    idle_sleep: float = 0.05
+    idle_sleep: float = 0.25  # with no message: a publish in this process wakes consumers at once
     retry_base_delay: float = 1.0
     retry_max_delay: float = 60.0
     housekeeping_every: float = 2.0  # outbox flush and dead-letter sweep
@@ -119,7 +119,11 @@ class QueuePump:
                 self._stop.wait(1.0)
                 continue
             if not deliveries:
-                self._stop.wait(self._config.idle_sleep)
+                waiter = getattr(self._queue, "wait_for_messages", None)
+                if waiter is not None:
+                    waiter(self._config.idle_sleep)
+                else:
+                    self._stop.wait(self._config.idle_sleep)
                 continue
             for delivery in deliveries:
                 self._deliver(delivery)

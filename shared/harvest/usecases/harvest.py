@@ -45,7 +45,15 @@ RECENT_END_SECONDS = 120.0
 
 # Chunks are sized by task count as well as bytes: at a few MB per segment and a few segments
 # per second per worker, 400 tasks finish in a few minutes, well inside SCF's 900 s limit.
+# A window is also split into at least MIN_CHUNKS, so that several consumers (or SCF instances)
+# share even a short one; below CHUNK_MIN_TASKS per chunk the per-message overhead dominates.
 CHUNK_MAX_TASKS = 400
+CHUNK_MIN_TASKS = 25
+MIN_CHUNKS = 8
+
+
+def chunk_size(tasks: int) -> int:
+    return min(CHUNK_MAX_TASKS, max(CHUNK_MIN_TASKS, -(-tasks // MIN_CHUNKS)))
 
 
 class Relay(Protocol):
@@ -159,7 +167,7 @@ def plan_job(deps: HarvestDeps, job_id: str) -> None:
     except (StorageError, JobNotFound) as exc:  # registry or destination changed under the job
         fail_job(deps, job_id, f"cannot plan: {exc}")
         return
-    chunks = plan.chunks(CHUNK_MAX_TASKS, deps.settings.chunk_max_bytes)
+    chunks = plan.chunks(chunk_size(len(plan.tasks)), deps.settings.chunk_max_bytes)
     outbox = [chunk_message(job_id, i) for i in range(len(chunks))] or [finalize_message(job_id)]
     stored = deps.store.save_plan(job_id, plan.to_json(), chunks, plan.segment_count, outbox)
     if stored:

@@ -12,6 +12,7 @@ and pass each other; SQLite runs write transactions one at a time.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -35,6 +36,9 @@ class SqlQueue:
         self._db = db
         self._max_attempts = max_attempts
         self._clock = clock
+        # Consumers in this process sleep on this instead of polling; another process's publish
+        # is still seen on the next poll.
+        self._published = threading.Condition()
 
     def publish(self, messages: Sequence[Message]) -> None:
         if not messages:
@@ -57,6 +61,13 @@ class SqlQueue:
                     for message in messages
                 ],
             )
+        with self._published:
+            self._published.notify_all()
+
+    def wait_for_messages(self, timeout: float) -> None:
+        """Sleep until this process publishes something, or `timeout` passes."""
+        with self._published:
+            self._published.wait(timeout)
 
     def receive(
         self, max_messages: int, visibility_timeout: float, topics: Sequence[str] | None = None
