@@ -242,12 +242,14 @@ def measure_api(
             spec = LoadSpec(
                 port=serve.port, action=action, secret_id=SECRET_ID, secret_key=SECRET_KEY, region=region,
                 seconds=seconds, warmup=min(1.0, seconds / 2), threads=threads, start_at=time.time() + 1.5,
-                describe_id=describe_id, create_template=template, rate=rate, processes=processes,
+                describe_id=describe_id, create_template=template.replace("{ID}", key + "-{ID}"), rate=rate,
+                processes=processes,
             )  # fmt: skip
             results[key] = run_load(spec, processes, server_cpu)
         results["load_generator"] = (
             f"{processes} processes x {threads} threads, one keep-alive http.client connection per thread,"
-            " requests signed with harvest.api.tc3.sign_request, closed loop"
+            " requests signed with harvest.api.tc3.sign_request; closed loop, then paced (open loop)"
+            " at the target rates"
         )
         return results
     finally:
