@@ -195,7 +195,10 @@ def local_names_only(host: str) -> list[str]:
     name = host.lower().rstrip(".")
     if name == "localhost" or name.endswith(".localhost"):
         return ["127.0.0.1", "::1"]
-    raise OSError(f"{host} is not resolved at Create")
+    try:  # legacy numeric IPv4 forms that resolvers accept: 2130706433, 0x7f.1, 127.1
+        return [socket.inet_ntoa(socket.inet_aton(name))]
+    except OSError:
+        raise OSError(f"{host} is not resolved at Create") from None
 
 
 def resolve_host(host: str) -> list[str]:
