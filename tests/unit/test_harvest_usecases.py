@@ -63,6 +63,9 @@ def test_create_time_callback_check_refuses_local_names_without_dns() -> None:
         "http://api.localhost:8080/x",
         "http://127.0.0.1/x",
         "http://[::1]/x",
+        "http://2130706433/x",
+        "http://0x7f.1/x",
+        "http://10.1/x",
     ):
         with pytest.raises(FieldError):
             check_callback_target(url, False, resolve=local_names_only, unresolved_ok=True)
