@@ -8,7 +8,9 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 DEBS   := ffmpeg aria2
 
-PY310  ?= $(shell command -v python3.10 2>/dev/null)
+# A python3.10 that actually runs (a pyenv shim without that version selected does not).
+PY310  ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
+            "$$p" -c 'import sys' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 
 .PHONY: demo test test-py310 lint typecheck unit bench layer install system-deps clean
 
