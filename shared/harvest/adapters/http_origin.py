@@ -63,8 +63,8 @@ NOT_TRANSIENT_ERRORS = (
 )
 
 
-class OriginSegmentError(SegmentFetchError):
-    """SegmentFetchError with what went wrong as data: the URL, last HTTP status, attempts made."""
+class _FetchDetails(Exception):
+    """What went wrong, as data: the URL, the last HTTP status, the attempts made, the reason."""
 
     def __init__(
         self, message: str, *, url: str = "", status: int | None = None, attempts: int = 0, reason: str = ""
@@ -76,17 +76,12 @@ class OriginSegmentError(SegmentFetchError):
         self.reason = reason
 
 
-class OriginPlaylistError(PlaylistFetchError):
-    """PlaylistError with what went wrong as data: the URL, last HTTP status, attempts made."""
+class OriginSegmentError(_FetchDetails, SegmentFetchError):
+    """A segment that could not be fetched, with the details."""
 
-    def __init__(
-        self, message: str, *, url: str = "", status: int | None = None, attempts: int = 0, reason: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.url = url
-        self.status = status
-        self.attempts = attempts
-        self.reason = reason
+
+class OriginPlaylistError(_FetchDetails, PlaylistFetchError):
+    """A playlist that could not be fetched, with the details."""
 
 
 @dataclass(frozen=True)
