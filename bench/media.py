@@ -15,17 +15,13 @@ Pools are cached under `media_dir`, keyed by every parameter, and built under a 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
-import subprocess
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harvest.devtools.media import Pool, Rendition
+from harvest.devtools.media import Pool, Rendition, build_lock, run_tool
 
 TS_PACKET = 188
 NULL_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * 184
@@ -79,7 +75,7 @@ def build_bench_pool(media_dir: Path, request: PoolRequest) -> Pool:
         raise ValueError("segment_seconds, pool_segments and segment_kb must be positive")
     media_dir.mkdir(parents=True, exist_ok=True)
     final = media_dir / f"pool-{request.tag}"
-    with _lock(media_dir):
+    with build_lock(media_dir, ".bench-build.lock"):
         if not (final / MANIFEST).exists():
             work = Path(tempfile.mkdtemp(prefix=".pool-", dir=media_dir))
             try:
@@ -116,26 +112,6 @@ def load_bench_pool(root: Path) -> Pool:
         segment_seconds=data["segment_seconds"],
         renditions=renditions,
     )
-
-
-@contextmanager
-def _lock(media_dir: Path) -> Iterator[None]:
-    # flock dies with a crashed builder, so a stale lock never blocks the next run.
-    with open(media_dir / ".bench-build.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _run(args: list[str]) -> None:
-    tool = shutil.which(args[0])
-    if tool is None:
-        raise MediaBuildError(f"{args[0]} is not installed (Debian: apt-get install ffmpeg)")
-    done = subprocess.run([tool, *args[1:]], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise MediaBuildError(f"{args[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
 
 
 def _encode_args(request: PoolRequest, index: int, out: Path) -> list[str]:
@@ -175,7 +151,7 @@ def _build(work: Path, request: PoolRequest) -> None:
         out = work / name
         out.mkdir()
         args = _encode_args(request, index, out)
-        _run(args)
+        run_tool(args)
         durations, files = _read_playlist(out / "index.m3u8")
         if len(files) < request.pool_segments:
             raise MediaBuildError(

@@ -144,7 +144,7 @@ def build_pool(out_dir: Path, kind: str, seconds: int = 12, segment_seconds: int
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     container = "fmp4" if kind == "fmp4" else "ts"
-    with _build_lock(out_dir):
+    with build_lock(out_dir):
         pool = _load_or_build(out_dir, container, seconds, segment_seconds)
     if kind in ("aes", "byterange"):
         # Served encrypted or packed: I-frame ranges and subtitles are not offered on these channels.
@@ -163,9 +163,10 @@ def build_pools(
 
 
 @contextmanager
-def _build_lock(out_dir: Path) -> Iterator[None]:
+def build_lock(out_dir: Path, name: str = ".build.lock") -> Iterator[None]:
+    """Serialise media builders (pytest-xdist workers, the benchmark) on one directory."""
     # flock, not a lock-file-exists check: the lock dies with a crashed builder.
-    with open(out_dir / ".build.lock", "w") as handle:
+    with open(out_dir / name, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -263,7 +264,8 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def _run(args: Sequence[str]) -> str:
+def run_tool(args: Sequence[str]) -> str:
+    """Run ffmpeg/ffprobe (or another tool); its stdout, or ConfigError with the tail of stderr."""
     tool = shutil.which(args[0])
     if tool is None:
         raise ConfigError(f"{args[0]} is not installed (Debian: apt-get install ffmpeg)")
@@ -279,7 +281,7 @@ def _parallel(func: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
 
 
 def _ffprobe_json(path: Path | str, *args: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(_run(["ffprobe", "-v", "error", "-of", "json", *args, str(path)]))
+    result: dict[str, Any] = json.loads(run_tool(["ffprobe", "-v", "error", "-of", "json", *args, str(path)]))
     return result
 
 
@@ -320,7 +322,7 @@ def _ensure_sources(out_dir: Path, seconds: int, segment_seconds: int) -> Path:
     try:
         jobs: list[list[str]] = [_video_encode(rung, work, seconds, segment_seconds) for rung in VIDEO_LADDER]
         jobs.append(_audio_encode(work, seconds))
-        _parallel(_run, jobs)
+        _parallel(run_tool, jobs)
         (work / "done").write_text("ok", encoding="utf-8")
         work.chmod(0o755)  # mkdtemp makes it private; the cache is shared with other users' runs
         shutil.rmtree(final, ignore_errors=True)
@@ -364,7 +366,7 @@ def _cut_pool(work: Path, sources: Path, container: str, seconds: int, segment_s
         _segment_cmd(src, work / name, container, segment_seconds)
         for name, src in zip(names, inputs, strict=True)
     ]
-    _parallel(_run, commands)
+    _parallel(run_tool, commands)
     expected = seconds // segment_seconds
     renditions: list[Rendition] = []
     audio = _describe(work / "audio", "audio", "AUDIO", container, expected)
