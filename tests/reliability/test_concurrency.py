@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 import requests
 from tests.reliability.table import Recorder
-from tests.support.api_stack import REGION, SECRET_ID, SECRET_KEY, ApiStack, job_params, running_api_stack
-
-from harvest.api.tc3 import sign_request
-from harvest.handlers.api import API_VERSION
+from tests.support.api_stack import (
+    ApiStack,
+    job_params,
+    running_api_stack,
+    signed_headers,
+)
 
 CREATE = "CreateStreamPackageHarvestJob"
 DISTINCT_IDS = 50
@@ -33,15 +35,7 @@ def stack(tmp_path: Path, clean_proxy_env: None) -> Iterator[ApiStack]:
 
 def _create(endpoint: str, session: requests.Session, params: dict[str, Any]) -> dict[str, Any]:
     body = json.dumps(params).encode()
-    headers = sign_request(
-        secret_id=SECRET_ID,
-        secret_key=SECRET_KEY,
-        host=endpoint,
-        action=CREATE,
-        version=API_VERSION,
-        region=REGION,
-        body=body,
-    )
+    headers = signed_headers(endpoint, CREATE, body)
     response = session.post(f"http://{endpoint}/", data=body, headers=headers, timeout=60)
     assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
     answer: dict[str, Any] = response.json()["Response"]

@@ -32,6 +32,7 @@ from tests.support.api_stack import (
     SECRET_KEY,
     ApiStack,
     running_api_stack,
+    signed_headers,
     write_registry,
 )
 
@@ -365,15 +366,7 @@ def answer(handler: Handler, event: Any, tally: Tally) -> None:
 
 
 def signed_post(action: str, body: bytes, host: str = HOST) -> dict[str, str]:
-    return sign_request(
-        secret_id=SECRET_ID,
-        secret_key=SECRET_KEY,
-        host=host,
-        action=action,
-        version=API_VERSION,
-        region=REGION,
-        body=body,
-    )
+    return signed_headers(host, action, body)
 
 
 def test_fuzzed_events_always_get_a_well_formed_envelope(

@@ -22,7 +22,12 @@ from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.mdp.v20200527 import mdp_client, models
 from tests.reliability.table import Recorder
-from tests.support.api_stack import REGION, SECRET_ID, SECRET_KEY, ApiStack, job_params, running_api_stack
+from tests.support.api_stack import (
+    ApiStack,
+    job_params,
+    running_api_stack,
+    signed_headers,
+)
 from tests.support.engine import Engine
 from tests.support.media import TEST_NOW
 from tests.support.serve_process import (
@@ -88,15 +93,7 @@ def test_a_replayed_request_is_refused(
     stack = stack_factory(replay_protection=True)
     body = b'{"PageSize": 5}'
 
-    headers = sign_request(
-        secret_id=SECRET_ID,
-        secret_key=SECRET_KEY,
-        host=stack.endpoint,
-        action=LIST,
-        version=API_VERSION,
-        region=REGION,
-        body=body,
-    )
+    headers = signed_headers(stack.endpoint, LIST, body)
 
     # WHEN exactly the same request (same signature) is sent twice
     first = requests.post(f"http://{stack.endpoint}/", data=body, headers=headers, timeout=10)

@@ -125,19 +125,21 @@ class ApiStack:
         **sign_options: Any,
     ) -> requests.Response:
         """A request signed by our own `sign_request`, for what the SDK will not send."""
-        signed = sign_request(
-            secret_id=SECRET_ID,
-            secret_key=SECRET_KEY,
-            host=self.endpoint,
-            action=action,
-            version=API_VERSION,
-            region=REGION,
-            body=body,
-            timestamp=timestamp,
-            **sign_options,
-        )
+        signed = signed_headers(self.endpoint, action, body, timestamp=timestamp, **sign_options)
         signed.update(headers or {})
         return requests.post(f"http://{self.endpoint}/", data=body, headers=signed, timeout=10)
+
+
+def signed_headers(host: str, action: str, body: bytes, **sign_options: Any) -> dict[str, str]:
+    """Headers of a request signed with the test key pair for mdp 2020-05-27 in the test region."""
+    options: dict[str, Any] = {
+        "secret_id": SECRET_ID,
+        "secret_key": SECRET_KEY,
+        "version": API_VERSION,
+        "region": REGION,
+        **sign_options,
+    }
+    return sign_request(host=host, action=action, body=body, **options)
 
 
 @contextmanager
