@@ -54,13 +54,6 @@ class ApiDeps:
     rate_limiter: RateLimiter | None = None  # None: one built from settings.rate_limit
     actions: Mapping[str, Action] = field(default_factory=lambda: dict(ACTIONS))
 
-    @classmethod
-    def create(
-        cls, settings: Settings, registry: Registry, store: JobStore, relay: Relay, **options: Any
-    ) -> ApiDeps:
-        """The constructor under the name `harvest serve` calls; options set the defaulted fields."""
-        return cls(settings=settings, registry=registry, store=store, relay=relay, **options)
-
 
 @dataclass
 class _Outcome:
@@ -164,6 +157,3 @@ def make_handler(deps: ApiDeps) -> Handler:
         return integration_response(body)
 
     return main_handler
-
-
-make_api_handler = make_handler  # the name `harvest serve` imports

@@ -16,12 +16,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harvest.composition import Backend, build_backend, build_harvest_deps
+from harvest.composition import Backend, build_api_deps, build_backend, build_harvest_deps
 from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK
 from harvest.domain.registry import load_registry
 from harvest.errors import ConfigError, HarvestError
 from harvest.handlers import finalizer, worker
-from harvest.handlers.api import ApiDeps, make_api_handler
+from harvest.handlers.api import make_handler as make_api_handler
 from harvest.local.bucket_http import BucketHttp
 from harvest.local.gateway import GatewayServer
 from harvest.local.pump import PumpConfig, QueuePump, describe_message
@@ -83,9 +83,7 @@ def build_stack(settings: Settings) -> LocalStack:
     backend = build_backend(settings)
     deps = build_harvest_deps(settings, backend, registry)
     stop_event = threading.Event()
-    api_handler = make_api_handler(
-        ApiDeps.create(settings=settings, registry=registry, store=backend.store, relay=backend.relay)
-    )
+    api_handler = make_api_handler(build_api_deps(settings, backend, registry))
     handlers = {
         TOPIC_WORK: worker.make_handler(deps, stopping=stop_event.is_set),
         TOPIC_FINALIZE: finalizer.make_handler(deps),
