@@ -102,6 +102,12 @@ class Delivery:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class Relay(Protocol):
+    """Publishes committed outbox rows to the Queue (at least once); returns how many it published."""
+
+    def flush(self, limit: int = 500) -> int: ...
+
+
 class Queue(Protocol):
     """Where messages go. CKafka in the cloud, a SQL table on one machine."""
 

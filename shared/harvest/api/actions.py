@@ -16,10 +16,9 @@ from typing import Any
 from harvest.domain.registry import Registry
 from harvest.domain.validation import CreateParams
 from harvest.errors import InvalidParameter, MissingParameter, UnknownParameter
-from harvest.ports import JobStore
+from harvest.ports import JobStore, Relay
 from harvest.settings import Settings
 from harvest.usecases import api_jobs
-from harvest.usecases.api_jobs import Relay
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 PROGRESS_ACTION = "DescribeStreamPackageHarvestJobProgress"  # the CLI's `jobs wait` polls it

@@ -31,9 +31,8 @@ from harvest.errors import (
     UnsupportedRegion,
 )
 from harvest.logs import log_context
-from harvest.ports import JobStore
+from harvest.ports import JobStore, Relay
 from harvest.settings import Settings
-from harvest.usecases.api_jobs import Relay
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK
-from harvest.ports import ConsumableQueue, Delivery
+from harvest.ports import ConsumableQueue, Delivery, Relay
 from harvest.triggers import build_ckafka_event
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,6 @@ class LeaseQueue(ConsumableQueue, Protocol):
     def extend(self, delivery_id: int, visibility_timeout: float) -> None: ...
 
     def pop_dead_letters(self) -> list[tuple[Delivery, str]]: ...
-
-
-class Flushable(Protocol):
-    def flush(self, limit: int = 500) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,7 @@ class QueuePump:
     def __init__(
         self,
         queue: LeaseQueue,
-        relay: Flushable,
+        relay: Relay,
         handlers: Mapping[str, Handler],
         on_dead_letter: Callable[[Delivery, str], None],
         config: PumpConfig = PumpConfig(),

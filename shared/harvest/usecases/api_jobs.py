@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol
 
 from harvest.domain.job import HarvestJob, plan_message
 from harvest.domain.registry import Registry
@@ -20,14 +19,10 @@ from harvest.domain.validation import (
     check_page,
     validate_create,
 )
-from harvest.ports import JobPage, JobStore
+from harvest.ports import JobPage, JobStore, Relay
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class Relay(Protocol):
-    def flush(self) -> int: ...
 
 
 def create_job(

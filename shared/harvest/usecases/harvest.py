@@ -32,7 +32,7 @@ from harvest.errors import (
     StorageError,
     WindowNotCovered,
 )
-from harvest.ports import JobStore, ObjectStore, Origin, Queue
+from harvest.ports import JobStore, ObjectStore, Origin, Queue, Relay
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,6 @@ MIN_CHUNKS = 8
 
 def chunk_size(tasks: int) -> int:
     return min(CHUNK_MAX_TASKS, max(CHUNK_MIN_TASKS, -(-tasks // MIN_CHUNKS)))
-
-
-class Relay(Protocol):
-    def flush(self, limit: int = 500) -> int: ...
 
 
 class Notifier(Protocol):
@@ -95,6 +91,7 @@ _URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)[?#][^\s'\"]*")
 
 def public_message(reason: str) -> str:
     """ErrMessage reaches API clients: URLs keep scheme, host and path, never a query (tokens)."""
+
     def drop_query(match: re.Match[str]) -> str:
         tail = match.group(0)[-1]
         return match.group(1) + (tail if tail in ":,;)." else "")  # keep the sentence's punctuation

@@ -43,9 +43,9 @@ from harvest.errors import (
     SignatureExpire,
     SignatureFailure,
 )
-from harvest.ports import JobStore
+from harvest.ports import JobStore, Relay
 from harvest.settings import Settings
-from harvest.usecases.api_jobs import Relay, create_job
+from harvest.usecases.api_jobs import create_job
 
 log = logging.getLogger(__name__)
 
