@@ -200,7 +200,7 @@ def test_an_origin_down_for_the_whole_job_fails_it_within_the_retry_bound(
     assert reason in reasons, job.err_message
     assert elapsed < 2 * bound + 5.0, f"took {elapsed:.1f} s, bound {bound:.1f} s"
     queue: Any = engine.deps.queue  # the SqlQueue
-    assert queue.pending_count() == 0
+    assert engine.pending_after_drain() == 0
     assert queue.dead_letters() == []
     assert origin.stats.snapshot()["requests"].get("segment", 0) == 0
     reliability_record(

@@ -220,15 +220,6 @@ CASES = [
 ]
 
 
-def wait_until_drained(engine: Engine, timeout: float = 10.0) -> int:
-    """Messages still queued once the pump has acked what it holds (the job ends before the ack)."""
-    queue: Any = engine.deps.queue
-    deadline = time.monotonic() + timeout
-    while queue.pending_count() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return int(queue.pending_count())
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda case: f"{case.scenario}: {case.injected}"[:60])
 def test_a_hostile_playlist_fails_the_job_with_a_clear_message(
     case: Case,
@@ -253,7 +244,7 @@ def test_a_hostile_playlist_fails_the_job_with_a_clear_message(
     assert "/hostile/" in job.err_message or "playlist" in job.err_message
     # AND nothing about it is left queued or retrying, and no segment was ever requested
     queue: Any = engine.deps.queue  # the SqlQueue
-    assert wait_until_drained(engine) == 0
+    assert engine.pending_after_drain() == 0
     # A broken playlist is not "not yet covered": it fails at once, even near the live edge.
     assert queue.dead_letters() == []
     assert all(path.endswith(".m3u8") for path in hostile_origin.requests), hostile_origin.requests

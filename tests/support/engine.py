@@ -60,6 +60,14 @@ class Engine:
             self.deps.store, self.deps.relay, self.deps.registry, self.settings, params, self.clock()
         )
 
+    def pending_after_drain(self, timeout: float = 10.0) -> int:
+        """Messages still queued once the pump has acked what it holds (a job ends before the ack)."""
+        queue: Any = self.deps.queue
+        deadline = time.monotonic() + timeout
+        while queue.pending_count() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return int(queue.pending_count())
+
     def wait(self, job_id: str, timeout: float = 60.0) -> HarvestJob:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
