@@ -16,7 +16,8 @@ from tests.support.browser import BUCKET, REGION, SECRET_ID, SECRET_KEY, Console
 from harvest.domain.job import HarvestJob, JobStatus
 
 pytest_plugins = ("tests.support.media",)  # media_pools, used by the console fixture
-pytestmark = [pytest.mark.browser, pytest.mark.media]
+# One worker runs them all: they share one stack and one chromium.
+pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.xdist_group("console-browser")]
 
 RECORD_FIELDS = (
     "ID",
@@ -123,7 +124,6 @@ def test_sign_in_create_watch_play_and_delete(
     expect(row.get_by_role("button", name="Delete")).to_be_disabled()
     expect(row).to_contain_text("Completed", timeout=HARVEST_TIMEOUT_MS)
     expect(row.get_by_role("button", name="Delete")).to_be_enabled()
-    shot(page, screenshot_dir, "console-jobs.png")
 
     # WHEN its Info is opened
     row.get_by_role("link", name="Info").click()
@@ -209,7 +209,9 @@ def test_create_checks_rules_and_shows_api_errors_beside_their_fields(
     console.stack.deps.store.delete(["taken-1"])
 
 
-def test_list_is_newest_first_filters_pages_and_deletes_many(console_page: Page, console: Console) -> None:
+def test_list_is_newest_first_filters_pages_and_deletes_many(
+    console_page: Page, console: Console, screenshot_dir: Path
+) -> None:
     page = console_page
     # GIVEN 12 sports jobs, newest last made, one of them Running, two Failed
     for n in range(12):
@@ -225,6 +227,7 @@ def test_list_is_newest_first_filters_pages_and_deletes_many(console_page: Page,
     expect(rows.first).to_contain_text("list-11")
     expect(page.get_by_text("Refreshing every 2 s while a job is Running.")).to_be_visible()
     expect(page.get_by_text("Page 1 of 2 · 12 jobs")).to_be_visible()
+    shot(page, screenshot_dir, "console-jobs.png")
     page.get_by_role("button", name="Next page").click()
     expect(rows).to_have_count(2)
     expect(rows.last).to_contain_text("list-00")
