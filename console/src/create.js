@@ -54,14 +54,20 @@ export function fieldForError(error) {
 
 export async function renderCreate(ctx, query) {
   document.title = "Create Harvest Job";
-  const [settings, jobs] = await Promise.all([
-    ctx.settings(),
-    ctx.api.all("DescribeStreamPackageHarvestJobs", "Infos"),
-  ]);
+  const settings = await ctx.settings();
   if (!ctx.alive()) return;
   const endpoints = settings.Endpoints;
   const windowOf = (value) => (endpoints.find((e) => `${e.ChannelName}/${e.EndpointName}` === value) || {}).StartoverWindow;
-  const written = new Map(jobs.items.map((job) => [`${job.Destination}${job.Manifest}`, job.ID]));
+  // Which manifests existing jobs wrote, for the overwrite warning: read in the background, and
+  // without it (a failure, a rate limit on a very long list) the page still works, unwarned.
+  const written = new Map();
+  ctx.api
+    .all("DescribeStreamPackageHarvestJobs", "Infos")
+    .then(({ items }) => {
+      for (const job of items) written.set(`${job.Destination}${job.Manifest}`, job.ID);
+      if (ctx.alive()) validate();
+    })
+    .catch(() => {});
 
   const byChannel = new Map();
   for (const endpoint of endpoints) {

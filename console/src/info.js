@@ -25,7 +25,8 @@ const REFRESH_MS = 1000;
 // Where the VOD's parent manifest is: in COS, and (serve's local bucket) on this server.
 export function manifestUrls(job, config) {
   const urls = [];
-  if (job.Destination) urls.push({ label: "COS", url: `${job.Destination}${job.Manifest}` });
+  const cos = `${job.Destination}${job.Manifest}`;
+  if (/^https:\/\//.test(cos)) urls.push({ label: "COS", url: cos }); // never a javascript: link
   const parsed = job.Destination ? parseDestination(job.Destination) : { error: "none" };
   if (config.bucket && !parsed.error) {
     const key = `${parsed.prefix}${job.Manifest}`.split("/").map(encodeURIComponent).join("/");

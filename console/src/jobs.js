@@ -1,5 +1,5 @@
 // The Harvest Jobs list, the Channels list and a channel's details page (which holds the same list).
-import { h, formatDate, replaceChildren, timeZoneLabel } from "./dom.js";
+import { formatDate, h, replaceChildren, timeZoneLabel, uid } from "./dom.js";
 import { describeWindow, parseTime } from "./rules.js";
 
 export const STATUSES = ["Running", "Completed", "Failed"];
@@ -307,12 +307,6 @@ async function jobsView(ctx, query, base, fixedChannel) {
     h("div", { className: "table-wrap" }, table),
     h("div", { className: "table-foot" }, pager, h("span", { className: "hint" }, `Times in ${timeZoneLabel()}. `, refreshNote)),
   );
-}
-
-let counter = 0;
-function uid(prefix) {
-  counter += 1;
-  return `${prefix}-${counter}`;
 }
 
 export async function renderJobs(ctx, query) {

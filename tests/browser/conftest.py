@@ -88,10 +88,14 @@ def console_page(browser_context: object, console: Console) -> Iterator[object]:
     page = browser_context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # A Content-Security-Policy violation is only a console message: count those too.
+    page.on(
+        "console", lambda message: errors.append(message.text) if "Security Policy" in message.text else None
+    )
     page.goto(console.url)
     yield page
     page.close()
-    assert errors == [], f"uncaught errors in the page: {errors}"
+    assert errors == [], f"uncaught errors or CSP violations in the page: {errors}"
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
+from tencentcloud.mdp.v20200527 import models
 from tests.support.browser import BUCKET, REGION, SECRET_ID, SECRET_KEY, Console, keep_screenshot
 
 from harvest.domain.job import HarvestJob, JobStatus
@@ -19,22 +20,8 @@ pytest_plugins = ("tests.support.media",)  # media_pools, used by the console fi
 # One worker runs them all: they share one stack and one chromium.
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.xdist_group("console-browser")]
 
-RECORD_FIELDS = (
-    "ID",
-    "ChannelName",
-    "EndpointName",
-    "TimeFormat",
-    "StartTime",
-    "EndTime",
-    "Destination",
-    "Manifest",
-    "Status",
-    "ErrMessage",
-    "CreateTime",
-    "ChannelId",
-    "Region",
-    "CallbackURL",
-)
+# Every field of the SDK's HarvestJobResp model.
+RECORD_FIELDS = tuple(name[1:] for name in vars(models.HarvestJobResp()) if name.startswith("_"))
 HARVEST_TIMEOUT_MS = 90_000
 
 

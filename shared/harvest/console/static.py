@@ -35,7 +35,7 @@ _TYPES = {
 # https; hls.js feeds the <video> through MediaSource blob: URLs.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' https:; media-src 'self' blob: https:; worker-src blob:; "
+    "connect-src 'self' https:; media-src 'self' blob: https:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {
