@@ -119,7 +119,8 @@ async function jobsView(ctx, query, base, fixedChannel) {
   const selected = new Set();
 
   const navigate = (changes) => {
-    const next = new URLSearchParams(query);
+    // From the address as it is now: a control of a page being replaced may still fire.
+    const next = new URLSearchParams(location.hash.split("?")[1] || "");
     for (const [key, value] of Object.entries(changes)) {
       if (value) next.set(key, value);
       else next.delete(key);

@@ -207,6 +207,7 @@ def test_list_is_newest_first_filters_pages_and_deletes_many(
     sign_in(page)
     page.get_by_label("Channel").select_option("sports")
     page.get_by_label("Rows per page").select_option("10")
+    expect(page).to_have_url(re.compile(r"#/jobs\?channel=sports&size=10$"))
 
     # THEN the newest is first, ten to a page, and it refreshes itself while a job is Running
     rows = page.get_by_role("table", name="Harvest jobs").locator("tbody tr")
