@@ -287,3 +287,24 @@ def test_console_files_are_served_with_types_and_no_cdn(console: Console) -> Non
         r"https?://(?!127\.0\.0\.1)[a-z0-9.-]+/[^\"' ]*\.(js|css)\b", index.text + script.text
     )
     assert config == {"region": REGION, "api": "../", "bucket": "../cos/"}
+
+
+def test_a_failed_job_shows_why_and_sign_out_forgets_the_key(console_page: Page, console: Console) -> None:
+    # GIVEN a Failed job
+    stored_job(console, "failed-1", JobStatus.FAILED, age=30)
+    sign_in(page := console_page)
+    expect(page.get_by_role("heading", name="Harvest Jobs", exact=True)).to_be_visible()
+
+    # WHEN its Info is opened from the list
+    job_row(page, "failed-1").get_by_role("link", name="Info").click()
+
+    # THEN its ErrMessage is announced, there is nothing to play, and it may be deleted
+    expect(page.get_by_role("alert").filter(has_text="origin said no")).to_be_visible()
+    expect(page.get_by_text("A failed job has no VOD to play.")).to_be_visible()
+    expect(page.get_by_role("button", name="Delete", exact=True)).to_be_enabled()
+    console.stack.deps.store.delete(["failed-1"])
+
+    # WHEN the person signs out, THEN the key is gone from the tab and the console asks again
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.evaluate("() => sessionStorage.length") == 0
