@@ -161,6 +161,7 @@ async function jobsView(ctx, query, base, fixedChannel) {
   const pager = h("div", { className: "pager" });
   let shown = [];
   let timer = null;
+  let refreshFailed = false;
 
   const table = h(
     "table",
@@ -251,9 +252,15 @@ async function jobsView(ctx, query, base, fixedChannel) {
     try {
       result = await fetchJobs(ctx.api, { channel, status, page, pageSize });
     } catch (error) {
-      if (ctx.alive()) alert.textContent = `${error.code}: ${error.message}`;
+      if (!ctx.alive()) return;
+      alert.textContent = `${error.code}: ${error.message}`;
+      refreshFailed = true;
+      // Keep watching Running jobs through a passing failure (a rate limit, a restart).
+      if (shown.some((job) => job.Status === "Running")) timer = setTimeout(refresh, REFRESH_MS * 2);
       return;
     }
+    if (refreshFailed) alert.textContent = ""; // a delete's error stays until the next delete
+    refreshFailed = false;
     if (!ctx.alive()) return;
     const pages = Math.max(1, Math.ceil(result.total / pageSize));
     if (page > pages) {
