@@ -6,13 +6,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
-DEBS   := ffmpeg aria2
+DEBS   := ffmpeg aria2 chromium
+CONSOLE_OUT := shared/harvest/console/static/index.html
+CONSOLE_SRC := $(wildcard console/src/*) console/build.mjs console/package-lock.json
 
 # A python3.10 that actually runs (a pyenv shim without that version selected does not).
 PY310  ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
             "$$p" -c 'import sys' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 
-.PHONY: demo test test-py310 lint typecheck unit bench layer install system-deps clean
+.PHONY: demo test test-py310 lint typecheck unit bench layer install system-deps console clean
 
 demo: install
 	$(BIN)/harvest demo
@@ -39,16 +41,26 @@ bench: install
 layer: install
 	$(BIN)/python packaging/build_layer.py
 
-install: system-deps $(STAMP)
+install: system-deps $(STAMP) $(CONSOLE_OUT)
 
-# ffmpeg makes and checks the test media; aria2c is the raw-download baseline of the benchmark.
+# ffmpeg makes and checks the test media; aria2c is the raw-download baseline of the benchmark;
+# chromium runs the console's browser tests; node and npm build the console (Debian's, if the
+# machine has none of its own).
 system-deps:
-	@missing=""; for tool in ffmpeg ffprobe aria2c; do command -v $$tool >/dev/null || missing=1; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages: $(DEBS)"; \
+	@debs=""; for tool in ffmpeg ffprobe aria2c chromium; do command -v $$tool >/dev/null || debs="$(DEBS)"; done; \
+	command -v npm >/dev/null || debs="$$debs nodejs npm"; \
+	if [ -n "$$debs" ]; then \
+	  echo "installing Debian packages: $$debs"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$debs >/dev/null; \
 	fi
+
+# The console's static files: hls.js and esbuild at the versions package-lock.json pins (npm ci),
+# bundled by console/build.mjs into the package (same inputs, same bytes). Not committed.
+console: $(CONSOLE_OUT)
+
+$(CONSOLE_OUT): $(CONSOLE_SRC) console/package.json
+	cd console && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,4 +69,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .harvest .pytest_cache .mypy_cache .ruff_cache tests/.media
+	rm -rf $(VENV) .harvest .pytest_cache .mypy_cache .ruff_cache tests/.media console/node_modules shared/harvest/console/static

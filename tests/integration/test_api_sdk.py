@@ -270,7 +270,7 @@ def test_other_version_is_no_such_version(api_stack: Stack) -> None:
 
 
 def test_unknown_action_is_invalid_action(api_stack: Stack) -> None:
-    error = sdk_error(api_stack.common().call_json, "DescribeStreamPackageChannels", {})
+    error = sdk_error(api_stack.common().call_json, "CreateStreamPackageChannel", {})
     assert error.get_code() == "InvalidAction"
 
 

@@ -1,5 +1,6 @@
-"""The five harvest-job actions (and one extension): each one's parameters (names and types from
-the SDK's request models, mdp/v20200527/models.py) and the use case it runs.
+"""The five harvest-job actions (and one extension), plus the channel actions of channels.py: each
+one's parameters (names and types from the SDK's request models, mdp/v20200527/models.py) and the
+use case it runs.
 
 Parameters are checked against the model before any rule: an unknown name is UnknownParameter, a
 required one absent is MissingParameter, a value of the wrong JSON type is InvalidParameter naming
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harvest.api import channels
 from harvest.domain.registry import Registry
 from harvest.domain.validation import CreateParams
 from harvest.errors import InvalidParameter, MissingParameter, UnknownParameter
@@ -210,5 +212,13 @@ ACTIONS: dict[str, Action] = dict(
         _action("DeleteStreamPackageHarvestJob", _delete, Param("ID", str, True)),
         _action("DeleteStreamPackageHarvestJobs", _delete_many, Param("IDs", list, True)),
         _action(PROGRESS_ACTION, _progress, Param("ID", str, True)),
+        _action(
+            "DescribeStreamPackageChannels",
+            channels.describe_channels,
+            Param("PageNum", int),
+            Param("PageSize", int),
+        ),
+        _action("DescribeStreamPackageChannel", channels.describe_channel, Param("Id", str, True)),
+        _action(channels.SETTINGS_ACTION, channels.describe_harvest_settings),
     ]
 )

@@ -20,6 +20,7 @@ from harvest.api.envelope import error_body, integration_response, read_params, 
 from harvest.api.events import ApiRequest, parse_event
 from harvest.api.ratelimit import RateLimiter
 from harvest.api.tc3 import ReplayCache, SignedRequest, Tc3Verifier
+from harvest.console import static as console
 from harvest.domain.registry import Registry
 from harvest.errors import (
     HarvestError,
@@ -101,6 +102,11 @@ def make_handler(deps: ApiDeps) -> Handler:
     limiter = deps.rate_limiter or RateLimiter(settings.rate_limit)
     replay = ReplayCache(settings.signature_max_skew) if settings.replay_protection else None
     verifier = Tc3Verifier(settings.credentials, SERVICE, settings.signature_max_skew, replay)
+    # The console's static files share the api function's URL; the local bucket sits beside them
+    # only under `harvest serve` (the one place with a local object store).
+    console_config = console.ConsoleConfig(
+        settings.region, bucket="../cos/" if settings.object_store == "local" else ""
+    )
 
     def serve(request: ApiRequest, outcome: _Outcome) -> Payload:
         name = _check_protocol(request, settings)
@@ -128,6 +134,9 @@ def make_handler(deps: ApiDeps) -> Handler:
         gateway_id = ""
         try:
             request = parse_event(event)
+            if console.is_console_path(request.path):
+                page = console.console_response(request.method, request.path, request.headers, console_config)
+                return console.integration_response(page)
             gateway_id = request.request_id
             body = success_body(serve(request, outcome), request_id)
         except HarvestError as exc:

@@ -147,6 +147,11 @@ def demo_main(args: argparse.Namespace) -> int:
         url = f"http://{api}/cos/{DEMO_BUCKET}/{master_key}"
         if args.keep_running:
             print(f"plays at:       {url}   (ffplay, VLC or Safari; Ctrl-C to stop)")
+            print(f"console:        http://{api}/console/")
+            print(
+                f"                sign in with SecretId {DEMO_SECRET_ID} and SecretKey {DEMO_SECRET_KEY}",
+                flush=True,
+            )
             try:
                 while True:
                     time.sleep(3600)

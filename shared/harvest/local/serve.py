@@ -122,7 +122,7 @@ def serve_main() -> int:
         signal.signal(sig, lambda *_: stack.stop_event.set())
     print(
         f"harvest serve: API at {stack.url}/ (region {settings.region}), bucket at {stack.url}/cos/,"
-        f" {settings.workers} consumers, data in {settings.data_dir}",
+        f" console at {stack.url}/console/, {settings.workers} consumers, data in {settings.data_dir}",
         flush=True,
     )
     stack.stop_event.wait()

@@ -1,0 +1,1 @@
+"""The Harvest Jobs console: a static page (built from console/ by `make console`) and its server."""
