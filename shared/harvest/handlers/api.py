@@ -96,6 +96,22 @@ def _check_protocol(request: ApiRequest, settings: Settings) -> str:
     return action
 
 
+def unconfigured_handler(error: HarvestError) -> Handler:
+    """The API of a function that could not start: every call is an InternalError with a RequestId.
+
+    The cause was logged once at start-up; each call logs it again under its RequestId, so an
+    operator holding a caller's RequestId finds the reason.
+    """
+
+    def main_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        request_id = str(uuid.uuid4())
+        with log_context(request_id=request_id):
+            log.error("not configured: %s", error.message, extra={"code": "InternalError"})
+            return integration_response(error_body("InternalError", INTERNAL_MESSAGE, request_id))
+
+    return main_handler
+
+
 def make_handler(deps: ApiDeps) -> Handler:
     settings = deps.settings
     limiter = deps.rate_limiter or RateLimiter(settings.rate_limit)
