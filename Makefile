@@ -24,10 +24,10 @@ test: install lint typecheck
 test-py310: system-deps
 	@if [ -z "$(PY310)" ]; then echo "test-py310: no python3.10 here, skipped"; else \
 	  [ -x .venv310/bin/python ] || $(PY310) -m venv .venv310; \
-	  .venv310/bin/pip install -q -e '.[test]' && .venv310/bin/python -m pytest -q -p no:cacheprovider tests/unit; fi
+	  .venv310/bin/pip install -q -e '.[local,test]' && .venv310/bin/python -m pytest -q -p no:cacheprovider tests/unit; fi
 
 lint: install
-	$(BIN)/ruff check shared tests functions bench
+	$(BIN)/ruff check shared tests functions bench packaging
 
 typecheck: install
 	$(BIN)/mypy
@@ -53,7 +53,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[local,test]'
 	touch $(STAMP)
 
 clean:
