@@ -12,7 +12,7 @@ DEBS   := ffmpeg aria2
 PY310  ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
             "$$p" -c 'import sys' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 
-.PHONY: demo test test-py310 lint typecheck unit bench layer install system-deps clean
+.PHONY: demo test test-py310 lint typecheck unit bench layer functions deploy install system-deps clean
 
 demo: install
 	$(BIN)/harvest demo
@@ -35,9 +35,17 @@ typecheck: install
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-# The SCF layer (shared/ plus its dependencies) for serverless.yml: build/layer.zip.
+# The SCF layer harvest-shared (what the functions import, from pyproject.toml): build/layer.zip.
 layer: install
 	$(BIN)/python packaging/build_layer.py
+
+# Each function's code folder for serverless.yml (index.py + channels.yaml): build/functions/<name>/.
+functions: install
+	$(BIN)/python packaging/build_functions.py $(if $(CHANNELS),--channels $(CHANNELS))
+
+# Publish the layer and create or update the functions and triggers of serverless.yml (see README).
+deploy: layer functions
+	$(BIN)/python packaging/deploy.py $(DEPLOY_ARGS)
 
 install: system-deps $(STAMP)
 
@@ -57,4 +65,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .harvest .pytest_cache .mypy_cache .ruff_cache tests/.media
+	rm -rf $(VENV) .harvest .pytest_cache .mypy_cache .ruff_cache tests/.media build

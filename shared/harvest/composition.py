@@ -99,11 +99,20 @@ def build_api_deps(
     settings: Settings, backend: Backend | None = None, registry: Registry | None = None
 ) -> ApiDeps:
     backend = backend or build_backend(settings)
+    limiter, ledger = None, None
+    if backend.db.is_postgres:
+        # Shared by every process on this database, so the limit and the ledger hold service-wide.
+        from harvest.adapters.sql.guards import SqlRateLimiter, SqlSignatureLedger
+
+        limiter = SqlRateLimiter(backend.db, settings.rate_limit)
+        ledger = SqlSignatureLedger(backend.db, settings.signature_max_skew)
     return ApiDeps(
         settings=settings,
         registry=registry or load_registry(settings.channels_file),
         store=backend.store,
         relay=backend.relay,
+        rate_limiter=limiter,
+        replay_ledger=ledger,
     )
 
 

@@ -18,8 +18,8 @@ from typing import Any
 from harvest.api.actions import ACTIONS, Action, ActionContext, Payload, parse_params
 from harvest.api.envelope import error_body, integration_response, read_params, success_body
 from harvest.api.events import ApiRequest, parse_event
-from harvest.api.ratelimit import RateLimiter
-from harvest.api.tc3 import ReplayCache, SignedRequest, Tc3Verifier
+from harvest.api.ratelimit import REPLAY_PROTECTED_ACTIONS, Limiter, RateLimiter, SignatureLedger
+from harvest.api.tc3 import ReplayCache, SignedRequest, Tc3Verifier, parse_authorization
 from harvest.domain.registry import Registry
 from harvest.errors import (
     HarvestError,
@@ -27,6 +27,7 @@ from harvest.errors import (
     MissingParameter,
     NoSuchVersion,
     RequestSizeLimitExceeded,
+    SignatureFailure,
     UnsupportedProtocol,
     UnsupportedRegion,
 )
@@ -50,7 +51,9 @@ class ApiDeps:
     store: JobStore
     relay: Relay
     clock: Callable[[], float] = time.time  # wall clock: signatures carry Unix timestamps
-    rate_limiter: RateLimiter | None = None  # None: one built from settings.rate_limit
+    rate_limiter: Limiter | None = None  # None: one in this process, from settings.rate_limit
+    # Where signatures are remembered when settings.replay_protection is on; None: in this process.
+    replay_ledger: SignatureLedger | None = None
     actions: Mapping[str, Action] = field(default_factory=lambda: dict(ACTIONS))
 
 
@@ -115,8 +118,17 @@ def unconfigured_handler(error: HarvestError) -> Handler:
 def make_handler(deps: ApiDeps) -> Handler:
     settings = deps.settings
     limiter = deps.rate_limiter or RateLimiter(settings.rate_limit)
-    replay = ReplayCache(settings.signature_max_skew) if settings.replay_protection else None
-    verifier = Tc3Verifier(settings.credentials, SERVICE, settings.signature_max_skew, replay)
+    ledger: SignatureLedger | None = None
+    if settings.replay_protection:
+        ledger = deps.replay_ledger or ReplayCache(settings.signature_max_skew)
+    verifier = Tc3Verifier(settings.credentials, SERVICE, settings.signature_max_skew)
+
+    def refuse_replay(request: ApiRequest, now: float) -> None:
+        # Only after the signature verified: its timestamp is a well-formed integer within the skew.
+        assert ledger is not None
+        signature = parse_authorization(request.header("authorization")).signature
+        if not ledger.check_and_remember(signature, int(request.header("x-tc-timestamp")), now):
+            raise SignatureFailure("this signature was already used: the request is a replay; sign it afresh")
 
     def serve(request: ApiRequest, outcome: _Outcome) -> Payload:
         name = _check_protocol(request, settings)
@@ -127,6 +139,8 @@ def make_handler(deps: ApiDeps) -> Handler:
         action = deps.actions.get(name)
         if action is None:
             raise InvalidAction(f"action {name[:64]!r} does not exist in {SERVICE} {API_VERSION}")
+        if ledger is not None and action.name in REPLAY_PROTECTED_ACTIONS:
+            refuse_replay(request, now)
         limiter.acquire(outcome.secret_id, action.name)
         raw, from_query = read_params(request)
         params = parse_params(action, raw, from_query)
