@@ -227,3 +227,32 @@ def test_every_value_a_user_must_set_is_marked() -> None:
     for number, line in enumerate(CONFIG_PATH.read_text(encoding="utf-8").splitlines(), start=1):
         if "${env:" in line.split("#", 1)[0]:
             assert "# SET ME" in line, f"serverless.yml:{number} reads an env var without '# SET ME'"
+
+
+def test_make_deploy_publishes_the_layer_for_python_3_10_and_binds_the_functions_to_it(
+    tmp_path: Path, staged: Path
+) -> None:
+    # GIVEN serverless.yml pointing at staged function folders, and a layer zip
+    config = tmp_path / "serverless.yml"
+    config.write_text(
+        CONFIG_PATH.read_text(encoding="utf-8").replace("./build/functions", str(staged)), encoding="utf-8"
+    )
+    layer = tmp_path / "layer.zip"
+    with zipfile.ZipFile(layer, "w") as archive:
+        archive.writestr("harvest/__init__.py", "")
+    # WHEN packaging/deploy.py renders its requests without sending them
+    deploy = load_packaging("deploy")
+    calls = deploy.requests_for(config, layer, DEPLOY_ENV, tmp_path / "zips")
+    # THEN the layer is published for Python3.10 first, then the five functions use that version
+    action, publish = calls[0]
+    assert (action, publish["LayerName"], publish["CompatibleRuntimes"]) == (
+        "PublishLayerVersion",
+        "harvest-shared",
+        ["Python3.10"],
+    )
+    functions = [request for action, request in calls if action == "DeployFunction"]
+    assert len(functions) == len(FUNCTIONS)
+    for request in functions:
+        assert request["Layers"] == [{"LayerName": "harvest-shared", "LayerVersion": "$LAYER_VERSION"}]
+        assert request["Code"]["ZipFile"]
+    assert [action for action, _ in calls[len(FUNCTIONS) + 1 :]] == ["CreateTrigger"] * 5
