@@ -440,3 +440,23 @@ def test_a_function_missing_a_setting_names_it_and_the_api_answers_internal_erro
     startup = [line for line in instance.log_text().splitlines() if "cannot start" in line]
     assert len(startup) == 1 and "HARVEST_DATABASE_URL" in startup[0], instance.log_text()[-2000:]
     assert not list(code_dir.rglob("*.db")) and not (code_dir / ".harvest").exists()
+
+
+def test_the_layer_holds_what_the_functions_import_and_nothing_else(layer_dir: Path) -> None:
+    # GIVEN the layer as uploaded
+    harvest = layer_dir / "harvest"
+    # THEN it has the package without the local stack, the CLI and the test origin / media tools
+    assert (harvest / "handlers" / "worker.py").is_file()
+    assert not any((harvest / name).exists() for name in ("local", "cli", "devtools"))
+    # AND exactly pyproject.toml's runtime dependencies (and theirs), nothing only the local parts need
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    installed = {p.name.split("-")[0].lower().replace("_", "-") for p in layer_dir.glob("*.dist-info")}
+    for requirement in declared:
+        name = requirement.split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip().lower()
+        assert name.replace("_", "-") in installed, name
+    assert not (layer_dir / "cryptography").exists() and "cryptography" not in installed
+    # AND of the Tencent SDK only the products the functions call
+    products = sorted(p.name for p in (layer_dir / "tencentcloud").iterdir() if p.is_dir())
+    assert products == ["ckafka", "common"]

@@ -50,17 +50,22 @@ def _accept(standin: TencentApiStandIn, keys: CloudKeys) -> None:
     standin.secret_id, standin.secret_key, standin.token = keys
 
 
-def test_ckafka_signs_each_request_with_the_keys_of_the_moment(ckafka: TencentApiStandIn) -> None:
-    # GIVEN a queue built once, as a warm instance keeps it, on the role's keys in the environment
-    role = Role()
-    _accept(ckafka, environment_keys(role.env)())
+def _queue(standin: TencentApiStandIn, role: Role) -> CKafkaQueue:
+    """A queue on the role's keys in the environment, which the stand-in accepts for now."""
+    _accept(standin, environment_keys(role.env)())
     settings = Settings(
         queue_backend="ckafka",
         ckafka_datahub_id="datahub-work",
         ckafka_finalize_datahub_id="datahub-finalize",
-        tencent_api_endpoint=ckafka.endpoint,
+        tencent_api_endpoint=standin.endpoint,
     )
-    queue = CKafkaQueue.from_settings(settings, environment_keys(role.env))
+    return CKafkaQueue.from_settings(settings, environment_keys(role.env))
+
+
+def test_ckafka_signs_each_request_with_the_keys_of_the_moment(ckafka: TencentApiStandIn) -> None:
+    # GIVEN a queue built once, as a warm instance keeps it, on the role's keys in the environment
+    role = Role()
+    queue = _queue(ckafka, role)
     queue.publish([plan_message("job-1")])
     # WHEN the keys rotate (the old ones are refused from now on)
     _accept(ckafka, role.rotate())
@@ -70,15 +75,7 @@ def test_ckafka_signs_each_request_with_the_keys_of_the_moment(ckafka: TencentAp
 
 
 def test_ckafka_retries_an_expired_token_once_then_leaves_it_to_redelivery(ckafka: TencentApiStandIn) -> None:
-    role = Role()
-    _accept(ckafka, environment_keys(role.env)())
-    settings = Settings(
-        queue_backend="ckafka",
-        ckafka_datahub_id="datahub-work",
-        ckafka_finalize_datahub_id="datahub-finalize",
-        tencent_api_endpoint=ckafka.endpoint,
-    )
-    queue = CKafkaQueue.from_settings(settings, environment_keys(role.env))
+    queue = _queue(ckafka, Role())
     # GIVEN CKafka answers the next request "token expired"
     ckafka.answer_error_next("AuthFailure.TokenFailure")
     # WHEN a message is published / THEN the keys are read again and the second request goes through
