@@ -71,7 +71,8 @@ class ScfInstance:
         self._log: IO[bytes] = log.open("ab")
         self._lock = threading.Lock()
         self._process = subprocess.Popen(
-            [python, "-I", "-S", str(RUNTIME), str(code_dir), str(layer_dir), handler],
+            # -B: SCF sets PYTHONDONTWRITEBYTECODE, which -I (isolated: no PYTHON* variables) would drop.
+            [python, "-I", "-S", "-B", str(RUNTIME), str(code_dir), str(layer_dir), handler],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

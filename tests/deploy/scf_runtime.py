@@ -1,6 +1,6 @@
 """A stand-in for SCF's Python runtime: one warm function instance, driven over pipes by the rehearsal.
 
-Run it as `python3.10 -I -S scf_runtime.py <code dir> <layer dir> <handler>`: isolated and without
+Run it as `python3.10 -I -S -B scf_runtime.py <code dir> <layer dir> <handler>`: isolated and without
 site-packages, so nothing from the developer's virtualenv is importable. It then does what SCF's
 Python runtime does at instance start (583/37039, 583/32748): the code directory is the working
 directory, `sys.path` starts with PYTHONPATH's /var/user:/opt (here: the code dir, then the layer
