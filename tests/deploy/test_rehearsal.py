@@ -366,7 +366,9 @@ def test_a_job_created_through_the_function_url_completes_byte_exact(deployment:
     assert deployment.keys.token in cos_tokens
 
 
-def test_a_css_stream_end_callback_through_its_function_url_creates_a_job(deployment: Deployment) -> None:
+def test_a_css_stream_end_callback_through_its_function_url_creates_a_job_that_completes(
+    deployment: Deployment,
+) -> None:
     # GIVEN a CSS disconnect notification for a 30 s push that ended 20 s ago, signed with the key
     stop = int(time.time()) - 20
     expiry = int(time.time()) + 600
@@ -395,6 +397,12 @@ def test_a_css_stream_end_callback_through_its_function_url_creates_a_job(deploy
     describe.ID = answer["job_id"]
     info = deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info
     assert (info.ChannelName, info.EndpointName, info.Status) == ("news", "hls", "Running")
+    # AND the session's job runs to Completed through the worker and finalizer
+    _wait_until(
+        lambda: deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info.Status != "Running",
+        deployment,
+    )
+    assert deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info.Status == "Completed"
 
 
 def test_the_timer_event_runs_the_sweeper(deployment: Deployment) -> None:
