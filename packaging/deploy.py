@@ -98,13 +98,23 @@ def _shown(request: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Deployer:
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, endpoint: str = "") -> None:
+        """`endpoint` (host:port) replaces the SCF API's address: a private endpoint, or a stand-in."""
         from tencentcloud.common import credential
         from tencentcloud.common.common_client import CommonClient
+        from tencentcloud.common.profile.client_profile import ClientProfile
+        from tencentcloud.common.profile.http_profile import HttpProfile
 
-        self._client = CommonClient(
-            "scf", "2018-04-16", credential.EnvironmentVariableCredential().get_credential(), region
-        )
+        keys = credential.EnvironmentVariableCredential().get_credential()
+        if keys is None:
+            raise SystemExit("set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY: the keys that deploy")
+        profile = ClientProfile()
+        if endpoint:
+            local = endpoint.split(":")[0] in ("127.0.0.1", "localhost")
+            profile = ClientProfile(
+                httpProfile=HttpProfile(endpoint=endpoint, protocol="http" if local else "https")
+            )
+        self._client = CommonClient("scf", "2018-04-16", keys, region, profile)
 
     def call(self, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
         from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
@@ -165,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=ROOT / "serverless.yml")
     parser.add_argument("--layer", type=Path, default=ROOT / "build" / "layer.zip")
     parser.add_argument("--dry-run", action="store_true", help="print the requests, send nothing")
+    parser.add_argument("--api-endpoint", default="", help="host:port of the SCF API (default: Tencent's)")
     args = parser.parse_args(argv)
     env = {**read_env_file(args.config.parent / ".env"), **os.environ}
     with tempfile.TemporaryDirectory(prefix="harvest-deploy-") as scratch:
@@ -173,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             for action, request in calls:
                 print(json.dumps({"Action": action, **_shown(request)}, ensure_ascii=False))
             return 0
-        deployer = Deployer(scf_requests.plan(args.config, env).region)
+        deployer = Deployer(scf_requests.plan(args.config, env).region, args.api_endpoint)
         version = None
         for action, request in calls:
             if action == "PublishLayerVersion":
