@@ -12,7 +12,7 @@ DEBS   := ffmpeg aria2
 PY310  ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
             "$$p" -c 'import sys' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 
-.PHONY: demo test test-py310 lint typecheck unit bench layer functions deploy install system-deps clean
+.PHONY: demo test test-py310 lint typecheck unit bench layer functions deploy toolkit-crosscheck install system-deps clean
 
 demo: install
 	$(BIN)/harvest demo
@@ -46,6 +46,11 @@ functions: install
 # Publish the layer and create or update the functions and triggers of serverless.yml (see README).
 deploy: layer functions
 	$(BIN)/python packaging/deploy.py $(DEPLOY_ARGS)
+
+# packaging/scf_requests.py against the real tencent-component-toolkit (needs node and npm).
+toolkit-crosscheck: install
+	npm install --prefix build/toolkit --no-audit --no-fund --silent tencent-component-toolkit@2.27.6
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/deploy/test_toolkit_crosscheck.py
 
 install: system-deps $(STAMP)
 
