@@ -118,19 +118,33 @@ def python310() -> str:
     return python
 
 
+def _layer_inputs_digest() -> str:
+    """What the layer is built from: the build script, pyproject.toml and the package's sources."""
+    digest = hashlib.sha256()
+    sources = [ROOT / "packaging" / "build_layer.py", ROOT / "pyproject.toml"]
+    sources += sorted((ROOT / "shared" / "harvest").rglob("*.py"))
+    for path in sources:
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
 def layer_dir(python310: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """build/layer.zip as `make layer` builds it, unpacked where SCF puts layers (/opt)."""
-    scratch = tmp_path_factory.mktemp("layer")
-    archive = scratch / "layer.zip"
-    built = subprocess.run(
-        [sys.executable, str(ROOT / "packaging" / "build_layer.py"), "--out", str(archive)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert built.returncode == 0, built.stderr[-3000:]
-    return unpack(archive, scratch / "opt")
+    """build/layer.zip as `make layer` builds it, unpacked where SCF puts layers (/opt).
+
+    Built once per session, and kept under build/rehearsal/ by the digest of what it is built from,
+    so a later session with the same sources and dependencies reuses it.
+    """
+    archive = ROOT / "build" / "rehearsal" / f"layer-{_layer_inputs_digest()}.zip"
+    if not archive.is_file():
+        built = subprocess.run(
+            [sys.executable, str(ROOT / "packaging" / "build_layer.py"), "--out", str(archive)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert built.returncode == 0, built.stderr[-3000:]
+    return unpack(archive, tmp_path_factory.mktemp("layer") / "opt")
 
 
 @pytest.fixture(scope="session")
