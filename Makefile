@@ -14,7 +14,7 @@ CONSOLE_SRC := $(wildcard console/src/*) console/build.mjs console/package-lock.
 PY310  ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
             "$$p" -c 'import sys' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 
-.PHONY: demo test test-py310 lint typecheck unit bench layer install system-deps console clean
+.PHONY: demo test test-py310 lint typecheck unit bench layer functions deploy toolkit-crosscheck install system-deps console clean
 
 demo: install
 	$(BIN)/harvest demo
@@ -26,10 +26,10 @@ test: install lint typecheck
 test-py310: system-deps
 	@if [ -z "$(PY310)" ]; then echo "test-py310: no python3.10 here, skipped"; else \
 	  [ -x .venv310/bin/python ] || $(PY310) -m venv .venv310; \
-	  .venv310/bin/pip install -q -e '.[test]' && .venv310/bin/python -m pytest -q -p no:cacheprovider tests/unit; fi
+	  .venv310/bin/pip install -q -e '.[local,test]' && .venv310/bin/python -m pytest -q -p no:cacheprovider tests/unit; fi
 
 lint: install
-	$(BIN)/ruff check shared tests functions bench
+	$(BIN)/ruff check shared tests functions bench packaging
 
 typecheck: install
 	$(BIN)/mypy
@@ -37,9 +37,22 @@ typecheck: install
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-# The SCF layer (shared/ plus its dependencies) for serverless.yml: build/layer.zip.
+# The SCF layer harvest-shared (what the functions import, from pyproject.toml): build/layer.zip.
 layer: install
 	$(BIN)/python packaging/build_layer.py
+
+# Each function's code folder for serverless.yml (index.py + channels.yaml): build/functions/<name>/.
+functions: install
+	$(BIN)/python packaging/build_functions.py $(if $(CHANNELS),--channels $(CHANNELS))
+
+# Publish the layer and create or update the functions and triggers of serverless.yml (see README).
+deploy: layer functions
+	$(BIN)/python packaging/deploy.py $(DEPLOY_ARGS)
+
+# packaging/scf_requests.py against the real tencent-component-toolkit (needs node and npm).
+toolkit-crosscheck: install
+	npm install --prefix build/toolkit --no-audit --no-fund --silent tencent-component-toolkit@2.27.6
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/deploy/test_toolkit_crosscheck.py
 
 install: system-deps $(STAMP) $(CONSOLE_OUT)
 
@@ -65,8 +78,8 @@ $(CONSOLE_OUT): $(CONSOLE_SRC) console/package.json
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[local,test]'
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .harvest .pytest_cache .mypy_cache .ruff_cache tests/.media console/node_modules shared/harvest/console/static
+	rm -rf $(VENV) .harvest .pytest_cache .mypy_cache .ruff_cache tests/.media build console/node_modules shared/harvest/console/static

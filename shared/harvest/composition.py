@@ -6,20 +6,25 @@ Handlers receive what they need from here; nothing below the handlers reads the 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from harvest.adapters.callback import CallbackNotifier
 from harvest.adapters.http_origin import HttpOrigin
 from harvest.adapters.objectstore.local import LocalDiskStore
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.retry import RetryPolicy
+from harvest.adapters.role_keys import KeySource, environment_keys, fixed_keys
 from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.jobstore import SqlJobStore
 from harvest.adapters.sql.queue import SqlQueue
 from harvest.domain.registry import Registry, load_registry
+from harvest.errors import ConfigError
 from harvest.handlers.api import ApiDeps
 from harvest.ports import ObjectStore, Queue
-from harvest.settings import Settings
+from harvest.settings import Settings, check_scf_environment, running_on_scf
 from harvest.usecases.harvest import HarvestDeps
 
 
@@ -33,6 +38,14 @@ class Backend:
     relay: OutboxRelay
 
 
+def _role_keys(settings: Settings) -> KeySource:
+    """On SCF the role's keys rotate under a warm instance: read them at every request. Elsewhere
+    the keys given at start-up (the same variables, read once by Settings) stay."""
+    if running_on_scf():
+        return environment_keys()
+    return fixed_keys(settings.cloud_secret_id, settings.cloud_secret_key, settings.cloud_token)
+
+
 def build_backend(settings: Settings) -> Backend:
     db = Database.connect(settings.effective_database_url, pool_size=max(8, settings.workers * 2 + 4))
     store = SqlJobStore(db)
@@ -40,7 +53,7 @@ def build_backend(settings: Settings) -> Backend:
     if settings.queue_backend == "ckafka":
         from harvest.adapters.ckafka import CKafkaQueue  # the Tencent SDK is only imported when used
 
-        queue = CKafkaQueue.from_settings(settings)
+        queue = CKafkaQueue.from_settings(settings, _role_keys(settings))
     else:
         queue = SqlQueue(db, max_attempts=settings.queue_max_attempts)
     return Backend(db=db, store=store, queue=queue, relay=OutboxRelay(store, queue))
@@ -50,7 +63,7 @@ def build_object_store(settings: Settings) -> ObjectStore:
     if settings.object_store == "cos":
         from harvest.adapters.objectstore.cos import CosStore
 
-        return CosStore.from_settings(settings)
+        return CosStore.from_settings(settings, _role_keys(settings))
     return LocalDiskStore(settings.data_dir / "cos")
 
 
@@ -86,20 +99,41 @@ def build_api_deps(
     settings: Settings, backend: Backend | None = None, registry: Registry | None = None
 ) -> ApiDeps:
     backend = backend or build_backend(settings)
+    limiter, ledger = None, None
+    if backend.db.is_postgres:
+        # Shared by every process on this database, so the limit and the ledger hold service-wide.
+        from harvest.adapters.sql.guards import SqlRateLimiter, SqlSignatureLedger
+
+        limiter = SqlRateLimiter(backend.db, settings.rate_limit)
+        ledger = SqlSignatureLedger(backend.db, settings.signature_max_skew)
     return ApiDeps(
         settings=settings,
         registry=registry or load_registry(settings.channels_file),
         store=backend.store,
         relay=backend.relay,
+        rate_limiter=limiter,
+        replay_ledger=ledger,
     )
 
 
 # --- SCF entry points -----------------------------------------------------------------------------
+#
+# Each builds its function's handler once per instance. On SCF a function missing a setting it
+# needs (settings.SCF_REQUIRED_SETTINGS), or given one it cannot use, does not start half-configured:
+# it logs one line naming the setting and then answers every call as a broken deployment should -
+# the API with InternalError and a RequestId, live_event_end with HTTP 503, the queue and timer
+# functions by failing the invocation (the trigger retries; the log says why).
+
+Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
+log = logging.getLogger(__name__)
 
 
-def _settings() -> Settings:
+def _settings(function: str) -> Settings:
     from harvest.logs import configure_logging
 
+    configure_logging()
+    if running_on_scf():
+        check_scf_environment(function)
     settings = Settings.from_env()
     configure_logging(
         secrets=(*settings.credentials.values(), settings.cloud_secret_key, settings.cloud_token)
@@ -107,46 +141,70 @@ def _settings() -> Settings:
     return settings
 
 
-def build_api_handler():  # type: ignore[no-untyped-def]
-    from harvest.handlers.api import make_handler
+def _unconfigured(function: str, exc: ConfigError) -> ConfigError:
+    log.error("%s cannot start: configuration error: %s", function, exc.message)
+    return exc
 
-    return make_handler(build_api_deps(_settings()))
+
+def _failing_invocation(error: ConfigError) -> Handler:
+    def main_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        raise error
+
+    return main_handler
 
 
-def build_live_event_end_handler():  # type: ignore[no-untyped-def]
-    from harvest.handlers.live_event_end import LiveEventDeps, make_handler
+def build_api_handler() -> Handler:
+    from harvest.handlers.api import make_handler, unconfigured_handler
+
+    try:
+        return make_handler(build_api_deps(_settings("api")))
+    except ConfigError as exc:
+        return unconfigured_handler(_unconfigured("api", exc))
+
+
+def build_live_event_end_handler() -> Handler:
+    from harvest.handlers.live_event_end import LiveEventDeps, make_handler, unconfigured_handler
+    from harvest.logs import configure_logging
     from harvest.usecases.live_events import LiveEventConfig
 
-    settings = _settings()
-    config = LiveEventConfig.from_env()
-    from harvest.logs import configure_logging
-
-    configure_logging(secrets=(config.callback_key,))
-    backend = build_backend(settings)
+    try:
+        settings = _settings("live_event_end")
+        config = LiveEventConfig.from_env()
+        configure_logging(secrets=(config.callback_key,))
+        registry = load_registry(settings.channels_file)
+        backend = build_backend(settings)
+    except ConfigError as exc:
+        return unconfigured_handler(_unconfigured("live_event_end", exc))
     deps = LiveEventDeps(
-        store=backend.store,
-        relay=backend.relay,
-        registry=load_registry(settings.channels_file),
-        settings=settings,
-        config=config,
+        store=backend.store, relay=backend.relay, registry=registry, settings=settings, config=config
     )
     return make_handler(deps)
 
 
-def build_worker_handler():  # type: ignore[no-untyped-def]
+def build_worker_handler() -> Handler:
     from harvest.handlers.worker import make_handler
 
-    return make_handler(build_harvest_deps(_settings()))
+    try:
+        return make_handler(build_harvest_deps(_settings("worker")))
+    except ConfigError as exc:
+        return _failing_invocation(_unconfigured("worker", exc))
 
 
-def build_finalizer_handler():  # type: ignore[no-untyped-def]
+def build_finalizer_handler() -> Handler:
     from harvest.handlers.finalizer import make_handler
 
-    return make_handler(build_harvest_deps(_settings()))
+    try:
+        return make_handler(build_harvest_deps(_settings("finalizer")))
+    except ConfigError as exc:
+        return _failing_invocation(_unconfigured("finalizer", exc))
 
 
-def build_sweeper_handler():  # type: ignore[no-untyped-def]
+def build_sweeper_handler() -> Handler:
     from harvest.handlers.sweeper import make_handler
 
-    settings = _settings()
-    return make_handler(build_harvest_deps(settings), stale_after=max(120.0, settings.visibility_timeout))
+    try:
+        settings = _settings("sweeper")
+        deps = build_harvest_deps(settings)
+    except ConfigError as exc:
+        return _failing_invocation(_unconfigured("sweeper", exc))
+    return make_handler(deps, stale_after=max(120.0, settings.visibility_timeout))

@@ -11,9 +11,79 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harvest.errors import ConfigError
+from harvest.errors import ConfigError, FieldError
 
 DEFAULT_REGION = "ap-singapore"
+
+# Regions where CKafka offers SendMessage, its HTTP access layer (CKafka API doc 597/44679); the
+# CKafka queue cannot publish anywhere else.
+CKAFKA_HTTP_REGIONS = frozenset(
+    {
+        "ap-beijing",
+        "ap-chengdu",
+        "ap-chongqing",
+        "ap-guangzhou",
+        "ap-nanjing",
+        "ap-seoul",
+        "ap-shanghai",
+        "ap-singapore",
+        "ap-tokyo",
+        "na-siliconvalley",
+    }
+)
+
+# What each SCF function must be given (serverless.yml `environments`), checked when it starts on
+# SCF. Without them a function would fall back to the one-machine defaults (SQLite under a
+# read-only code directory, the local-disk bucket), so it refuses to start instead.
+_CLOUD_BACKENDS = (
+    "HARVEST_REGION",
+    "HARVEST_DATABASE_URL",
+    "HARVEST_QUEUE",
+    "HARVEST_CKAFKA_DATAHUB_ID",
+    "HARVEST_CKAFKA_FINALIZE_DATAHUB_ID",
+    "HARVEST_CHANNELS",
+)
+SCF_REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
+    "api": (*_CLOUD_BACKENDS, "HARVEST_SECRET_ID", "HARVEST_SECRET_KEY"),
+    "worker": (*_CLOUD_BACKENDS, "HARVEST_OBJECT_STORE"),
+    "finalizer": (*_CLOUD_BACKENDS, "HARVEST_OBJECT_STORE"),
+    "live_event_end": (*_CLOUD_BACKENDS, "HARVEST_CALLBACK_KEY", "HARVEST_DEFAULT_DESTINATION"),
+    "sweeper": (*_CLOUD_BACKENDS, "HARVEST_OBJECT_STORE"),
+}
+# The values a function on SCF must have for those settings: anything else is a one-machine default.
+_SCF_VALUES = {"HARVEST_QUEUE": "ckafka", "HARVEST_OBJECT_STORE": "cos"}
+# SCF injects the execution role's temporary keys under these names (583/32748), only when the
+# function has a role.
+ROLE_CREDENTIALS = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY")
+
+
+def running_on_scf(env: Mapping[str, str] | None = None) -> bool:
+    """True inside an SCF instance: the platform sets TENCENTCLOUD_RUNENV=SCF (583/32748)."""
+    env = os.environ if env is None else env
+    return env.get("TENCENTCLOUD_RUNENV", "") == "SCF"
+
+
+def check_scf_environment(function: str, env: Mapping[str, str] | None = None) -> None:
+    """Refuse to start an SCF function that lacks a setting it needs, naming each one."""
+    env = os.environ if env is None else env
+    required = SCF_REQUIRED_SETTINGS[function]
+    missing = [name for name in (*required, *ROLE_CREDENTIALS) if not env.get(name, "").strip()]
+    if missing:
+        role_hint = (
+            " (SCF sets TENCENTCLOUD_* only for a function with an execution role: set `role`)"
+            if any(name in ROLE_CREDENTIALS for name in missing)
+            else ""
+        )
+        raise ConfigError(f"the {function} function needs {', '.join(missing)} set{role_hint}")
+    for name, wanted in _SCF_VALUES.items():
+        value = env.get(name, "").strip()
+        if name in required and value != wanted:
+            raise ConfigError(f"{name} must be {wanted!r} on SCF, got {value!r}")
+    if not env["HARVEST_DATABASE_URL"].strip().startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "HARVEST_DATABASE_URL must be a postgresql:// URL on SCF: the code directory is"
+            " read-only and every instance must share one table"
+        )
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -95,7 +165,6 @@ class Settings:
     # Harvesting
     object_store: str = "local"  # local | cos
     queue_backend: str = "sql"  # sql | ckafka
-    chunk_seconds: float = 300.0  # target worker time per chunk, well inside SCF's 900 s
     chunk_max_bytes: int = 512 * 1024 * 1024
     download_concurrency: int = 16  # the benchmark's sweep peaks at 16 with and without origin latency
     fetch_timeout: float = 10.0
@@ -142,7 +211,6 @@ class Settings:
             visibility_timeout=_float(env, "HARVEST_VISIBILITY_TIMEOUT", 900.0),
             object_store=env.get("HARVEST_OBJECT_STORE", "").strip() or "local",
             queue_backend=env.get("HARVEST_QUEUE", "").strip() or "sql",
-            chunk_seconds=_float(env, "HARVEST_CHUNK_SECONDS", 300.0),
             chunk_max_bytes=_int(env, "HARVEST_CHUNK_MAX_BYTES", 512 * 1024 * 1024),
             download_concurrency=_int(env, "HARVEST_DOWNLOAD_CONCURRENCY", 16),
             fetch_timeout=_float(env, "HARVEST_FETCH_TIMEOUT", 10.0),
@@ -177,3 +245,15 @@ class Settings:
             raise ConfigError("HARVEST_QUEUE must be 'sql' or 'ckafka'")
         if self.queue_max_attempts < 1:
             raise ConfigError("HARVEST_QUEUE_MAX_ATTEMPTS must be >= 1")
+        if self.queue_backend == "ckafka" and self.region not in CKAFKA_HTTP_REGIONS:
+            raise ConfigError(
+                f"HARVEST_REGION {self.region!r}: CKafka's HTTP SendMessage (HARVEST_QUEUE=ckafka) is"
+                f" offered only in {', '.join(sorted(CKAFKA_HTTP_REGIONS))}"
+            )
+        if self.default_destination:
+            from harvest.domain.destination import parse_destination
+
+            try:
+                parse_destination(self.default_destination, self.region, self.allowed_buckets)
+            except FieldError as exc:
+                raise ConfigError(f"HARVEST_DEFAULT_DESTINATION is unusable: {exc.message}") from exc

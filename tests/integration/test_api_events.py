@@ -165,10 +165,11 @@ def test_api_gateway_create_then_get_describe(entrypoint: ModuleType, environmen
     assert entrypoint._handler is handler
 
 
-def test_function_url_create_with_base64_body_and_iso_times(
+def test_function_url_create_in_the_documented_shape_with_iso_times(
     entrypoint: ModuleType, environment: Settings
 ) -> None:
-    # GIVEN the function-URL event: method under requestContext.http, Base64 body, ISO-8601 times
+    # GIVEN the function-URL event as documented (583/96099: body, headers, httpMethod, path,
+    # queryString; the client address in x-scf-remote-addr), with ISO-8601 times
     event = resign(load_event("function_url_create.json"), int(time.time()))
 
     # WHEN it is handled

@@ -236,20 +236,34 @@ def test_tampered_body_is_signature_failure(api_stack: Stack) -> None:
     assert response.json()["Response"]["Error"]["Code"] == "AuthFailure.SignatureFailure"
 
 
-def test_replayed_request_is_refused_when_replay_protection_is_on(tmp_path: Path, no_proxy: None) -> None:
+def test_replay_protection_refuses_a_repeated_create_and_serves_repeated_reads(
+    tmp_path: Path, no_proxy: None
+) -> None:
     with running_api_stack(tmp_path, replay_protection=True) as stack:
         timestamp = int(time.time())
-        # WHEN the very same signed request is sent twice
-        first = stack.raw_post("DescribeStreamPackageHarvestJobs", b"{}", timestamp=timestamp)
-        second = stack.raw_post("DescribeStreamPackageHarvestJobs", b"{}", timestamp=timestamp)
+        body = json.dumps(job_params("replay-1")).encode()
+        # WHEN the very same signed Create is sent twice
+        first = stack.raw_post("CreateStreamPackageHarvestJob", body, timestamp=timestamp)
+        second = stack.raw_post("CreateStreamPackageHarvestJob", body, timestamp=timestamp)
         # THEN the first is answered and the second refused as a replay
-        assert "Error" not in first.json()["Response"]
+        assert first.json()["Response"]["Info"]["ID"] == "replay-1"
         error = second.json()["Response"]["Error"]
         assert error["Code"] == "AuthFailure.SignatureFailure"
         assert "replay" in error["Message"]
-        # AND other signed requests still work (identical ones within the same second would not: TC3
-        # signs no nonce, which is why replay protection is off by default)
-        assert stack.client().DescribeStreamPackageHarvestJobs(list_request(1, 20)).TotalNum == 0
+        # AND the same signed Delete twice: the second is a replay too (the job is Running anyway)
+        delete = json.dumps({"ID": "replay-1"}).encode()
+        codes = [
+            stack.raw_post("DeleteStreamPackageHarvestJob", delete, timestamp=timestamp).json()["Response"]
+            for _ in range(2)
+        ]
+        assert [c["Error"]["Code"] for c in codes] == [
+            "UnsupportedOperation.HarvestJobRunning",
+            "AuthFailure.SignatureFailure",
+        ]
+        # AND identical signed reads within one second (a poller) are all served
+        list_action = "DescribeStreamPackageHarvestJobs"
+        reads = [stack.raw_post(list_action, b"{}", timestamp=timestamp) for _ in range(3)]
+        assert [r.json()["Response"]["TotalNum"] for r in reads] == [1, 1, 1]
 
 
 # --- protocol -------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ class TencentApiStandIn:
     secret_id: str = "AKIDstandin0000000000000000000000000"
     secret_key: str = "standin-secret-key-0000000000000000"
     datahub_ids: tuple[str, ...] = ("datahub-work", "datahub-finalize")
+    token: str = ""  # when set, requests must carry it as X-TC-Token (temporary keys)
     messages: dict[str, list[ReceivedMessage]] = field(default_factory=dict)
     requests: list[ReceivedRequest] = field(default_factory=list)
     _injected: deque[ApiError] = field(default_factory=deque)
@@ -139,6 +140,8 @@ class TencentApiStandIn:
             raise ApiError("InvalidParameter", "Content-Type must be application/json")
         verifier = Tc3Verifier({self.secret_id: self.secret_key}, service=SERVICE, max_skew=300)
         verifier.verify(SignedRequest(method=method, headers=headers, body=body), now=time.time())
+        if self.token and headers.get("x-tc-token", "") != self.token:
+            raise ApiError("AuthFailure.TokenFailure", "the token is missing, invalid or expired")
         action = headers.get("x-tc-action", "")
         version = headers.get("x-tc-version", "")
         try:

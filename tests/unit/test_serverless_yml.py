@@ -1,99 +1,226 @@
-"""serverless.yml (multi-scf) is consistent with the code it deploys."""
+"""The deploy shape of serverless.yml: the SCF API requests a deploy makes of it, not its YAML.
+
+packaging/scf_requests.py renders serverless.yml the way the multi-scf component and the component
+toolkit do (it cites the source of each step); these tests check what SCF would be sent: every
+function gets every setting it needs and can start with them, its handler is at the root of its
+own code zip, and each trigger is a documented type with the documented fields.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import sys
+import zipfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
-import yaml
 
 import harvest.settings
 import harvest.usecases.live_events
+from harvest.settings import SCF_REQUIRED_SETTINGS, Settings, check_scf_environment
+from harvest.usecases.live_events import LiveEventConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_PATH = ROOT / "serverless.yml"
 FUNCTIONS = ("api", "worker", "finalizer", "live_event_end", "sweeper")
 MAX_CKAFKA_RETRY = 10  # the default (10000, once a minute) would block a partition for a week
+# CreateTrigger's Type values (SDK scf CreateTriggerRequest: "cos, cls, timer, ckafka, http").
+DOCUMENTED_TRIGGER_TYPES = {"cos", "cls", "timer", "ckafka", "http"}
+# What a deploying shell would set for serverless.yml's `${env:...}`.
+DEPLOY_ENV = {
+    "STAGE": "dev",
+    "REGION": "ap-singapore",
+    "VPC_ID": "vpc-abcd1234",
+    "SUBNET_ID": "subnet-abcd1234",
+    "HARVEST_DATABASE_URL": "postgresql://harvest:pw@10.0.0.10:5432/harvest",
+    "HARVEST_CKAFKA_DATAHUB_ID": "datahub-work",
+    "HARVEST_CKAFKA_FINALIZE_DATAHUB_ID": "datahub-finalize",
+    "HARVEST_SECRET_ID": "AKIDclient",
+    "HARVEST_SECRET_KEY": "client-key",
+    "HARVEST_DEFAULT_DESTINATION": "https://vod-1250000000.cos.ap-singapore.myqcloud.com/harvests/",
+    "HARVEST_CALLBACK_KEY": "css-key",
+    "CKAFKA_INSTANCE_ID": "ckafka-abcd1234",
+}
+ROLE_KEYS = {
+    "TENCENTCLOUD_SECRETID": "AKIDrole",
+    "TENCENTCLOUD_SECRETKEY": "role-key",
+    "TENCENTCLOUD_RUNENV": "SCF",
+}
 
 
-def load() -> dict[str, Any]:
-    data = yaml.safe_load(CONFIG_PATH.read_text(encoding="utf-8"))
-    assert isinstance(data, dict)
-    return data
-
-
-def functions() -> dict[str, dict[str, Any]]:
-    declared = load()["inputs"]["functions"]
-    assert isinstance(declared, dict)
-    return declared
-
-
-def triggers() -> list[dict[str, Any]]:
-    declared = load()["inputs"]["triggers"]
-    assert isinstance(declared, list)
-    return declared
-
-
-def test_it_is_a_multi_scf_app_with_the_five_functions() -> None:
-    data = load()
-    assert data["component"] == "multi-scf"
-    assert set(functions()) == set(FUNCTIONS)
-
-
-@pytest.mark.parametrize("name", FUNCTIONS)
-def test_each_handler_file_exists_and_exposes_a_callable_main_handler(name: str) -> None:
-    # GIVEN the function's handler, `<path>/<module>.<function>` relative to the code root
-    handler = functions()[name]["handler"]
-    module_path, _, attribute = handler.rpartition(".")
-    source = ROOT / f"{module_path}.py"
-    assert source.is_file(), f"{name}: handler file {source.relative_to(ROOT)} does not exist"
-    # WHEN the module is imported by path (as SCF does), which must have no side effects
-    spec = importlib.util.spec_from_file_location(f"scf_handler_{name}", source)
+def load_packaging(name: str) -> ModuleType:
+    """packaging/<name>.py by path: a `packaging` package on sys.path would shadow PyPI's."""
+    path = ROOT / "packaging" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"harvest_packaging_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
-    # THEN it exposes the entry point
-    assert attribute == "main_handler"
-    assert callable(getattr(module, attribute, None)), f"{name}: {handler} is not callable"
+    return module
 
 
-@pytest.mark.parametrize("name", FUNCTIONS)
-def test_each_function_sets_its_own_resources_layer_and_environment(name: str) -> None:
-    # multi-scf copies only namespace/runtime/description/code from the top level to each function.
-    function = functions()[name]
-    for field in ("memorySize", "timeout", "layers", "environment", "vpc"):
-        assert field in function, f"{name}: {field} must be set per function"
-    assert [layer["name"] for layer in function["layers"]] == ["harvest-shared"]
-    assert 1 <= int(function["timeout"]) <= 900
+scf_requests = load_packaging("scf_requests")
+build_functions = load_packaging("build_functions")
 
 
-def test_the_worker_gets_the_longest_timeout_and_more_memory() -> None:
-    worker = functions()["worker"]
-    assert (worker["timeout"], worker["memorySize"]) == (900, 1024)
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("functions")
+    registry = root.parent / "channels.yaml"
+    registry.write_text("channels: []\n", encoding="utf-8")
+    build_functions.stage(root, registry)
+    return root
 
 
-def _known_harvest_variables() -> set[str]:
+@pytest.fixture(scope="module")
+def plan(staged: Path) -> Any:
+    return scf_requests.plan(CONFIG_PATH, DEPLOY_ENV, code_root=staged)
+
+
+def environment(plan: Any, name: str) -> dict[str, str]:
+    variables = plan.functions[name].request.get("Environment", {}).get("Variables", [])
+    return {item["Key"]: item["Value"] for item in variables}
+
+
+def _names_the_code_reads() -> set[str]:
     sources = [Path(module.__file__ or "") for module in (harvest.settings, harvest.usecases.live_events)]
     return {name for path in sources for name in re.findall(r"HARVEST_[A-Z0-9_]+", path.read_text())}
 
 
+def test_the_deploy_creates_the_five_functions_on_python_3_10(plan: Any) -> None:
+    assert set(plan.functions) == set(FUNCTIONS)
+    assert plan.region == "ap-singapore"
+    for name, function in plan.functions.items():
+        request = function.request
+        assert request["FunctionName"] == f"harvest-jobs-dev-harvest-{name}"
+        assert request["Runtime"] == "Python3.10"
+        assert (request["Type"], request["Namespace"]) == ("Event", "default")
+        assert request["VpcConfig"] == {"VpcId": "vpc-abcd1234", "SubnetId": "subnet-abcd1234"}
+        assert request["PublicNetConfig"]["PublicNetStatus"] == "ENABLE"
+        assert 1 <= request["Timeout"] <= 900
+
+
 @pytest.mark.parametrize("name", FUNCTIONS)
-def test_environment_names_are_ones_the_code_reads(name: str) -> None:
-    variables = functions()[name]["environment"]["variables"]
-    unknown = sorted(set(variables) - _known_harvest_variables())
-    assert unknown == [], f"{name}: no code reads {unknown}"
-    assert variables["HARVEST_QUEUE"] == "ckafka"
-    assert variables["HARVEST_OBJECT_STORE"] == "cos"
+def test_each_function_gets_every_setting_it_needs_and_starts_with_them(plan: Any, name: str) -> None:
+    # GIVEN the environment CreateFunction would carry, plus what SCF adds for a function with a role
+    env = {**environment(plan, name), **ROLE_KEYS}
+    # THEN every name in it is one the code reads, every required one is there, and it starts
+    unknown = sorted(set(environment(plan, name)) - _names_the_code_reads())
+    assert unknown == [], f"{name}: nothing reads {unknown}"
+    assert set(SCF_REQUIRED_SETTINGS[name]) <= set(env)
+    check_scf_environment(name, env)
+    settings = Settings.from_env(env)
+    assert (settings.queue_backend, settings.database_url) == ("ckafka", DEPLOY_ENV["HARVEST_DATABASE_URL"])
+    assert str(settings.channels_file) == "/var/user/channels.yaml"
+    if name == "live_event_end":
+        assert LiveEventConfig.from_env(env).callback_key == "css-key"
 
 
-def test_only_the_api_holds_client_keys_and_only_live_event_end_the_callback_key() -> None:
-    for name, function in functions().items():
-        variables = function["environment"]["variables"]
-        assert ("HARVEST_SECRET_KEY" in variables) == (name == "api")
-        assert ("HARVEST_CALLBACK_KEY" in variables) == (name == "live_event_end")
+def test_only_the_api_holds_client_keys_and_only_live_event_end_the_callback_key(plan: Any) -> None:
+    for name in FUNCTIONS:
+        env = environment(plan, name)
+        assert ("HARVEST_SECRET_KEY" in env) == (name == "api")
+        assert ("HARVEST_CALLBACK_KEY" in env) == (name == "live_event_end")
+        assert ("HARVEST_OBJECT_STORE" in env) == (name in ("worker", "finalizer", "sweeper"))
+
+
+def test_every_function_runs_under_its_own_execution_role(plan: Any) -> None:
+    roles = {name: function.request.get("Role") for name, function in plan.functions.items()}
+    assert all(roles.values()), f"no role: {[n for n, r in roles.items() if not r]}"
+    assert len(set(roles.values())) == len(FUNCTIONS)
+
+
+def test_the_layer_is_bound_by_name_and_integer_version(plan: Any) -> None:
+    for function in plan.functions.values():
+        layers = function.request["Layers"]
+        assert [layer["LayerName"] for layer in layers] == ["harvest-shared"]
+        assert all(type(layer["LayerVersion"]) is int for layer in layers)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_each_handler_resolves_at_the_root_of_its_own_code_zip(plan: Any, name: str, tmp_path: Path) -> None:
+    # GIVEN the code zip the deploy uploads for the function
+    function = plan.functions[name]
+    archive = scf_requests.zip_code(function.code_dir, tmp_path / f"{name}.zip")
+    module_name, _, attribute = function.request["Handler"].rpartition(".")
+    with zipfile.ZipFile(archive) as code:
+        names = set(code.namelist())
+        # THEN the handler's file sits at the root (SCF unzips it into /var/user), with the registry
+        assert f"{module_name}.py" in names
+        registry = environment(plan, name)["HARVEST_CHANNELS"].removeprefix("/var/user/")
+        assert registry in names
+        source = code.read(f"{module_name}.py").decode()
+    # AND it is this function's entry point, which builds its handler from the composition root
+    assert re.search(rf"def {attribute}\(event", source)
+    assert f"build_{name}_handler" in source
+
+
+def test_the_api_and_the_live_callback_are_function_urls(plan: Any) -> None:
+    urls = {t["FunctionName"].rsplit("-", 1)[-1]: t for t in plan.triggers if t["Type"] == "http"}
+    assert set(urls) == {"api", "live_event_end"}
+    for trigger in urls.values():
+        desc = json.loads(trigger["TriggerDesc"])
+        assert desc == {"AuthType": "NONE", "NetConfig": {"EnableIntranet": False, "EnableExtranet": True}}
+        assert (trigger["Enable"], trigger["Qualifier"]) == ("OPEN", "$DEFAULT")
+
+
+def test_every_trigger_is_a_documented_type_and_every_function_has_one(plan: Any) -> None:
+    assert {t["Type"] for t in plan.triggers} <= DOCUMENTED_TRIGGER_TYPES
+    targets = {t["FunctionName"] for t in plan.triggers}
+    assert targets == {function.request["FunctionName"] for function in plan.functions.values()}
+    assert all(t["Enable"] == "OPEN" for t in plan.triggers)
+
+
+def test_ckafka_triggers_name_instance_and_topic_and_retry_little(plan: Any) -> None:
+    ckafka = {t["FunctionName"]: t for t in plan.triggers if t["Type"] == "ckafka"}
+    by_function = {name.split("-harvest-")[-1]: t for name, t in ckafka.items()}
+    assert {name: t["TriggerName"] for name, t in by_function.items()} == {
+        "worker": "ckafka-abcd1234-harvest-work",
+        "finalizer": "ckafka-abcd1234-harvest-finalize",
+    }
+    for name, trigger in by_function.items():
+        desc = json.loads(trigger["TriggerDesc"])
+        assert 0 <= desc["retry"] <= MAX_CKAFKA_RETRY, f"{name}: retry {desc['retry']} is not small"
+        assert desc["timeOut"] == 60 and desc["offset"] == "latest"
+    assert json.loads(by_function["worker"]["TriggerDesc"])["maxMsgNum"] == 1
+
+
+def test_the_sweeper_timer_runs_every_minute(plan: Any) -> None:
+    (timer,) = [t for t in plan.triggers if t["Type"] == "timer"]
+    assert timer["FunctionName"].endswith("-sweeper")
+    assert (timer["TriggerDesc"], timer["CustomArgument"]) == ("0 */1 * * * * *", "sweep")
+
+
+def test_an_environment_map_would_deploy_an_empty_environment(tmp_path: Path, staged: Path) -> None:
+    # The shape this file used to have: multi-scf replaces it with `environments` (default []).
+    text = CONFIG_PATH.read_text(encoding="utf-8")
+    old = re.sub(
+        r"      environments:\n(        - .*\n|        #.*\n)+",
+        "      environment:\n        variables:\n          HARVEST_QUEUE: ckafka\n",
+        text,
+    )
+    config = tmp_path / "serverless.yml"
+    config.write_text(old, encoding="utf-8")
+    rendered = scf_requests.plan(config, DEPLOY_ENV, code_root=staged)
+    assert all("Environment" not in f.request for f in rendered.functions.values())
+
+
+def test_a_layer_version_from_an_env_variable_would_be_sent_as_a_string(tmp_path: Path, staged: Path) -> None:
+    text = CONFIG_PATH.read_text(encoding="utf-8")
+    config = tmp_path / "serverless.yml"
+    config.write_text(re.sub(r"version: 1\b", "version: ${env:LAYER_VERSION}", text), encoding="utf-8")
+    rendered = scf_requests.plan(config, {**DEPLOY_ENV, "LAYER_VERSION": "3"}, code_root=staged)
+    assert rendered.functions["api"].request["Layers"][0]["LayerVersion"] == "3"
+
+
+def test_an_unset_variable_is_named() -> None:
+    env = {k: v for k, v in DEPLOY_ENV.items() if k != "HARVEST_CALLBACK_KEY"}
+    with pytest.raises(scf_requests.PlanError, match=r"\$\{env:HARVEST_CALLBACK_KEY\}"):
+        scf_requests.plan(CONFIG_PATH, env)
 
 
 def test_every_value_a_user_must_set_is_marked() -> None:
@@ -102,49 +229,30 @@ def test_every_value_a_user_must_set_is_marked() -> None:
             assert "# SET ME" in line, f"serverless.yml:{number} reads an env var without '# SET ME'"
 
 
-def test_every_trigger_names_a_declared_function() -> None:
-    declared = set(functions())
-    for trigger in triggers():
-        if trigger["type"] == "apigw":
-            targets = [api["function"] for api in trigger["parameters"]["apis"]]
-        else:
-            targets = [trigger["function"]]
-        assert targets and set(targets) <= declared, f"{trigger['type']} trigger names {targets}"
-
-
-def test_every_function_has_a_trigger() -> None:
-    triggered = set()
-    for trigger in triggers():
-        if trigger["type"] == "apigw":
-            triggered |= {api["function"] for api in trigger["parameters"]["apis"]}
-        else:
-            triggered.add(trigger["function"])
-    assert triggered == set(FUNCTIONS)
-
-
-def test_ckafka_triggers_are_enabled_with_a_small_retry_on_the_right_topics() -> None:
-    ckafka = {t["function"]: t["parameters"] for t in triggers() if t["type"] == "ckafka"}
-    assert {name: params["topic"] for name, params in ckafka.items()} == {
-        "worker": "harvest-work",
-        "finalizer": "harvest-finalize",
-    }
-    for name, params in ckafka.items():
-        # The component creates triggers disabled unless told otherwise.
-        assert params["enable"] is True, f"{name}: ckafka trigger must have enable: true"
-        assert 0 <= int(params["retry"]) <= MAX_CKAFKA_RETRY, f"{name}: retry {params['retry']} is not small"
-
-
-def test_the_sweeper_timer_runs_every_minute_and_is_enabled() -> None:
-    timers = [t for t in triggers() if t["type"] == "timer"]
-    assert [t["function"] for t in timers] == ["sweeper"]
-    params = timers[0]["parameters"]
-    assert params["enable"] is True
-    assert params["cronExpression"] == "0 */1 * * * * *"
-    # Timer triggers are async: the platform's retry (default 2) applies and the component has no
-    # retry knob for them, so a `retry` here would be silently ignored.
-    assert "retry" not in params
-
-
-def test_the_api_and_the_live_callback_sit_behind_the_gateway() -> None:
-    apis = [api for t in triggers() if t["type"] == "apigw" for api in t["parameters"]["apis"]]
-    assert {(api["function"], api["method"]) for api in apis} == {("api", "POST"), ("live_event_end", "POST")}
+def test_make_deploy_publishes_the_layer_for_python_3_10_and_binds_the_functions_to_it(
+    tmp_path: Path, staged: Path
+) -> None:
+    # GIVEN serverless.yml pointing at staged function folders, and a layer zip
+    config = tmp_path / "serverless.yml"
+    config.write_text(
+        CONFIG_PATH.read_text(encoding="utf-8").replace("./build/functions", str(staged)), encoding="utf-8"
+    )
+    layer = tmp_path / "layer.zip"
+    with zipfile.ZipFile(layer, "w") as archive:
+        archive.writestr("harvest/__init__.py", "")
+    # WHEN packaging/deploy.py renders its requests without sending them
+    deploy = load_packaging("deploy")
+    calls = deploy.requests_for(config, layer, DEPLOY_ENV, tmp_path / "zips")
+    # THEN the layer is published for Python3.10 first, then the five functions use that version
+    action, publish = calls[0]
+    assert (action, publish["LayerName"], publish["CompatibleRuntimes"]) == (
+        "PublishLayerVersion",
+        "harvest-shared",
+        ["Python3.10"],
+    )
+    functions = [request for action, request in calls if action == "DeployFunction"]
+    assert len(functions) == len(FUNCTIONS)
+    for request in functions:
+        assert request["Layers"] == [{"LayerName": "harvest-shared", "LayerVersion": "$LAYER_VERSION"}]
+        assert request["Code"]["ZipFile"]
+    assert [action for action, _ in calls[len(FUNCTIONS) + 1 :]] == ["CreateTrigger"] * 5

@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from tencentcloud.ckafka.v20190819 import ckafka_client, models
-from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
+from harvest.adapters.role_keys import KeySource, SdkCredential, fixed_keys
 from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK, Message
 from harvest.errors import ConfigError, QueueError, RetryableError
 from harvest.settings import Settings
@@ -32,6 +32,10 @@ _RETRYABLE_CODES = frozenset(
     {"ClientNetworkError", "ServerNetworkError", "InternalError", "ServiceUnavailable"}
 )
 _LOCAL_HOSTS = ("127.0.0.1", "localhost")
+# What API 3.0 answers when a role's temporary keys have expired or been replaced (common error
+# codes, 1.5 in tencent-platform.md). Worth one immediate retry with the keys read again; if they
+# are still the stale ones, the queue's redelivery retries later, with the next invocation's keys.
+EXPIRED_TOKEN_CODES = frozenset({"AuthFailure.TokenFailure", "AuthFailure.SecretIdNotFound"})
 
 
 class SendMessageClient(Protocol):
@@ -59,19 +63,27 @@ def _http_profile(endpoint: str) -> HttpProfile:
 class CKafkaQueue:
     """ports.Queue over CKafka: each topic maps to the DataHub access ID of its CKafka topic."""
 
-    def __init__(self, client: SendMessageClient, datahub_ids: Mapping[str, str]) -> None:
+    def __init__(
+        self, client: SendMessageClient, datahub_ids: Mapping[str, str], keys: KeySource | None = None
+    ) -> None:
+        """`keys` tells whether temporary keys (with a token) sign the requests: only then is an
+        authentication failure possibly an expired token worth retrying."""
         self._client = client
         self._datahub_ids = dict(datahub_ids)
+        self._keys = keys
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CKafkaQueue:
+    def from_settings(cls, settings: Settings, keys: KeySource | None = None) -> CKafkaQueue:
+        """`keys` are read at every request (the role's rotating keys); default: the settings' keys."""
+        keys = keys or fixed_keys(settings.cloud_secret_id, settings.cloud_secret_key, settings.cloud_token)
+        now = keys()
         missing = [
             name
             for name, value in (
                 ("HARVEST_CKAFKA_DATAHUB_ID", settings.ckafka_datahub_id),
                 ("HARVEST_CKAFKA_FINALIZE_DATAHUB_ID", settings.ckafka_finalize_datahub_id),
-                ("TENCENTCLOUD_SECRETID", settings.cloud_secret_id),
-                ("TENCENTCLOUD_SECRETKEY", settings.cloud_secret_key),
+                ("TENCENTCLOUD_SECRETID", now.secret_id),
+                ("TENCENTCLOUD_SECRETKEY", now.secret_key),
             )
             if not value
         ]
@@ -80,19 +92,14 @@ class CKafkaQueue:
                 f"HARVEST_QUEUE=ckafka needs {', '.join(missing)} (SCF sets the TENCENTCLOUD_* ones"
                 " when the function has an execution role)"
             )
-        # Built explicitly: the SDK's environment credential reads TENCENTCLOUD_SECRET_ID (with an
-        # underscore) and no token, while SCF injects TENCENTCLOUD_SECRETID/SECRETKEY/SESSIONTOKEN.
-        try:
-            cred = credential.Credential(
-                settings.cloud_secret_id, settings.cloud_secret_key, settings.cloud_token or None
-            )
-        except TencentCloudSDKException as exc:
-            raise ConfigError(f"cloud credentials rejected by the SDK: {exc.get_message()}") from exc
+        # Not the SDK's environment credential: it reads TENCENTCLOUD_SECRET_ID (with an underscore)
+        # and no token, once; SCF injects TENCENTCLOUD_SECRETID/SECRETKEY/SESSIONTOKEN, which rotate.
         profile = ClientProfile(httpProfile=_http_profile(settings.tencent_api_endpoint))
-        client = ckafka_client.CkafkaClient(cred, settings.region, profile)
+        client = ckafka_client.CkafkaClient(SdkCredential(keys), settings.region, profile)
         return cls(
             client,
             {TOPIC_WORK: settings.ckafka_datahub_id, TOPIC_FINALIZE: settings.ckafka_finalize_datahub_id},
+            keys,
         )
 
     def publish(self, messages: Sequence[Message]) -> None:
@@ -116,16 +123,29 @@ class CKafkaQueue:
         request.DataHubId = self._datahub_ids[topic]
         request.Message = [self._content(message) for message in batch]
         try:
-            self._client.SendMessage(request)
+            try:
+                self._client.SendMessage(request)
+            except TencentCloudSDKException as exc:
+                if not self._maybe_expired(exc):
+                    raise
+                # The SDK reads the keys again for this second request.
+                self._client.SendMessage(request)
         except TencentCloudSDKException as exc:
             code = str(exc.get_code() or "")
             detail = (
                 f"CKafka SendMessage to {topic!r} failed: {code}: {exc.get_message()}"
                 f" (RequestId {exc.get_request_id()})"
             )
-            if _is_retryable(code):
+            if _is_retryable(code) or self._maybe_expired(exc):
                 raise RetryableError(detail) from exc
             raise QueueError(detail) from exc
+
+    def _maybe_expired(self, exc: TencentCloudSDKException) -> bool:
+        return (
+            self._keys is not None
+            and bool(self._keys().token)
+            and str(exc.get_code() or "") in EXPIRED_TOKEN_CODES
+        )
 
     @staticmethod
     def _content(message: Message) -> models.BatchContent:

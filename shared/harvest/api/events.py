@@ -1,10 +1,11 @@
 """SCF HTTP events -> ApiRequest.
 
 Two shapes arrive at the API function: the API-gateway trigger event (httpMethod, headers, body,
-queryString, path, requestContext) and the plainer function-URL event (headers and body, perhaps
-rawBody / isBase64Encoded, the method under requestContext.http.method). The function-URL shape is
-not documented (tencent-platform.md 2.5), so every field is optional and read tolerantly; what
-cannot be read at all is an InvalidParameter, never a crash.
+queryString, path, requestContext) and the function-URL event, documented (583/96099) as the same
+minus headerParameters, isBase64Encoded, pathParameters, queryStringParameters and requestContext:
+{body, headers, httpMethod, path, queryString}, the client's address in header x-scf-remote-addr.
+Other variants (rawBody, the method under requestContext.http.method) are still read; every field is
+optional and read tolerantly; what cannot be read at all is an InvalidParameter, never a crash.
 """
 
 from __future__ import annotations
@@ -138,7 +139,11 @@ def parse_event(event: Any) -> ApiRequest:
     query_source = event.get("queryString")
     if query_source is None:
         query_source = event.get("queryStringParameters")
-    source_ip = _get(event, "requestContext", "sourceIp") or _get(event, "requestContext", "http", "sourceIp")
+    source_ip = (
+        _get(event, "requestContext", "sourceIp")
+        or _get(event, "requestContext", "http", "sourceIp")
+        or headers.get("x-scf-remote-addr")
+    )
     request_id = _get(event, "requestContext", "requestId") or _get(event, "requestContext", "request_id")
     path = event.get("path") or event.get("rawPath") or _get(event, "requestContext", "http", "path") or "/"
     return ApiRequest(

@@ -1,7 +1,17 @@
-"""Token buckets per (SecretId, Action): the API's documented 20 requests/s per action.
+"""The API's guards: 20 requests/s per (SecretId, Action), and replay protection.
 
-Each bucket holds up to `rate` tokens (burst = one second's worth) and refills continuously. Keys
-are authenticated SecretIds and known actions only, so the number of buckets stays small.
+Rate limit: token buckets holding up to `rate` tokens (burst = one second's worth), refilled
+continuously. Keys are authenticated SecretIds and known actions only, so there are few buckets.
+
+Replay protection: a signed request that changes something (REPLAY_PROTECTED_ACTIONS) is accepted
+once; the same signature again within the signature's validity is refused. Reads are not guarded:
+a client polling Describe twice a second (`harvest wait`) sends byte-identical signed requests
+within one second, and repeating a read changes nothing.
+
+Where they hold: `RateLimiter` and `harvest.api.tc3.ReplayCache` live in one process, which is the
+whole service on the embedded default (`harvest serve`). With PostgreSQL configured the composition
+root uses the database-backed ones (harvest.adapters.sql.guards), so N warm SCF instances still
+allow 20 requests/s in all and catch a replay sent to another instance.
 """
 
 from __future__ import annotations
@@ -9,8 +19,35 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from harvest.errors import RequestLimitExceeded
+
+REPLAY_PROTECTED_ACTIONS = frozenset(
+    {
+        "CreateStreamPackageHarvestJob",
+        "DeleteStreamPackageHarvestJob",
+        "DeleteStreamPackageHarvestJobs",
+    }
+)
+
+
+class Limiter(Protocol):
+    """Raises RequestLimitExceeded when `secret_id` has used up `action`'s rate."""
+
+    def acquire(self, secret_id: str, action: str) -> None: ...
+
+
+class SignatureLedger(Protocol):
+    """Remembers signatures within their validity; False for one seen before (a replay)."""
+
+    def check_and_remember(self, sig: str, timestamp: int, now: float) -> bool: ...
+
+
+def limit_exceeded(action: str, rate: float) -> RequestLimitExceeded:
+    return RequestLimitExceeded(
+        f"{action} is limited to {rate:g} requests per second per SecretId; slow down and retry"
+    )
 
 
 class RateLimiter:
@@ -41,6 +78,4 @@ class RateLimiter:
     def acquire(self, secret_id: str, action: str) -> None:
         """Take a token or raise RequestLimitExceeded."""
         if not self.try_acquire(secret_id, action):
-            raise RequestLimitExceeded(
-                f"{action} is limited to {self._rate:g} requests per second per SecretId; slow down and retry"
-            )
+            raise limit_exceeded(action, self._rate)

@@ -18,8 +18,8 @@ from typing import Any
 from harvest.api.actions import ACTIONS, Action, ActionContext, Payload, parse_params
 from harvest.api.envelope import error_body, integration_response, read_params, success_body
 from harvest.api.events import ApiRequest, parse_event
-from harvest.api.ratelimit import RateLimiter
-from harvest.api.tc3 import ReplayCache, SignedRequest, Tc3Verifier
+from harvest.api.ratelimit import REPLAY_PROTECTED_ACTIONS, Limiter, RateLimiter, SignatureLedger
+from harvest.api.tc3 import ReplayCache, SignedRequest, Tc3Verifier, parse_authorization
 from harvest.console import static as console
 from harvest.domain.registry import Registry
 from harvest.errors import (
@@ -28,6 +28,7 @@ from harvest.errors import (
     MissingParameter,
     NoSuchVersion,
     RequestSizeLimitExceeded,
+    SignatureFailure,
     UnsupportedProtocol,
     UnsupportedRegion,
 )
@@ -51,7 +52,9 @@ class ApiDeps:
     store: JobStore
     relay: Relay
     clock: Callable[[], float] = time.time  # wall clock: signatures carry Unix timestamps
-    rate_limiter: RateLimiter | None = None  # None: one built from settings.rate_limit
+    rate_limiter: Limiter | None = None  # None: one in this process, from settings.rate_limit
+    # Where signatures are remembered when settings.replay_protection is on; None: in this process.
+    replay_ledger: SignatureLedger | None = None
     actions: Mapping[str, Action] = field(default_factory=lambda: dict(ACTIONS))
 
 
@@ -97,16 +100,41 @@ def _check_protocol(request: ApiRequest, settings: Settings) -> str:
     return action
 
 
+def unconfigured_handler(error: HarvestError) -> Handler:
+    """The API of a function that could not start: every call is an InternalError with a RequestId.
+
+    The cause was logged once at start-up; each call logs it again under its RequestId, so an
+    operator holding a caller's RequestId finds the reason.
+    """
+
+    def main_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        request_id = str(uuid.uuid4())
+        with log_context(request_id=request_id):
+            log.error("not configured: %s", error.message, extra={"code": "InternalError"})
+            return integration_response(error_body("InternalError", INTERNAL_MESSAGE, request_id))
+
+    return main_handler
+
+
 def make_handler(deps: ApiDeps) -> Handler:
     settings = deps.settings
     limiter = deps.rate_limiter or RateLimiter(settings.rate_limit)
-    replay = ReplayCache(settings.signature_max_skew) if settings.replay_protection else None
-    verifier = Tc3Verifier(settings.credentials, SERVICE, settings.signature_max_skew, replay)
     # The console's static files share the api function's URL; the local bucket sits beside them
     # only under `harvest serve` (the one place with a local object store).
     console_config = console.ConsoleConfig(
         settings.region, bucket="../cos/" if settings.object_store == "local" else ""
     )
+    ledger: SignatureLedger | None = None
+    if settings.replay_protection:
+        ledger = deps.replay_ledger or ReplayCache(settings.signature_max_skew)
+    verifier = Tc3Verifier(settings.credentials, SERVICE, settings.signature_max_skew)
+
+    def refuse_replay(request: ApiRequest, now: float) -> None:
+        # Only after the signature verified: its timestamp is a well-formed integer within the skew.
+        assert ledger is not None
+        signature = parse_authorization(request.header("authorization")).signature
+        if not ledger.check_and_remember(signature, int(request.header("x-tc-timestamp")), now):
+            raise SignatureFailure("this signature was already used: the request is a replay; sign it afresh")
 
     def serve(request: ApiRequest, outcome: _Outcome) -> Payload:
         name = _check_protocol(request, settings)
@@ -117,6 +145,8 @@ def make_handler(deps: ApiDeps) -> Handler:
         action = deps.actions.get(name)
         if action is None:
             raise InvalidAction(f"action {name[:64]!r} does not exist in {SERVICE} {API_VERSION}")
+        if ledger is not None and action.name in REPLAY_PROTECTED_ACTIONS:
+            refuse_replay(request, now)
         limiter.acquire(outcome.secret_id, action.name)
         raw, from_query = read_params(request)
         params = parse_params(action, raw, from_query)

@@ -44,6 +44,16 @@ def _refusal(status: int, message: str) -> dict[str, Any]:
     return _response(status, {"code": status, "message": message})
 
 
+def unconfigured_handler(error: HarvestError) -> Handler:
+    """A function that could not start answers 503, so CSS keeps retrying until it is fixed."""
+
+    def main_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        log.error("not configured: %s", error.message)
+        return _refusal(503, "the service is not configured; the notification was not handled")
+
+    return main_handler
+
+
 def _request_id(event: Mapping[str, Any], context: Any) -> str:
     if isinstance(context, Mapping) and context.get("request_id"):
         return str(context["request_id"])

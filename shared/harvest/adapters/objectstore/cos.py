@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from harvest.adapters.objectstore import check_bucket, check_key, check_prefix
+from harvest.adapters.role_keys import CloudKeys, KeySource, fixed_keys
 from harvest.errors import ConfigError, RetryableError, StorageError
 from harvest.settings import Settings
 
@@ -36,6 +38,10 @@ _RETRYABLE_CODES = frozenset(
     {"SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError", "TooManyRequests"}
 )
 _MISSING_CODES = frozenset({"NoSuchResource", "NoSuchKey"})
+# What COS answers for temporary keys that have expired or been replaced (the role's keys rotate):
+# read the keys again and retry once; still stale, the queue's redelivery tries later.
+# UNVERIFIED against a live account: COS's error-code page names ExpiredToken/InvalidAccessKeyId.
+EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "InvalidAccessKeyId", "InvalidToken"})
 # With SSE-KMS the ETag is not the body's MD5; Content-MD5 still guards the upload itself.
 _ETAG_NOT_MD5 = "cos/kms"
 
@@ -58,11 +64,13 @@ class CosStore:
         list_page_size: int = MAX_LIST_PAGE,
         sdk_retries: int = 3,
         timeout: float = 30.0,
+        keys: KeySource | None = None,
     ) -> None:
         """`ip`/`port` send requests there with the proper `Host` header (a stand-in, in tests).
 
         `sdk_retries` is the SDK's own retry of network errors and 5xx within one call; the queue's
-        redelivery is the outer retry.
+        redelivery is the outer retry. `keys`, when given, is read before every request (the role's
+        rotating keys) and replaces `secret_id`/`secret_key`/`token`.
         """
         if part_size < MIN_PART_SIZE:
             raise ConfigError(f"COS part size must be at least {MIN_PART_SIZE} bytes, got {part_size}")
@@ -70,31 +78,54 @@ class CosStore:
             raise ConfigError("COS multipart threshold must be at least 1 byte")
         if not 1 <= list_page_size <= MAX_LIST_PAGE:
             raise ConfigError(f"COS list page size must be 1..{MAX_LIST_PAGE}, got {list_page_size}")
-        try:
-            config = CosConfig(
-                Region=region,
-                SecretId=secret_id,
-                SecretKey=secret_key,
-                Token=token or None,
-                Scheme=scheme,
-                IP=ip or None,
-                Port=port or None,
-                Timeout=timeout,
-            )
-        except CosClientError as exc:
-            raise ConfigError(f"invalid COS configuration: {exc}") from exc
-        self._client = CosS3Client(config, retry=sdk_retries)
+        self._keys = keys or fixed_keys(secret_id, secret_key, token)
+        self._config_options = {"Region": region, "Scheme": scheme, "IP": ip or None, "Port": port or None}
+        self._timeout = timeout
+        self._sdk_retries = sdk_retries
+        self._lock = threading.Lock()
+        self._client_keys, self._current_client = self._keys(), None
+        self._current_client = self._new_client(self._client_keys)
         self._multipart_threshold = multipart_threshold
         self._part_size = part_size
         self._list_page_size = list_page_size
 
+    def _new_client(self, keys: CloudKeys) -> CosS3Client:
+        try:
+            config = CosConfig(
+                SecretId=keys.secret_id,
+                SecretKey=keys.secret_key,
+                Token=keys.token or None,
+                Timeout=self._timeout,
+                **self._config_options,
+            )
+        except CosClientError as exc:
+            raise ConfigError(f"invalid COS configuration: {exc}") from exc
+        return CosS3Client(config, retry=self._sdk_retries)
+
+    @property
+    def _client(self) -> CosS3Client:
+        """A client signing with the keys in force now; a new one when they have changed.
+
+        A client's keys never change under a request in flight on another thread (CosConfig's
+        set_credential would swap the three values one by one).
+        """
+        keys = self._keys()
+        with self._lock:
+            if keys != self._client_keys:
+                self._current_client = self._new_client(keys)
+                self._client_keys = keys
+            return self._current_client
+
     @classmethod
-    def from_settings(cls, settings: Settings) -> CosStore:
+    def from_settings(cls, settings: Settings, keys: KeySource | None = None) -> CosStore:
+        """`keys` are read before every request (the role's rotating keys); default: the settings' keys."""
+        keys = keys or fixed_keys(settings.cloud_secret_id, settings.cloud_secret_key, settings.cloud_token)
+        now = keys()
         missing = [
             name
             for name, value in (
-                ("TENCENTCLOUD_SECRETID", settings.cloud_secret_id),
-                ("TENCENTCLOUD_SECRETKEY", settings.cloud_secret_key),
+                ("TENCENTCLOUD_SECRETID", now.secret_id),
+                ("TENCENTCLOUD_SECRETKEY", now.secret_key),
             )
             if not value
         ]
@@ -113,6 +144,7 @@ class CosStore:
             port=settings.cos_endpoint_port or None,
             multipart_threshold=settings.cos_multipart_threshold,
             part_size=max(MIN_PART_SIZE, min(DEFAULT_PART_SIZE, settings.cos_multipart_threshold)),
+            keys=keys,
         )
 
     # --- ports.ObjectStore ------------------------------------------------------------------------
@@ -126,7 +158,7 @@ class CosStore:
             response = self._call(
                 f"put {bucket}/{key}",
                 partial(
-                    self._client.put_object,
+                    CosS3Client.put_object,
                     Bucket=bucket,
                     Key=key,
                     Body=data,
@@ -143,20 +175,20 @@ class CosStore:
         check_bucket(bucket)
         check_key(key)
         try:
-            headers = self._client.head_object(Bucket=bucket, Key=key)
+            headers = self._with_fresh_keys(partial(CosS3Client.head_object, Bucket=bucket, Key=key))
         except CosServiceError as exc:
             if exc.get_status_code() == 404 or exc.get_error_code() in _MISSING_CODES:
                 return None
-            raise _translate(exc, f"head {bucket}/{key}") from exc
+            raise self._translate(exc, f"head {bucket}/{key}") from exc
         except CosClientError as exc:
-            raise _translate(exc, f"head {bucket}/{key}") from exc
+            raise self._translate(exc, f"head {bucket}/{key}") from exc
         return int(_header(headers, "Content-Length"))
 
     def get(self, bucket: str, key: str) -> bytes:
         check_bucket(bucket)
         check_key(key)
         what = f"get {bucket}/{key}"
-        response = self._call(what, partial(self._client.get_object, Bucket=bucket, Key=key))
+        response = self._call(what, partial(CosS3Client.get_object, Bucket=bucket, Key=key))
         try:
             data = b"".join(response["Body"].get_stream(_READ_CHUNK))
         except OSError as exc:  # requests' errors are OSErrors: the connection broke mid-body
@@ -175,7 +207,7 @@ class CosStore:
             page = self._call(
                 f"list {bucket}/{prefix}",
                 partial(
-                    self._client.list_objects,
+                    CosS3Client.list_objects,
                     Bucket=bucket,
                     Prefix=prefix,
                     Marker=marker,
@@ -199,7 +231,7 @@ class CosStore:
         part_size = max(self._part_size, math.ceil(len(data) / MAX_PARTS))
         created = self._call(
             what,
-            partial(self._client.create_multipart_upload, Bucket=bucket, Key=key, ContentType=content_type),
+            partial(CosS3Client.create_multipart_upload, Bucket=bucket, Key=key, ContentType=content_type),
         )
         upload_id = created["UploadId"]
         try:
@@ -209,7 +241,7 @@ class CosStore:
                 response = self._call(
                     f"{what} part {number}",
                     partial(
-                        self._client.upload_part,
+                        CosS3Client.upload_part,
                         Bucket=bucket,
                         Key=key,
                         Body=body,
@@ -223,7 +255,7 @@ class CosStore:
             self._call(
                 what,
                 partial(
-                    self._client.complete_multipart_upload,
+                    CosS3Client.complete_multipart_upload,
                     Bucket=bucket,
                     Key=key,
                     UploadId=upload_id,
@@ -242,11 +274,31 @@ class CosStore:
         except (CosServiceError, CosClientError) as exc:
             log.warning("could not abort multipart upload %s of %s/%s: %s", upload_id, bucket, key, exc)
 
-    def _call(self, what: str, operation: Callable[[], T]) -> T:
+    def _call(self, what: str, operation: Callable[[CosS3Client], T]) -> T:
         try:
-            return operation()
+            return self._with_fresh_keys(operation)
         except (CosServiceError, CosClientError) as exc:
-            raise _translate(exc, what) from exc
+            raise self._translate(exc, what) from exc
+
+    def _with_fresh_keys(self, operation: Callable[[CosS3Client], T]) -> T:
+        """Run `operation` on a client with the current keys; once more if COS says they expired."""
+        try:
+            return operation(self._client)
+        except CosServiceError as exc:
+            if not self._maybe_expired(exc):
+                raise
+            return operation(self._client)  # `_client` reads the keys again
+
+    def _maybe_expired(self, exc: CosServiceError) -> bool:
+        return bool(self._keys().token) and exc.get_error_code() in EXPIRED_TOKEN_CODES
+
+    def _translate(self, exc: CosServiceError | CosClientError, what: str) -> StorageError | RetryableError:
+        if isinstance(exc, CosServiceError) and self._maybe_expired(exc):
+            return RetryableError(
+                f"COS {what} failed: {exc.get_error_code()}: the role's temporary keys were refused"
+                " twice (expired); the next delivery retries with fresh ones"
+            )
+        return _translate(exc, what)
 
 
 def _check_etag(response: Any, md5_hex: str, what: str) -> str:

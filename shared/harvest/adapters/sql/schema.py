@@ -105,6 +105,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX queue_messages_visible ON queue_messages (state, visible_at)",
         ),
     ),
+    Migration(
+        2,
+        "api_rate_limits, api_signatures: the API's guards shared by every instance",
+        (
+            """CREATE TABLE api_rate_limits (
+                secret_id TEXT NOT NULL,
+                action TEXT NOT NULL,
+                tokens DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (secret_id, action)
+            )""",
+            """CREATE TABLE api_signatures (
+                signature TEXT PRIMARY KEY,
+                expires_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX api_signatures_by_expiry ON api_signatures (expires_at)",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
