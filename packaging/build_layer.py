@@ -102,15 +102,22 @@ def _missing_for_target(target: Path, python_version: str) -> list[str]:
 
 
 def _copy_package(target: Path) -> list[Path]:
+    """Copy the package into the layer; returns the Python modules (the console's built static files
+    go too: the api function serves them at /console/ through its function URL)."""
     shipped = []
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted(PACKAGE.rglob("*")):
         relative = path.relative_to(PACKAGE)
-        if relative.parts[0] in LOCAL_ONLY:
+        if path.is_dir() or relative.parts[0] in LOCAL_ONLY or "__pycache__" in relative.parts:
+            continue
+        if path.suffix == ".pyc":
             continue
         destination = target / "harvest" / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, destination)
-        shipped.append(destination)
+        if path.suffix == ".py":
+            shipped.append(destination)
+    if not (target / "harvest" / "console" / "static" / "index.html").is_file():
+        raise SystemExit("the console is not built (shared/harvest/console/static): run `make console` first")
     return shipped
 
 

@@ -119,10 +119,11 @@ def python310() -> str:
 
 
 def _layer_inputs_digest() -> str:
-    """What the layer is built from: the build script, pyproject.toml and the package's sources."""
+    """What the layer is built from: the build script, pyproject.toml and the package's files."""
     digest = hashlib.sha256()
     sources = [ROOT / "packaging" / "build_layer.py", ROOT / "pyproject.toml"]
-    sources += sorted((ROOT / "shared" / "harvest").rglob("*.py"))
+    package = ROOT / "shared" / "harvest"
+    sources += sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     for path in sources:
         digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
@@ -417,6 +418,19 @@ def test_a_css_stream_end_callback_through_its_function_url_creates_a_job_that_c
         deployment,
     )
     assert deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info.Status == "Completed"
+
+
+def test_the_console_is_served_through_the_api_function_url(deployment: Deployment) -> None:
+    # GIVEN the deployed api function, and a browser's GET in the function-URL shape
+    event = json.loads((ROOT / "events" / "function_url_console.json").read_text(encoding="utf-8"))
+    # WHEN the page and its script are asked for
+    page = deployment.invoke("api", event)
+    script = deployment.invoke("api", {**event, "path": "/console/console.js"})
+    # THEN both come from the layer's built console, with their content types
+    assert page["statusCode"] == 200 and "<html" in page["body"].lower()
+    assert page["headers"]["Content-Type"].startswith("text/html")
+    assert script["statusCode"] == 200 and "javascript" in script["headers"]["Content-Type"]
+    assert len(script["body"]) > 100_000  # the bundle with hls.js, not an error page
 
 
 def test_the_timer_event_runs_the_sweeper(deployment: Deployment) -> None:
