@@ -15,10 +15,12 @@ from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.retry import RetryPolicy
 from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.jobstore import SqlJobStore
+from harvest.adapters.sql.operations import SqlOperations
 from harvest.adapters.sql.queue import SqlQueue
 from harvest.domain.registry import Registry, load_registry
 from harvest.handlers.api import ApiDeps
-from harvest.ports import ObjectStore, Queue
+from harvest.metrics import NO_METRICS, InstrumentedJobStore, OriginErrors
+from harvest.ports import JobStore, Metrics, ObjectStore, Operations, Queue
 from harvest.settings import Settings
 from harvest.usecases.harvest import HarvestDeps
 
@@ -54,12 +56,22 @@ def build_object_store(settings: Settings) -> ObjectStore:
     return LocalDiskStore(settings.data_dir / "cos")
 
 
-def build_origin(settings: Settings) -> HttpOrigin:
+def build_origin(settings: Settings, metrics: Metrics = NO_METRICS) -> HttpOrigin:
     # One origin client serves every consumer thread's download pool: size its keep-alive pool
     # for all of them, or urllib3 would open and discard connections under load.
     policy = RetryPolicy(attempts=settings.fetch_attempts, base_delay=settings.fetch_backoff)
     pool = settings.download_concurrency * max(1, settings.workers)
-    return HttpOrigin(policy, settings.fetch_timeout, pool)
+    on_error = None if metrics is NO_METRICS else OriginErrors(metrics)
+    return HttpOrigin(policy, settings.fetch_timeout, pool, on_error=on_error)
+
+
+def build_operations(backend: Backend) -> Operations:
+    """What operators and /metrics read: the job table and the SQL queue (empty with CKafka)."""
+    return SqlOperations(backend.db)
+
+
+def _measured(store: JobStore, metrics: Metrics) -> JobStore:
+    return store if metrics is NO_METRICS else InstrumentedJobStore(store, metrics)
 
 
 def build_notifier(settings: Settings) -> CallbackNotifier:
@@ -67,29 +79,35 @@ def build_notifier(settings: Settings) -> CallbackNotifier:
 
 
 def build_harvest_deps(
-    settings: Settings, backend: Backend | None = None, registry: Registry | None = None
+    settings: Settings,
+    backend: Backend | None = None,
+    registry: Registry | None = None,
+    metrics: Metrics = NO_METRICS,
 ) -> HarvestDeps:
     backend = backend or build_backend(settings)
     return HarvestDeps(
         settings=settings,
         registry=registry or load_registry(settings.channels_file),
-        store=backend.store,
+        store=_measured(backend.store, metrics),
         queue=backend.queue,
         relay=backend.relay,
         objects=build_object_store(settings),
-        origin=build_origin(settings),
+        origin=build_origin(settings, metrics),
         notifier=build_notifier(settings),
     )
 
 
 def build_api_deps(
-    settings: Settings, backend: Backend | None = None, registry: Registry | None = None
+    settings: Settings,
+    backend: Backend | None = None,
+    registry: Registry | None = None,
+    metrics: Metrics = NO_METRICS,
 ) -> ApiDeps:
     backend = backend or build_backend(settings)
     return ApiDeps(
         settings=settings,
         registry=registry or load_registry(settings.channels_file),
-        store=backend.store,
+        store=_measured(backend.store, metrics),
         relay=backend.relay,
     )
 

@@ -29,7 +29,8 @@ class SweepReport:
         return {"failed": self.failed, "requeued": self.requeued, "published": self.published}
 
 
-def _lost_messages(deps: HarvestDeps, job: HarvestJob) -> list[Message]:
+def lost_messages(deps: HarvestDeps, job: HarvestJob) -> list[Message]:
+    """The messages that move a Running job on from where it stands (plan, unfinished chunks, finalize)."""
     if job.phase is Phase.QUEUED:
         return [plan_message(job.id)]
     if job.phase is Phase.FINALIZING or (job.phase is Phase.HARVESTING and job.chunks_total == 0):
@@ -63,7 +64,7 @@ def sweep(deps: HarvestDeps, stale_after: float) -> SweepReport:
             continue
         if now - job.updated_at < stale_after:
             continue
-        messages = _lost_messages(deps, job)
+        messages = lost_messages(deps, job)
         if messages:
             deps.queue.publish(messages)
             deps.store.add_progress(job.id, 0, 0)  # touch: wait another stale period before re-queueing
