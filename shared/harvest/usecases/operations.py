@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from harvest.domain.job import HarvestJob, JobStatus
 from harvest.errors import JobNotFound
-from harvest.ports import DeadLetter, JobStore, Operations
+from harvest.ports import DeadLetter, JobStore, Operations, Queue
 from harvest.usecases.harvest import HarvestDeps, fail_job
 from harvest.usecases.sweep import lost_messages
 
@@ -49,7 +49,11 @@ class ReplayResult:
 
 
 def replay(
-    deps: HarvestDeps, operations: Operations, ids: Sequence[int] | None = None, job_id: str | None = None
+    store: JobStore,
+    queue: Queue,
+    operations: Operations,
+    ids: Sequence[int] | None = None,
+    job_id: str | None = None,
 ) -> ReplayResult:
     """Replay dead letters by ID (all of them when `ids` and `job_id` are None), or one job's.
 
@@ -60,11 +64,11 @@ def replay(
     dead = [letter.id for letter in operations.dead_letters(job_id)]
     if dead:
         return ReplayResult(operations.replay(dead), 0)
-    job = deps.store.get(job_id)  # raises JobNotFound
+    job = store.get(job_id)  # raises JobNotFound
     if job.status is not JobStatus.RUNNING:
         return ReplayResult([], 0)
-    messages = lost_messages(deps, job)
-    deps.queue.publish(messages)
+    messages = lost_messages(store, job)
+    queue.publish(messages)
     log.warning("re-queued %d message(s) by operator request", len(messages), extra={"job_id": job_id})
     return ReplayResult([], len(messages))
 
