@@ -19,7 +19,8 @@ from harvest.adapters.sql.operations import SqlOperations
 from harvest.adapters.sql.queue import SqlQueue
 from harvest.domain.registry import Registry, load_registry
 from harvest.handlers.api import ApiDeps
-from harvest.metrics import NO_METRICS, InstrumentedJobStore, OriginErrors
+from harvest.invocation import InvocationMetrics, measured
+from harvest.metrics import NO_METRICS, InstrumentedJobStore, OriginErrors, instrument_api_handler
 from harvest.ports import JobStore, Metrics, ObjectStore, Operations, Queue
 from harvest.settings import Settings
 from harvest.usecases.harvest import HarvestDeps
@@ -126,9 +127,12 @@ def _settings() -> Settings:
 
 
 def build_api_handler():  # type: ignore[no-untyped-def]
+    from harvest.api.actions import ACTIONS
     from harvest.handlers.api import make_handler
 
-    return make_handler(build_api_deps(_settings()))
+    metrics = InvocationMetrics()
+    handler = make_handler(build_api_deps(_settings(), metrics=metrics))
+    return measured(instrument_api_handler(handler, metrics, tuple(ACTIONS)), "api", metrics)
 
 
 def build_live_event_end_handler():  # type: ignore[no-untyped-def]
@@ -141,30 +145,37 @@ def build_live_event_end_handler():  # type: ignore[no-untyped-def]
 
     configure_logging(secrets=(config.callback_key,))
     backend = build_backend(settings)
+    metrics = InvocationMetrics()
     deps = LiveEventDeps(
-        store=backend.store,
+        store=_measured(backend.store, metrics),
         relay=backend.relay,
         registry=load_registry(settings.channels_file),
         settings=settings,
         config=config,
     )
-    return make_handler(deps)
+    return measured(make_handler(deps), "live_event_end", metrics)
 
 
 def build_worker_handler():  # type: ignore[no-untyped-def]
     from harvest.handlers.worker import make_handler
 
-    return make_handler(build_harvest_deps(_settings()))
+    metrics = InvocationMetrics()
+    return measured(make_handler(build_harvest_deps(_settings(), metrics=metrics)), "worker", metrics)
 
 
 def build_finalizer_handler():  # type: ignore[no-untyped-def]
     from harvest.handlers.finalizer import make_handler
 
-    return make_handler(build_harvest_deps(_settings()))
+    metrics = InvocationMetrics()
+    return measured(make_handler(build_harvest_deps(_settings(), metrics=metrics)), "finalizer", metrics)
 
 
 def build_sweeper_handler():  # type: ignore[no-untyped-def]
     from harvest.handlers.sweeper import make_handler
 
     settings = _settings()
-    return make_handler(build_harvest_deps(settings), stale_after=max(120.0, settings.visibility_timeout))
+    metrics = InvocationMetrics()
+    handler = make_handler(
+        build_harvest_deps(settings, metrics=metrics), stale_after=max(120.0, settings.visibility_timeout)
+    )
+    return measured(handler, "sweeper", metrics)
