@@ -24,12 +24,12 @@ def _metric_line(tmp_path: Path, function: str, event: str) -> dict[str, object]
 
 
 def test_the_api_entry_point_logs_its_action_code_and_duration(tmp_path: Path) -> None:
-    # WHEN the api function is invoked with the sample (its signature is long expired)
+    # WHEN the api function is invoked with the sample (signed with a key this service does not know)
     line = _metric_line(tmp_path, "api", "api_gateway_describe_get.json")
     # THEN its one metrics line names the function, a cold start, the action and the answer code
     assert (line["function"], line["cold_start"], line["outcome"]) == ("api", True, "ok")
     assert line["api_action"] == "DescribeStreamPackageHarvestJob"
-    assert line["api_code"] == "AuthFailure.SignatureExpire"
+    assert line["api_code"] == "AuthFailure.SecretIdNotFound"  # the sample is signed with another key
     assert isinstance(line["duration_ms"], float) and line["duration_ms"] > 0
     assert line["request_id"]
 
