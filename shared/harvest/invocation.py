@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from harvest.logs import log_context
+
 log = logging.getLogger("harvest.metrics")
 
 Handler = Callable[[Mapping[str, Any], Any], Any]
@@ -118,9 +120,15 @@ def measured(
             if recorder.api is not None:
                 fields["api_action"], fields["api_code"] = recorder.api
             cold[0] = False
-            log.info("invocation", extra=fields)
+            with log_context(request_id=_request_id(context)):
+                log.info("invocation", extra=fields)
 
     return main_handler
+
+
+def _request_id(context: Any) -> str:
+    value = context.get("request_id") if isinstance(context, Mapping) else None
+    return str(value or "")
 
 
 def _function_name(context: Any, default: str) -> str:
