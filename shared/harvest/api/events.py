@@ -2,9 +2,9 @@
 
 Two shapes arrive at the API function: the API-gateway trigger event (httpMethod, headers, body,
 queryString, path, requestContext) and the plainer function-URL event (headers and body, perhaps
-rawBody / isBase64Encoded, the method under requestContext.http.method). The function-URL shape is
-not documented (tencent-platform.md 2.5), so every field is optional and read tolerantly; what
-cannot be read at all is an InvalidParameter, never a crash.
+rawBody / isBase64Encoded, the method under requestContext.http.method). The function-URL shape was
+long undocumented (docs/platform/scf.md#function-url), so every field is optional and read
+tolerantly; what cannot be read at all is an InvalidParameter, never a crash.
 """
 
 from __future__ import annotations
