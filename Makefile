@@ -12,7 +12,7 @@ DEBS   := ffmpeg aria2
 PY310  ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
             "$$p" -c 'import sys' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 
-.PHONY: demo test test-py310 lint typecheck unit bench layer install system-deps clean
+.PHONY: demo test test-py310 lint typecheck unit bench dashboard layer install system-deps clean
 
 demo: install
 	$(BIN)/harvest demo
@@ -34,6 +34,12 @@ typecheck: install
 
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# docs/dashboard.png: the Grafana dashboard's panels over a real run's scraped /metrics (matplotlib).
+dashboard: install
+	$(BIN)/pip install -q -e '.[docs]'
+	$(BIN)/python -m bench.dashboard record
+	$(BIN)/python -m bench.dashboard render
 
 # The SCF layer (shared/ plus its dependencies) for serverless.yml: build/layer.zip.
 layer: install
