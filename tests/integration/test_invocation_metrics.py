@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from tests.integration.test_invoke_and_demo import HARVEST, REPO, _env
+from tests.integration.test_invoke_and_demo import run_invoke
+
+from harvest.invocation import COUNT_NAMES
 
 
 def _metric_line(tmp_path: Path, function: str, event: str) -> dict[str, object]:
-    result = subprocess.run(
-        [*HARVEST, "invoke", function, str(REPO / "events" / event)],
-        capture_output=True,
-        text=True,
-        env=_env(tmp_path),
-        cwd=tmp_path,
-        timeout=120,
-    )
+    result = run_invoke(tmp_path, function, event)
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"')]
     (line,) = [line for line in lines if line.get("metric") == "invocation"]
     return line
@@ -39,18 +33,18 @@ def test_the_worker_entry_point_logs_its_counts(tmp_path: Path) -> None:
     line = _metric_line(tmp_path, "worker", "ckafka_work.json")
     # THEN its line carries every documented count, all zero here
     assert (line["function"], line["cold_start"], line["outcome"]) == ("worker", True, "ok")
-    assert line["counts"] == dict.fromkeys(
-        (
-            "jobs_created",
-            "jobs_completed",
-            "jobs_failed",
-            "segments_harvested",
-            "bytes_harvested",
-            "origin_errors",
-            "origin_retries",
-            "dead_lettered",
-            "callbacks_delivered",
-            "callbacks_failed",
-        ),
-        0,
+    assert line["counts"] == dict.fromkeys(COUNT_NAMES, 0)
+
+
+def test_the_documented_shape_is_the_shape_logged(tmp_path: Path) -> None:
+    # GIVEN the example line in docs/operations.md
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = text[text.index("### On SCF") :]
+    example = json.loads(
+        section[section.index("```json") + 7 : section.index("```", section.index("```json") + 7)]
     )
+    # WHEN the api function logs its line
+    line = _metric_line(tmp_path, "api", "api_gateway_describe_get.json")
+    # THEN both have the same fields, and the same counts
+    assert set(line) == set(example)
+    assert set(line["counts"]) == set(example["counts"])  # type: ignore[arg-type]

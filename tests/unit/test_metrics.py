@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.contract.conftest import build_job
 from tests.support.scrape import parse
 
 from harvest.adapters.prometheus import PrometheusMetrics
@@ -64,22 +65,7 @@ def test_free_text_never_becomes_a_label_value() -> None:
 
 
 def _job(job_id: str) -> HarvestJob:
-    return HarvestJob(
-        id=job_id,
-        channel_name="news",
-        endpoint_name="hls",
-        time_format="Epoch seconds",
-        start_time="1",
-        end_time="2",
-        start_epoch=1.0,
-        end_epoch=2.0,
-        destination="https://vod-1250000000.cos.ap-singapore.myqcloud.com/",
-        manifest=f"{job_id}/index.m3u8",
-        callback_url="",
-        channel_id="ch",
-        region="ap-singapore",
-        create_time=1,
-    )
+    return build_job(job_id).replace(callback_url="")
 
 
 @pytest.fixture
