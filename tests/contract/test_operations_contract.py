@@ -6,6 +6,7 @@ queue depth and age per topic, jobs per status and phase; and the dead-letter ho
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -213,3 +214,42 @@ def test_replaying_a_job_without_dead_letters_queues_its_unfinished_steps(
     dead = kill(queue, "boom")
     again = replay(store, queue, ops, job_id="other")
     assert [d.id for d in again.replayed] == [dead] and again.requeued == 0
+
+
+def test_the_admin_commands_work_on_either_database(
+    db: Database,
+    db_url: str,
+    store: SqlJobStore,
+    queue: SqlQueue,
+    make_job: Callable[..., HarvestJob],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from harvest.cli.main import main as harvest_main
+
+    def admin(*args: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = harvest_main(["admin", *args, "--database-url", db_url])
+        return code, capsys.readouterr().out
+
+    # GIVEN a Running job whose chunk 1 is dead-lettered, on this backend
+    store.create(make_job("cli-job", create_time=1).replace(updated_at=1.0), [])
+    queue.publish([chunk_message("cli-job", 1)])
+    dead = kill(queue, "cannot write: disk full")
+    # WHEN an operator runs the three commands against it
+    code, stuck = admin("stuck", "--minutes", "1", "--json")
+    assert code == 0
+    assert [(j["ID"], j["Phase"], j["LastError"]) for j in json.loads(stuck)] == [
+        ("cli-job", "queued", "cannot write: disk full")
+    ]
+    code, letters = admin("dead-letters", "--job", "cli-job")
+    header, row = letters.splitlines()[:2]
+    assert code == 0 and header.split()[:5] == ["ID", "JOB", "STEP", "TOPIC", "ATTEMPTS"]
+    assert row.split()[:6] == [str(dead), "cli-job", "chunk", "1", "work", "2"]
+    assert row.endswith("cannot write: disk full")
+    code, replayed = admin("replay", str(dead))
+    # THEN the dead letter is back on the queue, and a second replay finds nothing to do
+    assert code == 0 and replayed.strip() == f"replayed {dead}: job cli-job chunk 1"
+    assert queue.counts()["ready"] == 1
+    assert admin("replay", str(dead))[0] == 1
+    code, none = admin("dead-letters")
+    assert code == 0 and none.strip() == "no dead letters"

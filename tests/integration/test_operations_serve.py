@@ -71,24 +71,23 @@ def origin(media_pools: dict[str, Pool]) -> Iterator[LiveOrigin]:
     running.stop()
 
 
-@pytest.fixture
-def served(tmp_path: Path, origin: LiveOrigin) -> Iterator[ServeProcess]:
+def start(tmp_path: Path, origin: LiveOrigin, **extra: str) -> ServeProcess:
     registry = tmp_path / "channels.yaml"
     write_channels_yaml(registry, origin.url, origin.channels)
     data_dir = tmp_path / "data"
-    env = serve_env(
-        data_dir,
-        registry,
-        workers=2,
-        extra={
-            "HARVEST_QUEUE_MAX_ATTEMPTS": "2",
-            "HARVEST_FETCH_ATTEMPTS": "4",
-            "HARVEST_FETCH_BACKOFF": "0.01",
-            "HARVEST_DOWNLOAD_CONCURRENCY": "4",
-            "HARVEST_DEFAULT_DESTINATION": DESTINATION,
-        },
-    )
-    process = start_serve(env, data_dir)
+    settings = {
+        "HARVEST_QUEUE_MAX_ATTEMPTS": "2",
+        "HARVEST_FETCH_ATTEMPTS": "4",
+        "HARVEST_FETCH_BACKOFF": "0.01",
+        "HARVEST_DOWNLOAD_CONCURRENCY": "4",
+        "HARVEST_DEFAULT_DESTINATION": DESTINATION,
+    }
+    return start_serve(serve_env(data_dir, registry, workers=2, extra={**settings, **extra}), data_dir)
+
+
+@pytest.fixture
+def served(tmp_path: Path, origin: LiveOrigin) -> Iterator[ServeProcess]:
+    process = start(tmp_path, origin)
     yield process
     process.stop(10)
 
@@ -192,6 +191,30 @@ def test_an_operator_sees_the_failures_finds_the_stuck_job_replays_it_and_it_com
     check_labels_are_bounded(
         after, forbidden=[JOB, origin.url, f":{origin.port}", "://", "127.0.0.1", ORIGIN_SECRET]
     )
+
+
+def test_a_job_held_by_a_dead_letter_fails_when_the_hold_runs_out(
+    tmp_path: Path, origin: LiveOrigin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN serve with a 3 s dead-letter hold, and a bucket that refuses the job's writes
+    process = start(tmp_path, origin, HARVEST_DEAD_LETTER_HOLD="3")
+    try:
+        blocker = process.data_dir / "cos" / BUCKET / "out" / JOB
+        blocker.parent.mkdir(parents=True)
+        blocker.write_text("in the way")
+        # WHEN the job's chunks are dead-lettered and nobody replays them
+        create_job(process)
+        eventually(
+            lambda: scrape(process.url).value("harvest_dead_letters", topic="work") > 0, 60, "a dead letter"
+        )
+        # THEN the job fails once the hold is over, naming the step, its attempts and the cause
+        eventually(lambda: process.describe(JOB).Status == "Failed", 30, "the held job to fail")
+        message = str(process.describe(JOB).ErrMessage)
+        assert message.startswith("chunk ") and " could not be done after 2 attempts: " in message
+        assert "cannot write" in message
+        assert scrape(process.url).value("harvest_jobs_finished_total", status="Failed") == 1
+    finally:
+        process.stop(10)
 
 
 def check_labels_are_bounded(metrics: Scrape, forbidden: list[str]) -> None:

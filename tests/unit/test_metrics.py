@@ -109,12 +109,14 @@ def test_the_instrumented_store_counts_jobs_chunks_and_callbacks_once_each(db: D
 def test_scrapes_read_jobs_and_queue_state_from_the_database(db: Database) -> None:
     # GIVEN a Running job and a dead-lettered chunk in the database
     metrics = PrometheusMetrics()
-    metrics.watch(SqlOperations(db))
+    metrics.watch(SqlOperations(db), clock=lambda: 1_000_030.0)
     SqlJobStore(db).create(_job("a"), [])
-    queue = SqlQueue(db, max_attempts=1)
+    queue = SqlQueue(db, max_attempts=1, clock=lambda: 1_000_000.0)
     queue.publish([chunk_message("a", 0)])
     (delivery,) = queue.receive(1, 60)
     queue.nack(delivery.id, "boom", 0)
+    # AND a chunk waiting since 30 s before the scrape
+    queue.publish([chunk_message("a", 1)])
     # WHEN /metrics is scraped
     scraped = parse(metrics.exposition().decode())
     # THEN the gauges say so, and the empty topic reports zeros rather than nothing
@@ -122,6 +124,8 @@ def test_scrapes_read_jobs_and_queue_state_from_the_database(db: Database) -> No
     assert scraped.value("harvest_jobs", status="Running", phase="queued") == 1
     assert scraped.value("harvest_dead_letters", topic="work") == 1
     assert scraped.value("harvest_dead_letters", topic="finalize") == 0
+    assert scraped.value("harvest_queue_depth", topic="work", state="ready") == 1
+    assert scraped.value("harvest_queue_oldest_message_age_seconds", topic="work") == 30
     assert scraped.value("harvest_queue_depth", topic="finalize", state="ready") == 0
     # AND when the database is gone the scrape still answers, with harvest_database_up 0
     db.close()
