@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harvest.domain.job import HarvestJob, JobStatus
-from harvest.errors import JobNotFound
 from harvest.ports import DeadLetter, JobStore, Operations, Queue
 from harvest.usecases.harvest import HarvestDeps, fail_job
 from harvest.usecases.sweep import lost_messages
@@ -75,20 +74,14 @@ def replay(
 
 def fail_held_jobs(deps: HarvestDeps, operations: Operations, hold: float) -> list[str]:
     """Fail the jobs whose dead letters have waited `hold` seconds (without progress) for a replay."""
-    now = deps.clock()
     failed = []
-    letters = operations.dead_letters()
-    by_job: dict[str, DeadLetter] = {}
-    for letter in letters:
-        by_job.setdefault(letter.job_id, letter)
-    for job_id, letter in by_job.items():
-        try:
-            job = deps.store.get(job_id)
-        except JobNotFound:
+    # Only Running jobs idle for the whole hold can qualify: few, and found through an index.
+    for job in deps.store.running_jobs(updated_before=deps.clock() - hold):
+        letters = operations.dead_letters(job.id)
+        if not letters:
             continue
-        if job.status is not JobStatus.RUNNING or now - job.updated_at < hold:
-            continue
-        reason = f"{letter.step} could not be done after {letter.attempts} attempts: {letter.error}"
-        if fail_job(deps, job_id, reason) is not None:
-            failed.append(job_id)
+        first = letters[0]
+        reason = f"{first.step} could not be done after {first.attempts} attempts: {first.error}"
+        if fail_job(deps, job.id, reason) is not None:
+            failed.append(job.id)
     return failed
