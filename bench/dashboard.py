@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 DASHBOARD = REPO / "docs" / "grafana-dashboard.json"
 SAMPLES = REPO / "docs" / "dashboard-run.json.gz"
 PICTURE = REPO / "docs" / "dashboard.png"
-MEDIA = REPO / ".harvest-bench" / "dashboard-media"
+MEDIA = REPO / "tests" / ".media"  # the test media cache (gitignored, built once, shared)
 
 Series = dict[str, str]
 Sample = tuple[float, dict[str, float]]  # (time, series key -> value)
