@@ -14,7 +14,7 @@ CONSOLE_SRC := $(wildcard console/src/*) console/build.mjs console/package-lock.
 PY310  ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
             "$$p" -c 'import sys' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 
-.PHONY: demo test test-py310 lint typecheck unit bench layer functions deploy toolkit-crosscheck install system-deps console clean
+.PHONY: demo test test-py310 lint typecheck unit bench dashboard layer functions deploy toolkit-crosscheck install system-deps console clean
 
 demo: install
 	$(BIN)/harvest demo
@@ -36,6 +36,12 @@ typecheck: install
 
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# docs/dashboard.png: the Grafana dashboard's panels over a real run's scraped /metrics (matplotlib).
+dashboard: install
+	$(BIN)/pip install -q -e '.[docs]'
+	$(BIN)/python -m bench.dashboard record
+	$(BIN)/python -m bench.dashboard render
 
 # The SCF layer harvest-shared (what the functions import, from pyproject.toml): build/layer.zip.
 layer: install

@@ -19,11 +19,14 @@ from harvest.adapters.retry import RetryPolicy
 from harvest.adapters.role_keys import KeySource, environment_keys, fixed_keys
 from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.jobstore import SqlJobStore
+from harvest.adapters.sql.operations import SqlOperations
 from harvest.adapters.sql.queue import SqlQueue
 from harvest.domain.registry import Registry, load_registry
 from harvest.errors import ConfigError
 from harvest.handlers.api import ApiDeps
-from harvest.ports import ObjectStore, Queue
+from harvest.invocation import InvocationMetrics, measured
+from harvest.metrics import NO_METRICS, InstrumentedJobStore, OriginErrors, instrument_api_handler
+from harvest.ports import JobStore, Metrics, ObjectStore, Operations, Queue
 from harvest.settings import Settings, check_scf_environment, running_on_scf
 from harvest.usecases.harvest import HarvestDeps
 
@@ -67,12 +70,22 @@ def build_object_store(settings: Settings) -> ObjectStore:
     return LocalDiskStore(settings.data_dir / "cos")
 
 
-def build_origin(settings: Settings) -> HttpOrigin:
+def build_origin(settings: Settings, metrics: Metrics = NO_METRICS) -> HttpOrigin:
     # One origin client serves every consumer thread's download pool: size its keep-alive pool
     # for all of them, or urllib3 would open and discard connections under load.
     policy = RetryPolicy(attempts=settings.fetch_attempts, base_delay=settings.fetch_backoff)
     pool = settings.download_concurrency * max(1, settings.workers)
-    return HttpOrigin(policy, settings.fetch_timeout, pool)
+    on_error = None if metrics is NO_METRICS else OriginErrors(metrics)
+    return HttpOrigin(policy, settings.fetch_timeout, pool, on_error=on_error)
+
+
+def build_operations(backend: Backend) -> Operations:
+    """What operators and /metrics read: the job table and the SQL queue (empty with CKafka)."""
+    return SqlOperations(backend.db)
+
+
+def _measured(store: JobStore, metrics: Metrics) -> JobStore:
+    return store if metrics is NO_METRICS else InstrumentedJobStore(store, metrics)
 
 
 def build_notifier(settings: Settings) -> CallbackNotifier:
@@ -80,23 +93,29 @@ def build_notifier(settings: Settings) -> CallbackNotifier:
 
 
 def build_harvest_deps(
-    settings: Settings, backend: Backend | None = None, registry: Registry | None = None
+    settings: Settings,
+    backend: Backend | None = None,
+    registry: Registry | None = None,
+    metrics: Metrics = NO_METRICS,
 ) -> HarvestDeps:
     backend = backend or build_backend(settings)
     return HarvestDeps(
         settings=settings,
         registry=registry or load_registry(settings.channels_file),
-        store=backend.store,
+        store=_measured(backend.store, metrics),
         queue=backend.queue,
         relay=backend.relay,
         objects=build_object_store(settings),
-        origin=build_origin(settings),
+        origin=build_origin(settings, metrics),
         notifier=build_notifier(settings),
     )
 
 
 def build_api_deps(
-    settings: Settings, backend: Backend | None = None, registry: Registry | None = None
+    settings: Settings,
+    backend: Backend | None = None,
+    registry: Registry | None = None,
+    metrics: Metrics = NO_METRICS,
 ) -> ApiDeps:
     backend = backend or build_backend(settings)
     limiter, ledger = None, None
@@ -109,7 +128,7 @@ def build_api_deps(
     return ApiDeps(
         settings=settings,
         registry=registry or load_registry(settings.channels_file),
-        store=backend.store,
+        store=_measured(backend.store, metrics),
         relay=backend.relay,
         rate_limiter=limiter,
         replay_ledger=ledger,
@@ -154,12 +173,15 @@ def _failing_invocation(error: ConfigError) -> Handler:
 
 
 def build_api_handler() -> Handler:
+    from harvest.api.actions import ACTIONS
     from harvest.handlers.api import make_handler, unconfigured_handler
 
+    metrics = InvocationMetrics()
     try:
-        return make_handler(build_api_deps(_settings("api")))
+        handler = make_handler(build_api_deps(_settings("api"), metrics=metrics))
     except ConfigError as exc:
         return unconfigured_handler(_unconfigured("api", exc))
+    return measured(instrument_api_handler(handler, metrics, tuple(ACTIONS)), "api", metrics)
 
 
 def build_live_event_end_handler() -> Handler:
@@ -167,6 +189,7 @@ def build_live_event_end_handler() -> Handler:
     from harvest.logs import configure_logging
     from harvest.usecases.live_events import LiveEventConfig
 
+    metrics = InvocationMetrics()
     try:
         settings = _settings("live_event_end")
         config = LiveEventConfig.from_env()
@@ -176,35 +199,45 @@ def build_live_event_end_handler() -> Handler:
     except ConfigError as exc:
         return unconfigured_handler(_unconfigured("live_event_end", exc))
     deps = LiveEventDeps(
-        store=backend.store, relay=backend.relay, registry=registry, settings=settings, config=config
+        store=_measured(backend.store, metrics),
+        relay=backend.relay,
+        registry=registry,
+        settings=settings,
+        config=config,
     )
-    return make_handler(deps)
+    return measured(make_handler(deps), "live_event_end", metrics)
 
 
 def build_worker_handler() -> Handler:
     from harvest.handlers.worker import make_handler
 
+    metrics = InvocationMetrics()
     try:
-        return make_handler(build_harvest_deps(_settings("worker")))
+        deps = build_harvest_deps(_settings("worker"), metrics=metrics)
     except ConfigError as exc:
         return _failing_invocation(_unconfigured("worker", exc))
+    return measured(make_handler(deps), "worker", metrics)
 
 
 def build_finalizer_handler() -> Handler:
     from harvest.handlers.finalizer import make_handler
 
+    metrics = InvocationMetrics()
     try:
-        return make_handler(build_harvest_deps(_settings("finalizer")))
+        deps = build_harvest_deps(_settings("finalizer"), metrics=metrics)
     except ConfigError as exc:
         return _failing_invocation(_unconfigured("finalizer", exc))
+    return measured(make_handler(deps), "finalizer", metrics)
 
 
 def build_sweeper_handler() -> Handler:
     from harvest.handlers.sweeper import make_handler
 
+    metrics = InvocationMetrics()
     try:
         settings = _settings("sweeper")
-        deps = build_harvest_deps(settings)
+        deps = build_harvest_deps(settings, metrics=metrics)
     except ConfigError as exc:
         return _failing_invocation(_unconfigured("sweeper", exc))
-    return make_handler(deps, stale_after=max(120.0, settings.visibility_timeout))
+    handler = make_handler(deps, stale_after=max(120.0, settings.visibility_timeout))
+    return measured(handler, "sweeper", metrics)

@@ -152,3 +152,83 @@ class Origin(Protocol):
         self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None = None
     ) -> bytes:
         """A segment, or the (offset, length) slice of it. Raises SegmentFetchError after the last retry."""
+
+
+# --- operating the service: metrics, dead letters, queue state --------------------------------------
+
+
+class Metrics(Protocol):
+    """Where the service reports what it does (Prometheus on `harvest serve`, a log line on SCF).
+
+    Label values are always from small fixed sets (an action name, a status, an error kind): never
+    a job ID, a URL or anything a client chose, so the number of series stays bounded.
+    """
+
+    def job_created(self) -> None: ...
+
+    def job_finished(self, status: str) -> None:
+        """A job reached Completed or Failed."""
+
+    def harvested(self, segments: int, nbytes: int, seconds: float | None = None) -> None:
+        """A chunk is done: its segments, the bytes fetched for it, and how long it took (when known)."""
+
+    def origin_error(self, resource: str, kind: str, retried: bool) -> None:
+        """One failed origin request (resource: playlist | segment); `retried` when another try follows."""
+
+    def dead_lettered(self, topic: str) -> None: ...
+
+    def callback(self, outcome: str) -> None:
+        """How a CallbackURL delivery ended: delivered | failed | refused."""
+
+    def api_request(self, action: str, code: str, seconds: float) -> None:
+        """One API request: its action (or 'other'), its error code (or 'OK') and how long it took."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A queue message that used up its attempts, with what went wrong the last time."""
+
+    id: int
+    topic: str
+    job_id: str
+    step: str  # "chunk 3", "plan step", "finalize step"
+    attempts: int
+    error: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """One queue topic as an operator sees it: waiting, in hand, dead, and the oldest waiting message."""
+
+    topic: str
+    ready: int
+    leased: int
+    dead: int
+    oldest_age: float  # seconds since the oldest ready or leased message was queued; 0 when none
+
+
+class Operations(Protocol):
+    """What an operator (and /metrics) asks of the job table and of a queue the service keeps itself.
+
+    The SQL adapter answers all of it; with CKafka the queue lives in CKafka, so dead letters and
+    topic depths come from CKafka's console instead (docs/operations.md says how).
+    """
+
+    def dead_letters(self, job_id: str | None = None) -> builtins.list[DeadLetter]:
+        """Dead messages, oldest first, optionally of one job."""
+
+    def replay(self, ids: Sequence[int] | None) -> builtins.list[DeadLetter]:
+        """Make these dead messages (all of them when `ids` is None) deliverable again, with fresh
+        attempts. Returns those replayed; IDs that are not dead letters are skipped."""
+
+    def last_errors(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The last error recorded on any queued or dead message of each job (jobs without one left out)."""
+
+    def topics(self, now: float) -> builtins.list[TopicState]: ...
+
+    def job_counts(self) -> dict[tuple[str, str], int]:
+        """Jobs per (status, phase)."""
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""

@@ -162,6 +162,7 @@ class Settings:
     # Queue
     queue_max_attempts: int = 5
     visibility_timeout: float = 900.0
+    dead_letter_hold: float = 3600.0  # serve: a dead-lettered job waits this long for a replay
     # Harvesting
     object_store: str = "local"  # local | cos
     queue_backend: str = "sql"  # sql | ckafka
@@ -209,6 +210,7 @@ class Settings:
             allowed_buckets=_list(env, "HARVEST_ALLOWED_BUCKETS"),
             queue_max_attempts=_int(env, "HARVEST_QUEUE_MAX_ATTEMPTS", 5),
             visibility_timeout=_float(env, "HARVEST_VISIBILITY_TIMEOUT", 900.0),
+            dead_letter_hold=_float(env, "HARVEST_DEAD_LETTER_HOLD", 3600.0),
             object_store=env.get("HARVEST_OBJECT_STORE", "").strip() or "local",
             queue_backend=env.get("HARVEST_QUEUE", "").strip() or "sql",
             chunk_max_bytes=_int(env, "HARVEST_CHUNK_MAX_BYTES", 512 * 1024 * 1024),
@@ -243,6 +245,8 @@ class Settings:
             raise ConfigError("HARVEST_OBJECT_STORE must be 'local' or 'cos'")
         if self.queue_backend not in ("sql", "ckafka"):
             raise ConfigError("HARVEST_QUEUE must be 'sql' or 'ckafka'")
+        if self.dead_letter_hold < 0:
+            raise ConfigError("HARVEST_DEAD_LETTER_HOLD must be >= 0 (0 fails the job at once)")
         if self.queue_max_attempts < 1:
             raise ConfigError("HARVEST_QUEUE_MAX_ATTEMPTS must be >= 1")
         if self.queue_backend == "ckafka" and self.region not in CKAFKA_HTTP_REGIONS:

@@ -33,8 +33,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _invoke(tmp_path: Path, function: str, event: str) -> tuple[int, dict[str, object]]:
-    result = subprocess.run(
+def run_invoke(tmp_path: Path, function: str, event: str) -> subprocess.CompletedProcess[str]:
+    """`harvest invoke FUNCTION events/EVENT` in a fresh data dir, its output captured."""
+    return subprocess.run(
         [*HARVEST, "invoke", function, str(REPO / "events" / event)],
         capture_output=True,
         text=True,
@@ -42,6 +43,10 @@ def _invoke(tmp_path: Path, function: str, event: str) -> tuple[int, dict[str, o
         cwd=tmp_path,
         timeout=120,
     )
+
+
+def _invoke(tmp_path: Path, function: str, event: str) -> tuple[int, dict[str, object]]:
+    result = run_invoke(tmp_path, function, event)
     # JSON logs go to stdout too; the result is the last JSON document printed.
     start = result.stdout.rfind("\n{\n")
     return result.returncode, json.loads(result.stdout[start + 1 if start >= 0 else 0 :])

@@ -4,7 +4,8 @@ Load it with `pytest_plugins = ("tests.support.cos_server",)` and take the sessi
 The real COS SDK talks to it unchanged (`CosConfig(IP=..., Port=..., Scheme="http")` keeps the proper
 `Host: <bucket>.cos.<region>.myqcloud.com`, which moto reads the bucket from); boto3 works too.
 
-What the layer adds, each for a gap between moto and COS (see shared/reference/testing-notes.md):
+What the layer adds, each for a gap between moto and COS
+(docs/platform/cos.md#where-the-moto-stand-in-differs):
 - it verifies the COS XML signature (`q-sign-algorithm=sha1&...`) against its key pair and answers
   403 SignatureDoesNotMatch otherwise, so signing is tested, not just assumed; boto3's AWS4 requests
   pass unchecked (they are the cross-check, not the system under test);

@@ -108,8 +108,11 @@ class HttpOrigin:
         playlist_max_bytes: int = PLAYLIST_MAX_BYTES,
         segment_max_bytes: int = SEGMENT_MAX_BYTES,
         clock: Callable[[], float] = time.time,
+        on_error: Callable[[str, str, bool], None] | None = None,
     ) -> None:
         self._policy = policy
+        # (resource, reason, retried) after each failed attempt: how metrics see errors and retries.
+        self._on_error = on_error
         self._timeout = timeout
         self._sleep = sleep
         self._clock = clock
@@ -141,7 +144,7 @@ class HttpOrigin:
 
     def get_text(self, url: str, headers: Mapping[str, str]) -> str:
         """A playlist, UTF-8 with any BOM removed. Raises OriginPlaylistError after the last attempt."""
-        result, attempts = self._retrying(url, lambda: self._playlist_once(url, headers))
+        result, attempts = self._retrying(url, lambda: self._playlist_once(url, headers), "playlist")
         if isinstance(result, _Failure):
             raise OriginPlaylistError(
                 f"playlist {public_url(url)}: {result.reason} {after_attempts(attempts)}",
@@ -166,7 +169,9 @@ class HttpOrigin:
             raise OriginSegmentError(
                 f"segment {label}: invalid byte range {byte_range}", url=url, reason="invalid byte range"
             )
-        result, attempts = self._retrying(url, lambda: self._segment_once(url, headers, byte_range))
+        result, attempts = self._retrying(
+            url, lambda: self._segment_once(url, headers, byte_range), "segment"
+        )
         if isinstance(result, _Failure):
             raise OriginSegmentError(
                 f"segment {label}: {result.reason} {after_attempts(attempts)}",
@@ -179,12 +184,19 @@ class HttpOrigin:
 
     # --- attempts -------------------------------------------------------------------------------
 
-    def _retrying(self, url: str, once: Callable[[], bytes | _Failure]) -> tuple[bytes | _Failure, int]:
+    def _retrying(
+        self, url: str, once: Callable[[], bytes | _Failure], resource: str
+    ) -> tuple[bytes | _Failure, int]:
         """Run `once` until it returns bytes, fails for good, or the attempts are spent."""
         attempt = 1
         while True:
             result = once()
-            if isinstance(result, bytes) or not result.retryable or attempt >= self._policy.attempts:
+            if isinstance(result, bytes):
+                return result, attempt
+            final = not result.retryable or attempt >= self._policy.attempts
+            if self._on_error is not None:
+                self._on_error(resource, result.reason, not final)
+            if final:
                 return result, attempt
             delay = self._policy.delay(attempt - 1, result.retry_after)
             log.info(

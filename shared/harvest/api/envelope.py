@@ -1,8 +1,8 @@
 """The API 3.0 envelope: request parameters in (POST JSON or GET query), Response JSON out.
 
 Every answer is HTTP 200 with `Content-Type: application/json` exactly: the Python SDK only looks
-for an error in the body when the header is exactly that (tencent-platform.md 1.4), so with a
-charset an error would silently read as an empty success.
+for an error in the body when the header is exactly that (docs/platform/api3.md#answers-and-errors),
+so with a charset an error would silently read as an empty success.
 """
 
 from __future__ import annotations

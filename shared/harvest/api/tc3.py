@@ -2,7 +2,7 @@
 
 The canonical request is rebuilt from what was received (method, Host and Content-Type header
 values, raw body bytes or the query string), exactly as the SDK builds it before signing
-(tencent-platform.md 1.2). The verifier is generic over the service name so a stand-in for
+(docs/platform/api3.md#tc3-hmac-sha256). The verifier is generic over the service name so a stand-in for
 another Tencent API (CKafka) can reuse it; `sign_request` is the client side, for tests and tools.
 """
 

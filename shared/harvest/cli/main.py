@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from harvest.cli.admin import add_admin_commands, run_admin_command
 from harvest.cli.jobs import EXIT_USAGE, add_client_commands, run_client_command
 
 # option -> environment variable: every serve option can also be set by the environment.
@@ -84,11 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(sub)
     add_client_commands(sub)
+    add_admin_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "admin", False):
+        return run_admin_command(args)
     if hasattr(args, "func"):
         return run_client_command(args)
     if args.command == "serve":

@@ -55,7 +55,7 @@ def parse_query(raw: str) -> dict[str, str | list[str] | bool]:
 def build_event(
     method: str, target: str, headers: Mapping[str, str], body: bytes, source_ip: str, request_id: str
 ) -> dict[str, Any]:
-    """The API-gateway trigger event for one request (tencent-platform.md 2.5)."""
+    """The API-gateway trigger event for one request (docs/platform/scf.md#api-gateway-integrated-request)."""
     split = urlsplit(target)
     query = parse_query(split.query)
     try:

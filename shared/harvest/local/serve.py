@@ -4,37 +4,59 @@
   the api function's handler (and serves the local bucket under /cos/ for players);
 - a queue pump that turns queued messages into CKafka-trigger events for the worker and finalizer
   handlers, with N concurrent consumers;
+- /metrics (Prometheus), /healthz and /readyz on the same port (local/ops_http.py);
+- a dead-lettered message holds its job Running for HARVEST_DEAD_LETTER_HOLD seconds, so an
+  operator can mend the cause and `harvest admin replay` it (usecases/operations.py);
 - SIGTERM/SIGINT stop it cleanly; a restart on the same data dir resumes queued work.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from harvest.composition import Backend, build_api_deps, build_backend, build_harvest_deps
+from harvest.adapters.objectstore.local import LocalDiskStore
+from harvest.api.actions import ACTIONS
+from harvest.composition import (
+    Backend,
+    build_api_deps,
+    build_backend,
+    build_harvest_deps,
+    build_operations,
+)
+from harvest.domain.destination import parse_destination
 from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK
 from harvest.domain.registry import load_registry
-from harvest.errors import ConfigError, HarvestError
+from harvest.errors import ConfigError, HarvestError, StorageError
 from harvest.handlers import finalizer, worker
 from harvest.handlers.api import make_handler as make_api_handler
 from harvest.local.bucket_http import BucketHttp
-from harvest.local.gateway import GatewayServer
+from harvest.local.gateway import GatewayServer, WsgiApp
+from harvest.local.ops_http import Check, as_wsgi, healthz, metrics_route, readyz_route
 from harvest.local.pump import PumpConfig, QueuePump, describe_message
 from harvest.logs import configure_logging
-from harvest.ports import Delivery
+from harvest.metrics import NO_METRICS, instrument_api_handler
+from harvest.ports import Delivery, Metrics, ObjectStore, Operations
 from harvest.settings import Settings
 from harvest.usecases.harvest import HarvestDeps, fail_job
+from harvest.usecases.operations import fail_held_jobs
+
+if TYPE_CHECKING:
+    from harvest.adapters.prometheus import PrometheusMetrics
 
 log = logging.getLogger(__name__)
 
 # A lease is short and kept alive by a heartbeat, so work held by a killed process is picked up
 # again within a minute instead of after SCF's 900 s invocation limit.
 LOCAL_LEASE_SECONDS = 30.0
+HELD_JOBS_CHECK_SECONDS = 5.0  # how often jobs held by a dead letter are checked against the hold
+READINESS_KEY = ".harvest-readyz"  # looked up (never written) to prove the bucket answers
 
 
 @dataclass
@@ -45,6 +67,8 @@ class LocalStack:
     gateway: GatewayServer
     pump: QueuePump
     stop_event: threading.Event
+    operations: Operations | None = None
+    metrics: Metrics = NO_METRICS
 
     @property
     def url(self) -> str:
@@ -53,6 +77,16 @@ class LocalStack:
     def start(self) -> None:
         self.gateway.start()
         self.pump.start()
+        if self.operations is not None and self.settings.dead_letter_hold > 0:
+            threading.Thread(target=self._release_held_jobs, name="dead-letter-hold", daemon=True).start()
+
+    def _release_held_jobs(self) -> None:
+        assert self.operations is not None
+        while not self.stop_event.wait(HELD_JOBS_CHECK_SECONDS):
+            try:
+                fail_held_jobs(self.deps, self.operations, self.settings.dead_letter_hold)
+            except Exception:
+                log.exception("checking jobs held by dead letters failed; will try again")
 
     def stop(self, timeout: float = 30.0) -> None:
         self.stop_event.set()
@@ -61,10 +95,24 @@ class LocalStack:
         self.backend.db.close()
 
 
-def _dead_letter_handler(deps: HarvestDeps) -> Callable[[Delivery, str], None]:
+def _dead_letter_handler(
+    deps: HarvestDeps, metrics: Metrics = NO_METRICS, hold: float = 0.0
+) -> Callable[[Delivery, str], None]:
+    """Count the dead letter; fail its job at once, or (hold > 0) leave it Running for a replay."""
+
     def on_dead_letter(delivery: Delivery, error: str) -> None:
+        metrics.dead_lettered(delivery.message.topic)
         body = delivery.message.body
         job_id = body.get("job_id")
+        if hold > 0:
+            log.error(
+                "%s dead-lettered; its job waits up to %.0f s for `harvest admin replay %d`",
+                describe_message(body),
+                hold,
+                delivery.id,
+                extra={"job_id": job_id if isinstance(job_id, str) else ""},
+            )
+            return
         if isinstance(job_id, str):
             fail_job(
                 deps,
@@ -75,15 +123,69 @@ def _dead_letter_handler(deps: HarvestDeps) -> Callable[[Delivery, str], None]:
     return on_dead_letter
 
 
+def _readiness_checks(settings: Settings, operations: Operations, objects: ObjectStore) -> dict[str, Check]:
+    """The database answers; the object store answers for the bucket jobs write to (when one is known)."""
+    bucket = next(iter(settings.allowed_buckets), "")
+    if not bucket and settings.default_destination:
+        try:
+            bucket = parse_destination(settings.default_destination, settings.region, ()).bucket
+        except HarvestError:
+            bucket = ""  # start-up checks report a bad default destination; readiness need not
+    checks: dict[str, Check] = {"database": operations.ping}
+    if isinstance(objects, LocalDiskStore):
+        root = objects.root
+
+        def local_bucket() -> None:
+            if not root.is_dir() or not os.access(root, os.W_OK | os.X_OK):
+                raise StorageError(f"the local bucket directory {root} is missing or not writable")
+
+        checks["object_store"] = local_bucket
+    elif bucket:
+
+        def remote_bucket() -> None:
+            objects.size(bucket, READINESS_KEY)  # None (absent) is fine; an unreachable store raises
+
+        checks["object_store"] = remote_bucket
+    return checks
+
+
+def _prometheus() -> PrometheusMetrics:
+    try:
+        from harvest.adapters.prometheus import PrometheusMetrics
+    except ImportError as exc:  # an install without the serve extra
+        raise ConfigError(
+            f"harvest serve needs prometheus_client for /metrics ({exc}): pip install 'harvest[serve]'"
+        ) from exc
+    return PrometheusMetrics()
+
+
+def _ops_routes(
+    settings: Settings, metrics: PrometheusMetrics, operations: Operations, objects: ObjectStore
+) -> dict[str, WsgiApp]:
+    from harvest.adapters.prometheus import CONTENT_TYPE
+
+    return {
+        "/metrics": as_wsgi(metrics_route(metrics.exposition, CONTENT_TYPE)),
+        "/healthz": as_wsgi(healthz),
+        "/readyz": as_wsgi(readyz_route(_readiness_checks(settings, operations, objects))),
+    }
+
+
 def build_stack(settings: Settings) -> LocalStack:
     if settings.queue_backend != "sql":
         raise ConfigError("harvest serve consumes the SQL queue: unset HARVEST_QUEUE or set it to 'sql'")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "cos").mkdir(exist_ok=True)
     registry = load_registry(settings.channels_file)
     backend = build_backend(settings)
-    deps = build_harvest_deps(settings, backend, registry)
+    operations = build_operations(backend)
+    metrics = _prometheus()
+    metrics.watch(operations)
+    deps = build_harvest_deps(settings, backend, registry, metrics)
     stop_event = threading.Event()
-    api_handler = make_api_handler(build_api_deps(settings, backend, registry))
+    api_handler = instrument_api_handler(
+        make_api_handler(build_api_deps(settings, backend, registry, metrics)), metrics, tuple(ACTIONS)
+    )
     handlers = {
         TOPIC_WORK: worker.make_handler(deps, stopping=stop_event.is_set),
         TOPIC_FINALIZE: finalizer.make_handler(deps),
@@ -93,14 +195,15 @@ def build_stack(settings: Settings) -> LocalStack:
         queue,  # type: ignore[arg-type]  # build_backend returns the SqlQueue when queue_backend is sql
         backend.relay,
         handlers,
-        _dead_letter_handler(deps),
+        _dead_letter_handler(deps, metrics, settings.dead_letter_hold),
         PumpConfig(
             consumers=settings.workers, lease_seconds=min(LOCAL_LEASE_SECONDS, settings.visibility_timeout)
         ),
     )
     bucket = BucketHttp(settings.data_dir / "cos")
-    gateway = GatewayServer(api_handler, settings.host, settings.port, extra_routes={"/cos/": bucket})
-    return LocalStack(settings, backend, deps, gateway, pump, stop_event)
+    routes: dict[str, WsgiApp] = {"/cos/": bucket, **_ops_routes(settings, metrics, operations, deps.objects)}
+    gateway = GatewayServer(api_handler, settings.host, settings.port, extra_routes=routes)
+    return LocalStack(settings, backend, deps, gateway, pump, stop_event, operations, metrics)
 
 
 def serve_main() -> int:
@@ -122,7 +225,8 @@ def serve_main() -> int:
         signal.signal(sig, lambda *_: stack.stop_event.set())
     print(
         f"harvest serve: API at {stack.url}/ (region {settings.region}), bucket at {stack.url}/cos/,"
-        f" console at {stack.url}/console/, {settings.workers} consumers, data in {settings.data_dir}",
+        f" console at {stack.url}/console/, metrics at {stack.url}/metrics, {settings.workers} consumers,"
+        f" data in {settings.data_dir}",
         flush=True,
     )
     stack.stop_event.wait()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from harvest.domain.job import HarvestJob, Message, Phase, chunk_message, finalize_message, plan_message
 from harvest.errors import JobNotFound
+from harvest.ports import JobStore
 from harvest.usecases.harvest import HarvestDeps, fail_job
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ class SweepReport:
         return {"failed": self.failed, "requeued": self.requeued, "published": self.published}
 
 
-def _lost_messages(deps: HarvestDeps, job: HarvestJob) -> list[Message]:
+def lost_messages(store: JobStore, job: HarvestJob) -> list[Message]:
+    """The messages that move a Running job on from where it stands (plan, unfinished chunks, finalize)."""
     if job.phase is Phase.QUEUED:
         return [plan_message(job.id)]
     if job.phase is Phase.FINALIZING or (job.phase is Phase.HARVESTING and job.chunks_total == 0):
@@ -38,7 +40,7 @@ def _lost_messages(deps: HarvestDeps, job: HarvestJob) -> list[Message]:
         messages = []
         for index in range(job.chunks_total):
             try:
-                if not deps.store.get_chunk(job.id, index).done:
+                if not store.get_chunk(job.id, index).done:
                     messages.append(chunk_message(job.id, index))
             except JobNotFound:
                 continue
@@ -63,7 +65,7 @@ def sweep(deps: HarvestDeps, stale_after: float) -> SweepReport:
             continue
         if now - job.updated_at < stale_after:
             continue
-        messages = _lost_messages(deps, job)
+        messages = lost_messages(deps.store, job)
         if messages:
             deps.queue.publish(messages)
             deps.store.add_progress(job.id, 0, 0)  # touch: wait another stale period before re-queueing
