@@ -136,8 +136,8 @@ def test_default_destination_is_used_when_omitted(tmp_path: Path, no_proxy: None
         assert info.Destination == DESTINATION + "defaults/"
 
 
-def test_session_token_and_unsigned_payload_are_accepted(api_stack: Stack) -> None:
-    # GIVEN a client with a session token and one that does not sign the payload
+def test_a_token_with_a_permanent_key_is_refused_and_an_unsigned_payload_accepted(api_stack: Stack) -> None:
+    # GIVEN a permanent key sent with a (bogus) session token, and a client that does not sign the payload
     with_token = api_stack.client(token="session-token")
     unsigned_profile = api_stack.profile()
     unsigned_profile.unsignedPayload = True
@@ -146,8 +146,10 @@ def test_session_token_and_unsigned_payload_are_accepted(api_stack: Stack) -> No
 
     unsigned = mdp_client.MdpClient(credential.Credential(SECRET_ID, "secret"), REGION, unsigned_profile)
 
-    # WHEN both list jobs THEN both are answered
-    assert with_token.DescribeStreamPackageHarvestJobs(list_request()).TotalNum == 0
+    # WHEN both list jobs THEN the token is refused, not ignored, and the unsigned payload is answered
+    with pytest.raises(TencentCloudSDKException) as caught:
+        with_token.DescribeStreamPackageHarvestJobs(list_request())
+    assert caught.value.get_code() == "AuthFailure.TokenFailure"
     assert unsigned.DescribeStreamPackageHarvestJobs(list_request()).TotalNum == 0
 
 
@@ -390,7 +392,7 @@ NOW = time.time()
         ({"StartTime": "soon"}, "InvalidParameter"),
         ({"EndTime": "-5"}, "InvalidParameter"),
         (
-            {"TimeFormat": "ISO-8601", "StartTime": "2024-01-01T00:00:00", "EndTime": _iso(NOW - 60)},
+            {"TimeFormat": "ISO-8601", "StartTime": "2024-01-01T00:00:00 +08:00", "EndTime": _iso(NOW - 60)},
             "InvalidParameter",
         ),
         (
@@ -478,7 +480,8 @@ def test_pagination_is_complete_stable_and_filterable(api_stack: Stack, method: 
     [
         (0, 10, "InvalidParameter.PageNum"),
         (1, 0, "InvalidParameter.PageSize"),
-        (1, 101, "InvalidParameter.PageSize"),
+        (1, 1001, "InvalidParameter.PageSize"),
+        (1001, 10, "InvalidParameter.PageNum"),
     ],
 )
 def test_page_bounds(api_stack: Stack, page_num: int, page_size: int, code: str) -> None:

@@ -40,6 +40,7 @@ class ActionContext:
     store: JobStore
     relay: Relay
     now: float
+    caller: str = ""  # the authenticated SecretId
 
 
 Payload = dict[str, Any]
