@@ -13,6 +13,7 @@ from harvest.adapters.http_origin import HttpOrigin
 from harvest.adapters.objectstore.local import LocalDiskStore
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.retry import RetryPolicy
+from harvest.adapters.sql.credentials import SqlCredentialStore
 from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.jobstore import SqlJobStore
 from harvest.adapters.sql.queue import SqlQueue
@@ -91,6 +92,7 @@ def build_api_deps(
         registry=registry or load_registry(settings.channels_file),
         store=backend.store,
         relay=backend.relay,
+        credentials=SqlCredentialStore(backend.db),
     )
 
 

@@ -22,6 +22,7 @@ from harvest.usecases import api_jobs
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 PROGRESS_ACTION = "DescribeStreamPackageHarvestJobProgress"  # the CLI's `jobs wait` polls it
+CANCEL_ACTION = "CancelStreamPackageHarvestJob"  # our extension: `harvest cancel ID`
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,12 @@ def _progress(ctx: ActionContext, params: Payload) -> Payload:
     }
 
 
+def _cancel(ctx: ActionContext, params: Payload) -> Payload:
+    """Our second extension: stop a Running job (Failed, 'cancelled by <SecretId> at <time>')."""
+    job = api_jobs.cancel_job(ctx.store, ctx.relay, params["ID"], ctx.caller, ctx.now)
+    return {"Info": job.to_api()}
+
+
 def _delete(ctx: ActionContext, params: Payload) -> Payload:
     api_jobs.delete_job(ctx.store, params["ID"])
     return {}
@@ -211,5 +218,6 @@ ACTIONS: dict[str, Action] = dict(
         _action("DeleteStreamPackageHarvestJob", _delete, Param("ID", str, True)),
         _action("DeleteStreamPackageHarvestJobs", _delete_many, Param("IDs", list, True)),
         _action(PROGRESS_ACTION, _progress, Param("ID", str, True)),
+        _action(CANCEL_ACTION, _cancel, Param("ID", str, True)),
     ]
 )
