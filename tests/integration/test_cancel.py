@@ -144,5 +144,6 @@ def test_a_cancelled_job_stops_fetching_within_a_second_and_calls_back_once(
     stored = sum(1 for _ in job_dir.rglob("*.ts"))
     assert stored >= 20
     print(
-        f"cancel: {len(late)} segment requests after the answer, latest at +{max(late, default=0):.3f} s; {stored} stored"
+        f"cancel: {len(late)} segment requests after the answer, latest at"
+        f" +{max(late, default=0):.3f} s; {stored} stored"
     )
