@@ -90,9 +90,16 @@ def find_endpoint(channel: Channel, name: str) -> Endpoint:
 def check_window(
     start: float, end: float, now: float, endpoint: Endpoint, max_window: int = MAX_WINDOW_SECONDS
 ) -> None:
-    """The window must be non-empty, at most a day, already over, and still inside the startover window."""
-    if start >= end:
-        raise FieldError("EndTime", "EndTime must be later than StartTime", code=VALUE_REFUSED)
+    """The window must not run backwards, be at most a day, already over, and inside the startover window."""
+    # StartTime == EndTime is an instant (Tencent's own Create example sends one): the VOD is the
+    # segment holding it, as a window edge inside a segment takes the whole segment.
+    if start > end:
+        raise FieldError(
+            "EndTime",
+            "EndTime must not be earlier than StartTime",
+            code=VALUE_REFUSED,
+            zh="EndTime 不能早于 StartTime",
+        )
     if end - start > max_window:
         raise FieldError(
             "EndTime",

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # RECENT_END seconds of EndTime is retried (redelivered) instead of failed.
 PLAN_GRACE_SECONDS = 8.0
 RECENT_END_SECONDS = 120.0
+# A job whose StartTime equals its EndTime is planned as this short window: the segment holding it.
+INSTANT_SECONDS = 0.01
 
 # Chunks are sized by task count as well as bytes: at a few MB per segment and a few segments
 # per second per worker, 400 tasks finish in a few minutes, well inside SCF's 900 s limit.
@@ -184,7 +186,7 @@ def plan_job(deps: HarvestDeps, job_id: str) -> None:
             deps.origin,
             endpoint,
             job.start_epoch,
-            job.end_epoch,
+            max(job.end_epoch, job.start_epoch + INSTANT_SECONDS),  # an instant: its one segment
             destination,
             normalize_manifest(job.manifest),
             now=deps.clock(),
