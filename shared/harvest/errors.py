@@ -7,8 +7,8 @@ job is `InvalidParameter.NotFound`, a malformed ID `InvalidParameter.Id`, a job 
 for the action `InvalidParameter.State` (tests/unit/test_error_codes.py checks each code against
 the SDK, and README.md's table against this one).
 
-`API_CODES` is that table: code -> (English, Chinese) summary. The Chinese summary leads every
-zh-CN message (X-TC-Language), followed by the detail.
+`API_CODES` is that table: code -> (English, Chinese) summary; api/i18n.py renders messages in
+Chinese for X-TC-Language zh-CN.
 """
 
 from __future__ import annotations
@@ -74,12 +74,6 @@ class HarvestError(Exception):
         super().__init__(message)
         self.message = message
         self.zh = zh
-
-    def localized(self, language: str) -> str:
-        """The message in `language` (zh-CN or en-US): Chinese leads with the code's summary."""
-        if language != "zh-CN":
-            return self.message
-        return self.zh or f"{API_CODES[self.code][1]}:{self.message}"
 
 
 # --- request envelope and authentication -------------------------------------------------------

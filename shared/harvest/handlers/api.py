@@ -26,6 +26,7 @@ from harvest.api.auth import Authenticator, V1Request, authorize
 from harvest.api.envelope import error_body, integration_response, read_flat_params, read_params, success_body
 from harvest.api.envelope import parse_query_params as nest_params
 from harvest.api.events import ApiRequest, parse_event
+from harvest.api.i18n import message_for
 from harvest.api.ratelimit import RateLimiter
 from harvest.api.tc3 import ReplayCache, SignedRequest
 from harvest.domain.registry import Registry
@@ -232,7 +233,7 @@ def make_handler(deps: ApiDeps) -> Handler:
             body = success_body(serve(request, outcome), request_id)
         except HarvestError as exc:
             outcome.code = exc.code
-            message = exc.localized(outcome.language)
+            message = message_for(exc, outcome.language)
             if exc.code.startswith("InternalError"):  # storage or queue trouble: details stay in the log
                 log.error("request failed: %s", exc.message, exc_info=True)
                 message = INTERNAL_MESSAGE[outcome.language]
