@@ -205,3 +205,45 @@ def test_cancelling_a_job_that_is_not_running_is_refused(api_stack: ApiStack) ->
     assert sdk_error(common.call_json, "CancelStreamPackageHarvestJob", {"ID": "none"}).get_code() == (
         "InvalidParameter.NotFound"
     )
+
+
+def v1_form(action: str, timestamp: int, nonce: int, host: str, method: str = "HmacSHA256") -> dict[str, str]:
+    """A v1-signed POST form for `action`, as the SDK's `_build_req_with_old_signature` builds it."""
+    from harvest.api import signing_v1
+
+    params = {
+        "Action": action,
+        "Nonce": str(nonce),
+        "Timestamp": str(timestamp),
+        "Version": API_VERSION,
+        "Region": REGION,
+        "SecretId": SECRET_ID,
+        "SignatureMethod": method,
+    }
+    params["Signature"] = signing_v1.sign(SECRET_KEY, signing_v1.string_to_sign("POST", host, params), method)
+    return params
+
+
+def post_form(stack: ApiStack, form: dict[str, str]) -> dict[str, Any]:
+    import requests
+
+    answer = requests.post(f"http://{stack.endpoint}/", data=form, timeout=10)
+    return dict(answer.json()["Response"])
+
+
+def test_v1_requests_get_the_same_skew_and_replay_rules(tmp_path: Any, no_proxy: None) -> None:
+    from tests.support.api_stack import running_api_stack
+
+    with running_api_stack(tmp_path, replay_protection=True) as stack:
+        now = int(time.time())
+        form = v1_form("DescribeStreamPackageHarvestJobs", now, 7, stack.endpoint)
+        # GIVEN a v1-signed request THEN it is answered once, and refused as a replay after that
+        assert "Error" not in post_form(stack, form)
+        assert post_form(stack, form)["Error"]["Code"] == "AuthFailure.SignatureFailure"
+        # AND a timestamp outside the 300 s window expires, whichever side of now it is on
+        for skew in (-301, 301):
+            stale = v1_form("DescribeStreamPackageHarvestJobs", now + skew, 8, stack.endpoint)
+            assert post_form(stack, stale)["Error"]["Code"] == "AuthFailure.SignatureExpire"
+        # AND a tampered parameter breaks the signature
+        tampered = {**v1_form("DescribeStreamPackageHarvestJobs", now, 9, stack.endpoint), "PageSize": "5"}
+        assert post_form(stack, tampered)["Error"]["Code"] == "AuthFailure.SignatureFailure"
