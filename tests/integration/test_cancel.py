@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,11 +28,12 @@ from tests.support.serve_process import (
     CallbackReceiver,
     serve_env,
     start_serve,
+    wait_for,
 )
 
 from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, Pool, write_channels_yaml
 
-pytest_plugins = ("tests.support.media",)
+pytest_plugins = ("tests.support.media", "tests.support.serve_process")
 pytestmark = pytest.mark.media
 
 
@@ -56,23 +56,8 @@ class TimedOrigin(LiveOrigin):
             return [at - moment for at in self.segment_requests if at > moment]
 
 
-@pytest.fixture
-def receiver() -> Iterator[CallbackReceiver]:
-    running = CallbackReceiver()
-    yield running
-    running.stop()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
-
-
 def test_a_cancelled_job_stops_fetching_within_a_second_and_calls_back_once(
-    tmp_path: Path, media_pools: dict[str, Pool], receiver: CallbackReceiver
+    tmp_path: Path, media_pools: dict[str, Pool], callback_receiver: CallbackReceiver
 ) -> None:
     # GIVEN a live channel whose every segment answers 0.3 s late, and `harvest serve` on it
     origin = TimedOrigin(
@@ -111,7 +96,7 @@ def test_a_cancelled_job_stops_fetching_within_a_second_and_calls_back_once(
                 "EndTime": str(now - 10),
                 "Destination": DESTINATION,
                 "Manifest": "cancel/index.m3u8",
-                "CallbackURL": receiver.url(),
+                "CallbackURL": callback_receiver.url(),
             },
         )
         # WHEN it is cancelled while harvesting (20 objects stored)
@@ -124,7 +109,11 @@ def test_a_cancelled_job_stops_fetching_within_a_second_and_calls_back_once(
             rf"cancelled by {SERVE_SECRET_ID} at \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ", answer["ErrMessage"]
         )
         # AND the callback fires once, with that record
-        wait_for(lambda: len(receiver.received()) >= 1, 10, "the callback:\n" + "\n".join(serve.output[-80:]))
+        wait_for(
+            lambda: len(callback_receiver.received()) >= 1,
+            10,
+            "the callback:\n" + "\n".join(serve.output[-80:]),
+        )
         time.sleep(3.0)  # long past the last fetch: anything still running would show by now
         late = origin.requests_after(cancelled_at)
         described = common.call_json("DescribeStreamPackageHarvestJob", {"ID": "cancel"})["Response"]["Info"]
@@ -135,7 +124,7 @@ def test_a_cancelled_job_stops_fetching_within_a_second_and_calls_back_once(
     assert all(offset < 1.0 for offset in late), late
     # (at most the downloads already under way, 2 consumers x 4, could be waiting to start)
     assert len(late) <= 8, late
-    callbacks = receiver.received()
+    callbacks = callback_receiver.received()
     assert [(body["ID"], body["Status"], body["ErrMessage"]) for _, body in callbacks] == [
         ("cancel", "Failed", answer["ErrMessage"])
     ]

@@ -4,35 +4,20 @@ holding it, and a cancelled job's CallbackURL fires once however often its notic
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from tests.support.engine import Engine
 from tests.support.media import TEST_NOW
-from tests.support.serve_process import CallbackReceiver
+from tests.support.serve_process import CallbackReceiver, wait_for
 
 from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool
 from harvest.domain.job import JobStatus, notify_message
 from harvest.engine.plan import Plan
 from harvest.usecases.api_jobs import cancel_job
 
-pytest_plugins = ("tests.support.media", "tests.support.engine")
+pytest_plugins = ("tests.support.media", "tests.support.engine", "tests.support.serve_process")
 pytestmark = pytest.mark.media
-
-
-@pytest.fixture
-def receiver() -> Iterator[CallbackReceiver]:
-    running = CallbackReceiver()
-    yield running
-    running.stop()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_an_instant_harvests_the_one_segment_holding_it(
@@ -58,7 +43,7 @@ def test_a_cancelled_job_calls_back_once_however_often_the_notice_arrives(
     media_pools: dict[str, Pool],
     start_origin: Callable[..., LiveOrigin],
     engine_factory: Callable[..., Engine],
-    receiver: CallbackReceiver,
+    callback_receiver: CallbackReceiver,
 ) -> None:
     # GIVEN a job on a slow origin (every segment answers 0.5 s late), so it is still harvesting
     clock = ManualClock(TEST_NOW)
@@ -68,7 +53,7 @@ def test_a_cancelled_job_calls_back_once_however_often_the_notice_arrives(
         faults=FaultPlan(stall_rate=1.0, stall_seconds=0.5, seed=5),
     )
     engine = engine_factory(origin, clock, allow_private_callbacks=True)
-    engine.create("stop-me", "ts", TEST_NOW - 120, TEST_NOW - 20, callback_url=receiver.url())
+    engine.create("stop-me", "ts", TEST_NOW - 120, TEST_NOW - 20, callback_url=callback_receiver.url())
     wait_for(lambda: engine.deps.store.get("stop-me").chunks_total > 0, 20, "the plan")
     # WHEN it is cancelled, and the notice is then delivered twice more
     job = cancel_job(engine.deps.store, engine.deps.relay, "stop-me", "AKIDops", time.time())
@@ -79,5 +64,7 @@ def test_a_cancelled_job_calls_back_once_however_often_the_notice_arrives(
     stored = engine.deps.store.get("stop-me")
     assert (stored.status, stored.err_message) == (JobStatus.FAILED, job.err_message)
     assert stored.chunks_done < stored.chunks_total  # it really was stopped part way
-    assert [(body["ID"], body["Status"]) for _, body in receiver.received()] == [("stop-me", "Failed")]
+    assert [(body["ID"], body["Status"]) for _, body in callback_receiver.received()] == [
+        ("stop-me", "Failed")
+    ]
     assert stored.callback_status

@@ -39,9 +39,11 @@ from tests.support.serve_process import (
 )
 
 from harvest import logs as harvest_logs
+from harvest.adapters.sql import Database, SqlCredentialStore
 from harvest.api.tc3 import sign_request
 from harvest.composition import build_api_handler, build_live_event_end_handler
 from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool, write_channels_yaml
+from harvest.domain.credentials import TemporaryKey, hash_token
 from harvest.domain.job import JobStatus
 from harvest.engine.plan import Plan
 from harvest.handlers.api import API_VERSION
@@ -327,6 +329,13 @@ def _leaks(text: str) -> list[str]:
     return [secret for secret in SECRETS if secret in text]
 
 
+def _issue_temporary_key(database_url: str, secret_id: str, secret_key: str) -> None:
+    """A temporary key whose token is CLIENT_TOKEN (X-TC-Token only goes with a temporary key)."""
+    key = TemporaryKey(secret_id, secret_key, hash_token(CLIENT_TOKEN), time.time() + 3600)
+    with Database.connect(database_url) as db:
+        SqlCredentialStore(db).add(key)
+
+
 @pytest.mark.slow
 def test_no_secret_reaches_the_logs_of_a_serve_process(
     tmp_path: Path, media_pools: dict[str, Pool], reliability_record: Recorder
@@ -362,6 +371,7 @@ def test_no_secret_reaches_the_logs_of_a_serve_process(
     )
     process = start_serve(env, data_dir)
     try:
+        _issue_temporary_key(f"sqlite:///{data_dir / 'harvest.db'}", "AKIDtemporary", SECOND_SECRET)
         now = int(time.time())
         callback = receiver.url(f"/hook?sign={CALLBACK_SIGN}")
 
@@ -389,10 +399,11 @@ def test_no_secret_reaches_the_logs_of_a_serve_process(
             )
             c.CreateStreamPackageHarvestJob(request)
 
-        # WHEN jobs are created with both key pairs (one with a session token), one completes and
-        # one fails on a missing segment, both callbacks go out, and a wrongly signed request arrives
+        # WHEN jobs are created with a permanent key and a temporary one (with its token), one
+        # completes and one fails on a missing segment, both callbacks go out, and a wrongly signed
+        # request arrives
         create(client(SERVE_SECRET_ID, API_SECRET), "good", now - 40, now - 30)
-        create(client("AKIDsecond", SECOND_SECRET, CLIENT_TOKEN), "bad", missing * 2 - 6, missing * 2 + 6)
+        create(client("AKIDtemporary", SECOND_SECRET, CLIENT_TOKEN), "bad", missing * 2 - 6, missing * 2 + 6)
         with pytest.raises(TencentCloudSDKException) as wrong:
             client(SERVE_SECRET_ID, "not-the-key").DescribeStreamPackageHarvestJobs(
                 models.DescribeStreamPackageHarvestJobsRequest()
@@ -489,17 +500,18 @@ def test_no_secret_reaches_the_logs_of_the_functions(
     live_handler = build_live_event_end_handler()
     settings = Settings.from_env()
     api_handler = build_api_handler()
+    _issue_temporary_key(env["HARVEST_DATABASE_URL"], "AKIDfunctionstmp", API_SECRET)
 
     # WHEN CSS notifications arrive with a good sign and a forged one (both carrying a push txSecret)
     stream_param = f"txSecret={PUSH_SECRET}&txTime=6680D080"
     good = live_handler(_css_event(CSS_KEY, stream_param), {"request_id": "css-1"})
     forged = live_handler(_css_event("guessed-key", stream_param), {"request_id": "css-2"})
-    # AND the API gets a good request (with a session token) and a wrongly signed one
+    # AND the API gets a good request (a temporary key with its token) and a wrongly signed one
     results = []
     for key in (API_SECRET, "not-the-key"):
         body = json.dumps({"ID": "live-news_main-2210464508206756938"}).encode()
         headers = sign_request(
-            secret_id="AKIDfunctions",
+            secret_id="AKIDfunctionstmp",
             secret_key=key,
             host="mdp.tencentcloudapi.com",
             action="DescribeStreamPackageHarvestJob",

@@ -87,9 +87,8 @@ class _Call:
     version: str
     region: str
     language: str
-    params: dict[str, Any]
-    from_query: bool  # every value a string (GET, or a v1 form body)
     v1: V1Request | None = None  # set for an HmacSHA1/HmacSHA256 request
+    v1_params: dict[str, Any] = field(default_factory=dict)  # its own parameters, every value a string
 
 
 def _query_size(request: ApiRequest) -> int:
@@ -138,8 +137,8 @@ def _read_call(request: ApiRequest, settings: Settings) -> _Call:
         _check_version(version)
         region = _required_header(request, "X-TC-Region")
         _check_region(region, settings)
-        raw, from_query = read_params(request)
-        return _Call(action, version, region, _language(request.header("x-tc-language")), raw, from_query)
+        # The body is read only once the signature is checked (serve), as before v1 existed.
+        return _Call(action, version, region, _language(request.header("x-tc-language")))
     flat = read_flat_params(request)
     if not signing_v1.is_v1(flat):
         raise MissingParameter(
@@ -159,9 +158,8 @@ def _read_call(request: ApiRequest, settings: Settings) -> _Call:
         version=version,
         region=region,
         language=_language(flat.get("Language", "")),
-        params=nest_params(own),
-        from_query=True,
         v1=V1Request(request.method, request.host, flat),
+        v1_params=nest_params(own),
     )
 
 
@@ -214,7 +212,8 @@ def make_handler(deps: ApiDeps) -> Handler:
             )
         authorize(caller, action.name)
         limiter.acquire(outcome.secret_id, action.name)
-        params = parse_params(action, call.params, call.from_query)
+        raw, from_query = read_params(request) if call.v1 is None else (call.v1_params, True)
+        params = parse_params(action, raw, from_query)
         ctx = ActionContext(settings, deps.registry, deps.store, deps.relay, now, caller=caller.secret_id)
         return action.run(ctx, params)
 
