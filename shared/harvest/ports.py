@@ -99,7 +99,10 @@ class CredentialStore(Protocol):
     def add(self, key: TemporaryKey) -> None: ...
 
     def get(self, secret_id: str) -> TemporaryKey | None:
-        """The key, expired or not; None when no such SecretId was issued."""
+        """The key, expired or not; None when no such SecretId was issued (or it was revoked)."""
+
+    def revoke(self, secret_id: str) -> bool:
+        """Forget the key at once; False when there was no such key."""
 
 
 @dataclass(frozen=True)

@@ -71,3 +71,22 @@ def test_harvest_cancel_stops_a_running_job(
     # AND a second cancel says why it cannot
     assert cli_main(["cancel", "to-cancel"]) == 1
     assert "InvalidParameter.State" in capsys.readouterr().err
+
+
+def test_a_revoked_key_is_refused_at_once(
+    api_stack: ApiStack, cli_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an issued key that works
+    assert cli_main(["keys", "issue"]) == EXIT_OK
+    issued = json.loads(capsys.readouterr().out)
+    cred = credential.Credential(issued["SecretId"], issued["SecretKey"], issued["Token"])
+    mdp = mdp_client.MdpClient(cred, REGION, api_stack.profile())
+    assert (
+        mdp.DescribeStreamPackageHarvestJobs(models.DescribeStreamPackageHarvestJobsRequest()).TotalNum == 0
+    )
+    # WHEN it is revoked THEN the next request is refused, and revoking again says there is none
+    assert cli_main(["keys", "revoke", issued["SecretId"]]) == EXIT_OK
+    with pytest.raises(TencentCloudSDKException) as caught:
+        mdp.DescribeStreamPackageHarvestJobs(models.DescribeStreamPackageHarvestJobsRequest())
+    assert caught.value.get_code() == "AuthFailure.SecretIdNotFound"
+    assert cli_main(["keys", "revoke", issued["SecretId"]]) == 1

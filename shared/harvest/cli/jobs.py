@@ -8,12 +8,14 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from harvest.cli.client import ClientConfig, HarvestClient
+from harvest.ports import CredentialStore
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 
@@ -110,6 +112,13 @@ def add_client_commands(sub: Any) -> None:
         help="an action (or pattern like 'Describe*') the key may call; repeat for more (default: all)",
     )
     issue.set_defaults(func=cmd_keys_issue)
+    revoke = keys_sub.add_parser(
+        "revoke",
+        help="revoke a temporary key at once",
+        description="Delete a temporary key before it expires.",
+    )
+    revoke.add_argument("secret_id", metavar="SECRET_ID")
+    revoke.set_defaults(func=cmd_keys_revoke)
 
     for parser in (create, jobs, job, delete, cancel, wait):
         parser.add_argument(
@@ -215,23 +224,28 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_keys_issue(args: argparse.Namespace) -> int:
+@contextmanager
+def _credential_store() -> Iterator[CredentialStore]:
+    """The job database's temporary keys, as the API function sees them (HARVEST_DATABASE_URL / _DATA_DIR)."""
     from harvest.adapters.sql import Database, SqlCredentialStore
-    from harvest.domain.credentials import mint
     from harvest.settings import Settings
+
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with Database.connect(settings.effective_database_url, pool_size=1) as db:
+        yield SqlCredentialStore(db)
+
+
+def cmd_keys_issue(args: argparse.Namespace) -> int:
+    from harvest.domain.credentials import mint
 
     try:
         issued = mint(args.ttl, tuple(args.scope), time.time())
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    settings = Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database.connect(settings.effective_database_url, pool_size=1)
-    try:
-        SqlCredentialStore(db).add(issued.key)
-    finally:
-        db.close()
+    with _credential_store() as store:
+        store.add(issued.key)
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issued.key.expires_at))
     print(
         json.dumps(
@@ -245,6 +259,16 @@ def cmd_keys_issue(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
+    return EXIT_OK
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    with _credential_store() as store:
+        revoked = store.revoke(args.secret_id)
+    if not revoked:
+        print(f"error: no temporary key {args.secret_id}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"revoked {args.secret_id}")
     return EXIT_OK
 
 

@@ -47,3 +47,8 @@ class SqlCredentialStore:
             scope=tuple(json.loads(row["scope"])),
             created_at=float(row["created_at"]),
         )
+
+    def revoke(self, secret_id: str) -> bool:
+        with self._db.transaction() as tx:
+            tx.execute("DELETE FROM temporary_keys WHERE secret_id = ?", (secret_id,))
+            return tx.rowcount > 0
