@@ -162,3 +162,13 @@ def test_a_wall_clock_time_skipped_by_daylight_saving_is_refused() -> None:
 )
 def test_each_time_format_has_one_canonical_spelling(text: str, canonical: str) -> None:
     assert parse_time_format(text).canonical == canonical
+
+
+def test_harvest_timezone_must_be_an_iana_name() -> None:
+    from harvest.errors import ConfigError
+    from harvest.settings import DEFAULT_TIMEZONE, Settings
+
+    assert Settings.from_env({}).timezone == DEFAULT_TIMEZONE == "Asia/Shanghai"
+    assert Settings.from_env({"HARVEST_TIMEZONE": "UTC"}).zone == ZoneInfo("UTC")
+    with pytest.raises(ConfigError, match="HARVEST_TIMEZONE"):
+        Settings.from_env({"HARVEST_TIMEZONE": "Mars/Olympus_Mons"})
