@@ -17,6 +17,7 @@ from harvest.adapters.objectstore.local import LocalDiskStore
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.retry import RetryPolicy
 from harvest.adapters.role_keys import KeySource, environment_keys, fixed_keys
+from harvest.adapters.sql.credentials import SqlCredentialStore
 from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.jobstore import SqlJobStore
 from harvest.adapters.sql.operations import SqlOperations
@@ -132,6 +133,7 @@ def build_api_deps(
         relay=backend.relay,
         rate_limiter=limiter,
         replay_ledger=ledger,
+        credentials=SqlCredentialStore(backend.db),
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harvest.domain.credentials import TemporaryKey
 from harvest.domain.job import HarvestJob, JobStatus, Message
 
 
@@ -90,6 +91,18 @@ class JobStore(Protocol):
 
     def delete_outbox(self, ids: Sequence[int]) -> None:
         """Forget published outbox rows."""
+
+
+class CredentialStore(Protocol):
+    """Temporary keys (`harvest keys issue`), kept in the job database."""
+
+    def add(self, key: TemporaryKey) -> None: ...
+
+    def get(self, secret_id: str) -> TemporaryKey | None:
+        """The key, expired or not; None when no such SecretId was issued (or it was revoked)."""
+
+    def revoke(self, secret_id: str) -> bool:
+        """Forget the key at once; False when there was no such key."""
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from harvest.errors import ConfigError, FieldError
 
 DEFAULT_REGION = "ap-singapore"
+# Zone-less ISO-8601 times are read here. Tencent's API examples are written in UTC+8 (their
+# offsets say +08:00), and its console shows China Standard Time; both default regions' users
+# (ap-singapore, ap-guangzhou) live in UTC+8 as well.
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 # Regions where CKafka offers SendMessage, its HTTP access layer (CKafka API doc 597/44679); the
 # CKafka queue cannot publish anywhere else.
@@ -144,6 +149,7 @@ def parse_credentials(env: Mapping[str, str]) -> dict[str, str]:
 @dataclass(frozen=True)
 class Settings:
     region: str = DEFAULT_REGION
+    timezone: str = DEFAULT_TIMEZONE  # IANA name; zone-less ISO-8601 StartTime/EndTime are read in it
     data_dir: Path = Path(".harvest")
     channels_file: Path = Path("channels.yaml")
     database_url: str = ""  # empty: SQLite file under data_dir
@@ -187,6 +193,10 @@ class Settings:
     cloud_token: str = ""
 
     @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'harvest.db').resolve()}"
 
@@ -195,6 +205,7 @@ class Settings:
         env = os.environ if env is None else env
         settings = cls(
             region=env.get("HARVEST_REGION", "").strip() or DEFAULT_REGION,
+            timezone=env.get("HARVEST_TIMEZONE", "").strip() or DEFAULT_TIMEZONE,
             data_dir=Path(env.get("HARVEST_DATA_DIR", "").strip() or ".harvest"),
             channels_file=Path(env.get("HARVEST_CHANNELS", "").strip() or "channels.yaml"),
             database_url=env.get("HARVEST_DATABASE_URL", "").strip(),
@@ -237,6 +248,13 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        try:
+            self.zone  # noqa: B018  (raises for an unknown name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                "HARVEST_TIMEZONE must be an IANA time zone name like Asia/Shanghai or UTC,"
+                f" got {self.timezone!r}"
+            ) from None
         if self.rate_limit < 0:
             raise ConfigError("HARVEST_RATE_LIMIT must be >= 0 (0 disables rate limiting)")
         if self.workers < 1:

@@ -136,8 +136,8 @@ def test_default_destination_is_used_when_omitted(tmp_path: Path, no_proxy: None
         assert info.Destination == DESTINATION + "defaults/"
 
 
-def test_session_token_and_unsigned_payload_are_accepted(api_stack: Stack) -> None:
-    # GIVEN a client with a session token and one that does not sign the payload
+def test_a_token_with_a_permanent_key_is_refused_and_an_unsigned_payload_accepted(api_stack: Stack) -> None:
+    # GIVEN a permanent key sent with a (bogus) session token, and a client that does not sign the payload
     with_token = api_stack.client(token="session-token")
     unsigned_profile = api_stack.profile()
     unsigned_profile.unsignedPayload = True
@@ -146,8 +146,10 @@ def test_session_token_and_unsigned_payload_are_accepted(api_stack: Stack) -> No
 
     unsigned = mdp_client.MdpClient(credential.Credential(SECRET_ID, "secret"), REGION, unsigned_profile)
 
-    # WHEN both list jobs THEN both are answered
-    assert with_token.DescribeStreamPackageHarvestJobs(list_request()).TotalNum == 0
+    # WHEN both list jobs THEN the token is refused, not ignored, and the unsigned payload is answered
+    with pytest.raises(TencentCloudSDKException) as caught:
+        with_token.DescribeStreamPackageHarvestJobs(list_request())
+    assert caught.value.get_code() == "AuthFailure.TokenFailure"
     assert unsigned.DescribeStreamPackageHarvestJobs(list_request()).TotalNum == 0
 
 
@@ -161,7 +163,7 @@ def test_answers_are_http_200_with_exact_json_content_type(api_stack: Stack) -> 
         assert response.status_code == 200
         assert response.headers["Content-Type"] == "application/json"
         assert set(response.json()["Response"]) >= {"RequestId"}
-    assert bad.json()["Response"]["Error"]["Code"] == "ResourceNotFound.HarvestJob"
+    assert bad.json()["Response"]["Error"]["Code"] == "InvalidParameter.NotFound"
     assert ok.json()["Response"]["RequestId"] != bad.json()["Response"]["RequestId"]
 
 
@@ -339,7 +341,7 @@ def test_rate_limit_answers_request_limit_exceeded(tmp_path: Path, no_proxy: Non
         assert outcomes == ["ok"] * 2 + ["RequestLimitExceeded"] * 8
         # AND another action has its own bucket
         assert sdk_error(client.DescribeStreamPackageHarvestJob, describe_request("x")).get_code() == (
-            "ResourceNotFound.HarvestJob"
+            "InvalidParameter.NotFound"
         )
         # AND half a second later one more token has been refilled
         clock[0] += 0.5
@@ -398,35 +400,35 @@ NOW = time.time()
     [
         ({"ID": "has space"}, "InvalidParameter.Id"),
         ({"ID": "x" * 129}, "InvalidParameter.Id"),
-        ({"ChannelName": "weather"}, "ResourceNotFound.Channel"),
-        ({"EndpointName": "dash"}, "ResourceNotFound.Endpoint"),
-        ({"TimeFormat": "unix"}, "InvalidParameter.TimeFormat"),
-        ({"StartTime": "soon"}, "InvalidParameter.StartTime"),
-        ({"EndTime": "-5"}, "InvalidParameter.EndTime"),
+        ({"ChannelName": "weather"}, "InvalidParameter.NotFound"),
+        ({"EndpointName": "dash"}, "InvalidParameter.NotFound"),
+        ({"TimeFormat": "unix"}, "InvalidParameter"),
+        ({"StartTime": "soon"}, "InvalidParameter"),
+        ({"EndTime": "-5"}, "InvalidParameter"),
         (
-            {"TimeFormat": "ISO-8601", "StartTime": "2024-01-01T00:00:00", "EndTime": _iso(NOW - 60)},
-            "InvalidParameter.StartTime",
+            {"TimeFormat": "ISO-8601", "StartTime": "2024-01-01T00:00:00 +08:00", "EndTime": _iso(NOW - 60)},
+            "InvalidParameter",
         ),
         (
             {"StartTime": str(int(NOW) - 600), "EndTime": str(int(NOW) - 1800)},
-            "InvalidParameterValue.TimeRange",
+            "InvalidParameterValue",
         ),
         (
             {"StartTime": str(int(NOW) - 80000), "EndTime": str(int(NOW) - 80000 + 86401)},
-            "InvalidParameterValue.Duration",
+            "InvalidParameterValue",
         ),
-        ({"EndTime": str(int(NOW) + 3600)}, "InvalidParameterValue.EndTime"),
+        ({"EndTime": str(int(NOW) + 3600)}, "InvalidParameterValue"),
         (
             {"StartTime": str(int(NOW) - 90000), "EndTime": str(int(NOW) - 86000)},
-            "InvalidParameterValue.StartTime",
+            "InvalidParameterValue",
         ),
-        ({"Destination": "cos://harvest-1250000000/vod"}, "InvalidParameter.Destination"),
+        ({"Destination": "cos://harvest-1250000000/vod"}, "InvalidParameter"),
         (
             {"Destination": "https://harvest-1250000000.cos.ap-guangzhou.myqcloud.com/"},
-            "InvalidParameterValue.DestinationRegion",
+            "InvalidParameterValue",
         ),
-        ({"Manifest": "../escape.m3u8"}, "InvalidParameter.Manifest"),
-        ({"CallbackURL": "ftp://example.com/x"}, "InvalidParameter.CallbackURL"),
+        ({"Manifest": "../escape.m3u8"}, "InvalidParameter"),
+        ({"CallbackURL": "ftp://example.com/x"}, "InvalidParameter.Url"),
         ({"Destination": None}, "MissingParameter"),
     ],
 )
@@ -440,21 +442,21 @@ def test_create_rules_answer_their_codes(api_stack: Stack, overrides: dict[str, 
 
 def test_bucket_outside_allowed_buckets_is_refused(tmp_path: Path, no_proxy: None) -> None:
     with running_api_stack(tmp_path, allowed_buckets=("other-1250000000",)) as stack:
-        assert sdk_error(stack.create, job_params("bucket")).get_code() == "InvalidParameterValue.Bucket"
+        assert sdk_error(stack.create, job_params("bucket")).get_code() == "InvalidParameterValue"
 
 
 def test_duplicate_id_is_resource_in_use(api_stack: Stack) -> None:
     api_stack.create(job_params("twice"))
-    assert sdk_error(api_stack.create, job_params("twice")).get_code() == "ResourceInUse.HarvestJob"
+    assert sdk_error(api_stack.create, job_params("twice")).get_code() == "ResourceInUse"
 
 
 def test_unknown_job_is_resource_not_found(api_stack: Stack) -> None:
     client = api_stack.client()
     assert sdk_error(client.DescribeStreamPackageHarvestJob, describe_request("nope")).get_code() == (
-        "ResourceNotFound.HarvestJob"
+        "InvalidParameter.NotFound"
     )
     assert sdk_error(client.DeleteStreamPackageHarvestJob, delete_request("nope")).get_code() == (
-        "ResourceNotFound.HarvestJob"
+        "InvalidParameter.NotFound"
     )
 
 
@@ -492,7 +494,8 @@ def test_pagination_is_complete_stable_and_filterable(api_stack: Stack, method: 
     [
         (0, 10, "InvalidParameter.PageNum"),
         (1, 0, "InvalidParameter.PageSize"),
-        (1, 101, "InvalidParameter.PageSize"),
+        (1, 1001, "InvalidParameter.PageSize"),
+        (1001, 10, "InvalidParameter.PageNum"),
     ],
 )
 def test_page_bounds(api_stack: Stack, page_num: int, page_size: int, code: str) -> None:
@@ -517,8 +520,8 @@ def test_running_jobs_cannot_be_deleted_and_deletes_are_all_or_nothing(api_stack
     with_unknown = sdk_error(client.DeleteStreamPackageHarvestJobs, delete_many_request(["done", "ghost"]))
 
     # THEN each is refused and nothing is deleted
-    assert alone.get_code() == together.get_code() == "UnsupportedOperation.HarvestJobRunning"
-    assert with_unknown.get_code() == "ResourceNotFound.HarvestJob"
+    assert alone.get_code() == together.get_code() == "InvalidParameter.State"
+    assert with_unknown.get_code() == "InvalidParameter.NotFound"
     assert api_stack.store.list(None, 0, 10).total == 3
 
     # WHEN the finished ones are deleted together THEN only the Running one is left
@@ -529,8 +532,8 @@ def test_running_jobs_cannot_be_deleted_and_deletes_are_all_or_nothing(api_stack
 @pytest.mark.parametrize(
     ("ids", "code"),
     [
-        ([], "InvalidParameter.IDs"),
-        ([f"j{i}" for i in range(101)], "InvalidParameter.IDs"),
+        ([], "InvalidParameter.Id"),
+        ([f"j{i}" for i in range(101)], "InvalidParameter.Id"),
         (["ok", "not ok"], "InvalidParameter.Id"),
     ],
 )

@@ -354,10 +354,10 @@ def test_a_name_with_any_private_address_is_refused() -> None:
     # GIVEN a name resolving to a public and a private address
     resolver = fixed_resolver(["93.184.216.34", "10.1.2.3"])
     # WHEN checking it
-    # THEN it is refused as a whole, with the InvalidParameter.CallbackURL code
+    # THEN it is refused as a whole, with the InvalidParameter.Url code
     with pytest.raises(FieldError, match=r"resolves to 10\.1\.2\.3, a private address") as caught:
         check_target("https://hooks.example/cb", allow_private=False, resolve=resolver)
-    assert caught.value.code == "InvalidParameter.CallbackURL"
+    assert caught.value.code == "InvalidParameter.Url"
 
 
 def test_unresolvable_name_is_refused() -> None:

@@ -212,7 +212,7 @@ def test_404_forever_fails_naming_the_segment_status_and_attempts(
     assert str(caught.value) == "segment v360/14096535.ts: HTTP 404 after 5 attempts"
     assert isinstance(caught.value, OriginSegmentError)
     assert (caught.value.url, caught.value.status, caught.value.attempts) == (url, 404, 5)
-    assert caught.value.code == "FailedOperation.Harvest"
+    assert caught.value.code == "FailedOperation"
     assert origin.count("/live/v360/14096535.ts") == 5
     assert len(client.sleeps) == 4
 

@@ -142,7 +142,7 @@ def test_cli_errors_are_actionable_and_exit_codes_mean_something(
     api = _api(stack)
     # an unknown job: the API's code and message, exit 1
     assert cli_main(["job", "--api", api, "nope"]) == EXIT_FAILED
-    assert "ResourceNotFound.HarvestJob" in capsys.readouterr().err
+    assert "InvalidParameter.NotFound" in capsys.readouterr().err
     # a bad signature: the code plus a hint about the credentials
     monkeypatch.setenv("HARVEST_SECRET_KEY", "wrong")
     assert cli_main(["jobs", "--api", api]) == EXIT_FAILED

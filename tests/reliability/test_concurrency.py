@@ -62,9 +62,9 @@ def test_concurrent_creates_of_the_same_ids_make_exactly_one_job_each(
     elapsed = time.monotonic() - started
     for session in sessions:
         session.close()
-    # THEN exactly one Create per ID succeeded, every other one was answered ResourceInUse.HarvestJob
+    # THEN exactly one Create per ID succeeded, every other one was answered ResourceInUse
     codes = Counter(answer.get("Error", {}).get("Code", "OK") for answer in answers)
-    assert codes == {"OK": DISTINCT_IDS, "ResourceInUse.HarvestJob": DISTINCT_IDS * (COPIES - 1)}, codes
+    assert codes == {"OK": DISTINCT_IDS, "ResourceInUse": DISTINCT_IDS * (COPIES - 1)}, codes
     created = sorted(answer["Info"]["ID"] for answer in answers if "Error" not in answer)
     assert created == sorted(f"race-{i:02d}" for i in range(DISTINCT_IDS))
     # AND the store holds exactly those 50 jobs, each with its plan message queued (concurrent
@@ -79,7 +79,7 @@ def test_concurrent_creates_of_the_same_ids_make_exactly_one_job_each(
         "Concurrent duplicate Creates",
         f"{len(answers)} signed Creates over {DISTINCT_IDS} IDs from {CLIENT_THREADS} threads,"
         " HTTP to the gateway",
-        f"{codes['OK']} jobs created, {codes['ResourceInUse.HarvestJob']} answered ResourceInUse.HarvestJob"
+        f"{codes['OK']} jobs created, {codes['ResourceInUse']} answered ResourceInUse"
         f" (e.g. {duplicates[0]!r}), 0 other codes; every job's plan message queued"
         f" ({len(queued)} messages for {DISTINCT_IDS} jobs); {elapsed:.1f} s",
     )

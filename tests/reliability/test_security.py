@@ -39,9 +39,11 @@ from tests.support.serve_process import (
 )
 
 from harvest import logs as harvest_logs
+from harvest.adapters.sql import Database, SqlCredentialStore
 from harvest.api.tc3 import sign_request
 from harvest.composition import build_api_handler, build_live_event_end_handler
 from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool, write_channels_yaml
+from harvest.domain.credentials import TemporaryKey, hash_token
 from harvest.domain.job import JobStatus
 from harvest.engine.plan import Plan
 from harvest.handlers.api import API_VERSION
@@ -160,9 +162,9 @@ def test_callback_urls_to_private_addresses_are_refused_at_create(
         # WHEN a Create names a loopback, private, link-local or metadata CallbackURL
         params = job_params(f"cb-{i}", CallbackURL=url)
         answers[url] = answer(stack.raw_post(CREATE, json.dumps(params).encode()))
-    # THEN each is refused with InvalidParameter.CallbackURL and no job exists
+    # THEN each is refused with InvalidParameter.Url and no job exists
     assert {url: a.get("Error", {}).get("Code") for url, a in answers.items()} == {
-        url: "InvalidParameter.CallbackURL" for url in PRIVATE_CALLBACKS
+        url: "InvalidParameter.Url" for url in PRIVATE_CALLBACKS
     }
     assert stack.store.list(None, 0, 100).total == 0
     # AND with allow_private_callbacks (tests, closed networks) the same URL is accepted
@@ -177,7 +179,7 @@ def test_callback_urls_to_private_addresses_are_refused_at_create(
         "CallbackURL to a private address",
         ", ".join(PRIVATE_CALLBACKS),
         f"{len(PRIVATE_CALLBACKS)}/{len(PRIVATE_CALLBACKS)} refused at Create with"
-        f" InvalidParameter.CallbackURL (e.g. {example!r}), no job stored; accepted with"
+        f" InvalidParameter.Url (e.g. {example!r}), no job stored; accepted with"
         " HARVEST_ALLOW_PRIVATE_CALLBACKS=true",
     )
 
@@ -233,8 +235,8 @@ def test_a_destination_outside_the_allowed_buckets_is_refused(
     region = answer(stack.raw_post(CREATE, json.dumps(job_params("b-2", Destination=other_region)).encode()))
     allowed = answer(stack.raw_post(CREATE, json.dumps(job_params("b-3")).encode()))
     # THEN only the allowed bucket in the service's region is accepted
-    assert refused["Code"] == "InvalidParameterValue.Bucket"
-    assert region["Error"]["Code"] == "InvalidParameterValue.DestinationRegion"
+    assert refused["Code"] == "InvalidParameterValue"
+    assert region["Error"]["Code"] == "InvalidParameterValue"
     assert allowed["Info"]["ID"] == "b-3"
     assert [job.id for job in stack.store.list(None, 0, 10).jobs] == ["b-3"]
     reliability_record(
@@ -262,8 +264,8 @@ def test_manifest_paths_are_normalised_or_refused(
         .get("Code")
         for i, manifest in enumerate(bad)
     }
-    # THEN each is refused with InvalidParameter.Manifest
-    assert codes == dict.fromkeys(bad, "InvalidParameter.Manifest")
+    # THEN each is refused with InvalidParameter
+    assert codes == dict.fromkeys(bad, "InvalidParameter")
     # AND a Manifest with '//' and './' is accepted and folded: the harvested master lands at out/a/b/c.m3u8
     clock = ManualClock(TEST_NOW)
     origin = start_origin({"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}, clock=clock)
@@ -281,7 +283,7 @@ def test_manifest_paths_are_normalised_or_refused(
         "Manifest path tricks",
         "Manifest a//b/./c.m3u8; and " + ", ".join(repr(m) for m in bad),
         f"a//b/./c.m3u8 harvested to {plan.master_key} ({len(stored)} objects, all under out/a/b/);"
-        f" the {len(bad)} others refused with InvalidParameter.Manifest",
+        f" the {len(bad)} others refused with InvalidParameter",
     )
 
 
@@ -334,6 +336,13 @@ def _leaks(text: str) -> list[str]:
     return [secret for secret in SECRETS if secret in text]
 
 
+def _issue_temporary_key(database_url: str, secret_id: str, secret_key: str) -> None:
+    """A temporary key whose token is CLIENT_TOKEN (X-TC-Token only goes with a temporary key)."""
+    key = TemporaryKey(secret_id, secret_key, hash_token(CLIENT_TOKEN), time.time() + 3600)
+    with Database.connect(database_url) as db:
+        SqlCredentialStore(db).add(key)
+
+
 @pytest.mark.slow
 def test_no_secret_reaches_the_logs_of_a_serve_process(
     tmp_path: Path, media_pools: dict[str, Pool], reliability_record: Recorder
@@ -369,6 +378,7 @@ def test_no_secret_reaches_the_logs_of_a_serve_process(
     )
     process = start_serve(env, data_dir)
     try:
+        _issue_temporary_key(f"sqlite:///{data_dir / 'harvest.db'}", "AKIDtemporary", SECOND_SECRET)
         now = int(time.time())
         callback = receiver.url(f"/hook?sign={CALLBACK_SIGN}")
 
@@ -396,10 +406,11 @@ def test_no_secret_reaches_the_logs_of_a_serve_process(
             )
             c.CreateStreamPackageHarvestJob(request)
 
-        # WHEN jobs are created with both key pairs (one with a session token), one completes and
-        # one fails on a missing segment, both callbacks go out, and a wrongly signed request arrives
+        # WHEN jobs are created with a permanent key and a temporary one (with its token), one
+        # completes and one fails on a missing segment, both callbacks go out, and a wrongly signed
+        # request arrives
         create(client(SERVE_SECRET_ID, API_SECRET), "good", now - 40, now - 30)
-        create(client("AKIDsecond", SECOND_SECRET, CLIENT_TOKEN), "bad", missing * 2 - 6, missing * 2 + 6)
+        create(client("AKIDtemporary", SECOND_SECRET, CLIENT_TOKEN), "bad", missing * 2 - 6, missing * 2 + 6)
         with pytest.raises(TencentCloudSDKException) as wrong:
             client(SERVE_SECRET_ID, "not-the-key").DescribeStreamPackageHarvestJobs(
                 models.DescribeStreamPackageHarvestJobsRequest()
@@ -496,17 +507,18 @@ def test_no_secret_reaches_the_logs_of_the_functions(
     live_handler = build_live_event_end_handler()
     settings = Settings.from_env()
     api_handler = build_api_handler()
+    _issue_temporary_key(env["HARVEST_DATABASE_URL"], "AKIDfunctionstmp", API_SECRET)
 
     # WHEN CSS notifications arrive with a good sign and a forged one (both carrying a push txSecret)
     stream_param = f"txSecret={PUSH_SECRET}&txTime=6680D080"
     good = live_handler(_css_event(CSS_KEY, stream_param), {"request_id": "css-1"})
     forged = live_handler(_css_event("guessed-key", stream_param), {"request_id": "css-2"})
-    # AND the API gets a good request (with a session token) and a wrongly signed one
+    # AND the API gets a good request (a temporary key with its token) and a wrongly signed one
     results = []
     for key in (API_SECRET, "not-the-key"):
         body = json.dumps({"ID": "live-news_main-2210464508206756938"}).encode()
         headers = sign_request(
-            secret_id="AKIDfunctions",
+            secret_id="AKIDfunctionstmp",
             secret_key=key,
             host="mdp.tencentcloudapi.com",
             action="DescribeStreamPackageHarvestJob",

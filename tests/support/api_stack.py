@@ -24,8 +24,9 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.mdp.v20200527 import mdp_client, models
 
 from harvest.adapters.relay import OutboxRelay
-from harvest.adapters.sql import Database, SqlJobStore, SqlQueue
+from harvest.adapters.sql import Database, SqlCredentialStore, SqlJobStore, SqlQueue
 from harvest.api.tc3 import sign_request
+from harvest.domain.credentials import IssuedKey, mint
 from harvest.domain.registry import load_registry
 from harvest.handlers.api import API_VERSION, ApiDeps, make_handler
 from harvest.local.gateway import GatewayServer
@@ -88,10 +89,22 @@ class ApiStack:
     def endpoint(self) -> str:
         return self.gateway.endpoint
 
-    def profile(self, method: str = "POST") -> ClientProfile:
+    def profile(
+        self, method: str = "POST", sign_method: str | None = None, language: str = "en-US"
+    ) -> ClientProfile:
         return ClientProfile(
-            httpProfile=HttpProfile(endpoint=self.endpoint, protocol="http", reqMethod=method)
+            signMethod=sign_method,
+            httpProfile=HttpProfile(endpoint=self.endpoint, protocol="http", reqMethod=method),
+            language=language,
         )
+
+    def issue_key(
+        self, ttl: float = 3600.0, scope: tuple[str, ...] = (), now: float | None = None
+    ) -> IssuedKey:
+        """A temporary key stored as `harvest keys issue` stores it."""
+        issued = mint(ttl, scope, time.time() if now is None else now)
+        SqlCredentialStore(self.db).add(issued.key)
+        return issued
 
     def client(
         self,
@@ -165,7 +178,11 @@ def running_api_stack(
     queue = SqlQueue(db, max_attempts=settings.queue_max_attempts)
     relay = relay_factory(store, queue) if relay_factory else OutboxRelay(store, queue)
     deps = ApiDeps(
-        settings=settings, registry=load_registry(settings.channels_file), store=store, relay=relay
+        settings=settings,
+        registry=load_registry(settings.channels_file),
+        store=store,
+        relay=relay,
+        credentials=SqlCredentialStore(db),
     )
     deps = replace(deps, **(deps_overrides or {}))
     gateway = GatewayServer(make_handler(deps)).start()

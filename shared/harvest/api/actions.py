@@ -24,6 +24,7 @@ from harvest.usecases import api_jobs
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 PROGRESS_ACTION = "DescribeStreamPackageHarvestJobProgress"  # the CLI's `jobs wait` polls it
+CANCEL_ACTION = "CancelStreamPackageHarvestJob"  # our extension: `harvest cancel ID`
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ActionContext:
     store: JobStore
     relay: Relay
     now: float
+    caller: str = ""  # the authenticated SecretId
 
 
 Payload = dict[str, Any]
@@ -170,6 +172,12 @@ def _progress(ctx: ActionContext, params: Payload) -> Payload:
     }
 
 
+def _cancel(ctx: ActionContext, params: Payload) -> Payload:
+    """Our second extension: stop a Running job (Failed, 'cancelled by <SecretId> at <time>')."""
+    job = api_jobs.cancel_job(ctx.store, ctx.relay, params["ID"], ctx.caller, ctx.now)
+    return {"Info": job.to_api()}
+
+
 def _delete(ctx: ActionContext, params: Payload) -> Payload:
     api_jobs.delete_job(ctx.store, params["ID"])
     return {}
@@ -220,5 +228,6 @@ ACTIONS: dict[str, Action] = dict(
         ),
         _action("DescribeStreamPackageChannel", channels.describe_channel, Param("Id", str, True)),
         _action(channels.SETTINGS_ACTION, channels.describe_harvest_settings),
+        _action(CANCEL_ACTION, _cancel, Param("ID", str, True)),
     ]
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from harvest.api.events import ApiRequest
 from harvest.errors import InvalidParameter
@@ -106,6 +107,24 @@ def parse_query_params(query: Mapping[str, str | list[str] | bool]) -> dict[str,
         _set_path(root, key, "" if value is True else str(value))
     rebuilt: dict[str, Any] = {key: _lists(value) for key, value in root.items()}
     return rebuilt
+
+
+def read_flat_params(request: ApiRequest) -> dict[str, str]:
+    """A v1 request's parameters, names as sent (`IDs.0`): the GET query, or the POST form body."""
+    if request.method == "GET":
+        pairs = [(key, "" if value is True else value) for key, value in request.query.items()]
+    else:
+        try:
+            text = request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidParameter("the request body is not UTF-8 text") from None
+        pairs = list(parse_qsl(text, keep_blank_values=True))
+    flat: dict[str, str] = {}
+    for key, value in pairs:
+        if isinstance(value, list) or key in flat:
+            raise InvalidParameter(f"parameter {key[:64]!r} is given more than once")
+        flat[key] = str(value)
+    return flat
 
 
 def read_params(request: ApiRequest) -> tuple[dict[str, Any], bool]:

@@ -28,6 +28,7 @@ REPLAY_PROTECTED_ACTIONS = frozenset(
         "CreateStreamPackageHarvestJob",
         "DeleteStreamPackageHarvestJob",
         "DeleteStreamPackageHarvestJobs",
+        "CancelStreamPackageHarvestJob",
     }
 )
 

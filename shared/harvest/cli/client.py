@@ -1,7 +1,7 @@
 """The CLI's API client: the unchanged Tencent SDK, pointed at a harvest endpoint.
 
-`MdpClient` serves the five StreamPackage actions; our one extension action (job progress) goes
-through the SDK's `CommonClient`, so it is signed and answered exactly like the others.
+`MdpClient` serves the five StreamPackage actions; our extension actions (job progress, cancel) go
+through the SDK's `CommonClient`, so they are signed and answered exactly like the others.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tencentcloud.mdp.v20200527 import mdp_client, models
 from harvest.settings import DEFAULT_REGION
 
 PROGRESS_ACTION = "DescribeStreamPackageHarvestJobProgress"
+CANCEL_ACTION = "CancelStreamPackageHarvestJob"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class ClientConfig:
     secret_key: str
     region: str
     protocol: str = "http"
+    token: str = ""  # with a temporary key (`harvest keys issue`)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, endpoint: str | None = None) -> ClientConfig:
@@ -43,12 +45,13 @@ class ClientConfig:
             secret_key=env.get("HARVEST_SECRET_KEY", ""),
             region=env.get("HARVEST_REGION", "") or DEFAULT_REGION,
             protocol=protocol,
+            token=env.get("HARVEST_TOKEN", ""),
         )
 
 
 class HarvestClient:
     def __init__(self, config: ClientConfig, timeout: int = 30) -> None:
-        cred = credential.Credential(config.secret_id, config.secret_key)
+        cred = credential.Credential(config.secret_id, config.secret_key, config.token or None)
         http = HttpProfile(endpoint=config.endpoint, protocol=config.protocol, reqTimeout=timeout)
         profile = ClientProfile(httpProfile=http)
         self._mdp = mdp_client.MdpClient(cred, config.region, profile)
@@ -83,6 +86,10 @@ class HarvestClient:
             many = models.DeleteStreamPackageHarvestJobsRequest()
             many.IDs = job_ids
             self._mdp.DeleteStreamPackageHarvestJobs(many)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        info: dict[str, Any] = self._common.call_json(CANCEL_ACTION, {"ID": job_id})["Response"]["Info"]
+        return info
 
     def progress(self, job_id: str) -> dict[str, Any]:
         response: dict[str, Any] = self._common.call_json(PROGRESS_ACTION, {"ID": job_id})["Response"]

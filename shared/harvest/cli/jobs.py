@@ -1,4 +1,5 @@
-"""`harvest create | jobs | job | delete | wait`: daily use of the API through the Tencent SDK."""
+"""`harvest create | jobs | job | delete | cancel | wait`: daily use of the API through the Tencent SDK;
+`harvest keys issue`: temporary credentials, written straight into the job database."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from harvest.cli.client import ClientConfig, HarvestClient
+from harvest.ports import CredentialStore
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 
@@ -53,7 +56,7 @@ def add_client_commands(sub: Any) -> None:
     jobs.add_argument("--channel", help="only jobs of this ChannelName")
     jobs.add_argument("--status", choices=["Running", "Completed", "Failed"], help="only jobs in this status")
     jobs.add_argument("--page", type=int, default=1, help="1-based page (default 1)")
-    jobs.add_argument("--page-size", type=int, default=20, help="jobs per page, 1-100 (default 20)")
+    jobs.add_argument("--page-size", type=int, default=20, help="jobs per page, 1-1000 (default 20)")
     jobs.add_argument("--all", action="store_true", help="fetch every page")
     jobs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     jobs.set_defaults(func=cmd_jobs)
@@ -68,6 +71,15 @@ def add_client_commands(sub: Any) -> None:
     delete.add_argument("ids", nargs="+", metavar="ID")
     delete.set_defaults(func=cmd_delete)
 
+    cancel = sub.add_parser(
+        "cancel",
+        help="cancel a Running job",
+        description="Stop a Running job: it becomes Failed ('cancelled by <SecretId> at <time>'); objects"
+        " already written stay in the bucket; its CallbackURL is called once.",
+    )
+    cancel.add_argument("id")
+    cancel.set_defaults(func=cmd_cancel)
+
     wait = sub.add_parser(
         "wait",
         help="wait for a job",
@@ -79,7 +91,36 @@ def add_client_commands(sub: Any) -> None:
     )
     wait.set_defaults(func=cmd_wait)
 
-    for parser in (create, jobs, job, delete, wait):
+    keys = sub.add_parser("keys", help="temporary credentials", description="Manage temporary credentials.")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    issue = keys_sub.add_parser(
+        "issue",
+        help="mint a temporary SecretId/SecretKey/Token",
+        description="Mint a temporary SecretId/SecretKey/Token triple in the job database"
+        " (HARVEST_DATABASE_URL or the SQLite file under HARVEST_DATA_DIR), usable as"
+        " credential.Credential(id, key, token)"
+        " until it expires. The token is stored only as a hash: this is the one time it is shown.",
+    )
+    issue.add_argument(
+        "--ttl", type=parse_duration, default=3600.0, help="lifetime, e.g. 15m, 1h (default 1h)"
+    )
+    issue.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="ACTION",
+        help="an action (or pattern like 'Describe*') the key may call; repeat for more (default: all)",
+    )
+    issue.set_defaults(func=cmd_keys_issue)
+    revoke = keys_sub.add_parser(
+        "revoke",
+        help="revoke a temporary key at once",
+        description="Delete a temporary key before it expires.",
+    )
+    revoke.add_argument("secret_id", metavar="SECRET_ID")
+    revoke.set_defaults(func=cmd_keys_revoke)
+
+    for parser in (create, jobs, job, delete, cancel, wait):
         parser.add_argument(
             "--api", help="API endpoint host:port (default $HARVEST_ENDPOINT or 127.0.0.1:8080)"
         )
@@ -174,6 +215,60 @@ def cmd_job(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     _client(args).delete(args.ids)
     print(f"deleted {len(args.ids)} job(s)")
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    info = _client(args).cancel(args.id)
+    print(f"job {args.id} {info.get('Status')}: {info.get('ErrMessage', '')}")
+    return EXIT_OK
+
+
+@contextmanager
+def _credential_store() -> Iterator[CredentialStore]:
+    """The job database's temporary keys, as the API function sees them (HARVEST_DATABASE_URL / _DATA_DIR)."""
+    from harvest.adapters.sql import Database, SqlCredentialStore
+    from harvest.settings import Settings
+
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with Database.connect(settings.effective_database_url, pool_size=1) as db:
+        yield SqlCredentialStore(db)
+
+
+def cmd_keys_issue(args: argparse.Namespace) -> int:
+    from harvest.domain.credentials import mint
+
+    try:
+        issued = mint(args.ttl, tuple(args.scope), time.time())
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with _credential_store() as store:
+        store.add(issued.key)
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issued.key.expires_at))
+    print(
+        json.dumps(
+            {
+                "SecretId": issued.key.secret_id,
+                "SecretKey": issued.key.secret_key,
+                "Token": issued.token,
+                "ExpiresAt": expires,
+                "Scope": list(issued.key.scope),
+            },
+            indent=2,
+        )
+    )
+    return EXIT_OK
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    with _credential_store() as store:
+        revoked = store.revoke(args.secret_id)
+    if not revoked:
+        print(f"error: no temporary key {args.secret_id}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"revoked {args.secret_id}")
     return EXIT_OK
 
 

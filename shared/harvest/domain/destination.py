@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from harvest.domain.timeparse import shown
-from harvest.errors import FieldError
+from harvest.errors import VALUE_REFUSED, FieldError
 
 MAX_KEY_BYTES = 1024
 # Bucket = <name>-<appid>; COS keeps `<bucket>` within 50 characters.
@@ -93,8 +93,8 @@ def normalize_prefix(prefix: str, field: str = "Destination") -> str:
 def parse_destination(url: str, region: str, allowed_buckets: Sequence[str] = ()) -> CosLocation:
     """Parse a COS Destination URL; FieldError naming the rule when it is not one we may write to.
 
-    Codes: InvalidParameter.Destination (not a COS URL), InvalidParameterValue.DestinationRegion
-    (bucket in another region), InvalidParameterValue.Bucket (bucket not in `allowed_buckets`).
+    Codes: InvalidParameter (not a COS URL), InvalidParameterValue (a bucket in another region,
+    or one not in `allowed_buckets`).
     """
     field = "Destination"
     example = "https://<name>-<appid>.cos.<region>.myqcloud.com/<prefix>"
@@ -126,13 +126,13 @@ def parse_destination(url: str, region: str, allowed_buckets: Sequence[str] = ()
         raise FieldError(
             field,
             f"Destination bucket is in region {match['region']!r}; this service writes only to {region!r}",
-            code="InvalidParameterValue.DestinationRegion",
+            code=VALUE_REFUSED,
         )
     if allowed_buckets and bucket not in allowed_buckets:
         raise FieldError(
             field,
             f"Destination bucket {bucket!r} is not one this service may write to",
-            code="InvalidParameterValue.Bucket",
+            code=VALUE_REFUSED,
         )
     try:
         decoded = unquote(path, errors="strict")

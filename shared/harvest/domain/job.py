@@ -123,3 +123,8 @@ def chunk_message(job_id: str, chunk: int) -> Message:
 
 def finalize_message(job_id: str) -> Message:
     return Message(TOPIC_FINALIZE, {"kind": "finalize", "job_id": job_id}, key=job_id)
+
+
+def notify_message(job_id: str) -> Message:
+    """Deliver the CallbackURL of a job that ended outside the finalizer (a cancel)."""
+    return Message(TOPIC_FINALIZE, {"kind": "notify", "job_id": job_id}, key=job_id)

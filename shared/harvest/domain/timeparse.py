@@ -1,14 +1,15 @@
 """StartTime / EndTime parsing for the two TimeFormat values the API documents.
 
 The API says "1. Epoch seconds 2. ISO-8601". Epoch times are positive integer strings. ISO-8601
-times must carry a UTC offset (or Z): a naive time would be read in whatever zone the server runs
-in, and a harvest window off by hours is worse than a clear refusal.
+times carry a UTC offset (or Z), or none: Tencent's own example sends `2023-08-10 00:00:00`
+(a space, no zone), which is read as a wall-clock time in the configured zone (HARVEST_TIMEZONE),
+never in whatever zone the server process happens to run in.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from enum import Enum
 
 from harvest.errors import FieldError
@@ -17,6 +18,11 @@ from harvest.errors import FieldError
 class TimeFormat(str, Enum):
     EPOCH = "epoch"
     ISO8601 = "iso8601"
+
+    @property
+    def canonical(self) -> str:
+        """The spelling the API documents, stored and echoed whatever spelling was sent."""
+        return "Epoch seconds" if self is TimeFormat.EPOCH else "ISO-8601"
 
 
 # Accepted spellings, compared case-insensitively. The docs' literal text is "Epoch seconds" and "ISO-8601".
@@ -30,7 +36,7 @@ _TIME_FORMATS = {
 # 12 digits reach year 9999; a 13-digit value is almost always epoch milliseconds.
 _EPOCH = re.compile(r"[1-9][0-9]{0,11}")
 _ISO = re.compile(
-    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<hour>\d{2}):(?P<minute>\d{2})"
+    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<hour>\d{2}):(?P<minute>\d{2})"
     r"(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,9}))?)?"
     r"(?P<zone>[Zz]|[+-]\d{2}:?\d{2})?",
     re.ASCII,  # \d would otherwise match any script's digits
@@ -52,11 +58,14 @@ def parse_time_format(value: str) -> TimeFormat:
         ) from None
 
 
-def parse_time(value: str, time_format: TimeFormat, field: str) -> float:
-    """Epoch seconds of `value`; FieldError(InvalidParameter.<field>) naming the rule it breaks."""
+def parse_time(value: str, time_format: TimeFormat, field: str, zone: tzinfo = timezone.utc) -> float:
+    """Epoch seconds of `value`; FieldError naming the rule it breaks.
+
+    A zone-less ISO-8601 time is a wall-clock time in `zone`.
+    """
     if time_format is TimeFormat.EPOCH:
         return float(_parse_epoch(value, field))
-    return _parse_iso(value, field)
+    return _parse_iso(value, field, zone)
 
 
 def _parse_epoch(value: str, field: str) -> int:
@@ -70,28 +79,42 @@ def _parse_epoch(value: str, field: str) -> int:
     )
 
 
-def _parse_iso(value: str, field: str) -> float:
+def _parse_iso(value: str, field: str, zone: tzinfo) -> float:
     match = _ISO.fullmatch(value)
     if match is None:
         raise FieldError(
             field,
-            f"{field} {shown(value)} is not an ISO-8601 time: expected e.g. '2023-08-01T10:00:00+08:00'"
-            " or '2023-08-01T02:00:00Z'",
-        )
-    if match["zone"] is None:
-        raise FieldError(
-            field,
-            f"{field} {shown(value)} has no UTC offset: add 'Z' or '+hh:mm' so the instant is unambiguous",
+            f"{field} {shown(value)} is not an ISO-8601 time: expected e.g. '2023-08-01T10:00:00+08:00',"
+            " '2023-08-01T02:00:00Z' or '2023-08-01 10:00:00'",
+            zh=f"{field} {shown(value)} 不是 ISO-8601 时间,例如 '2023-08-01T10:00:00+08:00'"
+            "、'2023-08-01T02:00:00Z' 或 '2023-08-01 10:00:00'",
         )
     try:
-        offset = _offset(match["zone"])
+        offset = _offset(match["zone"]) if match["zone"] else zone
         year, month, day = (int(part) for part in match["date"].split("-"))
         hour, minute, second = int(match["hour"]), int(match["minute"]), int(match["second"] or 0)
         moment = datetime(year, month, day, hour, minute, second, tzinfo=offset)
     except ValueError as exc:
-        raise FieldError(field, f"{field} {shown(value)} is not a real time: {exc}") from None
+        raise FieldError(
+            field,
+            f"{field} {shown(value)} is not a real time: {exc}",
+            zh=f"{field} {shown(value)} 不是有效时间:{exc}",
+        ) from None
+    if not match["zone"] and not _exists(moment):
+        raise FieldError(
+            field,
+            f"{field} {shown(value)} does not exist in time zone {zone} (a daylight-saving gap):"
+            " add a UTC offset",
+            zh=f"{field} {shown(value)} 在时区 {zone} 中不存在(夏令时跳变),请加上 UTC 偏移",
+        )
     fraction = float("0." + match["fraction"]) if match["fraction"] else 0.0
     return moment.timestamp() + fraction
+
+
+def _exists(moment: datetime) -> bool:
+    """False for a wall-clock time skipped by a daylight-saving jump (it would not round-trip)."""
+    there_and_back = datetime.fromtimestamp(moment.timestamp(), moment.tzinfo)
+    return there_and_back.replace(tzinfo=None) == moment.replace(tzinfo=None)
 
 
 def _offset(zone: str) -> timezone:

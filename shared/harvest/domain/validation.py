@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from harvest.domain.destination import CosLocation, normalize_manifest, parse_destination
 from harvest.domain.registry import Channel, Endpoint, Registry
 from harvest.domain.timeparse import TimeFormat, parse_time, parse_time_format, shown
-from harvest.errors import ChannelNotFound, EndpointNotFound, FieldError, MissingParameter
+from harvest.errors import VALUE_REFUSED, FieldError, MissingParameter
 from harvest.settings import Settings
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -49,7 +49,7 @@ class ValidCreate:
     id: str
     channel: Channel
     endpoint: Endpoint
-    time_format: str
+    time_format: str  # canonical: "Epoch seconds" or "ISO-8601"
     start_time: str
     end_time: str
     start_epoch: float
@@ -73,17 +73,16 @@ def check_job_id(value: str, field: str = "ID") -> str:
 
 def find_channel(registry: Registry, name: str) -> Channel:
     if not _NAME.fullmatch(name):
-        raise ChannelNotFound(
-            f"ChannelName {shown(name)} is not a known channel (names are 1-128 of A-Z a-z 0-9 _ -)"
+        raise FieldError(
+            "ChannelName", f"ChannelName {shown(name)} is invalid: names are 1-128 of A-Z a-z 0-9 _ -"
         )
     return registry.channel(name)
 
 
 def find_endpoint(channel: Channel, name: str) -> Endpoint:
     if not _NAME.fullmatch(name):
-        raise EndpointNotFound(
-            f"EndpointName {shown(name)} is not an endpoint of channel {channel.name!r}"
-            " (names are 1-128 of A-Z a-z 0-9 _ -)"
+        raise FieldError(
+            "EndpointName", f"EndpointName {shown(name)} is invalid: names are 1-128 of A-Z a-z 0-9 _ -"
         )
     return channel.endpoint(name)
 
@@ -91,23 +90,28 @@ def find_endpoint(channel: Channel, name: str) -> Endpoint:
 def check_window(
     start: float, end: float, now: float, endpoint: Endpoint, max_window: int = MAX_WINDOW_SECONDS
 ) -> None:
-    """The window must be non-empty, at most a day, already over, and still inside the startover window."""
-    if start >= end:
+    """The window must not run backwards, be at most a day, already over, and inside the startover window."""
+    # StartTime == EndTime is an instant (Tencent's own Create example sends one): the VOD is the
+    # segment holding it, as a window edge inside a segment takes the whole segment.
+    if start > end:
         raise FieldError(
-            "EndTime", "EndTime must be later than StartTime", code="InvalidParameterValue.TimeRange"
+            "EndTime",
+            "EndTime must not be earlier than StartTime",
+            code=VALUE_REFUSED,
+            zh="EndTime 不能早于 StartTime",
         )
     if end - start > max_window:
         raise FieldError(
             "EndTime",
             f"the window from StartTime to EndTime is {end - start:.0f} s;"
             f" at most {max_window} s (24 h) is allowed",
-            code="InvalidParameterValue.Duration",
+            code=VALUE_REFUSED,
         )
     if end > now:
         raise FieldError(
             "EndTime",
             f"EndTime is {end - now:.0f} s in the future; a harvest can only cover time that has passed",
-            code="InvalidParameterValue.EndTime",
+            code=VALUE_REFUSED,
         )
     window = endpoint.startover_window
     if start < now - window:
@@ -115,7 +119,7 @@ def check_window(
             "StartTime",
             f"StartTime is {now - start:.0f} s ago, older than endpoint {endpoint.name!r} keeps"
             f" (its startover window is {window} s)",
-            code="InvalidParameterValue.StartTime",
+            code=VALUE_REFUSED,
         )
 
 
@@ -147,8 +151,8 @@ def validate_create(params: CreateParams, registry: Registry, settings: Settings
     channel = find_channel(registry, params.channel_name)
     endpoint = find_endpoint(channel, params.endpoint_name)
     time_format: TimeFormat = parse_time_format(params.time_format)
-    start = parse_time(params.start_time, time_format, "StartTime")
-    end = parse_time(params.end_time, time_format, "EndTime")
+    start = parse_time(params.start_time, time_format, "StartTime", settings.zone)
+    end = parse_time(params.end_time, time_format, "EndTime", settings.zone)
     check_window(start, end, now, endpoint)
     # An empty Destination counts as omitted: SDK users clear a field by setting it to "".
     destination = params.destination or settings.default_destination
@@ -172,7 +176,7 @@ def validate_create(params: CreateParams, registry: Registry, settings: Settings
         id=params.id,
         channel=channel,
         endpoint=endpoint,
-        time_format=params.time_format,
+        time_format=time_format.canonical,
         start_time=params.start_time,
         end_time=params.end_time,
         start_epoch=start,
@@ -257,16 +261,25 @@ def check_callback_target(
 
 # --- the other actions --------------------------------------------------------------------------
 
-MAX_PAGE_SIZE = 100
-MAX_PAGE_NUM = 1_000_000  # keeps the row offset a sane integer for every database
+# StreamPackage's sibling list actions document 1 to 1000 for both.
+MAX_PAGE_SIZE = 1000
+MAX_PAGE_NUM = 1000
 MAX_DELETE_IDS = 100
 
 
 def check_page(page_num: int, page_size: int) -> None:
     if not 1 <= page_num <= MAX_PAGE_NUM:
-        raise FieldError("PageNum", f"PageNum is {page_num}; it counts from 1 (at most {MAX_PAGE_NUM})")
+        raise FieldError(
+            "PageNum",
+            f"PageNum is {page_num}; it must be between 1 and {MAX_PAGE_NUM}",
+            zh=f"PageNum 为 {page_num},取值范围为 1 到 {MAX_PAGE_NUM}",
+        )
     if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise FieldError("PageSize", f"PageSize is {page_size}; it must be between 1 and {MAX_PAGE_SIZE}")
+        raise FieldError(
+            "PageSize",
+            f"PageSize is {page_size}; it must be between 1 and {MAX_PAGE_SIZE}",
+            zh=f"PageSize 为 {page_size},取值范围为 1 到 {MAX_PAGE_SIZE}",
+        )
 
 
 def check_delete_ids(ids: Sequence[str]) -> list[str]:

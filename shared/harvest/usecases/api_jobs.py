@@ -1,4 +1,4 @@
-"""The harvest-job API's use cases: create, describe, list, delete.
+"""The harvest-job API's use cases: create, describe, list, delete, cancel.
 
 Create stores the job and its first queue message in one transaction (the outbox), then asks the
 relay to publish it at once. If publishing fails the job is still created: the outbox row is
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
-from harvest.domain.job import HarvestJob, plan_message
+from harvest.domain.job import HarvestJob, JobStatus, notify_message, plan_message
 from harvest.domain.registry import Registry
 from harvest.domain.validation import (
     CreateParams,
@@ -19,6 +20,7 @@ from harvest.domain.validation import (
     check_page,
     validate_create,
 )
+from harvest.errors import InvalidTransition, JobNotCancellable
 from harvest.ports import JobPage, JobStore, Relay
 from harvest.settings import Settings
 
@@ -47,15 +49,17 @@ def create_job(
         updated_at=now,
     )
     store.create(job, [plan_message(job.id)])  # raises JobAlreadyExists for a taken ID
+    _flush(relay, job.id)
+    return job
+
+
+def _flush(relay: Relay, job_id: str) -> None:
     try:
         relay.flush()
     except Exception:  # any failure: the committed outbox row is published by a later flush
         log.warning(
-            "outbox flush after create failed; a later flush publishes it",
-            exc_info=True,
-            extra={"job_id": job.id},
+            "outbox flush failed; a later flush publishes it", exc_info=True, extra={"job_id": job_id}
         )
-    return job
 
 
 def describe_job(store: JobStore, job_id: str) -> HarvestJob:
@@ -76,3 +80,27 @@ def delete_job(store: JobStore, job_id: str) -> None:
 def delete_jobs(store: JobStore, job_ids: Sequence[str]) -> None:
     """Delete every job or none: each must exist and be Completed or Failed."""
     store.delete(check_delete_ids(job_ids))
+
+
+def cancel_job(store: JobStore, relay: Relay, job_id: str, caller: str, now: float) -> HarvestJob:
+    """Fail a Running job now, saying who cancelled it and when.
+
+    The status change is the conditional write every other ending uses, so a job ends once: a
+    chunk that later finds the job no longer Running stops, and the CallbackURL is delivered once,
+    by the notify message queued in the same transaction.
+    """
+    check_job_id(job_id)
+    when = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        job = store.finish(
+            job_id, JobStatus.FAILED, f"cancelled by {caller} at {when}", [notify_message(job_id)]
+        )
+    except InvalidTransition:
+        status = store.get(job_id).status.value
+        raise JobNotCancellable(
+            f"harvest job {job_id} is {status}; only a Running job can be cancelled",
+            zh=f"任务 {job_id} 的状态为 {status},只能取消运行中(Running)的任务",
+        ) from None
+    log.info("job cancelled", extra={"job_id": job_id, "caller": caller})
+    _flush(relay, job_id)
+    return job

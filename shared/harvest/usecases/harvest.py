@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # RECENT_END seconds of EndTime is retried (redelivered) instead of failed.
 PLAN_GRACE_SECONDS = 8.0
 RECENT_END_SECONDS = 120.0
+# A job whose StartTime equals its EndTime is planned as this short window: the segment holding it.
+INSTANT_SECONDS = 0.01
 
 # Chunks are sized by task count as well as bytes: at a few MB per segment and a few segments
 # per second per worker, 400 tasks finish in a few minutes, well inside SCF's 900 s limit.
@@ -72,6 +74,34 @@ class HarvestDeps:
     notifier: Notifier
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+
+
+# How often a running chunk reads its job's status, so a cancel stops new fetches within this long.
+CANCEL_POLL_SECONDS = 0.1
+
+
+class JobEnded(Exception):
+    """The job stopped being Running (cancelled, or failed elsewhere) while a chunk was fetching."""
+
+
+class _StillRunning:
+    """Whether the job is still Running, read from the store at most every CANCEL_POLL_SECONDS."""
+
+    def __init__(self, store: JobStore, job_id: str) -> None:
+        self._store, self._job_id = store, job_id
+        self._lock = threading.Lock()
+        self._checked_at = time.monotonic()
+        self._running = True
+
+    def __call__(self) -> bool:
+        with self._lock:
+            if self._running and time.monotonic() - self._checked_at >= CANCEL_POLL_SECONDS:
+                self._checked_at = time.monotonic()
+                try:
+                    self._running = self._store.get(self._job_id).status is JobStatus.RUNNING
+                except JobNotFound:
+                    self._running = False
+            return self._running
 
 
 class Interrupted(Exception):
@@ -119,6 +149,16 @@ def _notify(deps: HarvestDeps, job: HarvestJob) -> None:
     deps.store.record_callback(job.id, outcome)
 
 
+def notify_ended(deps: HarvestDeps, job_id: str) -> None:
+    """Deliver the CallbackURL of a job that ended outside the finalizer (cancelled), once."""
+    try:
+        job = deps.store.get(job_id)
+    except JobNotFound:
+        return
+    if job.status is not JobStatus.RUNNING and not job.callback_status:  # a repeat finds it recorded
+        _notify(deps, job)
+
+
 def _running(deps: HarvestDeps, job_id: str) -> HarvestJob | None:
     try:
         job = deps.store.get(job_id)
@@ -146,7 +186,7 @@ def plan_job(deps: HarvestDeps, job_id: str) -> None:
             deps.origin,
             endpoint,
             job.start_epoch,
-            job.end_epoch,
+            max(job.end_epoch, job.start_epoch + INSTANT_SECONDS),  # an instant: its one segment
             destination,
             normalize_manifest(job.manifest),
             now=deps.clock(),
@@ -209,7 +249,7 @@ def harvest_chunk(
     endpoint = deps.registry.channel(job.channel_name).endpoint(job.endpoint_name)
     nbytes = _run_tasks(deps, job_id, bucket, endpoint.headers, chunk.tasks, should_stop)
     if nbytes is None:
-        return  # the job was failed by a segment that could not be fetched
+        return  # the job failed (a segment that could not be fetched) or was cancelled
     segments = sum(1 for task in chunk.tasks if task.get("counts", True))
     last = deps.store.complete_chunk(job_id, index, segments, nbytes, [finalize_message(job_id)])
     if last:
@@ -224,14 +264,18 @@ def _run_tasks(
     tasks: Sequence[Mapping[str, Any]],
     should_stop: Callable[[], bool],
 ) -> int | None:
-    """Run tasks with bounded parallelism; None when a permanent fetch failure failed the job."""
+    """Run tasks with bounded parallelism; None when the job failed (a permanent fetch failure) or
+    ended meanwhile (a cancel)."""
     total = 0
     lock = threading.Lock()
     progress = [0, 0]  # segments, bytes not yet reported
+    still_running = _StillRunning(deps.store, job_id)
 
     def run(task: Mapping[str, Any]) -> int:
         if should_stop():
             raise Interrupted(f"stopped before {task['name']}")
+        if not still_running():  # cancelled: fetches under way finish their segment, no new one starts
+            raise JobEnded(f"job ended before {task['name']}")
         n = _fetch_and_store(deps, headers, bucket, task)
         with lock:
             progress[0] += 1
@@ -260,6 +304,9 @@ def _run_tasks(
                         other.cancel()
                     if isinstance(exc, SegmentFetchError):
                         fail_job(deps, job_id, exc.message)
+                        return None
+                    if isinstance(exc, JobEnded):
+                        log.info("chunk stopped: the job is no longer Running", extra={"job_id": job_id})
                         return None
                     raise exc
                 total += future.result()

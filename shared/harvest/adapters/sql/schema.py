@@ -123,6 +123,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX api_signatures_by_expiry ON api_signatures (expires_at)",
         ),
     ),
+    Migration(
+        3,
+        "temporary credentials",
+        (
+            # token_hash: SHA-256 of the token; the token itself is shown once, at issue.
+            """CREATE TABLE temporary_keys (
+                secret_id TEXT PRIMARY KEY,
+                secret_key TEXT NOT NULL,
+                token_hash TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
