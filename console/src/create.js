@@ -14,26 +14,18 @@ import {
   parseTime,
 } from "./rules.js";
 
-// Which field an API error code is about (README, "Error codes").
+// Which field an API error is about (README, "Error codes"). mdp's vocabulary names a field in a
+// few codes only; the plain InvalidParameter / InvalidParameterValue messages start with the
+// parameter's name, so that first word decides.
 const FIELD_BY_CODE = {
   "InvalidParameter.Id": "ID",
-  "ResourceInUse.HarvestJob": "ID",
-  "ResourceNotFound.Channel": "Endpoint",
-  "ResourceNotFound.Endpoint": "Endpoint",
-  "InvalidParameter.TimeFormat": "TimeFormat",
-  "InvalidParameter.StartTime": "StartTime",
-  "InvalidParameterValue.StartTime": "StartTime",
-  "InvalidParameter.EndTime": "EndTime",
-  "InvalidParameterValue.TimeRange": "EndTime",
-  "InvalidParameterValue.Duration": "EndTime",
-  "InvalidParameterValue.EndTime": "EndTime",
-  "InvalidParameter.Destination": "Destination",
-  "InvalidParameterValue.DestinationRegion": "Destination",
-  "InvalidParameterValue.Bucket": "Destination",
-  "InvalidParameter.Manifest": "Manifest",
-  "InvalidParameter.CallbackURL": "CallbackURL",
+  ResourceInUse: "ID",
+  "InvalidParameter.Name": "Endpoint",
+  "InvalidParameter.NotFound": "Endpoint",
+  "InvalidParameter.Url": "CallbackURL",
 };
 const FIELD_BY_PARAMETER = { ChannelName: "Endpoint", EndpointName: "Endpoint" };
+const FIELDS = ["ID", "TimeFormat", "StartTime", "EndTime", "Destination", "Manifest", "CallbackURL"];
 const QUICK_CHOICES = [
   ["Last minute", 60],
   ["Last 5 minutes", 300],
@@ -45,9 +37,14 @@ const QUICK_END_LAG = 2;
 
 export function fieldForError(error) {
   if (FIELD_BY_CODE[error.code]) return FIELD_BY_CODE[error.code];
+  const first = (/^(\w+)/.exec(error.message || "") || [])[1] || "";
   if (error.code === "MissingParameter") {
     const name = (/^(\w+) is required/.exec(error.message) || [])[1] || "";
     return FIELD_BY_PARAMETER[name] || name;
+  }
+  if (error.code === "InvalidParameter" || error.code === "InvalidParameterValue") {
+    if (FIELD_BY_PARAMETER[first]) return FIELD_BY_PARAMETER[first];
+    if (FIELDS.includes(first)) return first;
   }
   return "";
 }

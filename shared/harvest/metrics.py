@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any
 
 from harvest.domain.job import HarvestJob, JobStatus, Message
-from harvest.errors import HarvestError
+from harvest.errors import API_CODES
 from harvest.ports import ChunkRecord, JobStore, Metrics
 
 Handler = Callable[[Mapping[str, Any], Any], Any]
@@ -113,14 +113,8 @@ def callback_label(outcome: str) -> str:
 
 @cache
 def api_codes() -> frozenset[str]:
-    """Every code errors.py can answer with, plus 'OK': the only values the `code` label takes."""
-    codes = {"OK", "InternalError", "other"}
-    pending: list[type[HarvestError]] = [HarvestError]
-    while pending:
-        cls = pending.pop()
-        codes.add(cls.code)
-        pending.extend(cls.__subclasses__())
-    return frozenset(codes)
+    """Every code the API can answer with (errors.API_CODES), plus 'OK': the `code` label's values."""
+    return frozenset({"OK", "other", *API_CODES})
 
 
 def api_code_label(code: str) -> str:

@@ -191,7 +191,7 @@ def test_create_checks_rules_and_shows_api_errors_beside_their_fields(
     page.get_by_label("ID", exact=True).fill("taken-1")
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.get_by_label("ID", exact=True)).to_have_accessible_description(
-        re.compile(r"already exists \(ResourceInUse\.HarvestJob\)")
+        re.compile(r"already exists \(ResourceInUse\)")
     )
     console.stack.deps.store.delete(["taken-1"])
 

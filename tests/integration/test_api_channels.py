@@ -141,7 +141,7 @@ def test_one_channel_by_id(stack: ApiStack) -> None:
         client.DescribeStreamPackageChannel(models.DescribeStreamPackageChannelRequest())
 
     # THEN the API names the problem
-    assert unknown.value.code == "ResourceNotFound.Channel"
+    assert unknown.value.code == "InvalidParameter.NotFound"
     assert "'news' is not the Id of a known channel" in unknown.value.message
     assert missing.value.code == "MissingParameter"
 

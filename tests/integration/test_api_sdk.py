@@ -259,7 +259,7 @@ def test_replay_protection_refuses_a_repeated_create_and_serves_repeated_reads(
             for _ in range(2)
         ]
         assert [c["Error"]["Code"] for c in codes] == [
-            "UnsupportedOperation.HarvestJobRunning",
+            "InvalidParameter.State",
             "AuthFailure.SignatureFailure",
         ]
         # AND identical signed reads within one second (a poller) are all served

@@ -273,7 +273,7 @@ def test_labels_stay_bounded_under_hostile_requests(served: ServeProcess) -> Non
         metrics.value(
             "harvest_api_requests_total",
             action="DescribeStreamPackageHarvestJob",
-            code="ResourceNotFound.HarvestJob",
+            code="InvalidParameter.NotFound",
         )
         == client_calls
         == 5

@@ -59,7 +59,7 @@ def test_free_text_never_becomes_a_label_value() -> None:
     assert callback_label("failed: HTTP 500 after 5 attempts") == "failed"
     assert callback_label("refused: host 10.0.0.1 is private") == "refused"
     assert callback_label("job-42 https://x/y") == "other"
-    assert api_code_label("ResourceNotFound.HarvestJob") == "ResourceNotFound.HarvestJob"
+    assert api_code_label("InvalidParameter.NotFound") == "InvalidParameter.NotFound"
     assert api_code_label("AuthFailure.SignatureFailure") == "AuthFailure.SignatureFailure"
     assert api_code_label("Made.Up<script>") == "other"
 
