@@ -228,6 +228,9 @@ def test_list_is_newest_first_filters_pages_and_deletes_many(
     # WHEN every job on the page is selected with one Running among them, THEN Delete selected is
     # disabled with the reason; without it, it deletes both selected jobs at once
     page.get_by_label("Status").select_option("")
+    # (the unfiltered page has rendered: selecting on the filtered one would be lost with it)
+    expect(rows).to_have_count(10)
+    expect(rows.first).to_contain_text("list-11")
     page.get_by_label("Select all jobs on this page").check()
     delete_selected = page.get_by_role("button", name=re.compile("^Delete selected"))
     expect(delete_selected).to_be_disabled()

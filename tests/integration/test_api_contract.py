@@ -207,11 +207,19 @@ def test_cancelling_a_job_that_is_not_running_is_refused(api_stack: ApiStack) ->
     )
 
 
-def v1_form(action: str, timestamp: int, nonce: int, host: str, method: str = "HmacSHA256") -> dict[str, str]:
+def v1_form(
+    action: str,
+    timestamp: int,
+    nonce: int,
+    host: str,
+    method: str = "HmacSHA256",
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
     """A v1-signed POST form for `action`, as the SDK's `_build_req_with_old_signature` builds it."""
     from harvest.api import signing_v1
 
     params = {
+        **(extra or {}),
         "Action": action,
         "Nonce": str(nonce),
         "Timestamp": str(timestamp),
@@ -236,10 +244,14 @@ def test_v1_requests_get_the_same_skew_and_replay_rules(tmp_path: Any, no_proxy:
 
     with running_api_stack(tmp_path, replay_protection=True) as stack:
         now = int(time.time())
-        form = v1_form("DescribeStreamPackageHarvestJobs", now, 7, stack.endpoint)
-        # GIVEN a v1-signed request THEN it is answered once, and refused as a replay after that
-        assert "Error" not in post_form(stack, form)
+        # GIVEN a v1-signed Delete (mutating: replay-guarded) THEN it is answered once (the job does not
+        # exist), and refused as a replay after that
+        form = v1_form("DeleteStreamPackageHarvestJob", now, 7, stack.endpoint, extra={"ID": "nothing-here"})
+        assert post_form(stack, form)["Error"]["Code"] == "InvalidParameter.NotFound"
         assert post_form(stack, form)["Error"]["Code"] == "AuthFailure.SignatureFailure"
+        # AND a v1-signed read sent twice is served twice (pollers repeat reads)
+        read = v1_form("DescribeStreamPackageHarvestJobs", now, 6, stack.endpoint)
+        assert "Error" not in post_form(stack, read) and "Error" not in post_form(stack, read)
         # AND a timestamp outside the 300 s window expires, whichever side of now it is on
         for skew in (-301, 301):
             stale = v1_form("DescribeStreamPackageHarvestJobs", now + skew, 8, stack.endpoint)
