@@ -252,7 +252,7 @@ class _Resource:
 
     url: str
     folder: str  # the first rendition that needs it stores it
-    range_name: str  # the stored name of a byte-range run (the source basename, media suffix)
+    ext: str  # the media's extension, for the stored name of byte-range runs
     whole_name: str | None = None  # set once any rendition needs the whole file
     whole_counts: bool = False
     ranges: list[tuple[int, int, bool]] = field(default_factory=list)  # (offset, end, is media)
@@ -276,9 +276,7 @@ class _TaskBook:
     ) -> None:
         resource = self.resources.get(url)
         if resource is None:
-            resource = self.resources[url] = _Resource(
-                url=url, folder=folder, range_name=stored_name(url, ext)
-            )
+            resource = self.resources[url] = _Resource(url=url, folder=folder, ext=ext)
         if byterange is None:
             if resource.whole_name is None:
                 resource.whole_name, resource.folder = filename, folder
@@ -315,7 +313,7 @@ class _TaskBook:
                 runs[-1].counts = runs[-1].counts or media
             else:
                 runs.append(_Run(offset=offset, end=end, counts=media))
-        basename = resource.range_name
+        basename = stored_name(resource.url, resource.ext)
         stem, dot, ext = basename.rpartition(".")
         for run in runs:
             # One run keeps the source's name; several are told apart by where they start.

@@ -28,7 +28,7 @@ import dataclasses
 import io
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urljoin, urlsplit
@@ -183,32 +183,27 @@ def is_master(text: str) -> bool:
     return any(tag in text for tag in ("#EXT-X-STREAM-INF", "#EXT-X-I-FRAME-STREAM-INF"))
 
 
-def _lines(text: str, url: str, limits: ParseLimits) -> Iterator[tuple[int, str]]:
-    """(line number, stripped line) for every line, checking the size and line caps as it goes.
+def _stream(text: str, url: str, limits: ParseLimits) -> io.StringIO:
+    """The text as a stream of lines, once its size is checked.
 
     io.StringIO reads lazily (no list of every line is built) and its universal-newline mode turns
-    CRLF and lone CR into line ends, as §4.1 allows.
+    CRLF and lone CR into line ends, as §4.1 allows. The scanners count lines as they read them.
     """
     if len(text) > limits.max_chars:
         raise PlaylistError(
             f"playlist {url} is {len(text)} characters, more than the {limits.max_chars} allowed"
         )
-    stream = io.StringIO(text.removeprefix("\ufeff"), newline=None)
-    lineno = 0
-    first = True
-    for lineno, raw in enumerate(stream, 1):
-        if lineno > limits.max_lines:
-            raise PlaylistError(
-                f"playlist {url} has more than {limits.max_lines} lines"
-                " (the limit, HARVEST_PLAYLIST_MAX_LINES)"
-            )
-        line = raw.strip()
-        if first and line:
-            if not line.startswith("#EXTM3U"):
-                raise PlaylistError(f"playlist {url} line 1: does not start with #EXTM3U")
-            first = False
-        yield lineno, line
-    if first:
+    return io.StringIO(text.removeprefix("\ufeff"), newline=None)
+
+
+def _too_many_lines(url: str, limits: ParseLimits) -> PlaylistError:
+    return PlaylistError(
+        f"playlist {url} has more than {limits.max_lines} lines (the limit, HARVEST_PLAYLIST_MAX_LINES)"
+    )
+
+
+def _check_header(line: str, url: str) -> None:
+    if not line.startswith("#EXTM3U"):
         raise PlaylistError(f"playlist {url} line 1: does not start with #EXTM3U")
 
 
@@ -257,11 +252,6 @@ class Variables:
             return self.values[name]
 
         return _VARIABLE.sub(value, line)
-
-
-def _split_tag(line: str) -> tuple[str, str]:
-    colon = line.find(":")
-    return (line, "") if colon < 0 else (line[:colon], line[colon + 1 :])
 
 
 def _absolute_uris(
@@ -364,9 +354,17 @@ class _MediaScanner:
     def run(self) -> MediaPlaylist:
         handlers = _MEDIA_TAGS
         variables = self.variables
-        for lineno, line in _lines(self.text, self.url, self.limits):
+        max_lines = self.limits.max_lines
+        header = ""
+        for lineno, raw in enumerate(_stream(self.text, self.url, self.limits), 1):
+            if lineno > max_lines:
+                raise _too_many_lines(self.url, self.limits)
+            line = raw.strip()
             if not line:
                 continue
+            if not header:
+                _check_header(line, self.url)
+                header = line
             self.lineno = lineno
             if variables.values and "{$" in line:
                 try:
@@ -378,7 +376,7 @@ class _MediaScanner:
                 continue
             if not line.startswith("#EXT"):
                 continue  # a comment
-            tag, value = _split_tag(line)
+            tag, _, value = line.partition(":")
             handler = handlers.get(tag)
             if handler is not None:
                 handler(self, value)
@@ -389,6 +387,8 @@ class _MediaScanner:
                 )
             elif tag not in LIVE_ONLY_TAGS:
                 self.pending_tags.append(line)
+        if not header:
+            _check_header("", self.url)
         if self.duration_text is not None:
             raise self.fail("the playlist ends with an #EXTINF that has no segment URI")
         if self.target_duration is None:
@@ -872,9 +872,16 @@ class _MasterScanner:
             raise self.fail(str(exc)) from None
 
     def run(self) -> MasterPlaylist:
-        for lineno, line in _lines(self.text, self.url, self.limits):
+        header = ""
+        for lineno, raw in enumerate(_stream(self.text, self.url, self.limits), 1):
+            if lineno > self.limits.max_lines:
+                raise _too_many_lines(self.url, self.limits)
+            line = raw.strip()
             if not line:
                 continue
+            if not header:
+                _check_header(line, self.url)
+                header = line
             self.lineno = lineno
             if self.variables.values and "{$" in line:
                 try:
@@ -886,12 +893,14 @@ class _MasterScanner:
                 continue
             if not line.startswith("#EXT"):
                 continue
-            tag, value = _split_tag(line)
+            tag, _, value = line.partition(":")
             handler = _MASTER_TAG_HANDLERS.get(tag)
             if handler is not None:
                 handler(self, value)
             elif tag != "#EXTM3U":
                 self.other_tags.append(line)
+        if not header:
+            _check_header("", self.url)
         if self.stream_inf is not None:
             raise PlaylistError(f"playlist {self.url}: an #EXT-X-STREAM-INF has no URI line after it")
         if not self.variants and not self.iframes:
