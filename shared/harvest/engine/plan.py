@@ -43,6 +43,7 @@ from harvest.hls.parse import DEFAULT_LIMITS, ParseLimits, is_master, parse_mast
 from harvest.hls.render import render_master, render_media, target_duration
 from harvest.hls.window import Window, align_to, overlapping_dateranges, select_window
 from harvest.ports import Origin
+from harvest.settings import Settings
 
 PLAN_FORMAT = 1
 AES_KEY_BYTES = 16  # §5.2: an AES-128 key file is exactly 16 octets
@@ -57,6 +58,16 @@ class PlanLimits:
 
     parse: ParseLimits = DEFAULT_LIMITS
     max_tasks: int = MAX_PLAN_TASKS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PlanLimits:
+        parse = ParseLimits(
+            max_chars=settings.playlist_max_chars,
+            max_lines=settings.playlist_max_lines,
+            max_variants=settings.max_variants,
+            max_renditions=settings.max_renditions,
+        )
+        return cls(parse=parse, max_tasks=settings.max_plan_tasks)
 
 
 class DestinationLike(Protocol):

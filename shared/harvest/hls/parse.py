@@ -720,7 +720,10 @@ class _MediaScanner:
 
 def parse_key(value: str, tag: str, resolve: UriResolver) -> Key | None:
     """An EXT-X-KEY / EXT-X-SESSION-KEY attribute list; None for METHOD=NONE. Raises ValueError."""
-    pairs = parse_attributes(value)
+    try:
+        pairs = parse_attributes(value)
+    except ValueError as exc:
+        raise ValueError(f"{tag}: {exc}") from None
     attrs = {name: unquote(raw) for name, raw in pairs}
     method = attrs.get("METHOD", "")
     if method not in KEY_METHODS:
