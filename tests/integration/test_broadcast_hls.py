@@ -1,0 +1,188 @@
+"""A broadcast channel harvested through `harvest serve`: the "Done when" of issue 11.
+
+The live test origin runs a real-time channel with SCTE-35 ad breaks marked both ways (EXT-X-DATERANGE
+pairs whose closing tag has no START-DATE, and CUE-OUT / CUE-OUT-CONT / CUE-IN with OATCLS), with
+EXT-X-DEFINE variables in the master and the media playlists, subtitles without PROGRAM-DATE-TIME,
+content steering with two pathways, and an endpoint URL that redirects to the master. A job harvests
+a recent window through the real Tencent SDK; the VOD must hold every break inside the window in
+every rendition, every URI must resolve, every object must be the origin's bytes, and ffmpeg must
+decode it with -xerror. m3u8 (a test-only dependency) reads the output as an independent check.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import m3u8
+import pytest
+import requests
+from tests.support.engine import BUCKET, DESTINATION, ffmpeg_decode_errors
+from tests.support.serve_process import ServeProcess, serve_env, start_serve
+
+from harvest.adapters.sql.db import Database
+from harvest.adapters.sql.jobstore import SqlJobStore
+from harvest.devtools import ChannelSpec, LiveOrigin, Pool, write_channels_yaml
+from harvest.engine.plan import Plan
+from harvest.hls.parse import format_date, parse_master, parse_media
+
+pytest_plugins = ("tests.support.media",)
+
+pytestmark = pytest.mark.media
+
+SEGMENT = 2  # seconds
+EVERY, LENGTH = 10, 3  # a 6 s break every 20 s (segments 5..7 of every 10)
+
+
+@pytest.fixture
+def broadcast(media_pools: dict[str, Pool]) -> Iterator[LiveOrigin]:
+    spec = ChannelSpec(
+        "ts",
+        media_pools["ts"],
+        dvr_window=3600,
+        ad_breaks=(EVERY, LENGTH),
+        variables=True,
+        subtitles_pdt=False,
+        steering=True,
+    )
+    origin = LiveOrigin({"news": spec}).start()  # the wall clock: `harvest serve` runs in real time
+    yield origin
+    origin.stop()
+
+
+def wait_until_ended(process: ServeProcess, job_id: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = str(process.describe(job_id).Status)
+        if status != "Running":
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still Running after {timeout} s:\n" + "\n".join(process.output[-30:]))
+
+
+def breaks_overlapping(start: float, end: float) -> dict[str, int]:
+    """ID -> first segment of every ad break whose [start, end) overlaps the window."""
+    found = {}
+    for event in range(int(start) // (EVERY * SEGMENT) - 1, int(end) // (EVERY * SEGMENT) + 1):
+        first = event * EVERY + EVERY // 2
+        if first * SEGMENT < end and (first + LENGTH) * SEGMENT > start:
+            found[f"splice-{event}"] = first
+    return found
+
+
+def before_first_uri(lines: list[str]) -> list[str]:
+    return lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))]
+
+
+def msn_of(uri: str) -> int:
+    return int(Path(urlsplit(uri).path).stem)
+
+
+def test_a_broadcast_channel_harvests_to_a_vod_with_every_break_in_every_rendition(
+    tmp_path: Path, broadcast: LiveOrigin
+) -> None:
+    # GIVEN `harvest serve` with the channel's endpoint pointing at the redirecting master URL
+    registry = tmp_path / "channels.yaml"
+    write_channels_yaml(registry, broadcast.url, broadcast.channels, master="redirect/master.m3u8")
+    data_dir = tmp_path / "data"
+    process = start_serve(serve_env(data_dir, registry, workers=2), data_dir)
+    try:
+        # WHEN a 30 s window that ends at least 10 s ago is harvested: it starts 3 s into one break
+        # (whose opening tags are no longer in the window's playlist) and holds the next one whole
+        period = EVERY * SEGMENT
+        latest = int(time.time()) - 40
+        start = (latest - (EVERY // 2) * SEGMENT - 3) // period * period + (EVERY // 2) * SEGMENT + 3
+        end = start + 30
+        process.create(
+            {
+                "ID": "broadcast",
+                "ChannelName": "news",
+                "EndpointName": "hls",
+                "TimeFormat": "Epoch seconds",
+                "StartTime": str(start),
+                "EndTime": str(end),
+                "Destination": DESTINATION,
+                "Manifest": "news/index.m3u8",
+            }
+        )
+        status = wait_until_ended(process, "broadcast", timeout=90)
+        job = process.describe("broadcast")
+    finally:
+        process.stop()
+    # THEN the job completed
+    assert status == "Completed", job.ErrMessage
+    bucket = data_dir / "cos" / BUCKET
+    master_path = bucket / "out" / "news" / "index.m3u8"
+    master_text = master_path.read_text()
+    master = parse_master(master_text, master_path.as_uri())
+    # AND the master names one pathway, with substituted variables and no steering or DEFINE left
+    assert "PATHWAY-ID" not in master_text and "CONTENT-STEERING" not in master_text
+    assert "{$" not in master_text and "EXT-X-DEFINE" not in master_text
+    assert [v.uri.rsplit("/", 2)[1] for v in master.variants] == ["v0_320x180", "v1_480x270", "v2_640x360"]
+    assert m3u8.loads(master_text).playlists[0].stream_info.codecs.endswith(",mp4a.40.2")
+    assert broadcast.stats.snapshot()["requests"].get("pathway-b", 0) == 0
+
+    expected = breaks_overlapping(start, end)
+    assert len(expected) == 2  # the one the window starts in, and a whole one
+    children = [v.uri for v in master.variants] + [m.uri for m in master.media if m.uri]
+    children += [i.uri for i in master.iframe_streams]
+    video_msns: list[int] = []
+    for uri in children:
+        path = Path(urlsplit(uri).path)
+        text = path.read_text()
+        playlist = parse_media(text, uri)
+        name = path.parent.name
+        # every URI resolves to a stored object
+        for segment in playlist.segments:
+            assert Path(urlsplit(segment.uri).path).is_file(), f"{name} points at a missing {segment.uri}"
+        # every break that overlaps the window is there, as one merged DATERANGE, in every rendition
+        dateranges = {d.id: d for d in playlist.dateranges}
+        assert sorted(dateranges) == sorted(expected), name
+        for event, first in expected.items():
+            attributes = dict(dateranges[event].attributes)
+            assert attributes["START-DATE"] == f'"{format_date(first * SEGMENT)}"', (name, attributes)
+            if first * SEGMENT >= start:  # the opening tag is in the window's playlist
+                assert "SCTE35-OUT" in attributes, (name, attributes)
+            if (first + LENGTH) * SEGMENT <= end:  # so is the closing one: merged into the same range
+                assert "SCTE35-IN" in attributes and "END-DATE" in attributes, (name, attributes)
+        # and the CUE-OUT of each break that starts inside the VOD sits at that break's first segment
+        lines = text.splitlines()
+        msns = [msn_of(s.uri) for s in playlist.segments]
+        starting = sorted(first for first in expected.values() if msns[0] <= first <= msns[-1])
+        cue_outs = [
+            msn_of(next(uri for uri in lines[i:] if not uri.startswith("#")))
+            for i, line in enumerate(lines)
+            if line.startswith("#EXT-X-CUE-OUT:")
+        ]
+        assert cue_outs == starting, name
+        # the VOD starts inside a break, and its first segment says so
+        assert any(line.startswith("#EXT-X-CUE-OUT-CONT:") for line in before_first_uri(lines)), name
+        if name.startswith("v0_"):
+            video_msns = msns
+        if name.startswith("subs_"):
+            # subtitles had no PDT: aligned to the video by media sequence, and no PDT invented
+            assert not any(line.startswith("#EXT-X-PROGRAM-DATE-TIME") for line in lines)
+            assert msns == video_msns
+        # m3u8 reads every playlist we wrote as a VOD with the same segments
+        parsed = m3u8.loads(text)
+        assert parsed.is_endlist and len(parsed.segments) == len(playlist.segments)
+
+    # AND every stored object is byte for byte what the origin serves at the address it came from
+    db = Database.connect(f"sqlite:///{data_dir / 'harvest.db'}")
+    try:
+        plan = Plan.from_json(SqlJobStore(db).get_plan("broadcast"))
+    finally:
+        db.close()
+    assert plan.tasks
+    for task in plan.tasks:
+        assert "/redirect/" not in task["url"] and "{$" not in task["url"]
+        channel, rendition, leaf = urlsplit(task["url"]).path.strip("/").split("/")
+        assert channel == "news" and re.fullmatch(r"\d+\.(ts|aac|vtt)", leaf), task["url"]
+        source = broadcast.segment_bytes("news", rendition, int(leaf.split(".")[0]))
+        assert (bucket / task["key"]).read_bytes() == source, task["name"]
+        assert requests.get(task["url"], timeout=10).content == source
+    # AND ffmpeg decodes every rendition without a single error
+    assert ffmpeg_decode_errors(master_path) == ""
