@@ -812,17 +812,26 @@ class _Handler(BaseHTTPRequestHandler):
 
 # --- the demo origin (`harvest demo-origin`) -----------------------------------------------------
 
+DEMO_AD_BREAKS = (10, 5)  # segments: a 5-segment break every 10
 DEMO_CHANNEL_NAMES = {"ts": "demo", "fmp4": "demo-fmp4", "aes": "demo-aes", "byterange": "demo-byterange"}
 
 
 def demo_channels(
     data_dir: Path, kinds: Iterable[str] = ("ts",), dvr_window: int = 3600, pool_seconds: int = 30
 ) -> dict[str, ChannelSpec]:
-    """One channel per kind ("demo" for ts, "demo-<kind>" otherwise), pools cached in data_dir/media."""
+    """One channel per kind ("demo" for ts, "demo-<kind>" otherwise), pools cached in data_dir/media.
+
+    The "demo" channel carries an SCTE-35 ad break of 10 s every 20 s (DEMO_AD_BREAKS), so any
+    window longer than 10 s holds at least part of one.
+    """
     media = Path(data_dir) / "media"
     return {
         DEMO_CHANNEL_NAMES[kind]: ChannelSpec(
-            kind, build_pool(media, kind, seconds=pool_seconds), segment_seconds=2, dvr_window=dvr_window
+            kind,
+            build_pool(media, kind, seconds=pool_seconds),
+            segment_seconds=2,
+            dvr_window=dvr_window,
+            ad_breaks=DEMO_AD_BREAKS if kind == "ts" else None,
         )
         for kind in kinds
     }
