@@ -13,23 +13,25 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import m3u8
 import pytest
 import requests
-from tests.support.engine import BUCKET, DESTINATION, ffmpeg_decode_errors
+from tests.support.engine import BUCKET, DESTINATION, Engine, ffmpeg_decode_errors
+from tests.support.media import TEST_NOW
 from tests.support.serve_process import ServeProcess, serve_env, start_serve
 
 from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.jobstore import SqlJobStore
-from harvest.devtools import ChannelSpec, LiveOrigin, Pool, write_channels_yaml
+from harvest.devtools import ChannelSpec, LiveOrigin, ManualClock, Pool, write_channels_yaml
+from harvest.domain.job import JobStatus
 from harvest.engine.plan import Plan
 from harvest.hls.parse import format_date, parse_master, parse_media
 
-pytest_plugins = ("tests.support.media",)
+pytest_plugins = ("tests.support.media", "tests.support.engine")
 
 pytestmark = pytest.mark.media
 
@@ -186,3 +188,54 @@ def test_a_broadcast_channel_harvests_to_a_vod_with_every_break_in_every_renditi
         assert requests.get(task["url"], timeout=10).content == source
     # AND ffmpeg decodes every rendition without a single error
     assert ffmpeg_decode_errors(master_path) == ""
+
+
+# --- every kind of channel, in process ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["ts", "fmp4", "aes", "byterange"])
+def test_every_kind_of_broadcast_channel_harvests_byte_exact_with_the_same_breaks_everywhere(
+    kind: str,
+    media_pools: dict[str, Pool],
+    start_origin: Callable[..., LiveOrigin],
+    engine_factory: Callable[..., Engine],
+) -> None:
+    # GIVEN a channel of this kind with every broadcast feature of the test origin, and segment URIs
+    # that name no media type (get.php?seg=<n>) where the kind allows it
+    spec = ChannelSpec(
+        kind,
+        media_pools[kind],
+        dvr_window=3600,
+        ad_breaks=(EVERY, LENGTH),
+        variables=True,
+        subtitles_pdt=False,
+        steering=True,
+        script_uris=kind in ("ts", "fmp4"),
+    )
+    clock = ManualClock(TEST_NOW)
+    origin = start_origin({kind: spec}, clock=clock)
+    engine = engine_factory(origin, clock)
+    start, end = TEST_NOW - 41.5, TEST_NOW - 9.2
+    # WHEN a job harvests the window
+    engine.create(f"job-{kind}", kind, start, end)
+    job = engine.wait(f"job-{kind}")
+    # THEN it completes and every object is the origin's bytes, named by its media type
+    assert (job.status, job.err_message) == (JobStatus.COMPLETED, "")
+    plan = Plan.from_json(engine.deps.store.get_plan(job.id))
+    for task in plan.tasks:
+        rng = task["range"]
+        source = engine.deps.origin.get_bytes(task["url"], {}, (rng[0], rng[1]) if rng else None)
+        assert (engine.bucket_root / task["key"]).read_bytes() == source, task["name"]
+        extension = task["key"].rsplit(".", 1)[1]
+        assert extension in ("ts", "m4s", "mp4", "vtt", "key"), task["key"]
+        assert task["content_type"] != "application/octet-stream" or extension == "key", task
+    assert origin.stats.snapshot()["requests"].get("pathway-b", 0) == 0
+    assert any("get.php?seg=" in task["url"] for task in plan.tasks) == spec.script_uris
+    # AND every media playlist holds the same date ranges: the breaks overlapping the window
+    master = engine.bucket_root / plan.master_key
+    expected = sorted(breaks_overlapping(float(int(start)), float(int(end))))
+    assert expected
+    for text in (text for key, text in plan.playlists.items() if key != plan.master_key):
+        assert sorted(d.id for d in parse_media(text, master.as_uri()).dateranges) == expected
+    # AND ffmpeg decodes every rendition without an error
+    assert ffmpeg_decode_errors(master) == ""

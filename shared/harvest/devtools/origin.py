@@ -27,6 +27,8 @@ Broadcast features (ChannelSpec flags, any kind):
     subtitles_pdt=False         subtitles playlists carry no PROGRAM-DATE-TIME
     steering=True               EXT-X-CONTENT-STEERING with two pathways: "A" (the initial one) and
                                 "B", a mirror served under /<channel>/b/... (counted as "pathway-b")
+    script_uris=True            segments are /<channel>/<rendition>/get.php?seg=<n>: nothing in the
+                                URI says what the media is ("ts" and "fmp4" kinds)
     /<channel>/redirect/master.m3u8 always answers 302 to /<channel>/master.m3u8 (query kept), so
     a client that resolves relative URIs against the URL it asked for gets 404s.
 
@@ -88,6 +90,7 @@ class ChannelSpec:
     variables: bool = False  # EXT-X-DEFINE in the master and the media playlists
     subtitles_pdt: bool = True  # False: subtitles playlists have no EXT-X-PROGRAM-DATE-TIME
     steering: bool = False  # content steering with a second pathway
+    script_uris: bool = False  # segments addressed as get.php?seg=<n> (no media suffix in the URI)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -455,6 +458,8 @@ class LiveOrigin:
         if leaf == "init.mp4" and loaded.init is not None:
             return "init", _Response(200, loaded.init, _CONTENT_TYPES["mp4"]), []
         edge = runtime.live_edge(self.clock())
+        if leaf == "get.php" and runtime.spec.script_uris and (n := parse_qs(query).get("seg")):
+            leaf = f"{n[0]}.{loaded.rendition.extension}"
         if (m := _SEGMENT.match(leaf)) and m[2] == loaded.rendition.extension:
             msn = int(m[1])
             if msn > edge:
@@ -680,6 +685,8 @@ def _media_playlist(
             explicit = msn == first or msn % per_pack == 0
             lines.append(f"#EXT-X-BYTERANGE:{length}" + (f"@{offset}" if explicit else ""))
             lines.append(f"pack-{msn // per_pack}.ts")
+        elif spec.script_uris:
+            lines.append(f"{base}get.php?seg={msn}")
         elif spec.variables:
             lines.append(f"{base}{msn}.{{$ext}}")
         else:
