@@ -161,7 +161,8 @@ def select_window(
     Clocks that go back: where a segment starts before the previous one ended (a program clock
     reset at a discontinuity), the playlist holds several timelines that may each overlap the
     window. Only one may supply the VOD, or it would hold the same wall time twice: the one that
-    covers the window; when several do (or none does) the job fails naming the discontinuity.
+    holds the whole window, else the one that covers it within the tolerance; when several do (or
+    none does) the job fails naming the discontinuity.
 
     `fallback_live_edge`: for a playlist without any PDT, place it with `place_by_live_edge`
     instead of failing.
@@ -239,6 +240,10 @@ def _one_timeline(
         f"the program clock goes back {playlist.segments[resets[0] - 1].end - (reset.pdt or 0.0):.1f} s"
         f" at segment {reset.msn}{' (a discontinuity)' if reset.discontinuity else ''}"
     )
+    # A timeline that holds the whole window beats one that covers it only within the tolerance.
+    containing = [w for w in candidates if w.begins <= start + EDGE_EPSILON and w.ends >= end - EDGE_EPSILON]
+    if len(containing) == 1:
+        return containing[0]
     if len(candidates) == 1:
         return candidates[0]
     if candidates:

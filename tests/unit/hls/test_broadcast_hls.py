@@ -393,6 +393,24 @@ def test_10_a_clock_that_goes_back_at_a_discontinuity_never_duplicates_media() -
     result = plan({MEDIA_URL: text}, 48, 60, url=MEDIA_URL)
     # THEN it holds 12 s of media from that timeline alone
     assert [t["url"].rsplit("/", 1)[1] for t in result.tasks] == ["seg_12.ts", "seg_13.ts"]
+    # WHEN the window lies whole in the second timeline and only partly in the first
+    result = plan({MEDIA_URL: text}, 30, 42, url=MEDIA_URL)
+    # THEN only the timeline holding the whole window is used
+    assert [t["url"].rsplit("/", 1)[1] for t in result.tasks] == ["seg_9.ts", "seg_10.ts"]
+    # WHEN the clock goes back right where the window sits: both timelines hold [24, 36) back to back
+    again = media(
+        steady(6)
+        + [
+            Seg(f"seg_{6 + i}.ts", pdt=BASE + 24 + 6 * i, before=("#EXT-X-DISCONTINUITY",) if i == 0 else ())
+            for i in range(4)
+        ],
+        msn=0,
+    )
+    # THEN the job fails naming the discontinuity instead of writing 24 s of media for a 12 s window
+    with pytest.raises(
+        PlaylistError, match=r"clock goes back 12\.0 s at segment 6 \(a discontinuity\).*ambiguous"
+    ):
+        plan({MEDIA_URL: again}, 24, 36, url=MEDIA_URL)
     # WHEN the window is covered by both timelines / THEN the job fails naming the discontinuity
     with pytest.raises(
         PlaylistError, match=r"clock goes back 24\.0 s at segment 6 \(a discontinuity\).*ambiguous"
