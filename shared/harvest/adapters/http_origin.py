@@ -125,7 +125,13 @@ class HttpOrigin:
     @classmethod
     def from_settings(cls, settings: Settings, user_agent: str = DEFAULT_USER_AGENT) -> HttpOrigin:
         policy = RetryPolicy(attempts=settings.fetch_attempts, base_delay=settings.fetch_backoff)
-        return cls(policy, settings.fetch_timeout, settings.download_concurrency, user_agent)
+        return cls(
+            policy,
+            settings.fetch_timeout,
+            settings.download_concurrency,
+            user_agent,
+            playlist_max_bytes=settings.playlist_max_chars,  # HARVEST_PLAYLIST_MAX_BYTES
+        )
 
     def close(self) -> None:
         self._session.close()
