@@ -423,7 +423,7 @@ class _MediaScanner:
             raise self.fail(f"#EXTINF duration {text!r} is not a number") from None
         # Zero is allowed: packagers write #EXTINF:0 for an empty or placeholder segment.
         if not math.isfinite(duration) or duration < 0 or duration > MAX_SEGMENT_DURATION:
-            raise self.fail(f"#EXTINF duration {text!r} must be a number of seconds from 0 up to a day")
+            raise self.fail(f"#EXTINF duration {text!r} must be a positive number of seconds up to a day, or 0")
         self.duration_text, self.duration, self.title = text, duration, title
 
     @_media_tag("#EXT-X-PROGRAM-DATE-TIME")
