@@ -22,7 +22,7 @@ import pytest
 import requests
 from tests.support.engine import BUCKET, DESTINATION, Engine, ffmpeg_decode_errors
 from tests.support.media import TEST_NOW
-from tests.support.serve_process import ServeProcess, serve_env, start_serve
+from tests.support.serve_process import serve_env, start_serve
 
 from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.jobstore import SqlJobStore
@@ -53,16 +53,6 @@ def broadcast(media_pools: dict[str, Pool]) -> Iterator[LiveOrigin]:
     origin = LiveOrigin({"news": spec}).start()  # the wall clock: `harvest serve` runs in real time
     yield origin
     origin.stop()
-
-
-def wait_until_ended(process: ServeProcess, job_id: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = str(process.describe(job_id).Status)
-        if status != "Running":
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} still Running after {timeout} s:\n" + "\n".join(process.output[-30:]))
 
 
 def breaks_overlapping(start: float, end: float) -> dict[str, int]:
@@ -110,7 +100,7 @@ def test_a_broadcast_channel_harvests_to_a_vod_with_every_break_in_every_renditi
                 "Manifest": "news/index.m3u8",
             }
         )
-        status = wait_until_ended(process, "broadcast", timeout=90)
+        status = process.wait_until_ended("broadcast", timeout=90)
         job = process.describe("broadcast")
     finally:
         process.stop()

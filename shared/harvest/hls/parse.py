@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from harvest.errors import PlaylistError
@@ -267,16 +268,77 @@ _URI = frozenset({"URI"})
 
 # --- media playlists ----------------------------------------------------------------------------
 
-_MediaHandler = Callable[["_MediaScanner", str], None]
-_MEDIA_TAGS: dict[str, _MediaHandler] = {}
+_Handler = TypeVar("_Handler", bound=Callable[[Any, str], None])
 
 
-def _media_tag(name: str) -> Callable[[_MediaHandler], _MediaHandler]:
-    def register(handler: _MediaHandler) -> _MediaHandler:
-        _MEDIA_TAGS[name] = handler
-        return handler
+class TagRegistry(dict[str, Callable[[Any, str], None]]):
+    """Tag name -> the scanner method that handles it, filled by the `@registry.tag(...)` decorator."""
 
-    return register
+    def tag(self, name: str) -> Callable[[_Handler], _Handler]:
+        def register(handler: _Handler) -> _Handler:
+            self[name] = handler
+            return handler
+
+        return register
+
+
+_MEDIA_TAGS = TagRegistry()
+_media_tag = _MEDIA_TAGS.tag
+
+
+class _Scanner:
+    """The line loop both playlist scanners share: limits, #EXTM3U, variables, tag dispatch."""
+
+    def __init__(self, text: str, url: str, limits: ParseLimits, imports: Mapping[str, str] | None) -> None:
+        self.text = text
+        self.url = url
+        self.limits = limits
+        self.resolve = UriResolver(url)
+        self.variables = Variables(url, imports)
+        self.lineno = 0
+
+    def fail(self, message: str) -> PlaylistError:
+        return PlaylistError(f"playlist {self.url} line {self.lineno}: {message}")
+
+    def uri_line(self, uri: str) -> None:
+        raise NotImplementedError
+
+    def other_tag(self, tag: str, line: str) -> None:
+        """A tag no handler is registered for."""
+        raise NotImplementedError
+
+    def scan(self, handlers: Mapping[str, Callable[[Any, str], None]]) -> None:
+        variables = self.variables
+        max_lines = self.limits.max_lines
+        header = ""
+        for lineno, raw in enumerate(_stream(self.text, self.url, self.limits), 1):
+            if lineno > max_lines:
+                raise _too_many_lines(self.url, self.limits)
+            line = raw.strip()
+            if not line:
+                continue
+            if not header:
+                _check_header(line, self.url)
+                header = line
+            self.lineno = lineno
+            if variables.values and "{$" in line:
+                try:
+                    line = variables.substitute(line)
+                except ValueError as exc:
+                    raise self.fail(str(exc)) from None
+            if line[0] != "#":
+                self.uri_line(line)
+                continue
+            if not line.startswith("#EXT"):
+                continue  # a comment
+            tag, _, value = line.partition(":")
+            handler = handlers.get(tag)
+            if handler is not None:
+                handler(self, value)
+            else:
+                self.other_tag(tag, line)
+        if not header:
+            _check_header("", self.url)
 
 
 @dataclass
@@ -293,16 +355,11 @@ class _DateRangePart:
     lineno: int
 
 
-class _MediaScanner:
+class _MediaScanner(_Scanner):
     """One pass over a media playlist's lines; `run` returns the finished MediaPlaylist."""
 
     def __init__(self, text: str, url: str, limits: ParseLimits, imports: Mapping[str, str] | None) -> None:
-        self.text = text
-        self.url = url
-        self.limits = limits
-        self.resolve = UriResolver(url)
-        self.variables = Variables(url, imports)
-        self.lineno = 0
+        super().__init__(text, url, limits, imports)
         # playlist-level values
         self.target_duration: int | None = None
         self.media_sequence = 0
@@ -344,51 +401,12 @@ class _MediaScanner:
         self.first_pdt_index: int | None = None
         self.last_pdt: float | None = None
 
-    def fail(self, message: str) -> PlaylistError:
-        return PlaylistError(f"playlist {self.url} line {self.lineno}: {message}")
-
     def problem(self, message: str) -> None:
         """A malformed tag that concerns only the next segment: fatal only inside the window."""
         self.pending_problems.append(f"line {self.lineno}: {message}")
 
     def run(self) -> MediaPlaylist:
-        handlers = _MEDIA_TAGS
-        variables = self.variables
-        max_lines = self.limits.max_lines
-        header = ""
-        for lineno, raw in enumerate(_stream(self.text, self.url, self.limits), 1):
-            if lineno > max_lines:
-                raise _too_many_lines(self.url, self.limits)
-            line = raw.strip()
-            if not line:
-                continue
-            if not header:
-                _check_header(line, self.url)
-                header = line
-            self.lineno = lineno
-            if variables.values and "{$" in line:
-                try:
-                    line = variables.substitute(line)
-                except ValueError as exc:
-                    raise self.fail(str(exc)) from None
-            if line[0] != "#":
-                self._segment(line)
-                continue
-            if not line.startswith("#EXT"):
-                continue  # a comment
-            tag, _, value = line.partition(":")
-            handler = handlers.get(tag)
-            if handler is not None:
-                handler(self, value)
-            elif tag in _MASTER_TAGS:
-                raise self.fail(
-                    "this is a master playlist where a media playlist was expected"
-                    " (master playlists nested in a master are not followed)"
-                )
-            elif tag not in LIVE_ONLY_TAGS:
-                self.pending_tags.append(line)
-        if not header:
-            _check_header("", self.url)
+        self.scan(_MEDIA_TAGS)
         if self.duration_text is not None:
             raise self.fail("the playlist ends with an #EXTINF that has no segment URI")
         if self.target_duration is None:
@@ -423,7 +441,9 @@ class _MediaScanner:
             raise self.fail(f"#EXTINF duration {text!r} is not a number") from None
         # Zero is allowed: packagers write #EXTINF:0 for an empty or placeholder segment.
         if not math.isfinite(duration) or duration < 0 or duration > MAX_SEGMENT_DURATION:
-            raise self.fail(f"#EXTINF duration {text!r} must be a positive number of seconds up to a day, or 0")
+            raise self.fail(
+                f"#EXTINF duration {text!r} must be a positive number of seconds up to a day, or 0"
+            )
         self.duration_text, self.duration, self.title = text, duration, title
 
     @_media_tag("#EXT-X-PROGRAM-DATE-TIME")
@@ -567,7 +587,17 @@ class _MediaScanner:
         except ValueError as exc:
             raise self.fail(str(exc)) from None
 
-    def _segment(self, uri: str) -> None:
+    def other_tag(self, tag: str, line: str) -> None:
+        if tag in _MASTER_TAGS:
+            raise self.fail(
+                "this is a master playlist where a media playlist was expected"
+                " (master playlists nested in a master are not followed)"
+            )
+        if tag not in LIVE_ONLY_TAGS:
+            self.pending_tags.append(line)
+
+    def uri_line(self, uri: str) -> None:
+        """A segment URI: the segment, with every tag since the previous one applied."""
         if self.duration_text is None:
             raise self.fail(f"segment URI {uri!r} has no #EXTINF before it")
         if len(self.segments) >= self.limits.max_segments:
@@ -702,7 +732,7 @@ class _MediaScanner:
         """The segments with every PDT in place.
 
         Rule: a segment's PDT is its own EXT-X-PROGRAM-DATE-TIME, else the previous segment's PDT
-        plus the previous EXTINF (summed in _segment). The sum continues across an
+        plus the previous EXTINF (summed in uri_line). The sum continues across an
         EXT-X-DISCONTINUITY that has no PDT of its own: nothing better is known, and origins whose
         clock jumps put a PDT there. Segments before the first explicit PDT count back from it by
         their own EXTINF. With no PDT at all every `pdt` stays None and the planner aligns the
@@ -833,26 +863,13 @@ def parse_media(
 
 # --- master playlists ---------------------------------------------------------------------------
 
-_MasterHandler = Callable[["_MasterScanner", str], None]
-_MASTER_TAG_HANDLERS: dict[str, _MasterHandler] = {}
+_MASTER_TAG_HANDLERS = TagRegistry()
+_master_tag = _MASTER_TAG_HANDLERS.tag
 
 
-def _master_tag(name: str) -> Callable[[_MasterHandler], _MasterHandler]:
-    def register(handler: _MasterHandler) -> _MasterHandler:
-        _MASTER_TAG_HANDLERS[name] = handler
-        return handler
-
-    return register
-
-
-class _MasterScanner:
+class _MasterScanner(_Scanner):
     def __init__(self, text: str, url: str, limits: ParseLimits) -> None:
-        self.text = text
-        self.url = url
-        self.limits = limits
-        self.resolve = UriResolver(url)
-        self.variables = Variables(url)
-        self.lineno = 0
+        super().__init__(text, url, limits, None)
         self.version: int | None = None
         self.independent = False
         self.start_tag: str | None = None
@@ -865,9 +882,6 @@ class _MasterScanner:
         self.other_tags: list[str] = []
         self.stream_inf: tuple[int, list[tuple[str, str]]] | None = None
 
-    def fail(self, message: str) -> PlaylistError:
-        return PlaylistError(f"playlist {self.url} line {self.lineno}: {message}")
-
     def attributes(self, value: str) -> list[tuple[str, str]]:
         try:
             return parse_attributes(value)
@@ -875,35 +889,7 @@ class _MasterScanner:
             raise self.fail(str(exc)) from None
 
     def run(self) -> MasterPlaylist:
-        header = ""
-        for lineno, raw in enumerate(_stream(self.text, self.url, self.limits), 1):
-            if lineno > self.limits.max_lines:
-                raise _too_many_lines(self.url, self.limits)
-            line = raw.strip()
-            if not line:
-                continue
-            if not header:
-                _check_header(line, self.url)
-                header = line
-            self.lineno = lineno
-            if self.variables.values and "{$" in line:
-                try:
-                    line = self.variables.substitute(line)
-                except ValueError as exc:
-                    raise self.fail(str(exc)) from None
-            if line[0] != "#":
-                self._uri_line(line)
-                continue
-            if not line.startswith("#EXT"):
-                continue
-            tag, _, value = line.partition(":")
-            handler = _MASTER_TAG_HANDLERS.get(tag)
-            if handler is not None:
-                handler(self, value)
-            elif tag != "#EXTM3U":
-                self.other_tags.append(line)
-        if not header:
-            _check_header("", self.url)
+        self.scan(_MASTER_TAG_HANDLERS)
         if self.stream_inf is not None:
             raise PlaylistError(f"playlist {self.url}: an #EXT-X-STREAM-INF has no URI line after it")
         if not self.variants and not self.iframes:
@@ -929,7 +915,11 @@ class _MasterScanner:
                 f"more than {self.limits.max_variants} variant streams (the limit, HARVEST_MAX_VARIANTS)"
             )
 
-    def _uri_line(self, uri: str) -> None:
+    def other_tag(self, tag: str, line: str) -> None:
+        if tag != "#EXTM3U":
+            self.other_tags.append(line)
+
+    def uri_line(self, uri: str) -> None:
         if self.stream_inf is None:
             raise self.fail(f"URI {uri!r} has no #EXT-X-STREAM-INF before it")
         lineno, pairs = self.stream_inf

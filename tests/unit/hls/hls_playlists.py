@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from harvest.domain.registry import Endpoint
+from harvest.engine.plan import Plan, PlanLimits, build_plan
 from harvest.errors import PlaylistError
 from harvest.hls.parse import format_date
 from harvest.ports import FetchedPlaylist
@@ -214,3 +216,40 @@ s51.m4s
 #EXT-X-PRELOAD-HINT:TYPE=PART,URI="p52.1.m4s"
 #EXT-X-RENDITION-REPORT:URI="../v2/index.m3u8",LAST-MSN=51,LAST-PART=1
 """
+
+
+# --- planning through the fake origin -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dest:
+    bucket: str = "media-1250000000"
+    prefix: str = "vod/"
+
+
+def plan_for(
+    playlists: dict[str, str],
+    start: float,
+    end: float,
+    *,
+    url: str = MASTER_URL,
+    now: float = BASE + 10_000,
+    copy_keys: bool = False,
+    endpoint: Endpoint | None = None,
+    origin: FakeOrigin | None = None,
+    limits: PlanLimits | None = None,
+) -> tuple[Plan, FakeOrigin]:
+    """Plan [BASE + start, BASE + end) of `playlists` (or of `origin`) into vod/show/index.m3u8."""
+    origin = origin or FakeOrigin(playlists)
+    plan = build_plan(
+        origin,
+        endpoint or Endpoint(name="main", url=url),
+        BASE + start,
+        BASE + end,
+        Dest(),
+        "show/index.m3u8",
+        now=now,
+        copy_keys=copy_keys,
+        limits=limits or PlanLimits(),
+    )
+    return plan, origin

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from itertools import pairwise
 
 import pytest
@@ -11,10 +10,10 @@ from hls_playlists import (
     BASE,
     MASTER_URL,
     ORIGIN,
-    FakeOrigin,
     Seg,
     master_channel,
     media,
+    plan_for,
     single_file_fmp4,
     steady,
     with_tags,
@@ -23,41 +22,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harvest.domain.registry import Endpoint
-from harvest.engine.plan import Plan, build_plan, playlist_url
+from harvest.engine.plan import Plan, playlist_url
 from harvest.errors import PlaylistError
 from harvest.hls.parse import parse_media
 
 ROOT = "vod/show/index/"
-
-
-@dataclass(frozen=True)
-class Dest:
-    bucket: str = "media-1250000000"
-    prefix: str = "vod/"
-
-
-def plan_for(
-    playlists: dict[str, str],
-    start: float,
-    end: float,
-    *,
-    url: str = MASTER_URL,
-    now: float = BASE + 10_000,
-    copy_keys: bool = False,
-    endpoint: Endpoint | None = None,
-) -> tuple[Plan, FakeOrigin]:
-    origin = FakeOrigin(playlists)
-    plan = build_plan(
-        origin,
-        endpoint or Endpoint(name="main", url=url),
-        BASE + start,
-        BASE + end,
-        Dest(),
-        "show/index.m3u8",
-        now=now,
-        copy_keys=copy_keys,
-    )
-    return plan, origin
 
 
 def lines_of(plan: Plan, rendition: str) -> list[str]:

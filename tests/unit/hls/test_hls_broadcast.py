@@ -8,7 +8,7 @@ check that the output is valid HLS.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 import m3u8
 import pytest
@@ -22,12 +22,12 @@ from hls_playlists import (
     iso,
     master_channel,
     media,
+    plan_for,
     steady,
     with_tags,
 )
 
-from harvest.domain.registry import Endpoint
-from harvest.engine.plan import Plan, PlanLimits, build_plan
+from harvest.engine.plan import Plan, PlanLimits
 from harvest.errors import ConfigError, PlaylistError
 from harvest.hls.parse import ParseLimits, parse_media
 from harvest.settings import Settings
@@ -37,34 +37,8 @@ SCTE_OUT = "0xFC302000000000000000FFF00F05000000017FEFFE0052EC"
 SCTE_IN = "0xFC302000000000000000FFF00F05000000017F4FFE0052EC"
 
 
-@dataclass(frozen=True)
-class Dest:
-    bucket: str = "media-1250000000"
-    prefix: str = "vod/"
-
-
-def plan(
-    playlists: dict[str, str],
-    start: float,
-    end: float,
-    *,
-    url: str = MASTER_URL,
-    now: float = BASE + 10_000,
-    origin: FakeOrigin | None = None,
-    copy_keys: bool = False,
-    limits: PlanLimits | None = None,
-) -> Plan:
-    return build_plan(
-        origin or FakeOrigin(playlists),
-        Endpoint(name="main", url=url),
-        BASE + start,
-        BASE + end,
-        Dest(),
-        "show/index.m3u8",
-        now=now,
-        copy_keys=copy_keys,
-        limits=limits or PlanLimits(),
-    )
+def plan(playlists: dict[str, str], start: float, end: float, **options: Any) -> Plan:
+    return plan_for(playlists, start, end, **options)[0]
 
 
 def lines_of(result: Plan, rendition: str) -> list[str]:
