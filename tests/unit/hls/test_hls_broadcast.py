@@ -26,11 +26,13 @@ from hls_playlists import (
     steady,
     with_tags,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harvest.engine.plan import Plan, PlanLimits
 from harvest.errors import ConfigError, PlaylistError
 from harvest.hls.parse import ParseLimits, parse_media
-from harvest.settings import Settings
+from harvest.settings import Settings as HarvestSettings
 
 ROOT = "vod/show/index/"
 SCTE_OUT = "0xFC302000000000000000FFF00F05000000017FEFFE0052EC"
@@ -554,8 +556,67 @@ def test_limits_on_lines_variants_renditions_and_tasks_say_which_limit() -> None
 
 
 def test_limit_settings_are_read_and_refused_when_not_positive() -> None:
-    settings = Settings.from_env({"HARVEST_PLAYLIST_MAX_LINES": "5000", "HARVEST_MAX_PLAN_TASKS": "7"})
+    settings = HarvestSettings.from_env({"HARVEST_PLAYLIST_MAX_LINES": "5000", "HARVEST_MAX_PLAN_TASKS": "7"})
     limits = PlanLimits.from_settings(settings)
     assert (limits.parse.max_lines, limits.max_tasks, limits.parse.max_variants) == (5000, 7, 100)
     with pytest.raises(ConfigError, match="HARVEST_MAX_VARIANTS must be >= 1"):
-        Settings.from_env({"HARVEST_MAX_VARIANTS": "0"})
+        HarvestSettings.from_env({"HARVEST_MAX_VARIANTS": "0"})
+
+
+# --- property: one set of breaks, whatever the segmentation -------------------------------------------
+
+PROPERTY_MASTER = "\n".join(
+    [
+        "#EXTM3U",
+        "#EXT-X-VERSION:6",
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="en",URI="audio.m3u8"',
+        '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="en",URI="subs.m3u8"',
+        '#EXT-X-STREAM-INF:BANDWIDTH=900000,AUDIO="aac",SUBTITLES="subs"',
+        "video.m3u8",
+        "",
+    ]
+)
+
+
+def _with_breaks(duration: int, count: int, breaks: list[tuple[int, int]], name: str) -> str:
+    """`count` segments of `duration` s, each break's DATERANGE before the segment its start falls in."""
+    segs = steady(count, duration=float(duration), name=name)
+    for i, (at, length) in enumerate(breaks):
+        tag = f'#EXT-X-DATERANGE:ID="b{i}",START-DATE="{iso(BASE + at)}",DURATION={length}.0,SCTE35-OUT=0xFC'
+        segs = with_tags(segs, at // duration, tag)
+    return media(segs, msn=0, target=duration)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    breaks=st.lists(st.tuples(st.integers(0, 179), st.integers(1, 40)), max_size=6),
+    window=st.tuples(st.integers(0, 150), st.integers(10, 60)),
+    video=st.sampled_from([2, 4, 6]),
+    subtitles=st.sampled_from([5, 10, 12]),
+)
+def test_every_rendition_writes_exactly_the_breaks_overlapping_the_window(
+    breaks: list[tuple[int, int]], window: tuple[int, int], video: int, subtitles: int
+) -> None:
+    # GIVEN video, audio and subtitles over [0, 180) s cut into different segment lengths, with the
+    # same ad breaks declared in each, and any window inside
+    start, length = window
+    end = min(start + length, 180)
+    playlists = {
+        MASTER_URL: PROPERTY_MASTER,
+        f"{ORIGIN}/video.m3u8": _with_breaks(video, 180 // video, breaks, "v_{msn}.ts"),
+        f"{ORIGIN}/audio.m3u8": _with_breaks(video, 180 // video, breaks, "a_{msn}.aac"),
+        f"{ORIGIN}/subs.m3u8": _with_breaks(subtitles, 180 // subtitles, breaks, "s_{msn}.vtt"),
+    }
+    # WHEN planned
+    result = plan(playlists, start, end)
+    # THEN every rendition writes the ranges whose [START, START + DURATION) overlaps the window, in
+    # time order, and nothing else
+    overlapping = sorted(
+        (at, f"b{i}") for i, (at, size) in enumerate(breaks) if at < end and at + size > start
+    )
+    for key, text in result.playlists.items():
+        if key == result.master_key:
+            continue
+        written = [line.split('"')[1] for line in text.splitlines() if line.startswith("#EXT-X-DATERANGE")]
+        assert written == [name for _, name in overlapping], key
+        assert len(m3u8.loads(text).segments) >= 1
