@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import m3u8
 import pytest
 import requests
+from tests.support.api_stack import ApiStack, job_params
 from tests.support.engine import BUCKET, DESTINATION, Engine, ffmpeg_decode_errors
 from tests.support.media import TEST_NOW
 from tests.support.serve_process import serve_env, start_serve
@@ -31,7 +32,7 @@ from harvest.domain.job import JobStatus
 from harvest.engine.plan import Plan
 from harvest.hls.parse import format_date, parse_master, parse_media
 
-pytest_plugins = ("tests.support.media", "tests.support.engine")
+pytest_plugins = ("tests.support.media", "tests.support.engine", "tests.support.api_stack")
 
 pytestmark = pytest.mark.media
 
@@ -229,3 +230,50 @@ def test_every_kind_of_broadcast_channel_harvests_byte_exact_with_the_same_break
         assert sorted(d.id for d in parse_media(text, master.as_uri()).dateranges) == expected
     # AND ffmpeg decodes every rendition without an error
     assert ffmpeg_decode_errors(master) == ""
+
+
+# --- warnings reach the job's progress -----------------------------------------------------------------
+
+
+def test_playlist_warnings_reach_the_jobs_progress(api_stack: ApiStack) -> None:
+    # GIVEN a job whose plan found a malformed tag outside the window
+    api_stack.create(job_params("warned"))
+    warning = (
+        "playlist http://origin/v0.m3u8 line 8: #EXT-X-DATERANGE has no ID (outside the window, ignored)"
+    )
+    plan = Plan(bucket=BUCKET, master_key="out/warned/index.m3u8", playlists={}, warnings=[warning])
+    assert api_stack.store.save_plan("warned", plan.to_json(), [], 0, [])
+    # WHEN its progress is asked for (the CLI's extension action, through the SDK's generic client)
+    response = api_stack.common().call_json("DescribeStreamPackageHarvestJobProgress", {"ID": "warned"})
+    # THEN the warning is there (`harvest jobs wait` prints it)
+    assert response["Response"]["Warnings"] == [warning]
+    assert api_stack.store.get("warned").extra["warnings"] == [warning]
+
+
+def test_a_malformed_tag_outside_the_window_is_a_warning_and_inside_it_fails_the_job(
+    media_pools: dict[str, Pool],
+    start_origin: Callable[..., LiveOrigin],
+    engine_factory: Callable[..., Engine],
+) -> None:
+    # GIVEN a live channel with a malformed DATERANGE before one segment, 60 s before the live edge
+    broken = int(TEST_NOW // SEGMENT) - 30
+    spec = ChannelSpec("ts", media_pools["ts"], dvr_window=3600, broken_tag_msn=broken, timeshift=False)
+    clock = ManualClock(TEST_NOW)
+    engine = engine_factory(start_origin({"ts": spec}, clock=clock), clock)
+    # WHEN a window after it is harvested (the origin serves the whole DVR window whatever the query)
+    engine.create("after", "ts", TEST_NOW - 30, TEST_NOW - 10)
+    job = engine.wait("after")
+    # THEN the job completes, and the warning is in the job's progress with the line and the reason
+    assert (job.status, job.err_message) == (JobStatus.COMPLETED, "")
+    (warning, *_) = job.extra["warnings"]
+    assert re.search(
+        r"line \d+: #EXT-X-DATERANGE START-DATE 'not a date' is not valid \(outside the window", warning
+    )
+    # WHEN a window holding that segment is harvested / THEN the job fails naming line and reason
+    engine.create("inside", "ts", broken * SEGMENT - 4, broken * SEGMENT + 4)
+    job = engine.wait("inside")
+    assert job.status is JobStatus.FAILED
+    assert re.search(
+        r"line \d+: #EXT-X-DATERANGE START-DATE 'not a date' is not valid \(segment \d+, inside",
+        job.err_message,
+    )

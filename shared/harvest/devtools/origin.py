@@ -29,6 +29,9 @@ Broadcast features (ChannelSpec flags, any kind):
                                 "B", a mirror served under /<channel>/b/... (counted as "pathway-b")
     script_uris=True            segments are /<channel>/<rendition>/get.php?seg=<n>: nothing in the
                                 URI says what the media is ("ts" and "fmp4" kinds)
+    broken_tag_msn=n            a malformed #EXT-X-DATERANGE (START-DATE "not a date") before segment n
+    timeshift=False             the time-shift query is ignored (an origin without that API): every
+                                playlist is the whole DVR window
     /<channel>/redirect/master.m3u8 always answers 302 to /<channel>/master.m3u8 (query kept), so
     a client that resolves relative URIs against the URL it asked for gets 404s.
 
@@ -91,6 +94,8 @@ class ChannelSpec:
     subtitles_pdt: bool = True  # False: subtitles playlists have no EXT-X-PROGRAM-DATE-TIME
     steering: bool = False  # content steering with a second pathway
     script_uris: bool = False  # segments addressed as get.php?seg=<n> (no media suffix in the URI)
+    broken_tag_msn: int | None = None  # a malformed EXT-X-DATERANGE before this segment
+    timeshift: bool = True  # False: ?start=&end= is ignored, every playlist is the whole DVR window
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -486,7 +491,7 @@ class LiveOrigin:
         now = self.clock()
         first, last = runtime.live_window(now)
         endlist = False
-        if query:
+        if query and runtime.spec.timeshift:
             try:
                 window = _timeshift(parse_qs(query))
             except ValueError as exc:
@@ -675,6 +680,8 @@ def _media_playlist(
         if with_pdt:
             lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_pdt(runtime.segment_start(msn))}")
         lines += _ad_markers(runtime, msn)
+        if msn == spec.broken_tag_msn:
+            lines.append('#EXT-X-DATERANGE:ID="broken",START-DATE="not a date"')
         lines.append(f"#EXTINF:{rendition.durations[index]},")
         if iframes:
             frame = rendition.iframes[index]
