@@ -277,3 +277,35 @@ def test_a_malformed_tag_outside_the_window_is_a_warning_and_inside_it_fails_the
         r"line \d+: #EXT-X-DATERANGE START-DATE 'not a date' is not valid \(segment \d+, inside",
         job.err_message,
     )
+
+
+@pytest.mark.parametrize("breaks", [(10, 3), (10, 5), (10, 9), (4, 1)])
+def test_the_test_origin_opens_and_closes_every_break_both_ways(
+    breaks: tuple[int, int], media_pools: dict[str, Pool], start_origin: Callable[..., LiveOrigin]
+) -> None:
+    # GIVEN a channel with breaks of `length` segments every `every`
+    length = breaks[1]
+    origin = start_origin({"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=120, ad_breaks=breaks)})
+    # WHEN its live playlist is read
+    text = requests.get(origin.playlist_url("ts", "v0"), timeout=10).text
+    playlist = parse_media(text, origin.playlist_url("ts", "v0"))
+    # THEN every break that starts and ends in it has one merged DATERANGE of length * 2 s with both
+    # SCTE-35 halves, and a CUE-OUT `length` segments before its CUE-IN
+    first_msn, last_msn = playlist.segments[0].msn, playlist.segments[-1].msn
+    closed_by = playlist.segments[-1].pdt or 0.0  # a break ending later has no closing tag yet
+    whole = [
+        d
+        for d in playlist.dateranges
+        if "SCTE35-OUT" in dict(d.attributes) and d.end is not None and d.end <= closed_by
+    ]
+    assert whole
+    for daterange in whole:
+        attributes = dict(daterange.attributes)
+        assert "SCTE35-IN" in attributes and daterange.end - (daterange.start or 0) == length * 2
+    lines = text.splitlines()
+    uris = [i for i, line in enumerate(lines) if not line.startswith("#")]
+    outs = [
+        sum(1 for u in uris if u < i) for i, line in enumerate(lines) if line.startswith("#EXT-X-CUE-OUT:")
+    ]
+    ins = [sum(1 for u in uris if u < i) for i, line in enumerate(lines) if line == "#EXT-X-CUE-IN"]
+    assert outs and all(o + length in ins for o in outs if first_msn + o + length <= last_msn)

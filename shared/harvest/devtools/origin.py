@@ -620,9 +620,10 @@ def _ad_markers(runtime: _Channel, msn: int) -> list[str]:
         return []
     every, length = spec.ad_breaks
     d = spec.segment_seconds
-    position = msn % every - every // 2  # breaks sit in the middle of each period
-    event = msn // every
-    first = msn - position  # the break's first segment
+    # Break `event` starts at segment event * every + every // 2 (the middle of its period).
+    event = (msn - every // 2) // every
+    first = event * every + every // 2  # the first segment of the latest break at or before msn
+    position = msn - first  # 0 .. every - 1; the closing tags sit at position == length
     seconds = length * d
     if position == 0:
         start = format_pdt(runtime.segment_start(first))
