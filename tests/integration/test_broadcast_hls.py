@@ -70,6 +70,11 @@ def before_first_uri(lines: list[str]) -> list[str]:
     return lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))]
 
 
+def msn_of_stored(uri: str) -> str:
+    """The source media sequence number a stored segment is named after (`<msn>.<ext>`)."""
+    return Path(uri).stem.split("_")[0]
+
+
 def msn_of(uri: str) -> int:
     return int(Path(urlsplit(uri).path).stem)
 
@@ -202,6 +207,7 @@ def test_every_kind_of_broadcast_channel_harvests_byte_exact_with_the_same_break
         subtitles_pdt=False,
         steering=True,
         script_uris=kind in ("ts", "fmp4"),
+        extras=True,
     )
     clock = ManualClock(TEST_NOW)
     origin = start_origin({kind: spec}, clock=clock)
@@ -227,7 +233,29 @@ def test_every_kind_of_broadcast_channel_harvests_byte_exact_with_the_same_break
     expected = sorted(breaks_overlapping(float(int(start)), float(int(end))))
     assert expected
     for text in (text for key, text in plan.playlists.items() if key != plan.master_key):
-        assert sorted(d.id for d in parse_media(text, master.as_uri()).dateranges) == expected
+        ids = [d.id for d in parse_media(text, master.as_uri()).dateranges]
+        assert sorted(i for i in ids if i.startswith("splice-")) == expected
+    # AND the packagers' extras survive: attributes and tags kept, URIs fixed
+    master_text = master.read_text()
+    assert '#EXT-X-SESSION-DATA:DATA-ID="com.example.channel",VALUE="' + kind + '"' in master_text
+    (captions,) = [line for line in master_text.splitlines() if "TYPE=CLOSED-CAPTIONS" in line]
+    assert "URI=" not in captions  # case 8: it may not have one, and it no longer crashes the plan
+    variant = next(text for key, text in plan.playlists.items() if "/v0_" in key).splitlines()
+    assert "#EXT-X-START:TIME-OFFSET=-6.0" in variant
+    if kind != "byterange":
+        assert any(line.startswith("#EXT-X-BITRATE:") for line in variant)
+    if kind == "aes":  # case 6: KEYID and the vendor's attribute stay on every key
+        keys = [line for line in variant if line.startswith("#EXT-X-KEY:")]
+        assert keys and all(",KEYID=0x" in key and 'X-KEY-VENDOR="harvest-devtools"' in key for key in keys)
+    interstitials = [line for line in variant if "com.apple.hls.interstitial" in line]
+    assert interstitials and all(f'X-ASSET-URI="{origin.url}/{kind}/ads/' in line for line in interstitials)
+    uris = [i for i, line in enumerate(variant) if not line.startswith("#")]
+    notes = [i for i, line in enumerate(variant) if line.startswith("#EXT-X-VENDOR-SEGMENT-NOTE:")]
+    assert len(notes) == len(uris)  # one per segment, before it, naming that segment
+    for note, uri in zip(notes, uris, strict=True):
+        assert note < uri
+        if kind != "byterange":  # there stored names are the packed resources'
+            assert variant[note].endswith(f"msn={msn_of_stored(variant[uri])}")
     # AND ffmpeg decodes every rendition without an error
     assert ffmpeg_decode_errors(master) == ""
 

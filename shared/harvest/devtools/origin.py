@@ -32,6 +32,11 @@ Broadcast features (ChannelSpec flags, any kind):
     broken_tag_msn=n            a malformed #EXT-X-DATERANGE (START-DATE "not a date") before segment n
     timeshift=False             the time-shift query is ignored (an origin without that API): every
                                 playlist is the whole DVR window
+    extras=True                 what real packagers add: SESSION-DATA and a CLOSED-CAPTIONS rendition
+                                with a URI (which it may not have) in the master; KEYID and a vendor
+                                attribute on "aes" keys; EXT-X-START, EXT-X-BITRATE and a vendor tag
+                                in media playlists; with ad_breaks, an interstitial EXT-X-DATERANGE
+                                per break whose X-ASSET-URI is relative
     /<channel>/redirect/master.m3u8 always answers 302 to /<channel>/master.m3u8 (query kept), so
     a client that resolves relative URIs against the URL it asked for gets 404s.
 
@@ -96,6 +101,7 @@ class ChannelSpec:
     script_uris: bool = False  # segments addressed as get.php?seg=<n> (no media suffix in the URI)
     broken_tag_msn: int | None = None  # a malformed EXT-X-DATERANGE before this segment
     timeshift: bool = True  # False: ?start=&end= is ignored, every playlist is the whole DVR window
+    extras: bool = False  # the tags real packagers add; see the module doc
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -559,6 +565,11 @@ def _master(runtime: _Channel, query: str) -> bytes:
     if spec.variables:
         version = max(version, 8)  # EXT-X-DEFINE
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{version}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if spec.extras:
+        lines.append(f'#EXT-X-SESSION-DATA:DATA-ID="com.example.channel",VALUE="{runtime.name}"')
+        lines.append(
+            '#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc",NAME="English",INSTREAM-ID="CC1",URI="cc.m3u8"'
+        )
     audio_codecs = ",".join(sorted({a.codecs for a in audio}))
     if spec.variables:
         lines.append(f'#EXT-X-DEFINE:NAME="acodecs",VALUE="{audio_codecs}"')
@@ -593,6 +604,7 @@ def _master(runtime: _Channel, query: str) -> bytes:
             ]
             attributes += [f'AUDIO="aud{group}"'] if audio else []
             attributes += [f'SUBTITLES="subs{group}"'] if subtitles else []
+            attributes += ['CLOSED-CAPTIONS="cc"'] if spec.extras else []
             attributes += [f'PATHWAY-ID="{pathway}"'] if spec.steering else []
             lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), f"{folder}{r.name}/index.m3u8{suffix}"]
     for r in variants:
@@ -627,7 +639,16 @@ def _ad_markers(runtime: _Channel, msn: int) -> list[str]:
     seconds = length * d
     if position == 0:
         start = format_pdt(runtime.segment_start(first))
+        interstitial = (
+            [
+                f'#EXT-X-DATERANGE:ID="ad-{event}",CLASS="com.apple.hls.interstitial",START-DATE="{start}",'
+                f'DURATION={seconds}.0,X-ASSET-URI="../ads/{event}.m3u8",X-RESUME-OFFSET=0'
+            ]
+            if spec.extras
+            else []
+        )
         return [
+            *interstitial,
             f'#EXT-X-DATERANGE:ID="splice-{event}",CLASS="urn:scte:scte35:2013:bin",START-DATE="{start}",'
             f"PLANNED-DURATION={seconds}.0,SCTE35-OUT={scte35_hex(event, True)}",
             f"#EXT-X-CUE-OUT:{seconds}.0",
@@ -668,6 +689,8 @@ def _media_playlist(
         base = f"/{{$channel}}/{rendition.name}/"
     if iframes:
         lines.append("#EXT-X-I-FRAMES-ONLY")
+    if spec.extras:
+        lines.append("#EXT-X-START:TIME-OFFSET=-6.0")
     if loaded.init is not None:
         lines.append('#EXT-X-MAP:URI="init.mp4"')
     with_pdt = spec.subtitles_pdt or rendition.media_type != "SUBTITLES"
@@ -677,10 +700,17 @@ def _media_playlist(
         if index == 0 and msn != first:
             lines.append("#EXT-X-DISCONTINUITY")
         if spec.kind == "aes" and (msn == first or msn % per_key == 0):
-            lines.append(f'#EXT-X-KEY:METHOD=AES-128,URI="../keys/{msn // per_key}.key"')
+            key = f'#EXT-X-KEY:METHOD=AES-128,URI="../keys/{msn // per_key}.key"'
+            if spec.extras:
+                key += f',KEYID=0x{msn // per_key:032X},X-KEY-VENDOR="harvest-devtools"'
+            lines.append(key)
         if with_pdt:
             lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_pdt(runtime.segment_start(msn))}")
         lines += _ad_markers(runtime, msn)
+        if spec.extras:
+            if msn == first and not (iframes or packed):  # BITRATE is for whole-file segments
+                lines.append(f"#EXT-X-BITRATE:{max(rendition.bandwidth // 1000, 1)}")
+            lines.append(f"#EXT-X-VENDOR-SEGMENT-NOTE:msn={msn}")
         if msn == spec.broken_tag_msn:
             lines.append('#EXT-X-DATERANGE:ID="broken",START-DATE="not a date"')
         lines.append(f"#EXTINF:{rendition.durations[index]},")
