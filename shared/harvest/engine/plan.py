@@ -49,7 +49,7 @@ PLAN_FORMAT = 1
 AES_KEY_BYTES = 16  # §5.2: an AES-128 key file is exactly 16 octets
 MAX_PLAN_TASKS = 1_000_000  # 24 h of 2 s segments in 20 renditions is 864,000
 MAX_WARNINGS = 20  # warnings kept in a plan; the rest are counted
-SNIFF_BYTES = 376  # two MPEG-TS packets: enough to tell TS, fMP4, WebVTT and packed audio apart
+SNIFF_BYTES = 189  # a TS packet and the next sync byte: enough to tell TS, fMP4, WebVTT, packed audio
 
 
 @dataclass(frozen=True)

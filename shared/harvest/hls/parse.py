@@ -321,7 +321,8 @@ class _Scanner:
                 _check_header(line, self.url)
                 header = line
             self.lineno = lineno
-            if variables.values and "{$" in line:
+            # §4.3 (bis): references are replaced in URI lines and attribute values, not EXTINF titles.
+            if variables.values and "{$" in line and not line.startswith("#EXTINF"):
                 try:
                     line = variables.substitute(line)
                 except ValueError as exc:
