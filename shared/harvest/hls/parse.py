@@ -55,6 +55,7 @@ MAX_PLAYLIST_LINES = 2_000_000  # 24 h of 1 s segments with a PDT and a tag each
 MAX_SEGMENTS = 200_000
 MAX_VARIANTS = 100  # per master: EXT-X-STREAM-INF plus EXT-X-I-FRAME-STREAM-INF
 MAX_RENDITIONS = 200  # per master: EXT-X-MEDIA
+MAX_SUBSTITUTED_LINE = 64 * 1024  # characters of one line after EXT-X-DEFINE substitution
 MAX_SEGMENT_DURATION = 86_400.0  # a "segment" longer than a day is a broken playlist, not media
 
 KEY_METHODS = frozenset({"NONE", "AES-128", "SAMPLE-AES", "SAMPLE-AES-CTR", "SAMPLE-AES-CENC"})
@@ -252,7 +253,13 @@ class Variables:
                 raise ValueError(f"variable {{${name}}} is not defined by an #EXT-X-DEFINE before it")
             return self.values[name]
 
-        return _VARIABLE.sub(value, line)
+        result = _VARIABLE.sub(value, line)
+        if len(result) > MAX_SUBSTITUTED_LINE:
+            # A short value referenced many times could otherwise grow one line without bound.
+            raise ValueError(
+                f"the line is longer than {MAX_SUBSTITUTED_LINE} characters once variables are replaced"
+            )
+        return result
 
 
 def _absolute_uris(
@@ -564,10 +571,13 @@ class _MediaScanner(_Scanner):
             ("PLANNED-DURATION", float),
         ):
             try:
-                times[name] = parse(attrs[name]) if name in attrs else None
+                number = parse(attrs[name]) if name in attrs else None
             except ValueError:
+                number = math.nan
+            if number is not None and not (math.isfinite(number) and (name.endswith("DATE") or number >= 0)):
                 self.problem(f"#EXT-X-DATERANGE {name} {attrs[name]!r} is not valid")
                 return
+            times[name] = number
         self.daterange_parts.append(
             _DateRangePart(
                 id=attrs["ID"],

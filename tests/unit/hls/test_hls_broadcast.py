@@ -263,6 +263,32 @@ def test_4_define_values_imports_and_query_params_are_substituted_and_no_define_
     )
 
 
+def test_4_a_variable_cannot_grow_a_line_without_bound() -> None:
+    big = "x" * 1000
+    text = (
+        f'#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXT-X-DEFINE:NAME="a",VALUE="{big}"\n#EXTINF:6,\n' + "{$a}" * 100
+    )
+    with pytest.raises(
+        PlaylistError, match=r"line 5: the line is longer than 65536 characters once variables"
+    ):
+        parse_media(text, MEDIA_URL)
+
+
+@pytest.mark.parametrize(
+    "bad", ["DURATION=1e400", "DURATION=-5", "PLANNED-DURATION=nan", 'END-DATE="+99999"']
+)
+def test_2_a_daterange_with_impossible_times_is_a_problem_not_a_crash(bad: str) -> None:
+    # GIVEN a closing tag whose times cannot be used, before the window
+    segs = with_tags(steady(10), 1, f'#EXT-X-DATERANGE:ID="x",{bad}')
+    # WHEN a later window is planned / THEN it is a warning naming the attribute, never a traceback
+    result = plan({MEDIA_URL: media(segs, msn=0)}, 30, 42, url=MEDIA_URL)
+    assert (
+        len(result.warnings) == 1
+        and "#EXT-X-DATERANGE" in result.warnings[0]
+        and "is not valid" in result.warnings[0]
+    )
+
+
 def test_4_an_undefined_variable_fails_naming_it_and_the_line() -> None:
     text = '#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXT-X-DEFINE:NAME="a",VALUE="x"\n#EXTINF:6,\n{$b}/s.ts\n'
     with pytest.raises(PlaylistError, match=r"line 5: variable \{\$b\} is not defined"):
