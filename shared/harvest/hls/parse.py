@@ -827,7 +827,11 @@ def _merge_dateranges(parts: list[_DateRangePart], segments: tuple[Segment, ...]
                 end = start + part.planned
         attributes = tuple(part.attributes)
         if start is not None and not any(name == "START-DATE" for name, _ in attributes):
-            attributes = (attributes[0], ("START-DATE", f'"{format_date(start)}"'), *attributes[1:])
+            try:
+                written = format_date(start)
+            except (ValueError, OverflowError, OSError):  # a derived start outside any calendar
+                continue
+            attributes = (attributes[0], ("START-DATE", f'"{written}"'), *attributes[1:])
         ranges.append(DateRange(id=part.id, start=start, end=end, attributes=attributes, lineno=part.lineno))
     return _end_on_next(ranges)
 

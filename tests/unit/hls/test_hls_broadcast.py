@@ -274,6 +274,12 @@ def test_4_a_variable_cannot_grow_a_line_without_bound() -> None:
         parse_media(text, MEDIA_URL)
 
 
+def test_2_a_closing_tag_whose_start_is_outside_any_calendar_is_left_out() -> None:
+    closing = f'#EXT-X-DATERANGE:ID="far",END-DATE="{iso(BASE)}",DURATION=1e15'
+    result = plan({MEDIA_URL: media(with_tags(steady(6), 1, closing), msn=0)}, 0, 30, url=MEDIA_URL)
+    assert not tagged(single(result), "#EXT-X-DATERANGE")
+
+
 @pytest.mark.parametrize(
     "bad", ["DURATION=1e400", "DURATION=-5", "PLANNED-DURATION=nan", 'END-DATE="+99999"']
 )
