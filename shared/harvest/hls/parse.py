@@ -55,6 +55,8 @@ MAX_PLAYLIST_LINES = 2_000_000  # 24 h of 1 s segments with a PDT and a tag each
 MAX_SEGMENTS = 200_000
 MAX_VARIANTS = 100  # per master: EXT-X-STREAM-INF plus EXT-X-I-FRAME-STREAM-INF
 MAX_RENDITIONS = 200  # per master: EXT-X-MEDIA
+MAX_TAGS_PER_SEGMENT = 100  # kept tags before one segment; real packagers write a handful
+MAX_DATERANGES = 20_000  # EXT-X-DATERANGE tags per playlist: a break every minute for a week
 MAX_SUBSTITUTED_LINE = 64 * 1024  # characters of one line after EXT-X-DEFINE substitution
 MAX_SEGMENT_DURATION = 86_400.0  # a "segment" longer than a day is a broken playlist, not media
 
@@ -185,17 +187,20 @@ def is_master(text: str) -> bool:
     return any(tag in text for tag in ("#EXT-X-STREAM-INF", "#EXT-X-I-FRAME-STREAM-INF"))
 
 
-def _stream(text: str, url: str, limits: ParseLimits) -> io.StringIO:
+def _stream(text: str, url: str, limits: ParseLimits) -> io.TextIOWrapper:
     """The text as a stream of lines, once its size is checked.
 
-    io.StringIO reads lazily (no list of every line is built) and its universal-newline mode turns
-    CRLF and lone CR into line ends, as §4.1 allows. The scanners count lines as they read them.
+    Lines are decoded one buffer at a time from the UTF-8 bytes (no list of every line is built:
+    splitting a 63 MiB playlist of short lines into a list took 1.6 GB; io.StringIO would hold a
+    4-byte-per-character copy), and universal-newline mode turns CRLF and lone CR into line ends,
+    as §4.1 allows. The scanners count lines as they read them.
     """
     if len(text) > limits.max_chars:
         raise PlaylistError(
             f"playlist {url} is {len(text)} characters, more than the {limits.max_chars} allowed"
         )
-    return io.StringIO(text.removeprefix("\ufeff"), newline=None)
+    data = io.BytesIO(text.removeprefix("\ufeff").encode("utf-8", "surrogatepass"))
+    return io.TextIOWrapper(data, encoding="utf-8", errors="surrogatepass", newline=None)
 
 
 def _too_many_lines(url: str, limits: ParseLimits) -> PlaylistError:
@@ -402,6 +407,7 @@ class _MediaScanner(_Scanner):
         self.pdt_text: str | None = None
         self.gap = False
         self.pending_tags: list[str] = []
+        self.tags_overflowed = False
         self.pending_problems: list[str] = []
         self.segments: list[Segment] = []
         # PDT is summed forward as segments arrive; segments before the first explicit PDT are
@@ -543,13 +549,14 @@ class _MediaScanner(_Scanner):
     @_media_tag("#EXT-X-CUE-OUT")
     def _cue_out(self, value: str) -> None:
         # Kept verbatim at its segment; remembered so a VOD starting inside the break can say so.
-        self.pending_tags.append(f"#EXT-X-CUE-OUT:{value}" if value else "#EXT-X-CUE-OUT")
+        line = f"#EXT-X-CUE-OUT:{value}" if value else "#EXT-X-CUE-OUT"
+        self.keep(line)
         number = _NUMBER.search(value.partition("DURATION=")[2] or value)
-        self.opening_cue = (float(number.group()) if number else None, self.pending_tags[-1])
+        self.opening_cue = (float(number.group()) if number else None, line)
 
     @_media_tag("#EXT-X-CUE-IN")
     def _cue_in(self, value: str) -> None:
-        self.pending_tags.append(f"#EXT-X-CUE-IN:{value}" if value else "#EXT-X-CUE-IN")
+        self.keep(f"#EXT-X-CUE-IN:{value}" if value else "#EXT-X-CUE-IN")
         self.closing_cue = True
 
     @_media_tag("#EXT-X-DATERANGE")
@@ -563,6 +570,8 @@ class _MediaScanner(_Scanner):
         if not attrs.get("ID"):
             self.problem("#EXT-X-DATERANGE has no ID")
             return
+        if len(self.daterange_parts) >= MAX_DATERANGES:
+            raise self.fail(f"more than {MAX_DATERANGES} #EXT-X-DATERANGE tags")
         times: dict[str, float | None] = {}
         for name, parse in (
             ("START-DATE", parse_date),
@@ -605,7 +614,15 @@ class _MediaScanner(_Scanner):
                 " (master playlists nested in a master are not followed)"
             )
         if tag not in LIVE_ONLY_TAGS:
+            self.keep(line)
+
+    def keep(self, line: str) -> None:
+        """Keep a tag for the next segment (bounded: a hostile playlist cannot pile them up)."""
+        if len(self.pending_tags) < MAX_TAGS_PER_SEGMENT:
             self.pending_tags.append(line)
+        elif not self.tags_overflowed:
+            self.tags_overflowed = True
+            self.problem(f"more than {MAX_TAGS_PER_SEGMENT} tags before one segment")
 
     def uri_line(self, uri: str) -> None:
         """A segment URI: the segment, with every tag since the previous one applied."""
@@ -674,6 +691,7 @@ class _MediaScanner(_Scanner):
         self.pdt = self.pdt_text = None
         if self.pending_tags:
             self.pending_tags = []
+            self.tags_overflowed = False
         if self.pending_problems:
             self.pending_problems = []
 

@@ -8,6 +8,7 @@ check that the output is valid HLS.
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import m3u8
@@ -569,6 +570,34 @@ def test_14_only_the_initial_pathway_is_harvested_and_no_steering_is_written() -
 
 
 # --- issue 12 point 5: limits ----------------------------------------------------------------------------
+
+
+def test_the_parser_reads_line_by_line_without_a_list_of_every_line() -> None:
+    # GIVEN a 4 MiB playlist of 1.4 million short lines (a list of them would take about 75 MB)
+    text = "#EXTM3U\n#EXT-X-TARGETDURATION:6\n" + "#X\n" * (4 * 1024 * 1024 // 3) + "#EXTINF:6,\ns.ts\n"
+    # WHEN parsed, with the allocations traced
+    tracemalloc.start()
+    try:
+        playlist = parse_media(text, MEDIA_URL)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # THEN the parse never held much more than one more copy of the text
+    assert len(playlist.segments) == 1
+    assert peak < 2 * len(text), f"peak {peak} bytes for {len(text)} characters"
+
+
+def test_a_playlist_cannot_pile_up_tags_or_dateranges() -> None:
+    # GIVEN 500 vendor tags before one segment long before the window
+    segs = with_tags(steady(10), 1, *[f"#EXT-X-VENDOR:{i}" for i in range(500)])
+    result = plan({MEDIA_URL: media(segs, msn=0)}, 30, 42, url=MEDIA_URL)
+    # THEN only the first 100 are kept, and the overflow is one warning
+    assert [w for w in result.warnings if "more than 100 tags before one segment" in w]
+    assert len(parse_media(media(segs, msn=0), MEDIA_URL).segments[1].tags) == 100
+    # AND a playlist with more than 20,000 DATERANGE tags is refused, naming the limit
+    flood = "".join(f'#EXT-X-DATERANGE:ID="d{i}",START-DATE="{iso(BASE)}"\n' for i in range(20_001))
+    with pytest.raises(PlaylistError, match=r"line 20003: more than 20000 #EXT-X-DATERANGE tags"):
+        parse_media("#EXTM3U\n#EXT-X-TARGETDURATION:6\n" + flood, MEDIA_URL)
 
 
 def test_limits_on_lines_variants_renditions_and_tasks_say_which_limit() -> None:
