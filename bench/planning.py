@@ -25,6 +25,7 @@ from harvest.domain.registry import Endpoint
 from harvest.engine.plan import Plan, build_plan
 from harvest.errors import PlaylistError
 from harvest.hls.parse import parse_media
+from harvest.ports import FetchedPlaylist
 from harvest.usecases.harvest import CHUNK_MAX_TASKS
 
 DESTINATION = "https://bench-1250000000.cos.{region}.myqcloud.com/bench/"
@@ -41,6 +42,9 @@ class MemoryOrigin:
             return self._texts[urlsplit(url).path]
         except KeyError:
             raise PlaylistError(f"{url}: not fetched beforehand") from None
+
+    def get_playlist(self, url: str, headers: Mapping[str, str]) -> FetchedPlaylist:
+        return FetchedPlaylist(self.get_text(url, headers), url)
 
     def get_bytes(
         self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None = None

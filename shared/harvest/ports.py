@@ -155,11 +155,22 @@ class ObjectStore(Protocol):
         """(key, size) of every object under prefix, sorted by key."""
 
 
+@dataclass(frozen=True)
+class FetchedPlaylist:
+    """A playlist's text and the URL it finally came from (after redirects)."""
+
+    text: str
+    url: str  # relative URIs inside the playlist resolve against this one (RFC 3986 §5.1.3)
+
+
 class Origin(Protocol):
     """The live origin over HTTP, with the retry policy applied inside."""
 
     def get_text(self, url: str, headers: Mapping[str, str]) -> str:
         """A playlist. Raises PlaylistError naming the URL after the last retry."""
+
+    def get_playlist(self, url: str, headers: Mapping[str, str]) -> FetchedPlaylist:
+        """A playlist with its final URL. Raises PlaylistError naming the URL after the last retry."""
 
     def get_bytes(
         self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None = None

@@ -179,6 +179,12 @@ class Settings:
     fetch_backoff: float = 0.2
     job_deadline: float = 6 * 3600.0  # sweeper fails Running jobs older than this
     copy_keys: bool = False  # keys stay on the key server unless the operator opts in
+    # Playlist limits (a hostile or broken origin must not make a plan cost gigabytes)
+    playlist_max_chars: int = 64 * 1024 * 1024
+    playlist_max_lines: int = 2_000_000
+    max_variants: int = 100  # per master: EXT-X-STREAM-INF + EXT-X-I-FRAME-STREAM-INF
+    max_renditions: int = 200  # per master: EXT-X-MEDIA
+    max_plan_tasks: int = 1_000_000  # downloads in one job's plan
     allow_private_callbacks: bool = False
     cos_multipart_threshold: int = 16 * 1024 * 1024
     # cloud (issue: SCF deployment)
@@ -231,6 +237,11 @@ class Settings:
             fetch_backoff=_float(env, "HARVEST_FETCH_BACKOFF", 0.2),
             job_deadline=_float(env, "HARVEST_JOB_DEADLINE", 6 * 3600.0),
             copy_keys=_bool(env, "HARVEST_COPY_KEYS", False),
+            playlist_max_chars=_int(env, "HARVEST_PLAYLIST_MAX_BYTES", 64 * 1024 * 1024),
+            playlist_max_lines=_int(env, "HARVEST_PLAYLIST_MAX_LINES", 2_000_000),
+            max_variants=_int(env, "HARVEST_MAX_VARIANTS", 100),
+            max_renditions=_int(env, "HARVEST_MAX_RENDITIONS", 200),
+            max_plan_tasks=_int(env, "HARVEST_MAX_PLAN_TASKS", 1_000_000),
             allow_private_callbacks=_bool(env, "HARVEST_ALLOW_PRIVATE_CALLBACKS", False),
             cos_multipart_threshold=_int(env, "HARVEST_COS_MULTIPART_THRESHOLD", 16 * 1024 * 1024),
             cos_endpoint_ip=env.get("HARVEST_COS_IP", "").strip(),
@@ -279,3 +290,12 @@ class Settings:
                 parse_destination(self.default_destination, self.region, self.allowed_buckets)
             except FieldError as exc:
                 raise ConfigError(f"HARVEST_DEFAULT_DESTINATION is unusable: {exc.message}") from exc
+        for name, value in (
+            ("HARVEST_PLAYLIST_MAX_BYTES", self.playlist_max_chars),
+            ("HARVEST_PLAYLIST_MAX_LINES", self.playlist_max_lines),
+            ("HARVEST_MAX_VARIANTS", self.max_variants),
+            ("HARVEST_MAX_RENDITIONS", self.max_renditions),
+            ("HARVEST_MAX_PLAN_TASKS", self.max_plan_tasks),
+        ):
+            if value < 1:
+                raise ConfigError(f"{name} must be >= 1")

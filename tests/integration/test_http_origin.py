@@ -503,6 +503,19 @@ def test_gzip_playlist_is_decompressed(origin: ScriptedOrigin, make_client: Call
     assert make_client().http.get_text(url, {}) == text
 
 
+def test_a_redirected_playlist_reports_the_url_it_finally_came_from(
+    origin: ScriptedOrigin, make_client: Callable[..., Client]
+) -> None:
+    # GIVEN a master URL that redirects to another path (where its relative URIs belong)
+    text = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv0/index.m3u8\n"
+    final = origin.script("/edge/abc/master.m3u8", Reply(body=text.encode()))
+    asked = origin.script("/live/master.m3u8", Reply(status=302, body=b"", headers={"Location": final}))
+    # WHEN reading it
+    fetched = make_client().http.get_playlist(asked, {})
+    # THEN the text comes with the final URL, against which relative URIs must resolve
+    assert (fetched.text, fetched.url) == (text, final)
+
+
 def test_playlist_404_forever_names_the_url_without_its_query(
     origin: ScriptedOrigin, make_client: Callable[..., Client]
 ) -> None:

@@ -95,6 +95,10 @@ def test_demo_ends_with_a_playable_vod_and_leaves_nothing_running(tmp_path: Path
     assert "ffprobe:" in out and '"variants": 3' in out and "plays at:" in out and "stopped." in out
     masters = list((tmp_path / "demo" / "cos").rglob("index.m3u8"))
     assert len(masters) == 1 and masters[0].read_text().startswith("#EXTM3U")
+    # The demo channel has an ad break every 20 s, so a 12 s VOD holds at least part of one
+    assert re.search(r"ad breaks:\s+splice-\d+ from ", out), out
+    variant = next(masters[0].parent.rglob("v0_*/playlist.m3u8")).read_text()
+    assert "#EXT-X-DATERANGE:" in variant and "#EXT-X-CUE-" in variant
     # Nothing it started still listens: the API and the live channel's ports are closed.
     ports = {int(m) for m in re.findall(r"http://127\.0\.0\.1:(\d+)/", out)}
     assert len(ports) == 2

@@ -70,6 +70,18 @@ class ServeProcess:
         request.ID = job_id
         return self.client().DescribeStreamPackageHarvestJob(request).Info
 
+    def wait_until_ended(self, job_id: str, timeout: float) -> str:
+        """Poll Describe until the job is no longer Running; its Status (the log tail if it never ends)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = str(self.describe(job_id).Status)
+            if status != "Running":
+                return status
+            time.sleep(0.2)
+        raise AssertionError(
+            f"job {job_id} still Running after {timeout} s:\n" + "\n".join(self.output[-30:])
+        )
+
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, leases stay taken until they expire."""
         if self.alive:

@@ -35,6 +35,7 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from harvest.adapters.retry import RetryPolicy, after_attempts, parse_retry_after
 from harvest.errors import PlaylistFetchError, SegmentFetchError
+from harvest.ports import FetchedPlaylist
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,13 @@ class HttpOrigin:
     @classmethod
     def from_settings(cls, settings: Settings, user_agent: str = DEFAULT_USER_AGENT) -> HttpOrigin:
         policy = RetryPolicy(attempts=settings.fetch_attempts, base_delay=settings.fetch_backoff)
-        return cls(policy, settings.fetch_timeout, settings.download_concurrency, user_agent)
+        return cls(
+            policy,
+            settings.fetch_timeout,
+            settings.download_concurrency,
+            user_agent,
+            playlist_max_bytes=settings.playlist_max_chars,  # HARVEST_PLAYLIST_MAX_BYTES
+        )
 
     def close(self) -> None:
         self._session.close()
@@ -144,7 +151,12 @@ class HttpOrigin:
 
     def get_text(self, url: str, headers: Mapping[str, str]) -> str:
         """A playlist, UTF-8 with any BOM removed. Raises OriginPlaylistError after the last attempt."""
-        result, attempts = self._retrying(url, lambda: self._playlist_once(url, headers), "playlist")
+        return self.get_playlist(url, headers).text
+
+    def get_playlist(self, url: str, headers: Mapping[str, str]) -> FetchedPlaylist:
+        """A playlist and the URL it came from after redirects, against which its URIs resolve."""
+        final = [url]
+        result, attempts = self._retrying(url, lambda: self._playlist_once(url, headers, final), "playlist")
         if isinstance(result, _Failure):
             raise OriginPlaylistError(
                 f"playlist {public_url(url)}: {result.reason} {after_attempts(attempts)}",
@@ -154,7 +166,7 @@ class HttpOrigin:
                 reason=result.reason,
             )
         try:
-            return result.decode("utf-8-sig")
+            return FetchedPlaylist(result.decode("utf-8-sig"), final[0])
         except UnicodeDecodeError as exc:
             raise OriginPlaylistError(
                 f"playlist {public_url(url)}: not UTF-8 text", url=url, attempts=attempts, reason="not UTF-8"
@@ -218,13 +230,14 @@ class HttpOrigin:
         except requests.RequestException as exc:
             return _Failure(describe_network_error(exc), retryable=not isinstance(exc, NOT_TRANSIENT_ERRORS))
 
-    def _playlist_once(self, url: str, headers: Mapping[str, str]) -> bytes | _Failure:
+    def _playlist_once(self, url: str, headers: Mapping[str, str], final: list[str]) -> bytes | _Failure:
         response = self._request(url, headers)
         if isinstance(response, _Failure):
             return response
         with response:
             if response.status_code != 200:
                 return self._status_failure(response)
+            final[0] = response.url or url  # where requests ended up after following redirects
             return _read_capped(response, self._playlist_max)
 
     def _segment_once(

@@ -169,6 +169,7 @@ def _progress(ctx: ActionContext, params: Payload) -> Payload:
         "SegmentsDone": segments,
         "BytesDone": nbytes,
         "ErrMessage": job.err_message,
+        "Warnings": [str(warning) for warning in job.extra.get("warnings", ())],  # see hls.parse
     }
 
 

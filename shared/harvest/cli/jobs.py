@@ -295,6 +295,7 @@ def wait_for(client: HarvestClient, job_id: str, timeout: float, out: TextIO, po
     rate = 0.0
     tty = out.isatty()
     last_line = 0.0
+    warned = 0  # warnings already shown (malformed playlist tags outside the window)
     while True:
         progress = client.progress(job_id)
         now = time.monotonic()
@@ -307,6 +308,9 @@ def wait_for(client: HarvestClient, job_id: str, timeout: float, out: TextIO, po
             )
         last_bytes, last_t = got, now
         status = progress.get("Status")
+        for warning in progress.get("Warnings", [])[warned:]:
+            out.write(f"{chr(13) if tty else ''}warning: {warning}\n")
+            warned += 1
         bar = render_bar(progress, rate)
         if tty:
             out.write("\r" + bar)

@@ -16,6 +16,30 @@ URLs (relative inside playlists, so a client must resolve them):
     /<channel>/<rendition>/pack-<j>.ts        "byterange" resource: segments j*P .. j*P+P-1
     /<channel>/keys/<k>.key                   "aes" key k, used by segments k*K .. k*K+K-1
 
+Broadcast features (ChannelSpec flags, any kind):
+    ad_breaks=(every, length)   an SCTE-35 ad break of `length` segments every `every` segments,
+                                marked both ways packagers write it: an EXT-X-DATERANGE pair (the
+                                opening with START-DATE and SCTE35-OUT, the closing with the same ID,
+                                END-DATE and SCTE35-IN but no START-DATE, as RFC 8216 §8.10 shows)
+                                and CUE-OUT / CUE-OUT-CONT / CUE-IN with #EXT-OATCLS-SCTE35
+    variables=True              EXT-X-DEFINE: the master defines values (CODECS uses one), media
+                                playlists IMPORT one and define another, and build URIs from them
+    subtitles_pdt=False         subtitles playlists carry no PROGRAM-DATE-TIME
+    steering=True               EXT-X-CONTENT-STEERING with two pathways: "A" (the initial one) and
+                                "B", a mirror served under /<channel>/b/... (counted as "pathway-b")
+    script_uris=True            segments are /<channel>/<rendition>/get.php?seg=<n>: nothing in the
+                                URI says what the media is ("ts" and "fmp4" kinds)
+    broken_tag_msn=n            a malformed #EXT-X-DATERANGE (START-DATE "not a date") before segment n
+    timeshift=False             the time-shift query is ignored (an origin without that API): every
+                                playlist is the whole DVR window
+    extras=True                 what real packagers add: SESSION-DATA and a CLOSED-CAPTIONS rendition
+                                with a URI (which it may not have) in the master; KEYID and a vendor
+                                attribute on "aes" keys; EXT-X-START, EXT-X-BITRATE and a vendor tag
+                                in media playlists; with ad_breaks, an interstitial EXT-X-DATERANGE
+                                per break whose X-ASSET-URI is relative
+    /<channel>/redirect/master.m3u8 always answers 302 to /<channel>/master.m3u8 (query kept), so
+    a client that resolves relative URIs against the URL it asked for gets 404s.
+
 Kinds: "ts" (video variants + audio + WebVTT + I-frame playlists), "fmp4" (CMAF with EXT-X-MAP),
 "aes" (TS encrypted here with AES-128-CBC, implicit IV = msn, a new key every K segments),
 "byterange" (TS packed P segments per resource, EXT-X-BYTERANGE with the offset omitted where the
@@ -24,6 +48,7 @@ previous segment is contiguous in the same resource, as RFC 8216 §4.3.2.2 allow
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import logging
@@ -69,6 +94,14 @@ class ChannelSpec:
     key_seed: str = "harvest-devtools"  # "aes": keys are derive_key(key_seed, k)
     required_headers: Mapping[str, str] = field(default_factory=dict)  # else 403
     segments_per_resource: int = 5  # "byterange": segments packed per resource file
+    ad_breaks: tuple[int, int] | None = None  # (every, length) in segments; see the module doc
+    variables: bool = False  # EXT-X-DEFINE in the master and the media playlists
+    subtitles_pdt: bool = True  # False: subtitles playlists have no EXT-X-PROGRAM-DATE-TIME
+    steering: bool = False  # content steering with a second pathway
+    script_uris: bool = False  # segments addressed as get.php?seg=<n> (no media suffix in the URI)
+    broken_tag_msn: int | None = None  # a malformed EXT-X-DATERANGE before this segment
+    timeshift: bool = True  # False: ?start=&end= is ignored, every playlist is the whole DVR window
+    extras: bool = False  # the tags real packagers add; see the module doc
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -82,6 +115,8 @@ class ChannelSpec:
             raise ConfigError("dvr_window must be at least 3 segments long")
         if self.key_rotation < 1 or self.segments_per_resource < 1:
             raise ConfigError("key_rotation and segments_per_resource must be >= 1")
+        if self.ad_breaks is not None and not 0 < self.ad_breaks[1] < self.ad_breaks[0]:
+            raise ConfigError("ad_breaks is (every, length) with 0 < length < every")
 
     @property
     def anchor(self) -> float:
@@ -404,11 +439,20 @@ class LiveOrigin:
         """(request kind, answer, the (channel, rendition, msn) segments the answer carries)."""
         parts = path.strip("/").split("/")
         runtime = self._runtime.get(parts[0])
+        mirror = len(parts) == 4 and parts[1] == "b" and runtime is not None and runtime.spec.steering
+        if mirror:
+            parts = [parts[0], *parts[2:]]  # pathway B serves the same media
         if runtime is None or len(parts) not in (2, 3):
             return "other", _text(404, "not found\n"), []
         for name, value in runtime.spec.required_headers.items():
             if handler.headers.get(name) != value:
                 return "other", _text(403, f"missing or wrong {name} header\n"), []
+        if mirror:
+            _, response, msns = self._route(handler, "/".join(parts), query)
+            return "pathway-b", response, msns
+        if parts[1:] == ["redirect", "master.m3u8"]:
+            location = f"/{runtime.name}/master.m3u8" + (f"?{query}" if query else "")
+            return "redirect", _Response(302, b"", headers=[("Location", location)]), []
         if len(parts) == 2:
             if parts[1] == "master.m3u8":
                 master = self._cached(("master", runtime.name, query), lambda: _master(runtime, query))
@@ -425,6 +469,8 @@ class LiveOrigin:
         if leaf == "init.mp4" and loaded.init is not None:
             return "init", _Response(200, loaded.init, _CONTENT_TYPES["mp4"]), []
         edge = runtime.live_edge(self.clock())
+        if leaf == "get.php" and runtime.spec.script_uris and (n := parse_qs(query).get("seg")):
+            leaf = f"{n[0]}.{loaded.rendition.extension}"
         if (m := _SEGMENT.match(leaf)) and m[2] == loaded.rendition.extension:
             msn = int(m[1])
             if msn > edge:
@@ -451,7 +497,7 @@ class LiveOrigin:
         now = self.clock()
         first, last = runtime.live_window(now)
         endlist = False
-        if query:
+        if query and runtime.spec.timeshift:
             try:
                 window = _timeshift(parse_qs(query))
             except ValueError as exc:
@@ -508,46 +554,116 @@ def _epoch(text: str) -> float:
 
 
 def _master(runtime: _Channel, query: str) -> bytes:
+    spec = runtime.spec
     suffix = f"?{query}" if query else ""
     loaded = [entry.rendition for entry in runtime.renditions.values()]
     variants = [r for r in loaded if r.media_type == "VIDEO"]
     audio = [r for r in loaded if r.media_type == "AUDIO"]
     subtitles = [r for r in loaded if r.media_type == "SUBTITLES"]
     has_iframes = any(r.iframes for r in variants)
-    version = 6 if runtime.spec.kind == "fmp4" else 4 if has_iframes else 3
+    version = 6 if spec.kind == "fmp4" else 4 if has_iframes else 3
+    if spec.variables:
+        version = max(version, 8)  # EXT-X-DEFINE
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{version}", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    for i, r in enumerate(audio):
+    if spec.extras:
+        lines.append(f'#EXT-X-SESSION-DATA:DATA-ID="com.example.channel",VALUE="{runtime.name}"')
         lines.append(
-            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",LANGUAGE="{r.language}",NAME="{r.name}",'
-            f'DEFAULT={"YES" if i == 0 else "NO"},AUTOSELECT=YES,CHANNELS="{r.channels}",'
-            f'URI="{r.name}/index.m3u8{suffix}"'
+            '#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc",NAME="English",INSTREAM-ID="CC1",URI="cc.m3u8"'
         )
-    for r in subtitles:
-        lines.append(
-            f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",LANGUAGE="{r.language}",NAME="{r.name}",'
-            f'DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI="{r.name}/index.m3u8{suffix}"'
-        )
+    audio_codecs = ",".join(sorted({a.codecs for a in audio}))
+    if spec.variables:
+        lines.append(f'#EXT-X-DEFINE:NAME="acodecs",VALUE="{audio_codecs}"')
+        lines.append(f'#EXT-X-DEFINE:NAME="channel",VALUE="{runtime.name}"')
+        audio_codecs = "{$acodecs}"
+    if spec.steering:
+        lines.append('#EXT-X-CONTENT-STEERING:SERVER-URI="steering.json",PATHWAY-ID="A"')
+    pathways = [("A", "", "")] + ([("B", "b/", "-b")] if spec.steering else [])
+    for _, folder, group in pathways:
+        for i, r in enumerate(audio):
+            lines.append(
+                f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud{group}",LANGUAGE="{r.language}",NAME="{r.name}",'
+                f'DEFAULT={"YES" if i == 0 else "NO"},AUTOSELECT=YES,CHANNELS="{r.channels}",'
+                f'URI="{folder}{r.name}/index.m3u8{suffix}"'
+            )
+        for r in subtitles:
+            lines.append(
+                f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs{group}",LANGUAGE="{r.language}",NAME="{r.name}",'
+                f'DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI="{folder}{r.name}/index.m3u8{suffix}"'
+            )
     audio_peak = max((r.bandwidth for r in audio), default=0)
     audio_average = max((r.average_bandwidth for r in audio), default=0)
-    for r in variants:
-        codecs = ",".join([r.codecs, *sorted({a.codecs for a in audio})])
-        attributes = [
-            f"BANDWIDTH={r.bandwidth + audio_peak}",
-            f"AVERAGE-BANDWIDTH={r.average_bandwidth + audio_average}",
-            f'CODECS="{codecs}"',
-            f"RESOLUTION={r.resolution}",
-            f"FRAME-RATE={r.frame_rate}",
-        ]
-        attributes += ['AUDIO="aud"'] if audio else []
-        attributes += ['SUBTITLES="subs"'] if subtitles else []
-        lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), f"{r.name}/index.m3u8{suffix}"]
+    for pathway, folder, group in pathways:
+        for r in variants:
+            codecs = ",".join([r.codecs, audio_codecs] if audio else [r.codecs])
+            attributes = [
+                f"BANDWIDTH={r.bandwidth + audio_peak}",
+                f"AVERAGE-BANDWIDTH={r.average_bandwidth + audio_average}",
+                f'CODECS="{codecs}"',
+                f"RESOLUTION={r.resolution}",
+                f"FRAME-RATE={r.frame_rate}",
+            ]
+            attributes += [f'AUDIO="aud{group}"'] if audio else []
+            attributes += [f'SUBTITLES="subs{group}"'] if subtitles else []
+            attributes += ['CLOSED-CAPTIONS="cc"'] if spec.extras else []
+            attributes += [f'PATHWAY-ID="{pathway}"'] if spec.steering else []
+            lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), f"{folder}{r.name}/index.m3u8{suffix}"]
     for r in variants:
         if r.iframes:
             lines.append(
                 f'#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={r.iframe_bandwidth},CODECS="{r.codecs}",'
                 f'RESOLUTION={r.resolution},URI="{r.name}/iframes.m3u8{suffix}"'
+                + (',PATHWAY-ID="A"' if spec.steering else "")
             )
     return ("\n".join(lines) + "\n").encode()
+
+
+def scte35_hex(event: int, out: bool) -> str:
+    """A stand-in SCTE-35 splice_info_section for break `event` (out: the splice out, else back in).
+
+    The harvester carries these values verbatim; only their shape (0xFC30... hex) matters here.
+    """
+    return f"0xFC302000000000000000FFF00F05{event:08X}{'7FEF' if out else '7F4F'}FE0052EC0000"
+
+
+def _ad_markers(runtime: _Channel, msn: int) -> list[str]:
+    """The ad-break tags written before segment `msn` (see the module doc)."""
+    spec = runtime.spec
+    if spec.ad_breaks is None:
+        return []
+    every, length = spec.ad_breaks
+    d = spec.segment_seconds
+    # Break `event` starts at segment event * every + every // 2 (the middle of its period).
+    event = (msn - every // 2) // every
+    first = event * every + every // 2  # the first segment of the latest break at or before msn
+    position = msn - first  # 0 .. every - 1; the closing tags sit at position == length
+    seconds = length * d
+    if position == 0:
+        start = format_pdt(runtime.segment_start(first))
+        interstitial = (
+            [
+                f'#EXT-X-DATERANGE:ID="ad-{event}",CLASS="com.apple.hls.interstitial",START-DATE="{start}",'
+                f'DURATION={seconds}.0,X-ASSET-URI="../ads/{event}.m3u8",X-RESUME-OFFSET=0'
+            ]
+            if spec.extras
+            else []
+        )
+        return [
+            *interstitial,
+            f'#EXT-X-DATERANGE:ID="splice-{event}",CLASS="urn:scte:scte35:2013:bin",START-DATE="{start}",'
+            f"PLANNED-DURATION={seconds}.0,SCTE35-OUT={scte35_hex(event, True)}",
+            f"#EXT-X-CUE-OUT:{seconds}.0",
+            f"#EXT-OATCLS-SCTE35:{base64.b64encode(bytes.fromhex(scte35_hex(event, True)[2:])).decode()}",
+        ]
+    if 0 < position < length:
+        return [f"#EXT-X-CUE-OUT-CONT:ElapsedTime={position * d}.0,Duration={seconds}.0"]
+    if position == length:
+        end = format_pdt(runtime.segment_start(first + length))
+        return [
+            f'#EXT-X-DATERANGE:ID="splice-{event}",END-DATE="{end}",DURATION={seconds}.0,'
+            f"SCTE35-IN={scte35_hex(event, False)}",
+            "#EXT-X-CUE-IN",
+        ]
+    return []
 
 
 def _media_playlist(
@@ -556,6 +672,8 @@ def _media_playlist(
     spec, rendition, size = runtime.spec, loaded.rendition, runtime.size
     packed = spec.kind == "byterange"
     version = 6 if loaded.init is not None else 4 if (iframes or packed) else 3
+    if spec.variables:
+        version = max(version, 8)
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{version}",
@@ -564,28 +682,51 @@ def _media_playlist(
         # Each wrap of the pool before `first` is one discontinuity: segment n's DSN is n // size.
         f"#EXT-X-DISCONTINUITY-SEQUENCE:{first // size}",
     ]
+    # Variables: URIs become /{$channel}/<rendition>/<n>.{$ext}, `channel` imported from the master.
+    base = ""
+    if spec.variables:
+        lines += ['#EXT-X-DEFINE:IMPORT="channel"', f'#EXT-X-DEFINE:NAME="ext",VALUE="{rendition.extension}"']
+        base = f"/{{$channel}}/{rendition.name}/"
     if iframes:
         lines.append("#EXT-X-I-FRAMES-ONLY")
+    if spec.extras:
+        lines.append("#EXT-X-START:TIME-OFFSET=-6.0")
     if loaded.init is not None:
         lines.append('#EXT-X-MAP:URI="init.mp4"')
+    with_pdt = spec.subtitles_pdt or rendition.media_type != "SUBTITLES"
     per_key, per_pack = spec.key_rotation, spec.segments_per_resource
     for msn in range(first, last + 1):
         index = msn % size
         if index == 0 and msn != first:
             lines.append("#EXT-X-DISCONTINUITY")
         if spec.kind == "aes" and (msn == first or msn % per_key == 0):
-            lines.append(f'#EXT-X-KEY:METHOD=AES-128,URI="../keys/{msn // per_key}.key"')
-        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_pdt(runtime.segment_start(msn))}")
+            key = f'#EXT-X-KEY:METHOD=AES-128,URI="../keys/{msn // per_key}.key"'
+            if spec.extras:
+                key += f',KEYID=0x{msn // per_key:032X},X-KEY-VENDOR="harvest-devtools"'
+            lines.append(key)
+        if with_pdt:
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_pdt(runtime.segment_start(msn))}")
+        lines += _ad_markers(runtime, msn)
+        if spec.extras:
+            if msn == first and not (iframes or packed):  # BITRATE is for whole-file segments
+                lines.append(f"#EXT-X-BITRATE:{max(rendition.bandwidth // 1000, 1)}")
+            lines.append(f"#EXT-X-VENDOR-SEGMENT-NOTE:msn={msn}")
+        if msn == spec.broken_tag_msn:
+            lines.append('#EXT-X-DATERANGE:ID="broken",START-DATE="not a date"')
         lines.append(f"#EXTINF:{rendition.durations[index]},")
         if iframes:
             frame = rendition.iframes[index]
-            lines += [f"#EXT-X-BYTERANGE:{frame.length}@{frame.offset}", f"{msn}.ts"]
+            lines += [f"#EXT-X-BYTERANGE:{frame.length}@{frame.offset}", f"{base}{msn}.ts"]
         elif packed:
             offset, length = runtime.byte_range(rendition.name, msn)
             # The offset may be left out only when this range directly follows the previous one.
             explicit = msn == first or msn % per_pack == 0
             lines.append(f"#EXT-X-BYTERANGE:{length}" + (f"@{offset}" if explicit else ""))
             lines.append(f"pack-{msn // per_pack}.ts")
+        elif spec.script_uris:
+            lines.append(f"{base}get.php?seg={msn}")
+        elif spec.variables:
+            lines.append(f"{base}{msn}.{{$ext}}")
         else:
             lines.append(f"{msn}.{rendition.extension}")
     if endlist:
@@ -716,17 +857,26 @@ class _Handler(BaseHTTPRequestHandler):
 
 # --- the demo origin (`harvest demo-origin`) -----------------------------------------------------
 
+DEMO_AD_BREAKS = (10, 5)  # segments: a 5-segment break every 10
 DEMO_CHANNEL_NAMES = {"ts": "demo", "fmp4": "demo-fmp4", "aes": "demo-aes", "byterange": "demo-byterange"}
 
 
 def demo_channels(
     data_dir: Path, kinds: Iterable[str] = ("ts",), dvr_window: int = 3600, pool_seconds: int = 30
 ) -> dict[str, ChannelSpec]:
-    """One channel per kind ("demo" for ts, "demo-<kind>" otherwise), pools cached in data_dir/media."""
+    """One channel per kind ("demo" for ts, "demo-<kind>" otherwise), pools cached in data_dir/media.
+
+    The "demo" channel carries an SCTE-35 ad break of 10 s every 20 s (DEMO_AD_BREAKS), so any
+    window longer than 10 s holds at least part of one.
+    """
     media = Path(data_dir) / "media"
     return {
         DEMO_CHANNEL_NAMES[kind]: ChannelSpec(
-            kind, build_pool(media, kind, seconds=pool_seconds), segment_seconds=2, dvr_window=dvr_window
+            kind,
+            build_pool(media, kind, seconds=pool_seconds),
+            segment_seconds=2,
+            dvr_window=dvr_window,
+            ad_breaks=DEMO_AD_BREAKS if kind == "ts" else None,
         )
         for kind in kinds
     }
@@ -759,13 +909,18 @@ def run_demo_origin(
         origin.stop()
 
 
-def write_channels_yaml(path: Path, origin_url: str, channels: Mapping[str, ChannelSpec]) -> None:
-    """A channel registry (see harvest.domain.registry) with one `hls` endpoint per origin channel."""
+def write_channels_yaml(
+    path: Path, origin_url: str, channels: Mapping[str, ChannelSpec], master: str = "master.m3u8"
+) -> None:
+    """A channel registry (see harvest.domain.registry) with one `hls` endpoint per origin channel.
+
+    `master`: the endpoint's path under the channel ("redirect/master.m3u8" for the redirecting one).
+    """
     entries = []
     for name, spec in channels.items():
         endpoint: dict[str, Any] = {
             "name": "hls",
-            "url": f"{origin_url.rstrip('/')}/{name}/master.m3u8",
+            "url": f"{origin_url.rstrip('/')}/{name}/{master}",
             "protocol": "HLS",
             "startover_window": spec.dvr_window,
             "timeshift_query": "start={start}&end={end}",

@@ -41,6 +41,11 @@ CONTENT_TYPES = {
 }
 
 
+# Suffixes that name media (segments, init sections, subtitles): a URI ending in anything else
+# (`get.php?seg=1`, `?seg=1`, `segment.m3u8`) gets its extension from what the media is.
+MEDIA_SUFFIXES = frozenset(CONTENT_TYPES) - {"m3u8"} | {"mp4a", "cmft", "ttml", "dfxp", "jpg", "jpeg", "png"}
+
+
 def safe_name(text: str, limit: int = 64) -> str:
     """A file or folder name of A-Z a-z 0-9 . _ - only (never empty, never a dot name)."""
     name = _UNSAFE.sub("_", text).strip("._")[:limit].strip("._")
@@ -64,6 +69,38 @@ def url_extension(url: str) -> str:
     _, dot, ext = _path_basename(url).rpartition(".")
     ext = _UNSAFE.sub("", ext).lower()
     return ext if dot and ext and len(ext) <= 8 else ""
+
+
+def media_extension(url: str) -> str:
+    """The URL's extension when it is a known media suffix, else ''."""
+    ext = url_extension(url)
+    return ext if ext in MEDIA_SUFFIXES else ""
+
+
+def stored_name(url: str, ext: str) -> str:
+    """The URL's safe basename, its extension replaced by `ext` unless it already names media."""
+    base = url_basename(url)
+    stem, dot, suffix = base.rpartition(".")
+    if dot and suffix.lower() in MEDIA_SUFFIXES:
+        return base
+    return f"{stem if dot and stem else base}.{ext}"
+
+
+def sniff_extension(head: bytes) -> str:
+    """The extension for media that starts with `head` (its first few hundred bytes), or 'bin'.
+
+    Used only for segments whose URI has no media suffix and whose playlist does not say what they
+    are (no EXT-X-MAP, not a subtitles rendition).
+    """
+    if head[:1] == b"\x47" and (len(head) <= 188 or head[188:189] == b"\x47"):
+        return "ts"
+    if head.removeprefix(b"\xef\xbb\xbf").startswith(b"WEBVTT"):
+        return "vtt"
+    if head[4:8] in (b"ftyp", b"styp", b"moof", b"sidx", b"emsg", b"prft", b"moov"):
+        return "m4s"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0):
+        return "aac"  # packed audio: an ID3 timestamp or an ADTS header first
+    return "bin"
 
 
 def content_type(key: str) -> str:

@@ -9,8 +9,9 @@ store keeps it; workers run its tasks in chunks and the finalizer writes its pla
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -22,19 +23,51 @@ from harvest.engine.layout import (
     Layout,
     content_type,
     layout_for,
+    media_extension,
     relative_uri,
+    sniff_extension,
+    stored_name,
     url_basename,
-    url_extension,
 )
-from harvest.errors import PlaylistError
-from harvest.hls.model import ByteRange, InitSection, Key, MasterPlaylist, MediaPlaylist, Segment
-from harvest.hls.parse import is_master, parse_master, parse_media
+from harvest.errors import HarvestFailure, PlaylistError
+from harvest.hls.model import (
+    ByteRange,
+    DateRange,
+    InitSection,
+    Key,
+    MasterPlaylist,
+    MediaPlaylist,
+    Segment,
+)
+from harvest.hls.parse import DEFAULT_LIMITS, ParseLimits, is_master, parse_master, parse_media, unquote
 from harvest.hls.render import render_master, render_media, target_duration
-from harvest.hls.window import Window, select_window
+from harvest.hls.window import Window, align_to, overlapping_dateranges, select_window
 from harvest.ports import Origin
+from harvest.settings import Settings
 
 PLAN_FORMAT = 1
 AES_KEY_BYTES = 16  # §5.2: an AES-128 key file is exactly 16 octets
+MAX_PLAN_TASKS = 1_000_000  # 24 h of 2 s segments in 20 renditions is 864,000
+MAX_WARNINGS = 20  # warnings kept in a plan; the rest are counted
+SNIFF_BYTES = 189  # a TS packet and the next sync byte: enough to tell TS, fMP4, WebVTT, packed audio
+
+
+@dataclass(frozen=True)
+class PlanLimits:
+    """Caps on what one job may plan (settings HARVEST_PLAYLIST_MAX_*, HARVEST_MAX_*)."""
+
+    parse: ParseLimits = DEFAULT_LIMITS
+    max_tasks: int = MAX_PLAN_TASKS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PlanLimits:
+        parse = ParseLimits(
+            max_chars=settings.playlist_max_chars,
+            max_lines=settings.playlist_max_lines,
+            max_variants=settings.max_variants,
+            max_renditions=settings.max_renditions,
+        )
+        return cls(parse=parse, max_tasks=settings.max_plan_tasks)
 
 
 class DestinationLike(Protocol):
@@ -60,6 +93,7 @@ class Plan:
     master_key: str
     playlists: dict[str, str]  # object key -> text; the master is at `master_key`
     tasks: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # malformed tags outside the window, etc.
 
     @property
     def segment_count(self) -> int:
@@ -72,6 +106,7 @@ class Plan:
             "master_key": self.master_key,
             "playlists": dict(self.playlists),
             "tasks": [dict(task) for task in self.tasks],
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -81,6 +116,7 @@ class Plan:
             master_key=str(data["master_key"]),
             playlists={str(k): str(v) for k, v in data["playlists"].items()},
             tasks=[dict(task) for task in data["tasks"]],
+            warnings=[str(w) for w in data.get("warnings", ())],
         )
 
     def chunks(self, max_tasks: int, max_bytes: int) -> list[list[dict[str, Any]]]:
@@ -173,6 +209,43 @@ def _renditions(master: MasterPlaylist) -> list[_Rendition]:
     return list(found.values())
 
 
+# The EXT-X-STREAM-INF attributes that name an EXT-X-MEDIA group, each the group's TYPE.
+_GROUP_ATTRIBUTES = frozenset({"AUDIO", "VIDEO", "SUBTITLES", "CLOSED-CAPTIONS"})
+
+
+def one_pathway(master: MasterPlaylist) -> MasterPlaylist:
+    """The master reduced to one content-steering pathway, without steering.
+
+    A VOD is harvested once, from one place: the pathway EXT-X-CONTENT-STEERING names as the
+    initial one (PATHWAY-ID), else the first variant's. Variants and I-frame streams of other
+    pathways are dropped, and so are renditions whose group no kept variant uses. Without
+    steering and with one pathway the master is returned unchanged.
+    """
+    pathways = {v.pathway for v in master.variants} | {i.pathway for i in master.iframe_streams}
+    if master.steering is None and len(pathways) <= 1:
+        return master
+    initial = next((unquote(v) for n, v in master.steering or () if n == "PATHWAY-ID"), None)
+    if initial not in pathways:
+        initial = master.variants[0].pathway if master.variants else master.iframe_streams[0].pathway
+    variants = tuple(v for v in master.variants if v.pathway == initial)
+    used = {
+        (name, unquote(value))
+        for variant in variants
+        for name, value in variant.attributes
+        if name in _GROUP_ATTRIBUTES
+    }
+    media = master.media
+    if len(pathways) > 1:
+        media = tuple(m for m in master.media if (m.type, m.group_id) in used)
+    return dataclasses.replace(
+        master,
+        variants=variants,
+        iframe_streams=tuple(i for i in master.iframe_streams if i.pathway == initial),
+        media=media,
+        steering=None,
+    )
+
+
 # --- tasks --------------------------------------------------------------------------------------
 
 
@@ -190,6 +263,7 @@ class _Resource:
 
     url: str
     folder: str  # the first rendition that needs it stores it
+    ext: str  # the media's extension, for the stored name of byte-range runs
     whole_name: str | None = None  # set once any rendition needs the whole file
     whole_counts: bool = False
     ranges: list[tuple[int, int, bool]] = field(default_factory=list)  # (offset, end, is media)
@@ -208,10 +282,12 @@ class _TaskBook:
         self.allocator = KeyAllocator()
         self.tasks: list[dict[str, Any]] = []
 
-    def need(self, url: str, byterange: ByteRange | None, folder: str, filename: str, media: bool) -> None:
+    def need(
+        self, url: str, byterange: ByteRange | None, folder: str, filename: str, media: bool, ext: str
+    ) -> None:
         resource = self.resources.get(url)
         if resource is None:
-            resource = self.resources[url] = _Resource(url=url, folder=folder)
+            resource = self.resources[url] = _Resource(url=url, folder=folder, ext=ext)
         if byterange is None:
             if resource.whole_name is None:
                 resource.whole_name, resource.folder = filename, folder
@@ -248,7 +324,7 @@ class _TaskBook:
                 runs[-1].counts = runs[-1].counts or media
             else:
                 runs.append(_Run(offset=offset, end=end, counts=media))
-        basename = url_basename(resource.url)
+        basename = stored_name(resource.url, resource.ext)
         stem, dot, ext = basename.rpartition(".")
         for run in runs:
             # One run keeps the source's name; several are told apart by where they start.
@@ -329,17 +405,21 @@ def _copyable(key: Key) -> bool:
     )
 
 
-def _collect_needs(book: _TaskBook, clip: _Clip, folder: str, copy_keys: bool) -> None:
+def _collect_needs(
+    book: _TaskBook, clip: _Clip, folder: str, copy_keys: bool, sniff: Callable[[Segment], str]
+) -> None:
+    """Record every object the clip needs. Names: see _segment_extension."""
     window = clip.window
-    default_ext = "vtt" if clip.rendition.kind == SUBTITLES else "ts"
+    context = "vtt" if clip.rendition.kind == SUBTITLES else ""
     seen_maps: set[InitSection] = set()
     seen_keys: set[tuple[Key, ...]] = set()
+    unnamed: str | None = None  # the extension found for segments whose URI does not say
     for segment in window.segments:
         init = segment.map
         if init is not None and init not in seen_maps:
             seen_maps.add(init)
-            book.need(init.uri, init.byterange, folder, url_basename(init.uri), media=False)
-            default_ext = "m4s"
+            init_ext = media_extension(init.uri) or "mp4"
+            book.need(init.uri, init.byterange, folder, stored_name(init.uri, init_ext), False, init_ext)
             if copy_keys and init.keys not in seen_keys:
                 seen_keys.add(init.keys)
                 for key in init.keys:
@@ -352,8 +432,17 @@ def _collect_needs(book: _TaskBook, clip: _Clip, folder: str, copy_keys: bool) -
                     book.need_key(key.uri or "")
         if segment.gap:
             continue  # §4.4.4.7 (bis): a GAP segment has no media and must not be fetched
-        ext = url_extension(segment.uri) or default_ext
-        book.need(segment.uri, segment.byterange, folder, f"{segment.msn}.{ext}", media=True)
+        ext = media_extension(segment.uri)
+        if not ext:
+            if segment.map is not None:
+                ext = "m4s"
+            elif context:
+                ext = context
+            else:
+                if unnamed is None:
+                    unnamed = sniff(segment)
+                ext = unnamed
+        book.need(segment.uri, segment.byterange, folder, f"{segment.msn}.{ext}", True, ext)
 
 
 # --- the planner --------------------------------------------------------------------------------
@@ -369,6 +458,7 @@ def build_plan(
     now: float,
     copy_keys: bool = False,
     pdt_fallback: bool = True,
+    limits: PlanLimits = PlanLimits(),
 ) -> Plan:
     """Read the endpoint's playlists and plan the VOD for [start, end) at destination/manifest.
 
@@ -377,51 +467,150 @@ def build_plan(
     playlist is written at the Manifest key itself: a master would need a BANDWIDTH that cannot
     be known before the segments are downloaded.
 
-    `pdt_fallback`: a live playlist (no EXT-X-ENDLIST) without any EXT-X-PROGRAM-DATE-TIME is
-    placed by its live edge: its last segment ends at `now`, the time the playlists are read
-    (hls.window.place_by_live_edge). An ended playlist without PDT always fails.
+    Times: a rendition without EXT-X-PROGRAM-DATE-TIME is aligned to the first rendition that has
+    them (hls.window.align_to). With no such sibling, `pdt_fallback` places a live playlist (no
+    EXT-X-ENDLIST) by its live edge: its last segment ends at `now`. Derived times choose the
+    segments but are never written into the VOD.
+
+    Malformed tags (see hls.parse) fail the job when they concern a segment inside the window and
+    are returned as `Plan.warnings` otherwise.
 
     Raises PlaylistError (a HarvestFailure) naming the playlist or rendition when the job cannot
     produce a complete asset.
     """
     layout = layout_for(destination.prefix, manifest)
-    master, playlists = _read_playlists(origin, endpoint, start, end)
+    master, playlists = _read_playlists(origin, endpoint, start, end, limits.parse)
+    playlists = _place_in_time(playlists, now if pdt_fallback else None)
+    warnings: list[str] = []
     clips = []
     for rendition, playlist in playlists:
         live_edge = now if pdt_fallback and not playlist.ended else None
-        clips.append(_Clip(rendition, select_window(playlist, start, end, rendition.name, live_edge)))
+        window = select_window(playlist, start, end, rendition.name, live_edge)
+        _check_problems(window, warnings)
+        clips.append(_Clip(rendition, window))
+    dateranges = overlapping_dateranges(_every_daterange(clips), start, end)
 
     book = _TaskBook(layout)
+    sniff = _Sniffer(origin, endpoint.headers)
     for clip in clips:
-        _collect_needs(book, clip, layout.folder(clip.rendition.name), copy_keys)
+        _collect_needs(book, clip, layout.folder(clip.rendition.name), copy_keys, sniff)
+    if copy_keys and master is not None:
+        for key in master.session_keys:
+            if _copyable(key):
+                book.need_key(key.uri or "")
+    if len(book.resources) + len(book.keys) > limits.max_tasks:
+        raise PlaylistError(
+            f"the window needs {len(book.resources) + len(book.keys)} downloads, more than the"
+            f" {limits.max_tasks} one job may plan (the limit, HARVEST_MAX_PLAN_TASKS)"
+        )
     book.assign()
 
+    if len(warnings) > MAX_WARNINGS:
+        warnings[MAX_WARNINGS:] = [f"... and {len(warnings) - MAX_WARNINGS} more"]
     return Plan(
         bucket=destination.bucket,
         master_key=layout.master_key,
-        playlists=_render(master, clips, layout, book),
+        playlists=_render(master, clips, layout, book, dateranges),
         tasks=book.tasks,
+        warnings=warnings,
     )
 
 
 def _read_playlists(
-    origin: Origin, endpoint: Endpoint, start: float, end: float
+    origin: Origin, endpoint: Endpoint, start: float, end: float, limits: ParseLimits
 ) -> tuple[MasterPlaylist | None, list[tuple[_Rendition, MediaPlaylist]]]:
-    """The master (None when the endpoint is a media playlist) and every rendition's playlist."""
+    """The master (None when the endpoint is a media playlist) and every rendition's playlist.
+
+    URIs resolve against the URL each playlist finally came from, after any redirect.
+    """
     master_url = playlist_url(endpoint.url, endpoint.timeshift_query, start, end)
-    text = origin.get_text(master_url, endpoint.headers)
-    if not is_master(text):
-        return None, [(_Rendition(name="v0", url=master_url, kind=MAIN), parse_media(text, master_url))]
-    master = parse_master(text, master_url)
+    fetched = origin.get_playlist(master_url, endpoint.headers)
+    if not is_master(fetched.text):
+        playlist = parse_media(fetched.text, fetched.url, limits=limits)
+        return None, [(_Rendition(name="v0", url=master_url, kind=MAIN), playlist)]
+    master = one_pathway(parse_master(fetched.text, fetched.url, limits=limits))
+    imports = dict(master.variables)
     playlists = []
     for rendition in _renditions(master):
         url = playlist_url(rendition.url, endpoint.timeshift_query, start, end)
-        playlists.append((rendition, parse_media(origin.get_text(url, endpoint.headers), url)))
+        child = origin.get_playlist(url, endpoint.headers)
+        playlists.append((rendition, parse_media(child.text, child.url, imports=imports, limits=limits)))
     return master, playlists
 
 
+def _place_in_time(
+    playlists: list[tuple[_Rendition, MediaPlaylist]], live_edge: float | None
+) -> list[tuple[_Rendition, MediaPlaylist]]:
+    """Renditions without PDT aligned to the first sibling that has PDT (main renditions first)."""
+    with_pdt = [(r, p) for r, p in playlists if p.has_pdt]
+    if not with_pdt or len(with_pdt) == len(playlists):
+        return playlists  # all have PDT, or none does: select_window's live-edge rule decides
+    reference_name, reference = next(((r, p) for r, p in with_pdt if r.kind == MAIN), with_pdt[0])
+    placed = []
+    for rendition, playlist in playlists:
+        if not playlist.has_pdt and playlist.segments:
+            aligned = align_to(playlist, reference)
+            if aligned is None:
+                raise PlaylistError(
+                    f"rendition {rendition.name} has no EXT-X-PROGRAM-DATE-TIME and cannot be aligned"
+                    f" to rendition {reference_name.name}: no segment shares its media sequence number"
+                    " and duration, and no discontinuity is shared"
+                )
+            playlist = aligned
+        placed.append((rendition, playlist))
+    return placed
+
+
+def _check_problems(window: Window, warnings: list[str]) -> None:
+    """Fail on a malformed tag that concerns the window; keep the others as warnings."""
+    url = window.playlist.url
+    for segment in window.segments:
+        if segment.problems:
+            raise PlaylistError(
+                f"playlist {url} {segment.problems[0]} (segment {segment.msn}, inside the window)"
+            )
+    segments = window.playlist.segments
+    for index in (*range(window.first), *range(window.stop, len(segments))):
+        for problem in segments[index].problems:
+            warnings.append(f"playlist {url} {problem} (outside the window, ignored)")
+    for problem in window.playlist.problems:
+        warnings.append(f"playlist {url} {problem} (after the last segment, ignored)")
+
+
+def _every_daterange(clips: list[_Clip]) -> list[DateRange]:
+    """The date ranges of every rendition, one per ID (the first that knows the range's start wins)."""
+    found: dict[str, DateRange] = {}
+    for clip in clips:
+        for daterange in clip.window.playlist.dateranges:
+            known = found.get(daterange.id)
+            if known is None or (known.start is None and daterange.start is not None):
+                found[daterange.id] = daterange
+    return list(found.values())
+
+
+class _Sniffer:
+    """What a segment whose URI does not say is: its first bytes, asked of the origin once per rendition."""
+
+    def __init__(self, origin: Origin, headers: Mapping[str, str]) -> None:
+        self.origin = origin
+        self.headers = headers
+
+    def __call__(self, segment: Segment) -> str:
+        offset, length = (segment.byterange.offset, segment.byterange.length) if segment.byterange else (0, 0)
+        span = (offset, min(length, SNIFF_BYTES) if length else SNIFF_BYTES)
+        try:
+            head = self.origin.get_bytes(segment.uri, self.headers, span)
+        except HarvestFailure:
+            return "bin"  # the download itself will report a segment that cannot be fetched
+        return sniff_extension(head)
+
+
 def _render(
-    master: MasterPlaylist | None, clips: list[_Clip], layout: Layout, book: _TaskBook
+    master: MasterPlaylist | None,
+    clips: list[_Clip],
+    layout: Layout,
+    book: _TaskBook,
+    dateranges: tuple[DateRange, ...],
 ) -> dict[str, str]:
     """Every output playlist by object key: the children, then the master."""
     # §6.2.4: one target duration for every variant and audio/video rendition; subtitles and
@@ -429,18 +618,17 @@ def _render(
     main_target = target_duration(clip.window for clip in clips if clip.rendition.kind == MAIN)
     if master is None:
         (clip,) = clips
-        return {
-            layout.master_key: render_media(clip.window, _Locator(book, layout.master_folder), main_target)
-        }
+        locator = _Locator(book, layout.master_folder)
+        return {layout.master_key: render_media(clip.window, locator, main_target, dateranges)}
     playlists: dict[str, str] = {}
     for clip in clips:
         name = clip.rendition.name
         target = main_target if clip.rendition.kind == MAIN else None
         locator = _Locator(book, layout.folder(name))
-        playlists[layout.playlist_key(name)] = render_media(clip.window, locator, target)
+        playlists[layout.playlist_key(name)] = render_media(clip.window, locator, target, dateranges)
     uris = {
         clip.rendition.url: relative_uri(layout.playlist_key(clip.rendition.name), layout.master_folder)
         for clip in clips
     }
-    playlists[layout.master_key] = render_master(master, uris)
+    playlists[layout.master_key] = render_master(master, uris, _Locator(book, layout.master_folder).key)
     return playlists

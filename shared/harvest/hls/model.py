@@ -28,13 +28,18 @@ class ByteRange:
 
 @dataclass(frozen=True, slots=True)
 class Key:
-    """An EXT-X-KEY (§4.3.2.4). `uri` is absolute; `keyformat` None means the implicit "identity"."""
+    """An EXT-X-KEY (§4.3.2.4). `uri` is absolute; `keyformat` None means the implicit "identity".
+
+    `attributes` is the whole attribute list as written (URI made absolute): the renderer writes it
+    back with only URI replaced, so KEYID and any attribute this code does not know survive.
+    """
 
     method: str
     uri: str | None
     iv: str | None = None  # needs EXT-X-VERSION >= 2
     keyformat: str | None = None  # KEYFORMAT(VERSIONS) need EXT-X-VERSION >= 5
     keyformatversions: str | None = None
+    attributes: Attributes = ()
 
     @property
     def format_name(self) -> str:
@@ -52,15 +57,32 @@ class InitSection:
     uri: str
     byterange: ByteRange | None = None
     keys: tuple[Key, ...] = ()
+    attributes: Attributes = ()  # as written (URI absolute); URI and BYTERANGE are rewritten
 
 
 @dataclass(frozen=True, slots=True)
 class DateRange:
-    """An EXT-X-DATERANGE (§4.3.2.7); `attributes` is the raw attribute list, written back unchanged."""
+    """An EXT-X-DATERANGE (§4.3.2.7), every tag of one ID merged into one (RFC 8216bis §4.4.5.1).
+
+    `start`/`end` are epoch seconds; either may be unknown (None): a closing tag whose opening slid
+    out of the live window has no START-DATE, an open break has no end yet. `attributes` is the
+    merged attribute list as written (interstitial X-ASSET-URI / X-ASSET-LIST made absolute).
+    """
 
     id: str
-    start: float
-    attributes: str
+    start: float | None
+    end: float | None
+    attributes: Attributes
+    lineno: int = 0  # where the first tag of this ID was
+
+
+@dataclass(frozen=True, slots=True)
+class CueBreak:
+    """An ad break opened by #EXT-X-CUE-OUT and not yet closed by #EXT-X-CUE-IN."""
+
+    msn: int  # the segment the CUE-OUT preceded: the break's first segment
+    duration: float | None  # the CUE-OUT's duration, when it gave one
+    line: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +107,10 @@ class Segment:
     keys: tuple[Key, ...] = ()
     map: InitSection | None = None
     gap: bool = False
-    dateranges: tuple[DateRange, ...] = ()  # the ones written just before this segment
+    tags: tuple[str, ...] = ()  # tags kept verbatim at this segment (ad markers, unknown tags)
+    bitrate: str | None = None  # the EXT-X-BITRATE in force
+    cue: CueBreak | None = None  # the ad break this segment is inside, if any
+    problems: tuple[str, ...] = ()  # malformed tags that apply to this segment ("line N: why")
 
     @property
     def end(self) -> float:
@@ -114,9 +139,12 @@ class MediaPlaylist:
     independent_segments: bool = False
     iframes_only: bool = False
     segments: tuple[Segment, ...] = ()
-    dateranges: tuple[DateRange, ...] = ()  # every EXT-X-DATERANGE, in playlist order
-    trailing_dateranges: tuple[DateRange, ...] = ()  # the ones after the last segment
+    dateranges: tuple[DateRange, ...] = ()  # one per ID, merged, in order of first appearance
+    trailing_tags: tuple[str, ...] = ()  # kept tags after the last segment
+    start_tag: str | None = None  # EXT-X-START's attribute list, as written
     ended: bool = False
+    placed: bool = False  # PDTs were derived by us (aligned to a sibling), never written out
+    problems: tuple[str, ...] = ()  # malformed tags after the last segment
 
     @property
     def has_pdt(self) -> bool:
@@ -132,6 +160,7 @@ class Variant:
     attributes: Attributes
     bandwidth: int
     resolution: str | None = None
+    pathway: str = "."  # PATHWAY-ID (content steering); "." is the default pathway
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +171,7 @@ class IFrameStream:
     attributes: Attributes
     bandwidth: int
     resolution: str | None = None
+    pathway: str = "."
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,4 +194,9 @@ class MasterPlaylist:
     variants: tuple[Variant, ...] = ()
     iframe_streams: tuple[IFrameStream, ...] = ()
     media: tuple[Rendition, ...] = ()
-    session_tags: tuple[str, ...] = ()  # EXT-X-SESSION-DATA / -KEY lines, URIs made absolute
+    session_data: tuple[Attributes, ...] = ()  # EXT-X-SESSION-DATA, URIs made absolute
+    session_keys: tuple[Key, ...] = ()  # EXT-X-SESSION-KEY
+    start_tag: str | None = None  # EXT-X-START's attribute list, as written
+    other_tags: tuple[str, ...] = ()  # tags this code does not know, kept verbatim
+    variables: tuple[tuple[str, str], ...] = ()  # EXT-X-DEFINE values, for IMPORT by media playlists
+    steering: Attributes | None = None  # EXT-X-CONTENT-STEERING (dropped from the output)

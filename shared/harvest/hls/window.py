@@ -7,11 +7,13 @@ aligned without comparing media sequence numbers across playlists (anchors §5 r
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
 from harvest.errors import PlaylistError, WindowNotCovered
-from harvest.hls.model import MediaPlaylist, Segment
+from harvest.hls.model import DateRange, MediaPlaylist, Segment
 from harvest.hls.parse import format_date
 
 # Segment edges come from sums of float EXTINFs, so "exactly on the boundary" is fuzzy by a few
@@ -47,11 +49,11 @@ class Window:
 def place_by_live_edge(playlist: MediaPlaylist, live_edge: float) -> MediaPlaylist:
     """Give a playlist without any EXT-X-PROGRAM-DATE-TIME times by its live edge.
 
-    The documented fallback rule: the last segment ends at `live_edge` (the epoch time the live
-    playlist was fetched) and every earlier segment starts where the next one starts minus its own
-    EXTINF. It is only as accurate as the origin's EXTINF values and its publishing delay, so the
-    planner uses it only for live playlists (no EXT-X-ENDLIST); an ended playlist without PDT has
-    no defensible position in time.
+    The documented last-resort rule, for an endpoint with no rendition that has PDT: the last
+    segment ends at `live_edge` (the epoch time the live playlist was fetched) and every earlier
+    segment starts where the next one starts minus its own EXTINF. It is only as accurate as the
+    origin's EXTINF values and its publishing delay; the result is `placed`, so the VOD never
+    presents these guessed times as the origin's (no EXT-X-PROGRAM-DATE-TIME is written).
     """
     times: list[float] = []
     current = live_edge
@@ -62,7 +64,75 @@ def place_by_live_edge(playlist: MediaPlaylist, live_edge: float) -> MediaPlayli
     segments = tuple(
         dataclasses.replace(segment, pdt=pdt) for segment, pdt in zip(playlist.segments, times, strict=True)
     )
-    return dataclasses.replace(playlist, segments=segments)
+    return dataclasses.replace(playlist, segments=segments, placed=True)
+
+
+# Two renditions' segments with the same media sequence number are taken as the same stretch of
+# time only when their EXTINFs agree this closely.
+ALIGN_TOLERANCE = 0.25
+
+
+def align_to(playlist: MediaPlaylist, reference: MediaPlaylist) -> MediaPlaylist | None:
+    """Times for a playlist without PDT, from a sibling rendition that has them; None if impossible.
+
+    Packagers number the segments of every rendition alike, so within each discontinuity sequence:
+    1. a segment with the same media sequence number (and discontinuity sequence) as one of the
+       reference, and an EXTINF within ALIGN_TOLERANCE of it, starts at the reference's PDT; or
+    2. a run that starts at an EXT-X-DISCONTINUITY starts where the reference's run of the same
+       discontinuity sequence starts (a shared boundary), whatever the segment durations.
+    The rest of the run follows by cumulative EXTINF, forward and back. Every run must be anchored.
+    The result is `placed`: the times choose the window, and no PDT is written into the VOD.
+    """
+    if not playlist.segments or not reference.has_pdt:
+        return None
+    by_msn = {(s.msn, s.discontinuity_seq): s for s in reference.segments}
+    boundaries = {
+        s.discontinuity_seq: s.pdt for i, s in enumerate(reference.segments) if s.discontinuity or i == 0
+    }
+    segments = list(playlist.segments)
+    times: list[float | None] = [None] * len(segments)
+    run_start = 0
+    while run_start < len(segments):
+        dsn = segments[run_start].discontinuity_seq
+        run_end = run_start
+        while run_end < len(segments) and segments[run_end].discontinuity_seq == dsn:
+            run_end += 1
+        anchor = _anchor(segments, run_start, run_end, by_msn, boundaries)
+        if anchor is None:
+            return None
+        index, pdt = anchor
+        current = pdt
+        for i in range(index, run_end):
+            times[i] = current
+            current += segments[i].duration
+        current = pdt
+        for i in range(index - 1, run_start - 1, -1):
+            current -= segments[i].duration
+            times[i] = current
+        run_start = run_end
+    placed = tuple(
+        dataclasses.replace(segment, pdt=pdt) for segment, pdt in zip(segments, times, strict=True)
+    )
+    return dataclasses.replace(playlist, segments=placed, placed=True)
+
+
+def _anchor(
+    segments: list[Segment],
+    start: int,
+    stop: int,
+    by_msn: dict[tuple[int, int], Segment],
+    boundaries: dict[int, float | None],
+) -> tuple[int, float] | None:
+    for i in range(start, stop):
+        twin = by_msn.get((segments[i].msn, segments[i].discontinuity_seq))
+        if twin is not None and twin.pdt is not None:
+            if abs(twin.duration - segments[i].duration) <= ALIGN_TOLERANCE:
+                return i, twin.pdt
+            break  # numbered alike but not the same stretch of time: try the boundary
+    boundary = boundaries.get(segments[start].discontinuity_seq)
+    if segments[start].discontinuity and boundary is not None:
+        return start, boundary
+    return None
 
 
 def _when(epoch: float) -> str:
@@ -87,6 +157,12 @@ def select_window(
     the tolerance after `start`, the last one ends more than the tolerance before `end`, or two
     consecutive selected segments leave a hole in PDT time longer than the tolerance. GAP segments
     count as coverage: the origin declared them, and they are carried through as EXT-X-GAP.
+
+    Clocks that go back: where a segment starts before the previous one ended (a program clock
+    reset at a discontinuity), the playlist holds several timelines that may each overlap the
+    window. Only one may supply the VOD, or it would hold the same wall time twice: the one that
+    holds the whole window, else the one that covers it within the tolerance; when several do (or
+    none does) the job fails naming the discontinuity.
 
     `fallback_live_edge`: for a playlist without any PDT, place it with `place_by_live_edge`
     instead of failing.
@@ -114,6 +190,9 @@ def select_window(
     ]
     if not chosen:
         raise WindowNotCovered(f"no segments in [{_when(start)},{_when(end)}) for rendition {rendition}")
+    resets = _clock_resets(playlist.segments, chosen[0], chosen[-1] + 1)
+    if resets:
+        return _one_timeline(playlist, chosen, resets, start, end, rendition)
     first, last = chosen[0], chosen[-1]
     if last - first + 1 != len(chosen):
         raise PlaylistError(
@@ -123,6 +202,74 @@ def select_window(
     window = Window(playlist=playlist, first=first, stop=last + 1, start=start, end=end)
     _check_coverage(window, rendition)
     return window
+
+
+def _clock_resets(segments: tuple[Segment, ...], first: int, stop: int) -> list[int]:
+    """Indices in [first, stop) of segments where the program clock goes back.
+
+    EXTINF values are often a little longer than the media (a 6.5 s EXTINF before a PDT 6 s later),
+    so an overlap of up to half a segment (at least 1 s) is rounding, not a second timeline.
+    """
+    resets = []
+    for i in range(first + 1, stop):
+        previous, pdt = segments[i - 1], segments[i].pdt or 0.0
+        if pdt <= (previous.pdt or 0.0) or pdt < previous.end - max(1.0, previous.duration / 2):
+            resets.append(i)
+    return resets
+
+
+def _one_timeline(
+    playlist: MediaPlaylist, chosen: list[int], resets: list[int], start: float, end: float, rendition: str
+) -> Window:
+    bounds = [chosen[0], *resets, chosen[-1] + 1]
+    candidates: list[Window] = []
+    failures: list[PlaylistError] = []
+    for lo, hi in itertools.pairwise(bounds):
+        picked = [i for i in chosen if lo <= i < hi]
+        if not picked:
+            continue
+        window = Window(playlist=playlist, first=picked[0], stop=picked[-1] + 1, start=start, end=end)
+        try:
+            _check_coverage(window, rendition)
+        except PlaylistError as exc:
+            failures.append(exc)
+            continue
+        candidates.append(window)
+    reset = playlist.segments[resets[0]]
+    where = (
+        f"the program clock goes back {playlist.segments[resets[0] - 1].end - (reset.pdt or 0.0):.1f} s"
+        f" at segment {reset.msn}{' (a discontinuity)' if reset.discontinuity else ''}"
+    )
+    # A timeline that holds the whole window beats one that covers it only within the tolerance.
+    containing = [w for w in candidates if w.begins <= start + EDGE_EPSILON and w.ends >= end - EDGE_EPSILON]
+    if len(containing) == 1:
+        return containing[0]
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        raise PlaylistError(
+            f"rendition {rendition}: {where}, and both timelines cover the window"
+            f" [{_when(start)},{_when(end)}): which one to harvest is ambiguous"
+        )
+    raise PlaylistError(
+        f"rendition {rendition}: {where}; no single timeline covers the window ({failures[0]})"
+    )
+
+
+def overlapping_dateranges(
+    dateranges: Iterable[DateRange], start: float, end: float
+) -> tuple[DateRange, ...]:
+    """The date ranges whose [START, END) overlaps the window [start, end), sorted by start.
+
+    An open range (no end known yet) overlaps when it started before `end`. A range with no known
+    start cannot be placed in time and is left out.
+    """
+    kept = [
+        d
+        for d in dateranges
+        if d.start is not None and d.start < end and (d.end is None or d.end > start or d.start >= start)
+    ]
+    return tuple(sorted(kept, key=lambda d: d.start or 0.0))
 
 
 def _check_coverage(window: Window, rendition: str) -> None:

@@ -21,6 +21,7 @@ from harvest.cli.client import ClientConfig, HarvestClient
 from harvest.cli.jobs import wait_for
 from harvest.devtools import LiveOrigin, demo_channels, probe, run_demo_origin, write_channels_yaml
 from harvest.errors import HarvestError
+from harvest.hls.parse import format_date, parse_media
 from harvest.local.serve import build_stack
 from harvest.settings import Settings
 
@@ -80,6 +81,21 @@ def _summary(master: Path) -> dict[str, Any]:
     }
 
 
+def _ad_breaks(master: Path) -> list[str]:
+    """The EXT-X-DATERANGE breaks of the VOD's first media playlist, as `ID [start, end)`."""
+    first = next(
+        (line for line in master.read_text().splitlines() if line and not line.startswith("#")), None
+    )
+    if first is None:
+        return []
+    playlist = parse_media((master.parent / first).read_text(), (master.parent / first).as_uri())
+    return [
+        f"{d.id} from {format_date(d.start or 0.0)}"
+        + (f" for {d.end - (d.start or 0.0):g} s" if d.end else "")
+        for d in playlist.dateranges
+    ]
+
+
 def demo_main(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     # A clean table and bucket every run; the media pool under media/ is kept (it takes seconds to make).
@@ -98,7 +114,10 @@ def demo_main(args: argparse.Namespace) -> int:
     try:
         registry = data_dir / "channels.yaml"
         write_channels_yaml(registry, origin.url, channels)
-        print(f"live channel: {origin.master_url('demo')} (DVR window 3600 s, PDT on every segment)")
+        print(
+            f"live channel: {origin.master_url('demo')} (DVR window 3600 s, PDT on every segment,"
+            " an SCTE-35 ad break of 10 s every 20 s as EXT-X-DATERANGE and CUE-OUT/CUE-IN)"
+        )
 
         _step("starting the local stack (API, queue pump, local bucket)")
         settings = Settings(
@@ -144,6 +163,7 @@ def demo_main(args: argparse.Namespace) -> int:
         print(f"in the bucket:  {record['Destination']}{record['Manifest']}")
         print(f"on disk:        {master}")
         print(f"ffprobe:        {json.dumps(_summary(master))}")
+        print(f"ad breaks:      {', '.join(_ad_breaks(master)) or 'none in this window'}")
         url = f"http://{api}/cos/{DEMO_BUCKET}/{master_key}"
         if args.keep_running:
             print(f"plays at:       {url}   (ffplay, VLC or Safari; Ctrl-C to stop)")

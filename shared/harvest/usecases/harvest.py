@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from harvest.domain.destination import normalize_manifest, parse_destination
 from harvest.domain.job import HarvestJob, JobStatus, Phase, chunk_message, finalize_message
 from harvest.domain.registry import Registry
-from harvest.engine.plan import Plan, build_plan
+from harvest.engine.plan import Plan, PlanLimits, build_plan
 from harvest.errors import (
     HarvestFailure,
     InvalidTransition,
@@ -191,6 +191,7 @@ def plan_job(deps: HarvestDeps, job_id: str) -> None:
             normalize_manifest(job.manifest),
             now=deps.clock(),
             copy_keys=deps.settings.copy_keys,
+            limits=PlanLimits.from_settings(deps.settings),
         )
     except PlaylistError as exc:
         if isinstance(exc, WindowNotCovered) and deps.clock() - job.end_epoch < RECENT_END_SECONDS:
@@ -209,6 +210,8 @@ def plan_job(deps: HarvestDeps, job_id: str) -> None:
     stored = deps.store.save_plan(job_id, plan.to_json(), chunks, plan.segment_count, outbox)
     if stored:
         log.info("planned %d tasks in %d chunks", len(plan.tasks), len(chunks), extra={"job_id": job_id})
+        for warning in plan.warnings:
+            log.warning("playlist warning: %s", warning, extra={"job_id": job_id})
         deps.relay.flush()
 
 

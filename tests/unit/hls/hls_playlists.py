@@ -8,8 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from harvest.domain.registry import Endpoint
+from harvest.engine.plan import Plan, PlanLimits, build_plan
 from harvest.errors import PlaylistError
 from harvest.hls.parse import format_date
+from harvest.ports import FetchedPlaylist
 
 BASE = 1_700_000_000.0
 ORIGIN = "http://127.0.0.1:9/live"
@@ -99,20 +102,34 @@ class FakeOrigin:
     The real HTTP origin is tested against a real server elsewhere; the planner only needs text.
     """
 
-    def __init__(self, playlists: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        playlists: Mapping[str, str],
+        redirects: Mapping[str, str] | None = None,
+        segments: Mapping[str, bytes] | None = None,
+    ) -> None:
         self.playlists = dict(playlists)
+        self.redirects = dict(redirects or {})  # asked-for URL -> where the origin sends it
+        self.segments = dict(segments or {})  # the few segments the planner may sniff
         self.requests: list[tuple[str, dict[str, str]]] = []
 
     def get_text(self, url: str, headers: Mapping[str, str]) -> str:
+        return self.get_playlist(url, headers).text
+
+    def get_playlist(self, url: str, headers: Mapping[str, str]) -> FetchedPlaylist:
         self.requests.append((url, dict(headers)))
-        if url not in self.playlists:
+        final = self.redirects.get(url, url)
+        if final not in self.playlists:
             raise PlaylistError(f"playlist {url}: HTTP 404")
-        return self.playlists[url]
+        return FetchedPlaylist(self.playlists[final], final)
 
     def get_bytes(
         self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None = None
     ) -> bytes:
-        raise AssertionError("the planner never downloads segments")
+        if url not in self.segments:
+            raise AssertionError(f"the planner downloads no segment but to sniff one: {url}")
+        data = self.segments[url]
+        return data[byte_range[0] : byte_range[0] + byte_range[1]] if byte_range else data
 
 
 # --- named playlists ----------------------------------------------------------------------------
@@ -199,3 +216,40 @@ s51.m4s
 #EXT-X-PRELOAD-HINT:TYPE=PART,URI="p52.1.m4s"
 #EXT-X-RENDITION-REPORT:URI="../v2/index.m3u8",LAST-MSN=51,LAST-PART=1
 """
+
+
+# --- planning through the fake origin -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dest:
+    bucket: str = "media-1250000000"
+    prefix: str = "vod/"
+
+
+def plan_for(
+    playlists: dict[str, str],
+    start: float,
+    end: float,
+    *,
+    url: str = MASTER_URL,
+    now: float = BASE + 10_000,
+    copy_keys: bool = False,
+    endpoint: Endpoint | None = None,
+    origin: FakeOrigin | None = None,
+    limits: PlanLimits | None = None,
+) -> tuple[Plan, FakeOrigin]:
+    """Plan [BASE + start, BASE + end) of `playlists` (or of `origin`) into vod/show/index.m3u8."""
+    origin = origin or FakeOrigin(playlists)
+    plan = build_plan(
+        origin,
+        endpoint or Endpoint(name="main", url=url),
+        BASE + start,
+        BASE + end,
+        Dest(),
+        "show/index.m3u8",
+        now=now,
+        copy_keys=copy_keys,
+        limits=limits or PlanLimits(),
+    )
+    return plan, origin

@@ -9,8 +9,11 @@ from harvest.engine.layout import (
     KeyAllocator,
     content_type,
     layout_for,
+    media_extension,
     relative_uri,
     safe_name,
+    sniff_extension,
+    stored_name,
     url_basename,
     url_extension,
 )
@@ -116,3 +119,36 @@ def test_safe_names_and_content_types() -> None:
     assert content_type("a/b/1.ts") == "video/mp2t"
     assert content_type("a/b/1.vtt") == "text/vtt"
     assert content_type("a/b/0.key") == "application/octet-stream"
+
+
+@pytest.mark.parametrize(
+    ("head", "ext"),
+    [
+        (b"\x47" + bytes(187) + b"\x47", "ts"),
+        (b"\xef\xbb\xbfWEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n", "vtt"),
+        (b"\x00\x00\x00\x18styp" + bytes(16), "m4s"),
+        (b"\x00\x00\x00\x20ftypiso6" + bytes(20), "m4s"),
+        (b"ID3\x04\x00" + bytes(40), "aac"),
+        (b"\xff\xf1\x50\x80" + bytes(40), "aac"),
+        (b"<html>not media</html>", "bin"),
+        (b"\x47" + bytes(187) + b"\x00", "bin"),  # one 0x47 is chance, not a TS sync
+    ],
+)
+def test_media_is_recognised_by_its_first_bytes(head: bytes, ext: str) -> None:
+    assert sniff_extension(head) == ext
+
+
+@pytest.mark.parametrize(
+    ("url", "ext", "name"),
+    [
+        ("http://o/live/get.php?seg=1", "ts", "get.ts"),
+        ("http://o/live/?seg=1", "ts", "x.ts"),
+        ("http://o/live/segment.m3u8?n=2", "aac", "segment.aac"),
+        ("http://o/live/main.mp4?v=1", "m4s", "main.mp4"),
+        ("http://o/live/chunk", "m4s", "chunk.m4s"),
+    ],
+)
+def test_stored_names_keep_a_media_suffix_and_replace_any_other(url: str, ext: str, name: str) -> None:
+    assert stored_name(url, ext) == name
+    assert media_extension(url) in ("", url.partition("?")[0].rsplit(".", 1)[-1])
+    assert media_extension("http://o/a/s.php") == media_extension("http://o/a/s.m3u8") == ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hls_playlists import (
     BASE,
@@ -18,11 +20,26 @@ from hls_playlists import (
 )
 
 from harvest.errors import PlaylistError
-from harvest.hls import parse as parse_module
 from harvest.hls.model import ByteRange, InitSection, Key
-from harvest.hls.parse import UriResolver, is_master, parse_master, parse_media
+from harvest.hls.parse import (
+    ParseLimits,
+    UriResolver,
+    format_attributes,
+    is_master,
+    parse_master,
+    parse_media,
+)
 
 URL = f"{ORIGIN}/v360/index.m3u8?token=abc"
+
+
+def bare(value: Key | InitSection | None) -> Key | InitSection | None:
+    """The value without its raw attribute list (compared field by field elsewhere)."""
+    if isinstance(value, InitSection):
+        return dataclasses.replace(
+            value, attributes=(), keys=tuple(dataclasses.replace(k, attributes=()) for k in value.keys)
+        )
+    return dataclasses.replace(value, attributes=()) if value is not None else None
 
 
 def test_segments_get_absolute_uris_exact_extinf_text_and_sequence_numbers() -> None:
@@ -81,7 +98,7 @@ def test_implicit_byterange_offsets_are_resolved_from_the_previous_range() -> No
         ByteRange(5000, 11000),
         ByteRange(5000, 16000),
     ]
-    assert playlist.segments[0].map == InitSection(f"{ORIGIN}/v360/main.mp4", ByteRange(800, 0), ())
+    assert bare(playlist.segments[0].map) == InitSection(f"{ORIGIN}/v360/main.mp4", ByteRange(800, 0), ())
 
 
 def test_implicit_byterange_without_a_previous_range_of_the_same_uri_is_an_error() -> None:
@@ -113,8 +130,8 @@ def test_keys_are_tracked_per_keyformat_and_method_none_clears_them() -> None:
     k1 = Key("SAMPLE-AES", f"{ORIGIN}/v360/k1.key")
     fp = Key("SAMPLE-AES", "skd://k1", None, "com.apple.streamingkeydelivery", "1")
     k2 = Key("SAMPLE-AES", f"{ORIGIN}/v360/k2.key", "0x0000000000000000000000000000002A")
-    assert [s.keys for s in playlist.segments] == [(k1, fp), (k1, fp), (k2, fp), ()]
-    assert playlist.segments[2].key == k2
+    assert [tuple(bare(k) for k in s.keys) for s in playlist.segments] == [(k1, fp), (k1, fp), (k2, fp), ()]
+    assert bare(playlist.segments[2].key) == k2
 
 
 def test_an_init_section_remembers_the_keys_in_force_where_it_was_declared() -> None:
@@ -124,8 +141,9 @@ def test_an_init_section_remembers_the_keys_in_force_where_it_was_declared() -> 
     playlist = parse_media(media(segs), URL)
     # THEN the init section of the last segment still carries k1, while the segment has k2
     last = playlist.segments[2]
-    assert last.map is not None and last.map.keys == (Key("AES-128", f"{ORIGIN}/v360/k1", "0x01"),)
-    assert last.keys == (Key("AES-128", f"{ORIGIN}/v360/k2", "0x02"),)
+    assert last.map is not None
+    assert [bare(k) for k in last.map.keys] == [Key("AES-128", f"{ORIGIN}/v360/k1", "0x01")]
+    assert [bare(k) for k in last.keys] == [Key("AES-128", f"{ORIGIN}/v360/k2", "0x02")]
 
 
 def test_discontinuities_gap_and_dateranges_are_attached_to_their_segments() -> None:
@@ -138,15 +156,15 @@ def test_discontinuities_gap_and_dateranges_are_attached_to_their_segments() -> 
     )
     # WHEN parsed
     playlist = parse_media(text, URL)
-    # THEN the DSN counts every discontinuity, GAP marks one segment, date ranges sit where declared
+    # THEN the DSN counts every discontinuity, GAP marks one segment, date ranges keep their times
     assert [s.discontinuity_seq for s in playlist.segments] == [4, 5, 5, 6, 6]
     assert [s.discontinuity for s in playlist.segments] == [False, True, False, True, False]
     assert [s.gap for s in playlist.segments] == [False, False, False, True, False]
-    assert playlist.segments[1].dateranges[0].id == "ad1"
-    assert playlist.segments[1].dateranges[0].start == BASE + 6
-    assert playlist.segments[1].dateranges[0].attributes == daterange
-    assert [d.id for d in playlist.trailing_dateranges] == ["late"]
-    assert [d.id for d in playlist.dateranges] == ["ad1", "late"]
+    assert [(d.id, d.start, d.end) for d in playlist.dateranges] == [
+        ("ad1", BASE + 6, BASE + 36),
+        ("late", BASE + 40, None),
+    ]
+    assert format_attributes(playlist.dateranges[0].attributes) == daterange
     assert playlist.ended
 
 
@@ -208,10 +226,6 @@ def test_a_playlist_without_pdt_parses_with_no_times() -> None:
     [
         ("#EXTINF:6,\na.ts\n", r"line 1: does not start with #EXTM3U"),
         ("#EXTM3U\n#EXTINF:6,\na.ts\n", r"has no #EXT-X-TARGETDURATION"),
-        (
-            "#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:0,\na.ts\n",
-            r"line 3: #EXTINF duration '0' must be a positive",
-        ),
         ("#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:-6,\na.ts\n", r"line 3: #EXTINF duration '-6'"),
         ("#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:nan,\na.ts\n", r"line 3: #EXTINF duration 'nan'"),
         ("#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:inf,\na.ts\n", r"line 3: #EXTINF duration 'inf'"),
@@ -222,22 +236,6 @@ def test_a_playlist_without_pdt_parses_with_no_times() -> None:
         ),
         ("#EXTM3U\n#EXT-X-TARGETDURATION:6\na.ts\n", r"line 3: segment URI 'a.ts' has no #EXTINF"),
         ("#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:6,\n", r"line 3: the playlist ends with an #EXTINF"),
-        (
-            "#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXT-X-PROGRAM-DATE-TIME:yesterday\n",
-            r"line 3: .*not an ISO 8601",
-        ),
-        (
-            '#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXT-X-KEY:METHOD=ROT13,URI="k"\n',
-            r"line 3: #EXT-X-KEY METHOD 'ROT13'",
-        ),
-        (
-            "#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXT-X-KEY:METHOD=AES-128\n",
-            r"line 3: #EXT-X-KEY METHOD=AES-128 has no URI",
-        ),
-        (
-            '#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXT-X-MAP:URI="i.mp4",BYTERANGE=oops\n',
-            r"line 3: #EXT-X-MAP BYTERANGE 'oops' is not <length>",
-        ),
         ("#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXT-X-SKIP:SKIPPED-SEGMENTS=10\n", r"line 3: #EXT-X-SKIP"),
         (
             "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n",
@@ -256,20 +254,19 @@ def test_malformed_media_playlists_are_rejected_with_url_and_line(text: str, mes
     assert URL in caught.value.message
 
 
-def test_too_many_segments_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_too_many_segments_are_rejected() -> None:
     # GIVEN a segment limit of 3 (the real one is 200,000) and a 4-segment playlist
-    monkeypatch.setattr(parse_module, "MAX_SEGMENTS", 3)
     with pytest.raises(PlaylistError, match="more than 3 segments"):
-        parse_media(media(steady(4)), URL)
+        parse_media(media(steady(4)), URL, limits=ParseLimits(max_segments=3))
 
 
-def test_oversized_playlist_text_is_rejected_before_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parse_module, "MAX_PLAYLIST_CHARS", 100)
+def test_oversized_playlist_text_is_rejected_before_parsing() -> None:
+    limits = ParseLimits(max_chars=100)
     text = media(steady(4))
     with pytest.raises(PlaylistError, match=rf"is {len(text)} characters, more than the 100 allowed"):
-        parse_media(text, URL)
+        parse_media(text, URL, limits=limits)
     with pytest.raises(PlaylistError, match="more than the 100 allowed"):
-        parse_master(MASTER, MASTER_URL)
+        parse_master(MASTER, MASTER_URL, limits=limits)
 
 
 # --- master -------------------------------------------------------------------------------------
@@ -291,9 +288,9 @@ def test_master_keeps_every_attribute_as_written_and_resolves_uris() -> None:
         ("CLOSED-CAPTIONS", "cc", "en", None),
     ]
     assert master.independent_segments and master.version == 6
-    assert master.session_tags == (
-        f'#EXT-X-SESSION-DATA:DATA-ID="com.example.title",URI="{ORIGIN}/title.json"',
-    )
+    assert [format_attributes(data) for data in master.session_data] == [
+        f'DATA-ID="com.example.title",URI="{ORIGIN}/title.json"'
+    ]
 
 
 def test_is_master_tells_master_from_media() -> None:

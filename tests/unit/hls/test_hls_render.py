@@ -204,24 +204,23 @@ def test_encryption_ending_inside_the_window_writes_method_none() -> None:
     ]
 
 
-def test_dateranges_are_kept_only_when_they_start_inside_the_harvested_span() -> None:
-    # GIVEN date ranges declared before, inside and after a window covering msn 2..4 = [12, 30)
+def test_dateranges_are_kept_when_they_overlap_the_window_and_written_in_time_order() -> None:
+    # GIVEN 10 s date ranges declared before, inside and after the window [12, 30)
     def dr(name: str, at: float) -> str:
         return f'#EXT-X-DATERANGE:ID="{name}",START-DATE="{iso(BASE + at)}",PLANNED-DURATION=10'
 
-    segs = with_tags(steady(8), 0, dr("open-before", 3), dr("declared-early-starts-inside", 14))
+    segs = with_tags(steady(8), 0, dr("ended-before", 1), dr("open-before", 3), dr("declared-early", 14))
     segs = with_tags(segs, 3, dr("inside", 20))
-    segs = with_tags(segs, 6, dr("declared-late-starts-inside", 29.5), dr("after", 30))
+    segs = with_tags(segs, 6, dr("declared-late", 29.5), dr("after", 30))
     text = media(segs, trailer=[dr("trailing-inside", 12)])
     lines = render(text, 12, 30)
     kept = [line.split('"')[1] for line in lines if line.startswith("#EXT-X-DATERANGE")]
-    # THEN only ranges with START-DATE in [first segment start, last segment end) survive
-    assert kept == [
-        "declared-early-starts-inside",
-        "inside",
-        "declared-late-starts-inside",
-        "trailing-inside",
-    ]
+    # THEN every range whose [START, START + PLANNED-DURATION) overlaps the window survives,
+    # the one still open when the window starts included, in order of START-DATE
+    assert kept == ["open-before", "trailing-inside", "declared-early", "inside", "declared-late"]
+    # AND each is written before the first segment that ends after it starts
+    assert lines.index(next(x for x in lines if '"inside"' in x)) < lines.index(f"{ORIGIN}/v360/seg_3.ts")
+    assert lines.index(next(x for x in lines if '"inside"' in x)) > lines.index(f"{ORIGIN}/v360/seg_2.ts")
 
 
 def test_gap_segments_are_carried_through_with_their_uri() -> None:

@@ -199,6 +199,13 @@ class SqlJobStore:
             if tx.rowcount == 0:
                 self._get(tx, job_id)  # JobNotFound when there is no such job
                 return False  # planned already, or no longer Running
+            if plan.get("warnings"):
+                # Kept on the job too, so progress shows them without reading the (large) plan.
+                extra = json.loads(tx.execute("SELECT extra FROM jobs WHERE id = ?", (job_id,))[0]["extra"])
+                extra["warnings"] = list(plan["warnings"])
+                tx.execute(
+                    "UPDATE jobs SET extra = ? WHERE id = ?", (json.dumps(extra, sort_keys=True), job_id)
+                )
             tx.execute("INSERT INTO plans (job_id, plan) VALUES (?, ?)", (job_id, json.dumps(plan)))
             tx.executemany(
                 "INSERT INTO chunks (job_id, idx, tasks) VALUES (?, ?, ?)",
