@@ -37,6 +37,10 @@ SCENARIOS: dict[str, str] = {
     "harvest serve killed mid-harvest": "SIGKILL while a chunk is half stored, then a restart",
     "Every message delivered twice": "each plan/chunk/finalize message published twice, then all again",
     "Two harvest serve processes on one PostgreSQL": "two processes consuming one queue",
+    # outages
+    "PostgreSQL crash-restart mid-harvest": "immediate shutdown of PostgreSQL for 15 s mid-job",
+    "COS outage mid-chunk": "every object-store request answers 503 for a while",
+    "SQLite database is locked": "another process holds SQLite's write lock past the busy timeout",
     # concurrency
     "Concurrent duplicate Creates": "200 concurrent Creates over 50 IDs through HTTP",
     # fuzzing

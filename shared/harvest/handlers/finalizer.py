@@ -12,12 +12,12 @@ from harvest.usecases.harvest import HarvestDeps, finalize_job
 Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 
 
-def make_handler(deps: HarvestDeps) -> Handler:
+def make_handler(deps: HarvestDeps, stopping: Callable[[], bool] = lambda: False) -> Handler:
     def main_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         def handle(message: Message) -> None:
             if message.body["kind"] == "finalize":
                 finalize_job(deps, message.body["job_id"])
 
-        return process_records(event, context, handle)
+        return process_records(event, context, handle, stopping)
 
     return main_handler

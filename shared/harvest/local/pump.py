@@ -6,6 +6,11 @@ message; one that raises gives it back for redelivery with backoff, until the qu
 it, and then the job fails with a message that says which step could not be done. While a handler
 runs, its lease is extended, so a long chunk is never handed to a second consumer, while a crashed
 process's leases expire quickly and its work resumes elsewhere.
+
+The queue lives in the database, so the pump must outlive the database's outages: a consumer
+never dies of an error, and an ack or nack that meets one is retried with backoff until it lands
+(or the process stops, and the lease runs out instead). A message is acked only after its handler
+returned, that is after its work committed.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK
 from harvest.ports import ConsumableQueue, Delivery, Relay
@@ -24,6 +29,7 @@ from harvest.triggers import build_ckafka_event
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Mapping[str, Any], Any], Any]
+T = TypeVar("T")
 
 
 class LeaseQueue(ConsumableQueue, Protocol):
@@ -41,6 +47,7 @@ class PumpConfig:
     retry_max_delay: float = 60.0
     housekeeping_every: float = 2.0  # outbox flush and dead-letter sweep
     handler_time_limit_ms: int = 900_000  # what SCF's context would say
+    settle_max_wait: float = 2.0  # longest wait between tries of an ack or nack the database refused
 
 
 def describe_message(body: Mapping[str, Any]) -> str:
@@ -103,26 +110,48 @@ class QueuePump:
                 self._relay.flush()
                 for delivery, error in self._queue.pop_dead_letters():
                     self._dead(delivery, error)
-            except Exception:
-                log.exception("pump housekeeping failed; will try again")
+            except Exception as exc:
+                log.warning("pump housekeeping failed (%s); will try again", exc)
 
     def _consume(self) -> None:
         while not self._stop.is_set():
             try:
-                deliveries = self._queue.receive(1, self._config.lease_seconds)
+                self._consume_once()
             except Exception:
-                log.exception("queue receive failed; backing off")
+                # Never let a consumer thread die: the process would stay up with nobody consuming.
+                log.exception("queue consumer failed; backing off")
                 self._stop.wait(1.0)
-                continue
-            if not deliveries:
-                waiter = getattr(self._queue, "wait_for_messages", None)
-                if waiter is not None:
-                    waiter(self._config.idle_sleep)
-                else:
-                    self._stop.wait(self._config.idle_sleep)
-                continue
-            for delivery in deliveries:
-                self._deliver(delivery)
+
+    def _consume_once(self) -> None:
+        try:
+            deliveries = self._queue.receive(1, self._config.lease_seconds)
+        except Exception as exc:
+            log.warning("queue receive failed (%s); backing off", exc)
+            self._stop.wait(1.0)
+            return
+        if not deliveries:
+            waiter = getattr(self._queue, "wait_for_messages", None)
+            if waiter is not None:
+                waiter(self._config.idle_sleep)
+            else:
+                self._stop.wait(self._config.idle_sleep)
+            return
+        for delivery in deliveries:
+            self._deliver(delivery)
+
+    def _settle(self, what: str, operation: Callable[[], T]) -> T | None:
+        """Run an ack or nack until it lands; None if the process stops first (the lease then expires)."""
+        wait = 0.25
+        while True:
+            try:
+                return operation()
+            except Exception as exc:
+                if self._stop.is_set():
+                    log.warning("could not %s before stopping (%s); its lease will expire", what, exc)
+                    return None
+                log.warning("could not %s (%s); trying again in %.1f s", what, exc, wait)
+                self._stop.wait(wait)
+                wait = min(self._config.settle_max_wait, wait * 2)
 
     def _deliver(self, delivery: Delivery) -> None:
         handler = self._handlers.get(delivery.message.topic)
@@ -141,7 +170,7 @@ class QueuePump:
             self._nack(delivery, str(exc) or type(exc).__name__)
         else:
             done.set()
-            self._queue.ack(delivery.id)
+            self._settle(f"ack message {delivery.id}", lambda: self._queue.ack(delivery.id))
         finally:
             heartbeat.join()
             with self._busy_lock:
@@ -161,7 +190,7 @@ class QueuePump:
         )
         if self._stop.is_set():
             delay = 0.0  # interrupted by shutdown: the next process should pick it up at once
-        if self._queue.nack(delivery.id, error, delay):
+        if self._settle(f"nack message {delivery.id}", lambda: self._queue.nack(delivery.id, error, delay)):
             self._dead(delivery, error)
 
     def _dead(self, delivery: Delivery, error: str) -> None:

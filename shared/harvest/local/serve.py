@@ -86,7 +86,7 @@ def build_stack(settings: Settings) -> LocalStack:
     api_handler = make_api_handler(build_api_deps(settings, backend, registry))
     handlers = {
         TOPIC_WORK: worker.make_handler(deps, stopping=stop_event.is_set),
-        TOPIC_FINALIZE: finalizer.make_handler(deps),
+        TOPIC_FINALIZE: finalizer.make_handler(deps, stopping=stop_event.is_set),
     }
     queue = backend.queue
     pump = QueuePump(

@@ -30,6 +30,7 @@ from harvest.errors import (
     RetryableError,
     SegmentFetchError,
     StorageError,
+    Unavailable,
     WindowNotCovered,
 )
 from harvest.ports import JobStore, ObjectStore, Origin, Queue, Relay
@@ -269,7 +270,14 @@ def _run_tasks(
                     segs, got = progress
                     progress[0] = progress[1] = 0
                 if segs:
-                    deps.store.add_progress(job_id, segs, got)
+                    try:
+                        deps.store.add_progress(job_id, segs, got)
+                    except Unavailable:
+                        # Progress is for progress bars: keep the counts for the next report
+                        # rather than abandon a chunk's downloads because the database blinked.
+                        with lock:
+                            progress[0] += segs
+                            progress[1] += got
     return total
 
 

@@ -6,7 +6,8 @@ write must report the length we sent. An object the harvester reports as written
 object it meant to write.
 
 SDK failures become named errors here and nowhere else: throttling, 5xx and transport failures are
-`RetryableError` (the queue redelivers the message); everything else is `StorageError`.
+`Unavailable` (the step waits for COS and runs again); a damaged write is `RetryableError` (the queue
+redelivers the message); everything else is `StorageError`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from harvest.adapters.objectstore import check_bucket, check_key, check_prefix
-from harvest.errors import ConfigError, RetryableError, StorageError
+from harvest.errors import ConfigError, RetryableError, StorageError, Unavailable
 from harvest.settings import Settings
 
 MIN_PART_SIZE = 1024 * 1024  # COS refuses smaller parts, the last one excepted
@@ -271,10 +272,10 @@ def _header(headers: Mapping[str, Any], name: str) -> str:
 def _translate(exc: CosServiceError | CosClientError, what: str) -> StorageError | RetryableError:
     if isinstance(exc, CosClientError):
         # The SDK raises CosClientError for transport failures (timeouts, refused connections).
-        return RetryableError(f"COS {what} failed: {exc}")
+        return Unavailable(f"COS {what} failed: {exc}")
     status = int(exc.get_status_code())
     code = exc.get_error_code()
     message = f"COS {what} failed: HTTP {status} {code}: {exc.get_error_msg()}"
     if status >= 500 or status == 429 or code in _RETRYABLE_CODES:
-        return RetryableError(message)
+        return Unavailable(message)
     return StorageError(message)
