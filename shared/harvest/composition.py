@@ -17,6 +17,7 @@ from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.jobstore import SqlJobStore
 from harvest.adapters.sql.queue import SqlQueue
 from harvest.domain.registry import Registry, load_registry
+from harvest.domain.urlpolicy import UrlPolicy
 from harvest.handlers.api import ApiDeps
 from harvest.ports import ObjectStore, Queue
 from harvest.settings import Settings
@@ -59,7 +60,7 @@ def build_origin(settings: Settings) -> HttpOrigin:
     # for all of them, or urllib3 would open and discard connections under load.
     policy = RetryPolicy(attempts=settings.fetch_attempts, base_delay=settings.fetch_backoff)
     pool = settings.download_concurrency * max(1, settings.workers)
-    return HttpOrigin(policy, settings.fetch_timeout, pool)
+    return HttpOrigin(policy, settings.fetch_timeout, pool, targets=UrlPolicy.for_origins(settings))
 
 
 def build_notifier(settings: Settings) -> CallbackNotifier:

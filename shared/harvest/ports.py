@@ -79,6 +79,13 @@ class JobStore(Protocol):
     def add_progress(self, job_id: str, segments: int, nbytes: int) -> None:
         """Advance the live progress counters (best effort; used for progress bars)."""
 
+    def claim_callback(self, job_id: str, stale_after: float) -> bool:
+        """Take the job's CallbackURL delivery: True once per ended job with a CallbackURL.
+
+        A claim older than `stale_after` seconds with no outcome recorded (its deliverer died) may be
+        taken again, so a crash costs a late callback, never a lost one.
+        """
+
     def record_callback(self, job_id: str, outcome: str) -> None:
         """Remember how delivering the CallbackURL went."""
 

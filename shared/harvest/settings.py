@@ -104,6 +104,9 @@ class Settings:
     job_deadline: float = 6 * 3600.0  # sweeper fails Running jobs older than this
     copy_keys: bool = False  # keys stay on the key server unless the operator opts in
     allow_private_callbacks: bool = False
+    callback_deadline: float = 10.0  # one CallbackURL attempt, whole: connect, send, answer headers
+    # hosts, addresses or CIDR networks that origin and callback requests may reach although private
+    allowed_private_hosts: tuple[str, ...] = ()
     cos_multipart_threshold: int = 16 * 1024 * 1024
     # cloud (issue: SCF deployment)
     cos_endpoint_ip: str = ""  # for tests: send COS requests to IP:PORT with the proper Host header
@@ -151,6 +154,8 @@ class Settings:
             job_deadline=_float(env, "HARVEST_JOB_DEADLINE", 6 * 3600.0),
             copy_keys=_bool(env, "HARVEST_COPY_KEYS", False),
             allow_private_callbacks=_bool(env, "HARVEST_ALLOW_PRIVATE_CALLBACKS", False),
+            allowed_private_hosts=_list(env, "HARVEST_ALLOWED_PRIVATE_HOSTS"),
+            callback_deadline=_float(env, "HARVEST_CALLBACK_DEADLINE", 10.0),
             cos_multipart_threshold=_int(env, "HARVEST_COS_MULTIPART_THRESHOLD", 16 * 1024 * 1024),
             cos_endpoint_ip=env.get("HARVEST_COS_IP", "").strip(),
             cos_endpoint_port=_int(env, "HARVEST_COS_PORT", 0),

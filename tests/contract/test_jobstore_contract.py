@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -380,6 +381,30 @@ def test_record_callback(store: SqlJobStore, make_job: MakeJob) -> None:
     assert store.get("cb").callback_status == "delivered: HTTP 200"
     with pytest.raises(JobNotFound):
         store.record_callback("ghost", "x")
+
+
+def test_a_callback_is_claimed_once_per_ended_job_and_again_only_when_stale(
+    store: SqlJobStore, make_job: MakeJob, clock: Any
+) -> None:
+    # GIVEN a Running job with a CallbackURL, and one without
+    store.create(make_job("cb"), [])
+    store.create(dataclasses.replace(make_job("quiet"), callback_url=""), [])
+    # WHEN claiming before the end, at the end from two deliverers, and after the outcome
+    early = store.claim_callback("cb", stale_after=600)
+    store.finish("cb", JobStatus.COMPLETED)
+    store.finish("quiet", JobStatus.FAILED, "x")
+    first, second = store.claim_callback("cb", 600), store.claim_callback("cb", 600)
+    # THEN only the first claim after the end wins; the claim reads back as "no outcome yet"
+    assert (early, first, second) == (False, True, False)
+    assert store.get("cb").callback_status == ""
+    assert store.claim_callback("quiet", 600) is False
+    # AND a claim whose deliverer never reported is taken again once stale, but an outcome is final
+    clock.advance(601)
+    assert store.claim_callback("cb", 600) is True
+    store.record_callback("cb", "delivered: HTTP 200 after 1 attempt")
+    clock.advance(601)
+    assert store.claim_callback("cb", 600) is False
+    assert store.get("cb").callback_status == "delivered: HTTP 200 after 1 attempt"
 
 
 def test_running_jobs_lists_only_stale_running_ones(

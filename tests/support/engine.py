@@ -17,7 +17,7 @@ import pytest
 
 from harvest.composition import build_backend, build_harvest_deps
 from harvest.devtools import LiveOrigin, write_channels_yaml
-from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK, HarvestJob, JobStatus
+from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK, HarvestJob, JobStatus
 from harvest.domain.registry import load_registry
 from harvest.domain.validation import CreateParams
 from harvest.handlers import finalizer, worker
@@ -105,7 +105,11 @@ def make_engine(
     deps = replace(build_harvest_deps(settings, backend, load_registry(registry_file)), clock=clock)
     if objects is not None:
         deps = replace(deps, objects=objects)
-    handlers = {TOPIC_WORK: worker.make_handler(deps), TOPIC_FINALIZE: finalizer.make_handler(deps)}
+    handlers = {
+        TOPIC_WORK: worker.make_handler(deps),
+        TOPIC_FINALIZE: finalizer.make_handler(deps),
+        TOPIC_CALLBACK: finalizer.make_handler(deps),
+    }
     pump = QueuePump(
         backend.queue,  # type: ignore[arg-type]
         backend.relay,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harvest.domain.validation import check_callback_target, local_names_only
+from harvest.domain.urlpolicy import UrlPolicy, local_names_only
+from harvest.domain.validation import check_callback_target
 from harvest.errors import FieldError, PlaylistError, WindowNotCovered
 from harvest.hls.model import MediaPlaylist, Segment
 from harvest.hls.window import select_window
@@ -68,8 +69,8 @@ def test_create_time_callback_check_refuses_local_names_without_dns() -> None:
         "http://10.1/x",
     ):
         with pytest.raises(FieldError):
-            check_callback_target(url, False, resolve=local_names_only, unresolved_ok=True)
+            check_callback_target(url, UrlPolicy(), resolve=local_names_only, unresolved_ok=True)
     # a public-looking name passes here; the notifier resolves and checks it when it connects
     check_callback_target(
-        "https://hooks.example.com/done", False, resolve=local_names_only, unresolved_ok=True
+        "https://hooks.example.com/done", UrlPolicy(), resolve=local_names_only, unresolved_ok=True
     )

@@ -19,7 +19,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
-from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK, Message
+from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK, Message
 from harvest.errors import ConfigError, QueueError, RetryableError
 from harvest.settings import Settings
 
@@ -92,7 +92,12 @@ class CKafkaQueue:
         client = ckafka_client.CkafkaClient(cred, settings.region, profile)
         return cls(
             client,
-            {TOPIC_WORK: settings.ckafka_datahub_id, TOPIC_FINALIZE: settings.ckafka_finalize_datahub_id},
+            {
+                TOPIC_WORK: settings.ckafka_datahub_id,
+                TOPIC_FINALIZE: settings.ckafka_finalize_datahub_id,
+                # The finalizer function delivers callbacks too: SCF runs each invocation on its own.
+                TOPIC_CALLBACK: settings.ckafka_finalize_datahub_id,
+            },
         )
 
     def publish(self, messages: Sequence[Message]) -> None:

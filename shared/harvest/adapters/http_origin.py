@@ -14,6 +14,12 @@ Why it is built this way:
   so memory holds only the requested slice.
 - Retried: connection errors, timeouts, short bodies, 5xx, 408, 429, and also 404 and 403, because
   origins and CDNs briefly answer those for a segment at the live edge. Other 4xx fail at once.
+- URL safety (domain/urlpolicy, given as `policy`): every request, and every redirect hop, must be
+  http(s); a host that is or resolves to a loopback, private, link-local or metadata address is
+  refused (checked again at connect time by netguard) unless it is the endpoint's own host or the
+  operator allowed it. An endpoint's headers (ScopedHeaders) go only to the endpoint's own scheme,
+  host and port, so redirects are followed here, hop by hop, rather than by requests, which would
+  carry custom headers to whatever host a redirect names. A refusal is final, never retried.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from __future__ import annotations
 import http.client
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -33,8 +41,17 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
+from harvest.adapters.netguard import guarded_adapter
 from harvest.adapters.retry import RetryPolicy, after_attempts, parse_retry_after
-from harvest.errors import PlaylistFetchError, SegmentFetchError
+from harvest.domain.urlpolicy import (
+    Resolver,
+    ScopedHeaders,
+    UrlPolicy,
+    check_scheme,
+    parse_ip,
+    system_resolver,
+)
+from harvest.errors import PlaylistFetchError, SegmentFetchError, TargetRefused
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +65,7 @@ DEFAULT_USER_AGENT = "harvest/0.1"
 # propagated, so those are retried like 5xx; any other 4xx means the request itself is wrong.
 RETRY_STATUSES = frozenset({403, 404, 408, 429})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+MAX_REDIRECTS = 5
 
 _READ_SIZE = 256 * 1024
 _DRAIN_LIMIT = 64 * 1024  # small error bodies are read so the connection can be reused
@@ -108,15 +126,26 @@ class HttpOrigin:
         playlist_max_bytes: int = PLAYLIST_MAX_BYTES,
         segment_max_bytes: int = SEGMENT_MAX_BYTES,
         clock: Callable[[], float] = time.time,
+        targets: UrlPolicy | None = None,
+        resolver: Resolver = system_resolver,
     ) -> None:
+        """`targets`: the URL-safety policy; None checks no addresses (tests of the HTTP behaviour)."""
         self._policy = policy
         self._timeout = timeout
         self._sleep = sleep
         self._clock = clock
         self._playlist_max = playlist_max_bytes
         self._segment_max = segment_max_bytes
+        self._targets = targets
+        self._resolver = resolver
+        self._local = threading.local()  # the hosts the request running on this thread trusts
+        self._trusted_lock = threading.Lock()
+        self._ever_trusted: set[str] = set()
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        if targets is not None:
+            self._session.trust_env = False  # a proxy would connect for us, past the connect-time guard
+            adapter = guarded_adapter(self._check_connect, resolver, pool_size)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = user_agent
@@ -124,7 +153,13 @@ class HttpOrigin:
     @classmethod
     def from_settings(cls, settings: Settings, user_agent: str = DEFAULT_USER_AGENT) -> HttpOrigin:
         policy = RetryPolicy(attempts=settings.fetch_attempts, base_delay=settings.fetch_backoff)
-        return cls(policy, settings.fetch_timeout, settings.download_concurrency, user_agent)
+        return cls(
+            policy,
+            settings.fetch_timeout,
+            settings.download_concurrency,
+            user_agent,
+            targets=UrlPolicy.for_origins(settings),
+        )
 
     def close(self) -> None:
         self._session.close()
@@ -198,13 +233,67 @@ class HttpOrigin:
             self._sleep(delay)
             attempt += 1
 
-    def _request(self, url: str, headers: Mapping[str, str]) -> requests.Response | _Failure:
+    def _request(
+        self, url: str, headers: Mapping[str, str], extra: Mapping[str, str] | None = None
+    ) -> requests.Response | _Failure:
+        """GET `url`, following redirects hop by hop; `headers` only where they belong (ScopedHeaders)."""
+        scoped = headers if isinstance(headers, ScopedHeaders) else ScopedHeaders(headers, url)
+        trusted = frozenset({scoped.origin[1]}) if scoped.origin is not None else frozenset()
+        if trusted and self._targets is not None:
+            with self._trusted_lock:
+                self._ever_trusted |= trusted
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                self._preflight(current, trusted)
+                with self._trusting(trusted):
+                    response = self._session.get(
+                        current,
+                        headers={**scoped.for_url(current), **(extra or {})},
+                        stream=True,
+                        timeout=(self._timeout, self._timeout),
+                        allow_redirects=False,
+                    )
+            except TargetRefused as exc:
+                return _Failure(exc.message, retryable=False)
+            except requests.RequestException as exc:
+                retryable = not isinstance(exc, NOT_TRANSIENT_ERRORS)
+                return _Failure(describe_network_error(exc), retryable=retryable)
+            if not response.is_redirect:
+                return response
+            _drain(response)
+            response.close()
+            current = urljoin(current, response.headers["Location"])
+        return _Failure("too many redirects", retryable=False)
+
+    def _preflight(self, url: str, trusted: frozenset[str]) -> None:
+        """The policy's checks that need no connection: the scheme, and addresses written in the URL.
+
+        A name another endpoint trusts is resolved and checked here too: a pooled keep-alive
+        connection to it, opened under that endpoint's trust, would otherwise be reused unchecked.
+        """
+        if self._targets is None:
+            return
+        _scheme, host, _port = check_scheme(url)
+        if host in trusted:
+            return
+        literal = parse_ip(host)
+        if literal is not None:
+            self._targets.check_address(host, str(literal), trusted, label="")
+        elif host in self._ever_trusted:
+            self._targets.check_url(url, self._resolver, trusted=trusted, label="")
+
+    @contextmanager
+    def _trusting(self, trusted: frozenset[str]) -> Iterator[None]:
+        self._local.trusted = trusted
         try:
-            return self._session.get(
-                url, headers=dict(headers), stream=True, timeout=(self._timeout, self._timeout)
-            )
-        except requests.RequestException as exc:
-            return _Failure(describe_network_error(exc), retryable=not isinstance(exc, NOT_TRANSIENT_ERRORS))
+            yield
+        finally:
+            self._local.trusted = frozenset()
+
+    def _check_connect(self, host: str, address: str) -> None:
+        assert self._targets is not None  # the guarded adapter is mounted only with a policy
+        self._targets.check_address(host, address, getattr(self._local, "trusted", frozenset()), label="")
 
     def _playlist_once(self, url: str, headers: Mapping[str, str]) -> bytes | _Failure:
         response = self._request(url, headers)
@@ -219,11 +308,11 @@ class HttpOrigin:
         self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None
     ) -> bytes | _Failure:
         # identity: lengths and byte ranges are about the bytes as stored, not a compressed transfer
-        request_headers = {**headers, "Accept-Encoding": "identity"}
+        extra = {"Accept-Encoding": "identity"}
         if byte_range is not None:
             offset, length = byte_range
-            request_headers["Range"] = f"bytes={offset}-{offset + length - 1}"
-        response = self._request(url, request_headers)
+            extra["Range"] = f"bytes={offset}-{offset + length - 1}"
+        response = self._request(url, headers, extra)
         if isinstance(response, _Failure):
             return response
         with response:
@@ -245,7 +334,7 @@ class HttpOrigin:
         if status in RETRY_AFTER_STATUSES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
         _drain(response)
-        # 1xx/2xx/3xx we did not ask for (requests follows redirects itself) are odd, but may pass.
+        # 1xx/2xx/3xx we did not ask for (redirects are followed in _request) are odd, but may pass.
         retryable = status >= 500 or status < 400 or status in RETRY_STATUSES
         return _Failure(f"HTTP {status}", retryable=retryable, status=status, retry_after=retry_after)
 

@@ -104,13 +104,16 @@ class HarvestJob:
 class Message:
     """A queue message. Bodies stay tiny (ids only) to fit CKafka and SCF async event limits."""
 
-    topic: str  # TOPIC_WORK or TOPIC_FINALIZE
+    topic: str  # TOPIC_WORK, TOPIC_FINALIZE or TOPIC_CALLBACK
     body: dict[str, Any]
     key: str = ""  # partition key: the job ID keeps one job's messages in order on CKafka
 
 
 TOPIC_WORK = "work"  # plan and chunk messages, consumed by the worker function
 TOPIC_FINALIZE = "finalize"  # consumed by the finalizer function
+# CallbackURL deliveries: their own topic, so a slow receiver never holds up a job's work. On SCF
+# the finalizer function consumes them too; `harvest serve` gives them their own consumers.
+TOPIC_CALLBACK = "callback"
 
 
 def plan_message(job_id: str) -> Message:
@@ -123,3 +126,7 @@ def chunk_message(job_id: str, chunk: int) -> Message:
 
 def finalize_message(job_id: str) -> Message:
     return Message(TOPIC_FINALIZE, {"kind": "finalize", "job_id": job_id}, key=job_id)
+
+
+def callback_message(job_id: str) -> Message:
+    return Message(TOPIC_CALLBACK, {"kind": "callback", "job_id": job_id}, key=job_id)

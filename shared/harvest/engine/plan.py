@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from harvest.domain.registry import Endpoint
+from harvest.domain.urlpolicy import same_origin
 from harvest.engine.layout import (
     FolderNames,
     KeyAllocator,
@@ -415,7 +416,9 @@ def _read_playlists(
     master = parse_master(text, master_url)
     playlists = []
     for rendition in _renditions(master):
-        url = playlist_url(rendition.url, endpoint.timeshift_query, start, end)
+        # The time-shift query, like the headers, is the endpoint's: never sent to another host.
+        query = endpoint.timeshift_query if same_origin(rendition.url, endpoint.url) else ""
+        url = playlist_url(rendition.url, query, start, end)
         playlists.append((rendition, parse_media(origin.get_text(url, endpoint.headers), url)))
     return master, playlists
 

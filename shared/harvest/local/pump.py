@@ -11,6 +11,9 @@ The queue lives in the database, so the pump must outlive the database's outages
 never dies of an error, and an ack or nack that meets one is retried with backoff until it lands
 (or the process stops, and the lease runs out instead). A message is acked only after its handler
 returned, that is after its work committed.
+
+CallbackURL deliveries have consumers of their own (`callback_consumers`), so a receiver that is
+slow to answer holds up only other callbacks, never a job's plan, chunks or finalize.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK
+from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK
 from harvest.ports import ConsumableQueue, Delivery, Relay
 from harvest.triggers import build_ckafka_event
 
@@ -33,6 +36,10 @@ T = TypeVar("T")
 
 
 class LeaseQueue(ConsumableQueue, Protocol):
+    def receive(
+        self, max_messages: int, visibility_timeout: float, topics: Sequence[str] | None = None
+    ) -> list[Delivery]: ...
+
     def extend(self, delivery_id: int, visibility_timeout: float) -> None: ...
 
     def pop_dead_letters(self) -> list[tuple[Delivery, str]]: ...
@@ -40,7 +47,8 @@ class LeaseQueue(ConsumableQueue, Protocol):
 
 @dataclass(frozen=True)
 class PumpConfig:
-    consumers: int = 4
+    consumers: int = 4  # plan, chunk and finalize messages
+    callback_consumers: int = 2  # CallbackURL deliveries only
     lease_seconds: float = 60.0  # extended every lease/3 while a handler runs
     idle_sleep: float = 0.25  # with no message: a publish in this process wakes consumers at once
     retry_base_delay: float = 1.0
@@ -81,9 +89,14 @@ class QueuePump:
         return self._stop.is_set()
 
     def start(self) -> None:
+        job_topics = (TOPIC_WORK, TOPIC_FINALIZE)
         self._threads = [
-            threading.Thread(target=self._consume, name=f"pump-{i}", daemon=True)
+            threading.Thread(target=self._consume, args=(job_topics,), name=f"pump-{i}", daemon=True)
             for i in range(self._config.consumers)
+        ]
+        self._threads += [
+            threading.Thread(target=self._consume, args=([TOPIC_CALLBACK],), name=f"pump-cb-{i}", daemon=True)
+            for i in range(self._config.callback_consumers)
         ]
         self._threads.append(
             threading.Thread(target=self._housekeeping, name="pump-housekeeping", daemon=True)
@@ -113,18 +126,18 @@ class QueuePump:
             except Exception as exc:
                 log.warning("pump housekeeping failed (%s); will try again", exc)
 
-    def _consume(self) -> None:
+    def _consume(self, topics: Sequence[str]) -> None:
         while not self._stop.is_set():
             try:
-                self._consume_once()
+                self._consume_once(topics)
             except Exception:
                 # Never let a consumer thread die: the process would stay up with nobody consuming.
                 log.exception("queue consumer failed; backing off")
                 self._stop.wait(1.0)
 
-    def _consume_once(self) -> None:
+    def _consume_once(self, topics: Sequence[str]) -> None:
         try:
-            deliveries = self._queue.receive(1, self._config.lease_seconds)
+            deliveries = self._queue.receive(1, self._config.lease_seconds, topics)
         except Exception as exc:
             log.warning("queue receive failed (%s); backing off", exc)
             self._stop.wait(1.0)
@@ -204,11 +217,7 @@ class QueuePump:
         topic = delivery.message.topic
         return {
             "request_id": f"local-{delivery.id}-{delivery.attempts}",
-            "function_name": "worker"
-            if topic == TOPIC_WORK
-            else "finalizer"
-            if topic == TOPIC_FINALIZE
-            else topic,
+            "function_name": "worker" if topic == TOPIC_WORK else "finalizer",
             "time_limit_in_ms": self._config.handler_time_limit_ms,
             "memory_limit_in_mb": 1024,
             "namespace": "local",

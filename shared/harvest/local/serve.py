@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harvest.composition import Backend, build_api_deps, build_backend, build_harvest_deps
-from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK
+from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK
 from harvest.domain.registry import load_registry
 from harvest.errors import ConfigError, HarvestError
 from harvest.handlers import finalizer, worker
@@ -87,6 +87,7 @@ def build_stack(settings: Settings) -> LocalStack:
     handlers = {
         TOPIC_WORK: worker.make_handler(deps, stopping=stop_event.is_set),
         TOPIC_FINALIZE: finalizer.make_handler(deps, stopping=stop_event.is_set),
+        TOPIC_CALLBACK: finalizer.make_handler(deps, stopping=stop_event.is_set),
     }
     queue = backend.queue
     pump = QueuePump(

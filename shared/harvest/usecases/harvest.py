@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harvest.domain.destination import normalize_manifest, parse_destination
-from harvest.domain.job import HarvestJob, JobStatus, Phase, chunk_message, finalize_message
+from harvest.domain.job import HarvestJob, JobStatus, Phase, callback_message, chunk_message, finalize_message
 from harvest.domain.registry import Registry
 from harvest.engine.plan import Plan, build_plan
 from harvest.errors import (
+    HarvestError,
     HarvestFailure,
     InvalidTransition,
     JobNotFound,
@@ -104,17 +105,38 @@ def fail_job(deps: HarvestDeps, job_id: str, reason: str) -> HarvestJob | None:
     """Mark a Running job Failed with `reason`; a job that already ended is left alone."""
     reason = public_message(reason)
     try:
-        job = deps.store.finish(job_id, JobStatus.FAILED, reason)
+        job = deps.store.finish(job_id, JobStatus.FAILED, reason, outbox=[callback_message(job_id)])
     except (InvalidTransition, JobNotFound):
         return None
     log.warning("job failed: %s", reason, extra={"job_id": job_id})
-    _notify(deps, job)
+    _publish_soon(deps)
     return job
 
 
-def _notify(deps: HarvestDeps, job: HarvestJob) -> None:
-    # The status is already committed: the callback can neither delay nor change it.
-    if not job.callback_url:
+def _publish_soon(deps: HarvestDeps) -> None:
+    # The callback message is committed with the job's end; publishing it now only saves the wait
+    # for the next relay flush, so a failure here is left to that flush.
+    try:
+        deps.relay.flush()
+    except HarvestError as exc:
+        log.warning("outbox flush after a job's end failed (%s); the relay will publish it", exc)
+
+
+# A claimed delivery with no outcome after this long is taken again: its deliverer died. Longer
+# than any delivery takes (attempts x deadline + backoff).
+CALLBACK_CLAIM_STALE_SECONDS = 600.0
+
+
+def deliver_callback(deps: HarvestDeps, job_id: str) -> None:
+    """POST an ended job to its CallbackURL, once, and record the outcome (from the callback topic).
+
+    The job's status was committed with this message; the callback can neither delay nor change it.
+    """
+    try:
+        if not deps.store.claim_callback(job_id, CALLBACK_CLAIM_STALE_SECONDS):
+            return  # no CallbackURL, delivered already, or being delivered (a repeated message)
+        job = deps.store.get(job_id)
+    except JobNotFound:
         return
     outcome = deps.notifier.notify(job.callback_url, job.to_api())
     deps.store.record_callback(job.id, outcome)
@@ -324,8 +346,8 @@ def finalize_job(deps: HarvestDeps, job_id: str) -> None:
         "application/vnd.apple.mpegurl",
     )
     try:
-        done = deps.store.finish(job_id, JobStatus.COMPLETED)
+        deps.store.finish(job_id, JobStatus.COMPLETED, outbox=[callback_message(job_id)])
     except InvalidTransition:
         return  # a concurrent finalize (duplicate message) won
     log.info("job completed", extra={"job_id": job_id})
-    _notify(deps, done)
+    _publish_soon(deps)

@@ -1,0 +1,265 @@
+"""Hostile origins and URLs: one URL-safety policy for playlists, segments, keys and callbacks.
+
+Small HTTP servers in the test play an endpoint (on 127.0.0.1, the endpoint's own host, which the
+policy trusts), a third-party CDN (on 127.0.0.2, allowed by HARVEST_ALLOWED_PRIVATE_HOSTS only where
+a case says so) and a cloud "metadata service" (on 127.0.0.3). Jobs run through the real handlers,
+queue pump and HTTP origin client; each server records every request it gets, with its headers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from tests.reliability.table import Recorder
+from tests.support.engine import Engine
+from tests.support.media import TEST_NOW
+
+from harvest.adapters.callback import CallbackNotifier
+from harvest.adapters.retry import RetryPolicy
+from harvest.devtools import ChannelSpec, ManualClock, Pool
+from harvest.devtools.origin import format_pdt
+from harvest.domain.job import JobStatus
+from harvest.domain.urlpolicy import UrlPolicy
+from harvest.errors import FieldError
+
+pytest_plugins = ("tests.support.media", "tests.support.engine")
+
+pytestmark = pytest.mark.media
+
+PLAYLIST = "application/vnd.apple.mpegurl"
+END = TEST_NOW - 600  # the window ended long ago: planning runs at once
+SECRET = "origin-secret-3f9a"
+
+
+@dataclass(frozen=True)
+class Seen:
+    path: str
+    query: str
+    headers: dict[str, str]
+
+
+@dataclass
+class Server:
+    """Answers fixed routes (path -> body, or path -> ('redirect', location)) and records requests."""
+
+    host: str
+    routes: dict[str, bytes | tuple[str, str]] = field(default_factory=dict)
+    seen: list[Seen] = field(default_factory=list)
+    channels: dict[str, ChannelSpec] = field(default_factory=dict)  # for write_channels_yaml
+
+    def __post_init__(self) -> None:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                server.seen.append(Seen(parts.path, parts.query, dict(self.headers.items())))
+                route = server.routes.get(parts.path)
+                if isinstance(route, tuple):
+                    self.send_response(302)
+                    self.send_header("Location", route[1])
+                    body = b""
+                else:
+                    body = route if route is not None else b"not found\n"
+                    self.send_response(200 if route is not None else 404)
+                    self.send_header(
+                        "Content-Type", PLAYLIST if parts.path.endswith(".m3u8") else "video/mp2t"
+                    )
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def servers() -> Iterator[Callable[[str], Server]]:
+    started: list[Server] = []
+
+    def start(host: str) -> Server:
+        started.append(Server(host))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def media_playlist(uris: list[str]) -> bytes:
+    """An ended media playlist of 2 s segments (with PDT) whose last one ends at END."""
+    first = END - 2 * len(uris)
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0"]
+    for n, uri in enumerate(uris):
+        lines += [f"#EXT-X-PROGRAM-DATE-TIME:{format_pdt(first + 2 * n)}", "#EXTINF:2.000,", uri]
+    return ("\n".join([*lines, "#EXT-X-ENDLIST"]) + "\n").encode()
+
+
+def endpoint(server: Server, pool: Pool, master: bytes, routes: dict[str, bytes | tuple[str, str]]) -> None:
+    """Make `server` the `show` channel's endpoint (with a secret header) serving these routes."""
+    server.channels["show"] = ChannelSpec(
+        "ts", pool, dvr_window=86400, required_headers={"X-Origin-Secret": SECRET}
+    )
+    server.routes["/show/master.m3u8"] = master
+    server.routes.update({f"/show/{path}": body for path, body in routes.items()})
+
+
+def stored_files(engine: Engine) -> list[Path]:
+    root = engine.bucket_root
+    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
+
+
+# --- a playlist aimed at the metadata service ------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["segment URI", "redirect from the endpoint"])
+def test_a_playlist_cannot_make_the_service_fetch_a_private_address(
+    how: str,
+    media_pools: dict[str, Pool],
+    servers: Callable[[str], Server],
+    engine_factory: Callable[..., Engine],
+    reliability_record: Recorder,
+) -> None:
+    # GIVEN a "metadata service" on 127.0.0.3 holding a credential, and an endpoint on 127.0.0.1 whose
+    # media playlist names it (as a segment URI, or through a 302 from a segment on the endpoint)
+    metadata = servers("127.0.0.3")
+    metadata.routes["/latest/meta-data/iam/credentials.ts"] = b'{"SecretAccessKey": "leaked"}'
+    stolen = f"{metadata.url}/latest/meta-data/iam/credentials.ts"
+    origin = servers("127.0.0.1")
+    segments: dict[str, bytes | tuple[str, str]] = {f"{n}.ts": b"\x47" * 188 for n in range(10)}
+    if how == "segment URI":
+        uris = [f"{n}.ts" for n in range(9)] + [stolen]
+    else:
+        uris = [f"{n}.ts" for n in range(10)]
+        segments["9.ts"] = ("redirect", stolen)
+    endpoint(origin, media_pools["ts"], media_playlist(uris), segments)
+    engine = engine_factory(origin, ManualClock(TEST_NOW), fetch_attempts=3)
+    # WHEN a job covers that segment
+    engine.create("meta", "show", END - 20, END)
+    job = engine.wait("meta")
+    # THEN the job fails naming the refusal, the metadata service got no request, nothing was stored
+    assert job.status is JobStatus.FAILED
+    assert "refused" in job.err_message and "127.0.0.3" in job.err_message, job.err_message
+    assert "after 1 attempt" in job.err_message  # a refusal is never retried
+    assert metadata.seen == []
+    assert not any(b"leaked" in path.read_bytes() for path in stored_files(engine))
+    reliability_record(
+        "Playlist aimed at the metadata service",
+        f"the endpoint's media playlist reaches a loopback 'metadata' stand-in on 127.0.0.3 ({how})",
+        f"Failed: ErrMessage {job.err_message!r}; the stand-in received {len(metadata.seen)} requests;"
+        " nothing of it stored",
+    )
+
+
+# --- the endpoint's secret stays with the endpoint -----------------------------------------------
+
+
+def test_endpoint_headers_and_timeshift_query_never_leave_the_endpoint(
+    media_pools: dict[str, Pool],
+    servers: Callable[[str], Server],
+    engine_factory: Callable[..., Engine],
+    reliability_record: Recorder,
+) -> None:
+    # GIVEN an endpoint with a secret header and a time-shift query, whose master lists one variant on
+    # itself and one on a third-party CDN (127.0.0.2, allowed by the operator), and whose variant
+    # names segments on itself, on the CDN, and on itself redirecting to the CDN
+    cdn = servers("127.0.0.2")
+    origin = servers("127.0.0.1")
+    master = (
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nlocal.m3u8\n"
+        f"#EXT-X-STREAM-INF:BANDWIDTH=400000\n{cdn.url}/cdn/remote.m3u8\n"
+    ).encode()
+    local = media_playlist([*(f"{n}.ts" for n in range(8)), f"{cdn.url}/cdn/8.ts", "9.ts"])
+    routes: dict[str, bytes | tuple[str, str]] = {"local.m3u8": local}
+    routes.update({f"{n}.ts": b"\x47" * 188 for n in range(8)})
+    routes["9.ts"] = ("redirect", f"{cdn.url}/cdn/9.ts")
+    endpoint(origin, media_pools["ts"], master, routes)
+    cdn.routes["/cdn/remote.m3u8"] = media_playlist([f"r{n}.ts" for n in range(10)])
+    cdn.routes.update(
+        {f"/cdn/{name}": b"\x47" * 188 for name in ("8.ts", "9.ts", *(f"r{n}.ts" for n in range(10)))}
+    )
+    engine = engine_factory(origin, ManualClock(TEST_NOW), allowed_private_hosts=("127.0.0.2",))
+    # WHEN a job harvests both variants
+    engine.create("scoped", "show", END - 20, END)
+    job = engine.wait("scoped")
+    # THEN it completes, every request to the endpoint carried the secret, and none to the CDN did,
+    # nor the time-shift query
+    assert job.status is JobStatus.COMPLETED, job.err_message
+    assert origin.seen and all(seen.headers.get("X-Origin-Secret") == SECRET for seen in origin.seen)
+    leaked = [seen for seen in cdn.seen if "X-Origin-Secret" in seen.headers or "start=" in seen.query]
+    assert {seen.path for seen in cdn.seen} >= {"/cdn/remote.m3u8", "/cdn/8.ts", "/cdn/9.ts"}
+    assert leaked == []
+    playlists = [seen for seen in origin.seen if seen.path.endswith(".m3u8")]
+    assert all("start=" in seen.query for seen in playlists)
+    reliability_record(
+        "Endpoint headers sent to another host",
+        "endpoint with a secret header and a time-shift query; its master lists a variant on a CDN host,"
+        " its variant a segment on the CDN and a segment that redirects (302) there",
+        f"Completed; {len(origin.seen)} requests to the endpoint, all with the secret;"
+        f" {len(cdn.seen)} to the CDN (playlist, segments, the redirected one) with {len(leaked)} carrying"
+        " the secret or the time-shift query",
+    )
+
+
+# --- Create and delivery agree ---------------------------------------------------------------------
+
+DISGUISED = [
+    "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+    "http://[2002:a9fe:a9fe::]/latest/meta-data/",  # 6to4 of 169.254.169.254
+    "http://[::ffff:10.0.0.1]/hook",
+    "http://[fd00:ec2::254]/latest/meta-data/",
+    "http://100.100.100.200/latest/meta-data/",  # Alibaba's metadata address
+    "http://0x7f.1/hook",
+    "http://[::]/hook",
+]
+
+
+def test_create_and_delivery_refuse_the_same_callback_urls(
+    media_pools: dict[str, Pool],
+    servers: Callable[[str], Server],
+    engine_factory: Callable[..., Engine],
+    reliability_record: Recorder,
+) -> None:
+    # GIVEN the Create path and the notifier, both built from the same settings
+    origin = servers("127.0.0.1")
+    endpoint(origin, media_pools["ts"], media_playlist([f"{n}.ts" for n in range(10)]), {})
+    engine = engine_factory(origin, ManualClock(TEST_NOW))
+    notifier = CallbackNotifier(RetryPolicy(attempts=1), 1.0, UrlPolicy.for_callbacks(engine.settings))
+    at_create, at_delivery = [], []
+    for n, url in enumerate(DISGUISED):
+        # WHEN each disguised private address is given as a CallbackURL, and then delivered to
+        with pytest.raises(FieldError) as caught:
+            engine.create(f"cb-{n}", "show", END - 20, END, callback_url=url)
+        at_create.append(caught.value.code)
+        at_delivery.append(notifier.notify(url, {"ID": "x"}))
+    # THEN both refuse every one of them
+    assert at_create == ["InvalidParameter.CallbackURL"] * len(DISGUISED)
+    assert all(outcome.startswith("refused: ") for outcome in at_delivery), at_delivery
+    reliability_record(
+        "Callback address disguised as IPv6 or a legacy form",
+        ", ".join(DISGUISED),
+        f"{len(DISGUISED)}/{len(DISGUISED)} refused at Create (InvalidParameter.CallbackURL) and at delivery"
+        f" (e.g. {at_delivery[0]!r})",
+    )
