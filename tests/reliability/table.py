@@ -68,6 +68,7 @@ SCENARIOS: dict[str, str] = {
     "Manifest path tricks": "a//b/./c.m3u8, ../x, /abs",
     "Oversized request body": "a body over the configured cap",
     "Secrets in logs": "known secret strings in config, requests and callback URLs",
+    "Credentials, tokens and paths in ErrMessage": "user:password@, ?token= in endpoint URLs; a disk error",
     "CSS callback signature and expiry": "a wrong sign, an expired t",
 }
 

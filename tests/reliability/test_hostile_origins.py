@@ -8,7 +8,9 @@ queue pump and HTTP origin client; each server records every request it gets, wi
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,8 +20,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from tests.reliability.table import Recorder
-from tests.support.engine import Engine
+from tests.reliability.test_crashes import serve_params, wait_for, wait_until_ended
+from tests.support.engine import BUCKET, Engine
 from tests.support.media import TEST_NOW
+from tests.support.serve_process import CallbackReceiver, serve_env, start_serve
 
 from harvest.adapters.callback import CallbackNotifier
 from harvest.adapters.retry import RetryPolicy
@@ -108,9 +112,9 @@ def servers() -> Iterator[Callable[[str], Server]]:
         server.stop()
 
 
-def media_playlist(uris: list[str]) -> bytes:
-    """An ended media playlist of 2 s segments (with PDT) whose last one ends at END."""
-    first = END - 2 * len(uris)
+def media_playlist(uris: list[str], end: float = END) -> bytes:
+    """An ended media playlist of 2 s segments (with PDT) whose last one ends at `end`."""
+    first = end - 2 * len(uris)
     lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0"]
     for n, uri in enumerate(uris):
         lines += [f"#EXT-X-PROGRAM-DATE-TIME:{format_pdt(first + 2 * n)}", "#EXTINF:2.000,", uri]
@@ -262,4 +266,78 @@ def test_create_and_delivery_refuse_the_same_callback_urls(
         ", ".join(DISGUISED),
         f"{len(DISGUISED)}/{len(DISGUISED)} refused at Create (InvalidParameter.CallbackURL) and at delivery"
         f" (e.g. {at_delivery[0]!r})",
+    )
+
+
+# --- what ErrMessage, callbacks and logs may show --------------------------------------------------
+
+USER, PASSWORD, TOKEN = "harvester", "pa55w0rd-9c1e", "t0ken-77d2a"
+
+
+def test_err_messages_callbacks_and_logs_carry_no_credentials_tokens_or_local_paths(
+    tmp_path: Path,
+    media_pools: dict[str, Pool],
+    servers: Callable[[str], Server],
+    reliability_record: Recorder,
+) -> None:
+    # GIVEN `harvest serve` whose endpoints carry user info and a token in their URLs: one serves a
+    # broken playlist, the other a good one whose output folder is blocked by a file on the local disk
+    origin = servers("127.0.0.1")
+    origin.routes["/broken/master.m3u8"] = b"not a playlist\n"
+    end = int(time.time()) - 60
+    origin.routes["/good/master.m3u8"] = media_playlist([f"{n}.ts" for n in range(10)], end)
+    origin.routes.update({f"/good/{n}.ts": b"\x47" * 188 for n in range(10)})
+    secret_url = origin.url.replace("http://", f"http://{USER}:{PASSWORD}@")
+    registry = tmp_path / "channels.yaml"
+    registry.write_text(
+        "channels:\n"
+        + "".join(
+            f"  - name: {name}\n    endpoints:\n      - name: hls\n"
+            f"        url: {secret_url}/{name}/master.m3u8?token={TOKEN}\n        startover_window: 86400\n"
+            for name in ("broken", "good")
+        ),
+        encoding="utf-8",
+    )
+    data_dir = tmp_path / "data"
+    blocked = data_dir / "cos" / BUCKET / "out" / "paths"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("in the way")
+    receiver = CallbackReceiver()
+    env = serve_env(
+        data_dir,
+        registry,
+        extra={"HARVEST_ALLOW_PRIVATE_CALLBACKS": "true", "HARVEST_QUEUE_MAX_ATTEMPTS": "1"},
+    )
+    process = start_serve(env, data_dir)
+    try:
+        # WHEN one job fails on the broken playlist and one on the blocked folder
+        for job_id, channel in (("creds", "broken"), ("paths", "good")):
+            params = serve_params(job_id, end - 20, end, receiver.url())
+            process.create({**params, "ChannelName": channel})
+        ended = {job_id: wait_until_ended(process, job_id, 60) for job_id in ("creds", "paths")}
+        wait_for(lambda: len(receiver.received()) >= 2, 20, "both callbacks")
+        messages = {job_id: str(process.describe(job_id).ErrMessage) for job_id in ended}
+    finally:
+        process.stop(10)
+        receiver.stop()
+    logs = "\n".join(line for line in process.output if line.startswith("{"))
+    callbacks = json.dumps([body for _, body in receiver.received()])
+    # THEN both failed, saying why...
+    assert ended == {"creds": "Failed", "paths": "Failed"}
+    assert "does not start with #EXTM3U" in messages["creds"] and "/broken/master.m3u8" in messages["creds"]
+    assert "cannot write" in messages["paths"], messages["paths"]
+    # ... and neither ErrMessage, nor a callback, nor a log line holds the password, the user name in
+    # a URL, the token, or a local path
+    forbidden = (PASSWORD, f"{USER}:", TOKEN, str(tmp_path))
+    found = {
+        where: [item for item in forbidden if item in text]
+        for where, text in (("ErrMessage", json.dumps(messages)), ("callbacks", callbacks), ("logs", logs))
+    }
+    assert found == {"ErrMessage": [], "callbacks": [], "logs": []}, found
+    reliability_record(
+        "Credentials, tokens and paths in ErrMessage",
+        "endpoint URLs with user:password@ and ?token=; a broken playlist; an output folder blocked by a"
+        " file on the local disk (HARVEST_QUEUE_MAX_ATTEMPTS=1)",
+        f"both Failed: {messages['creds']!r}; {messages['paths']!r}; 0 of 4 forbidden strings (password,"
+        f" user info, token, data path) in ErrMessage, 2 callbacks or {logs.count(chr(10)) + 1} log lines",
     )

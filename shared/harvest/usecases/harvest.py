@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import posixpath
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +33,7 @@ from harvest.errors import (
     Unavailable,
     WindowNotCovered,
 )
+from harvest.logs import public_text
 from harvest.ports import JobStore, ObjectStore, Origin, Queue, Relay
 from harvest.settings import Settings
 
@@ -88,17 +88,9 @@ class Interrupted(Exception):
 # --- job end ------------------------------------------------------------------------------------
 
 
-_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)[?#][^\s'\"]*")
-
-
 def public_message(reason: str) -> str:
-    """ErrMessage reaches API clients: URLs keep scheme, host and path, never a query (tokens)."""
-
-    def drop_query(match: re.Match[str]) -> str:
-        tail = match.group(0)[-1]
-        return match.group(1) + (tail if tail in ":,;)." else "")  # keep the sentence's punctuation
-
-    return _URL_QUERY.sub(drop_query, reason)
+    """ErrMessage reaches API clients and callbacks: no URL user info or query (tokens), no local paths."""
+    return public_text(reason)
 
 
 def fail_job(deps: HarvestDeps, job_id: str, reason: str) -> HarvestJob | None:
