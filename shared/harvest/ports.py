@@ -7,11 +7,13 @@ tests/contract run the same cases against each adapter.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from harvest.domain.job import HarvestJob, JobStatus, Message
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,13 @@ class ObjectStore(Protocol):
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
 
+    def put_stream(self, bucket: str, key: str, chunks: Iterable[bytes], content_type: str) -> int:
+        """Write an object from `chunks` in bounded memory; the bytes written.
+
+        The object appears only whole: an exception from `chunks` leaves no object (nor a partial
+        one) behind and is passed on untouched.
+        """
+
     def size(self, bucket: str, key: str) -> int | None:
         """The object's size in bytes, or None when it does not exist."""
 
@@ -159,3 +168,15 @@ class Origin(Protocol):
         self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None = None
     ) -> bytes:
         """A segment, or the (offset, length) slice of it. Raises SegmentFetchError after the last retry."""
+
+    def stream(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        byte_range: tuple[int, int] | None,
+        sink: Callable[[Iterator[bytes]], T],
+    ) -> T:
+        """Hand the segment's body (or slice) to `sink` chunk by chunk; retried as get_bytes is.
+
+        A failed attempt raises inside the iteration: `sink` lets it through and is called afresh.
+        """

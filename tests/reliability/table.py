@@ -55,6 +55,8 @@ SCENARIOS: dict[str, str] = {
     "Ended playlist without PROGRAM-DATE-TIME": "VOD playlist with no PDT at all",
     "300k-segment playlist": "300,000 segments in one media playlist",
     "Binary garbage playlist": "random bytes instead of a playlist",
+    # memory
+    "Big segments, bounded memory": "8 x 64 MiB segments fetched at once",
     # security
     "Replayed signed request": "the same signed request sent twice (replay protection on)",
     "Stale signature": "a request signed more than 300 s ago",

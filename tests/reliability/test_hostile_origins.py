@@ -9,20 +9,16 @@ queue pump and HTTP origin client; each server records every request it gets, wi
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from tests.reliability.table import Recorder
 from tests.reliability.test_crashes import serve_params, wait_for, wait_until_ended
 from tests.support.engine import BUCKET, Engine
 from tests.support.media import TEST_NOW
+from tests.support.recording_server import Server
 from tests.support.serve_process import CallbackReceiver, serve_env, start_serve
 
 from harvest.adapters.callback import CallbackNotifier
@@ -33,83 +29,13 @@ from harvest.domain.job import JobStatus
 from harvest.domain.urlpolicy import UrlPolicy
 from harvest.errors import FieldError
 
-pytest_plugins = ("tests.support.media", "tests.support.engine")
+pytest_plugins = ("tests.support.media", "tests.support.engine", "tests.support.recording_server")
 
 pytestmark = pytest.mark.media
 
 PLAYLIST = "application/vnd.apple.mpegurl"
 END = TEST_NOW - 600  # the window ended long ago: planning runs at once
 SECRET = "origin-secret-3f9a"
-
-
-@dataclass(frozen=True)
-class Seen:
-    path: str
-    query: str
-    headers: dict[str, str]
-
-
-@dataclass
-class Server:
-    """Answers fixed routes (path -> body, or path -> ('redirect', location)) and records requests."""
-
-    host: str
-    routes: dict[str, bytes | tuple[str, str]] = field(default_factory=dict)
-    seen: list[Seen] = field(default_factory=list)
-    channels: dict[str, ChannelSpec] = field(default_factory=dict)  # for write_channels_yaml
-
-    def __post_init__(self) -> None:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                server.seen.append(Seen(parts.path, parts.query, dict(self.headers.items())))
-                route = server.routes.get(parts.path)
-                if isinstance(route, tuple):
-                    self.send_response(302)
-                    self.send_header("Location", route[1])
-                    body = b""
-                else:
-                    body = route if route is not None else b"not found\n"
-                    self.send_response(200 if route is not None else 404)
-                    self.send_header(
-                        "Content-Type", PLAYLIST if parts.path.endswith(".m3u8") else "video/mp2t"
-                    )
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer((self.host, 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-@pytest.fixture
-def servers() -> Iterator[Callable[[str], Server]]:
-    started: list[Server] = []
-
-    def start(host: str) -> Server:
-        started.append(Server(host))
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def media_playlist(uris: list[str], end: float = END) -> bytes:

@@ -8,6 +8,9 @@ Why it is built this way:
 - Bodies are streamed (stream=True). The read timeout applies to every socket read, so an origin that
   stalls mid-body is cut off after `timeout` seconds without a byte and the attempt is retried. (An
   origin trickling one byte just inside every timeout is not cut off: we trust origins not to be hostile.)
+- Segments are streamed (`stream`): the body goes to the caller's sink (the object store) chunk by
+  chunk, so memory holds a bounded buffer, never a whole 512 MB segment. A body that fails part way
+  raises inside the sink's loop; the sink discards what it wrote and the attempt is retried.
 - A segment must arrive whole: a body shorter than its Content-Length or its byte range is a failed
   attempt, never a shorter segment. A ranged request must come back as 206 with the matching
   Content-Range; an origin that ignores Range and answers 200 is sliced while streaming (with a warning),
@@ -33,6 +36,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
@@ -55,6 +59,7 @@ from harvest.errors import PlaylistFetchError, SegmentFetchError, TargetRefused
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIB = 1024 * 1024
 PLAYLIST_MAX_BYTES = 64 * MIB  # a 24-hour playlist with a PDT per segment is a few MB
@@ -196,21 +201,41 @@ class HttpOrigin:
         self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None = None
     ) -> bytes:
         """A segment, or its (offset, length) slice. Raises OriginSegmentError after the last attempt."""
+        return self.stream(url, headers, byte_range, b"".join)
+
+    def stream(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        byte_range: tuple[int, int] | None,
+        sink: Callable[[Iterator[bytes]], T],
+    ) -> T:
+        """Hand a segment's body (or its slice), chunk by chunk, to `sink`; what `sink` returned.
+
+        A failed attempt raises inside the iteration; `sink` must let that through (after discarding
+        what it wrote) and is called afresh for the next attempt. Raises OriginSegmentError after the
+        last attempt; anything `sink` itself raises is passed on untouched.
+        """
         label = segment_label(url)
         if byte_range is not None and (byte_range[0] < 0 or byte_range[1] < 1):
             raise OriginSegmentError(
                 f"segment {label}: invalid byte range {byte_range}", url=url, reason="invalid byte range"
             )
-        result, attempts = self._retrying(url, lambda: self._segment_once(url, headers, byte_range))
-        if isinstance(result, _Failure):
-            raise OriginSegmentError(
-                f"segment {label}: {result.reason} {after_attempts(attempts)}",
-                url=url,
-                status=result.status,
-                attempts=attempts,
-                reason=result.reason,
-            )
-        return result
+        attempt = 1
+        while True:
+            result = self._segment_once(url, headers, byte_range, sink)
+            if not isinstance(result, _Failure):
+                return result
+            if not result.retryable or attempt >= self._policy.attempts:
+                raise OriginSegmentError(
+                    f"segment {label}: {result.reason} {after_attempts(attempt)}",
+                    url=url,
+                    status=result.status,
+                    attempts=attempt,
+                    reason=result.reason,
+                )
+            self._wait_to_retry(url, result, attempt)
+            attempt += 1
 
     # --- attempts -------------------------------------------------------------------------------
 
@@ -221,17 +246,20 @@ class HttpOrigin:
             result = once()
             if isinstance(result, bytes) or not result.retryable or attempt >= self._policy.attempts:
                 return result, attempt
-            delay = self._policy.delay(attempt - 1, result.retry_after)
-            log.info(
-                "retrying %s in %.2f s after %s (attempt %d of %d)",
-                public_url(url),
-                delay,
-                result.reason,
-                attempt,
-                self._policy.attempts,
-            )
-            self._sleep(delay)
+            self._wait_to_retry(url, result, attempt)
             attempt += 1
+
+    def _wait_to_retry(self, url: str, failure: _Failure, attempt: int) -> None:
+        delay = self._policy.delay(attempt - 1, failure.retry_after)
+        log.info(
+            "retrying %s in %.2f s after %s (attempt %d of %d)",
+            public_url(url),
+            delay,
+            failure.reason,
+            attempt,
+            self._policy.attempts,
+        )
+        self._sleep(delay)
 
     def _request(
         self, url: str, headers: Mapping[str, str], extra: Mapping[str, str] | None = None
@@ -305,8 +333,12 @@ class HttpOrigin:
             return _read_capped(response, self._playlist_max)
 
     def _segment_once(
-        self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None
-    ) -> bytes | _Failure:
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        byte_range: tuple[int, int] | None,
+        sink: Callable[[Iterator[bytes]], T],
+    ) -> T | _Failure:
         # identity: lengths and byte ranges are about the bytes as stored, not a compressed transfer
         extra = {"Accept-Encoding": "identity"}
         if byte_range is not None:
@@ -317,16 +349,19 @@ class HttpOrigin:
             return response
         with response:
             status = response.status_code
-            if byte_range is None:
-                if status == 200:
-                    return _read_capped(response, self._segment_max)
-                return self._status_failure(response)
-            if status == 206:
-                return _read_partial(response, *byte_range)
-            if status == 200:
+            if byte_range is None and status == 200:
+                body = _whole(response, self._segment_max)
+            elif byte_range is not None and status == 206:
+                body = _exact(response, *byte_range)
+            elif byte_range is not None and status == 200:
                 log.warning("origin ignored Range for %s: slicing the full body", public_url(url))
-                return _read_sliced(response, *byte_range)
-            return self._status_failure(response)
+                body = _slice(response, *byte_range)
+            else:
+                return self._status_failure(response)
+            try:
+                return sink(body)
+            except _BodyFailed as exc:
+                return exc.failure
 
     def _status_failure(self, response: requests.Response) -> _Failure:
         status = response.status_code
@@ -358,63 +393,76 @@ def _stream(response: requests.Response, stop: int) -> Iterator[bytes]:
         yield chunk
 
 
-def _read(response: requests.Response, start: int, stop: int) -> bytearray | _Failure:
-    """Bytes [start, stop) of the body (fewer if it ends first), keeping only those in memory."""
-    out = bytearray()
-    position = 0
+class _BodyFailed(Exception):
+    """Raised inside a body's chunk iterator: this attempt failed part way (the failure says how)."""
+
+    def __init__(self, failure: _Failure) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
+
+
+def _chunks(response: requests.Response, stop: int) -> Iterator[bytes]:
+    """_stream with transfer errors (cut, stalled, short of Content-Length) as _BodyFailed."""
     try:
-        for chunk in _stream(response, stop):
-            skip = start - position
-            if skip < len(chunk):
-                out += chunk[max(skip, 0) :]
-            position += len(chunk)
+        yield from _stream(response, stop)
     except (Urllib3Error, OSError) as exc:
-        return _Failure(describe_network_error(exc))
-    return out
+        raise _BodyFailed(_Failure(describe_network_error(exc))) from exc
 
 
-def _read_capped(response: requests.Response, limit: int) -> bytes | _Failure:
-    """The whole body, refused (without retry) beyond `limit` bytes."""
-    too_large = _Failure(f"larger than {_size(limit)}", retryable=False)
+def _whole(response: requests.Response, limit: int) -> Iterator[bytes]:
+    """The whole body, refused (without retry) beyond `limit` bytes, before or while reading."""
+    too_large = _BodyFailed(_Failure(f"larger than {_size(limit)}", retryable=False))
     declared = _content_length(response)
     if declared is not None and declared > limit:
-        return too_large
-    body = _read(response, 0, limit + 1)
-    if isinstance(body, _Failure):
-        return body
-    # A body cut short of its Content-Length raised IncompleteRead inside _read (urllib3 enforces it).
-    return too_large if len(body) > limit else bytes(body)
+        raise too_large
+    total = 0
+    # A body cut short of its Content-Length raises IncompleteRead in _chunks (urllib3 enforces it).
+    for chunk in _chunks(response, limit + 1):
+        total += len(chunk)
+        if total > limit:
+            raise too_large
+        yield chunk
 
 
-def _read_partial(response: requests.Response, offset: int, length: int) -> bytes | _Failure:
+def _exact(response: requests.Response, offset: int, length: int) -> Iterator[bytes]:
     """A 206 answer: the Content-Range must be exactly the one asked for, the body exactly that long."""
     asked = f"bytes={offset}-{offset + length - 1}"
     content_range = response.headers.get("Content-Range", "").strip()
     match = _CONTENT_RANGE.fullmatch(content_range)
     if match is None or int(match[1]) != offset or int(match[2]) != offset + length - 1:
-        return _Failure(f"Content-Range {content_range or '(none)'} does not match {asked}")
-    body = _read(response, 0, length + 1)
-    if isinstance(body, _Failure):
-        return body
-    if len(body) < length:
-        return _Failure(f"short body ({len(body)} of {length} bytes)")
-    if len(body) > length:
-        return _Failure(f"long body (more than {length} bytes for {asked})")
-    return bytes(body)
+        raise _BodyFailed(_Failure(f"Content-Range {content_range or '(none)'} does not match {asked}"))
+    total = 0
+    for chunk in _chunks(response, length + 1):
+        if total + len(chunk) > length:
+            raise _BodyFailed(_Failure(f"long body (more than {length} bytes for {asked})"))
+        total += len(chunk)
+        yield chunk
+    if total < length:
+        raise _BodyFailed(_Failure(f"short body ({total} of {length} bytes)"))
 
 
-def _read_sliced(response: requests.Response, offset: int, length: int) -> bytes | _Failure:
-    """A 200 answer to a ranged request: skip to `offset`, keep `length` bytes, drop the connection."""
+def _slice(response: requests.Response, offset: int, length: int) -> Iterator[bytes]:
+    """A 200 answer to a ranged request: skip to `offset`, pass on `length` bytes, drop the connection."""
     needed = offset + length
     declared = _content_length(response)
     if declared is not None and declared < needed:
-        return _Failure(f"short body ({declared} of {needed} bytes)")
-    body = _read(response, offset, needed)
-    if isinstance(body, _Failure):
-        return body
-    if len(body) < length:
-        return _Failure(f"short body ({offset + len(body)} of {needed} bytes)")
-    return bytes(body)
+        raise _BodyFailed(_Failure(f"short body ({declared} of {needed} bytes)"))
+    position = 0
+    for chunk in _chunks(response, needed):
+        skip = max(offset - position, 0)
+        position += len(chunk)
+        if skip < len(chunk):
+            yield chunk[skip:]
+    if position < needed:
+        raise _BodyFailed(_Failure(f"short body ({position} of {needed} bytes)"))
+
+
+def _read_capped(response: requests.Response, limit: int) -> bytes | _Failure:
+    """The whole body in memory (playlists), refused (without retry) beyond `limit` bytes."""
+    try:
+        return b"".join(_whole(response, limit))
+    except _BodyFailed as exc:
+        return exc.failure
 
 
 def _drain(response: requests.Response) -> None:

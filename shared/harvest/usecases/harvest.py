@@ -12,7 +12,7 @@ import logging
 import posixpath
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -198,11 +198,28 @@ def _fetch_and_store(
     if existing is not None and expected is not None and existing == expected:
         return 0  # stored by an earlier delivery of this chunk
     rng = task.get("range")
-    data = deps.origin.get_bytes(task["url"], headers, (rng[0], rng[1]) if rng else None)
-    if expected is not None and len(data) != expected:
-        raise SegmentFetchError(f"segment {task['name']}: got {len(data)} bytes, expected {expected}")
-    deps.objects.put(bucket, task["key"], data, task.get("content_type") or "application/octet-stream")
-    return len(data)
+    content_type = task.get("content_type") or "application/octet-stream"
+
+    def store(chunks: Iterator[bytes]) -> int:
+        # Straight from the origin's socket to the store, a buffer at a time: a 512 MB segment
+        # never sits in memory whole.
+        return deps.objects.put_stream(
+            bucket, task["key"], _sized(chunks, expected, task["name"]), content_type
+        )
+
+    return deps.origin.stream(task["url"], headers, (rng[0], rng[1]) if rng else None, store)
+
+
+def _sized(chunks: Iterator[bytes], expected: int | None, name: str) -> Iterator[bytes]:
+    """`chunks`, failing the segment when they add up to other than the planned size (if one is known)."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if expected is not None and total > expected:
+            raise SegmentFetchError(f"segment {name}: more than the {expected} bytes expected")
+        yield chunk
+    if expected is not None and total != expected:
+        raise SegmentFetchError(f"segment {name}: got {total} bytes, expected {expected}")
 
 
 def harvest_chunk(
