@@ -53,6 +53,16 @@ def status_when_answering(process: ServeProcess, job_id: str) -> str | None:
         return None
 
 
+def slowed_channel(
+    start_origin: Callable[..., LiveOrigin], media_pools: dict[str, Pool], seed: int
+) -> tuple[ManualClock, LiveOrigin]:
+    """A ts channel whose every segment answers its first request 50 ms late, so chunks take seconds."""
+    clock = ManualClock(TEST_NOW)
+    faults = FaultPlan(stall_rate=1.0, stall_seconds=0.05, max_failures_per_path=1, seed=seed)
+    channels = {"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}
+    return clock, start_origin(channels, clock=clock, faults=faults)
+
+
 def stored_segments(root: Path) -> int:
     return sum(1 for _ in root.rglob("*.ts"))
 
@@ -144,11 +154,7 @@ def test_a_cos_outage_mid_chunk_is_waited_out(
 ) -> None:
     # GIVEN an engine whose bucket is COS (the stand-in, through the real COS SDK), on a live
     # channel slowed so its chunks take a few seconds (each segment's first request is 50 ms late)
-    clock = ManualClock(TEST_NOW)
-    faults = FaultPlan(stall_rate=1.0, stall_seconds=0.05, max_failures_per_path=1, seed=5)
-    origin = start_origin(
-        {"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}, clock=clock, faults=faults
-    )
+    clock, origin = slowed_channel(start_origin, media_pools, seed=5)
     bucket = cos_server.create_bucket("outage")
     store = CosStore(
         "ap-singapore", cos_server.secret_id, cos_server.secret_key, scheme="http",
@@ -207,11 +213,7 @@ def test_sqlite_locked_past_the_busy_timeout_costs_no_queue_attempt(
 ) -> None:
     # GIVEN an engine on SQLite that allows ONE delivery per message (so a step that spent a queue
     # attempt on the lock would fail the job), on a live channel slowed as above
-    clock = ManualClock(TEST_NOW)
-    faults = FaultPlan(stall_rate=1.0, stall_seconds=0.05, max_failures_per_path=1, seed=7)
-    origin = start_origin(
-        {"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}, clock=clock, faults=faults
-    )
+    clock, origin = slowed_channel(start_origin, media_pools, seed=7)
     engine, stop = make_engine(
         tmp_path, origin, clock, lease_seconds=60, queue_max_attempts=1, download_concurrency=2
     )

@@ -17,7 +17,7 @@ Why it is built this way:
   so memory holds only the requested slice.
 - Retried: connection errors, timeouts, short bodies, 5xx, 408, 429, and also 404 and 403, because
   origins and CDNs briefly answer those for a segment at the live edge. Other 4xx fail at once.
-- URL safety (domain/urlpolicy, given as `policy`): every request, and every redirect hop, must be
+- URL safety (domain/urlpolicy, given as `targets`): every request, and every redirect hop, must be
   http(s); a host that is or resolves to a loopback, private, link-local or metadata address is
   refused (checked again at connect time by netguard) unless it is the endpoint's own host or the
   operator allowed it. An endpoint's headers (ScopedHeaders) go only to the endpoint's own scheme,
