@@ -105,7 +105,7 @@ class ScopedHeaders(dict[str, str]):
 
 
 def _allow_entry(entry: str) -> str | IPNetwork:
-    network = entry.strip().strip("[]")
+    network = entry.strip().replace("[", "").replace("]", "")  # "[fd00::]/8" as well as "fd00::/8"
     try:
         return ipaddress.ip_network(network, strict=False)
     except ValueError:

@@ -42,7 +42,7 @@ def deadline_from(context: Mapping[str, Any] | None, margin: float = 60.0) -> fl
 
 
 def through_outages(
-    step: Callable[[], None],
+    step: Callable[[], object],
     deadline: float,
     stopping: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] = time.sleep,

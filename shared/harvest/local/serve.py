@@ -13,8 +13,10 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from harvest.composition import Backend, build_api_deps, build_backend, build_harvest_deps
 from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK
@@ -22,6 +24,7 @@ from harvest.domain.registry import load_registry
 from harvest.errors import ConfigError, HarvestError
 from harvest.handlers import finalizer, worker
 from harvest.handlers.api import make_handler as make_api_handler
+from harvest.handlers.queue_records import through_outages
 from harvest.local.bucket_http import BucketHttp
 from harvest.local.gateway import GatewayServer
 from harvest.local.pump import PumpConfig, QueuePump, describe_message
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 # A lease is short and kept alive by a heartbeat, so work held by a killed process is picked up
 # again within a minute instead of after SCF's 900 s invocation limit.
 LOCAL_LEASE_SECONDS = 30.0
+DEAD_LETTER_PATIENCE_SECONDS = 300.0
 
 
 @dataclass
@@ -66,11 +70,10 @@ def _dead_letter_handler(deps: HarvestDeps) -> Callable[[Delivery, str], None]:
         body = delivery.message.body
         job_id = body.get("job_id")
         if isinstance(job_id, str):
-            fail_job(
-                deps,
-                job_id,
-                f"{describe_message(body)} could not be done after {delivery.attempts} attempts: {error}",
-            )
+            reason = f"{describe_message(body)} could not be done after {delivery.attempts} attempts: {error}"
+            # A dead letter is reported once: failing its job has to outlast a database outage too.
+            deadline = time.monotonic() + DEAD_LETTER_PATIENCE_SECONDS
+            through_outages(partial(fail_job, deps, job_id, reason), deadline)
 
     return on_dead_letter
 
