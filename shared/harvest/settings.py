@@ -114,6 +114,7 @@ class Settings:
     cos_scheme: str = "https"
     ckafka_datahub_id: str = ""
     ckafka_finalize_datahub_id: str = ""
+    ckafka_callback_datahub_id: str = ""  # empty: callbacks travel on the finalize topic
     tencent_api_endpoint: str = ""  # override for the ckafka API host (tests)
     cloud_secret_id: str = ""
     cloud_secret_key: str = ""
@@ -162,6 +163,7 @@ class Settings:
             cos_scheme=env.get("HARVEST_COS_SCHEME", "").strip() or "https",
             ckafka_datahub_id=env.get("HARVEST_CKAFKA_DATAHUB_ID", "").strip(),
             ckafka_finalize_datahub_id=env.get("HARVEST_CKAFKA_FINALIZE_DATAHUB_ID", "").strip(),
+            ckafka_callback_datahub_id=env.get("HARVEST_CKAFKA_CALLBACK_DATAHUB_ID", "").strip(),
             tencent_api_endpoint=env.get("HARVEST_TENCENT_API_ENDPOINT", "").strip(),
             # SCF injects the execution role's temporary credentials under these names.
             cloud_secret_id=env.get("TENCENTCLOUD_SECRETID", "").strip(),

@@ -95,8 +95,9 @@ class CKafkaQueue:
             {
                 TOPIC_WORK: settings.ckafka_datahub_id,
                 TOPIC_FINALIZE: settings.ckafka_finalize_datahub_id,
-                # The finalizer function delivers callbacks too: SCF runs each invocation on its own.
-                TOPIC_CALLBACK: settings.ckafka_finalize_datahub_id,
+                # A topic of its own keeps a slow receiver away from finalize messages; without one,
+                # the finalizer function delivers callbacks from the finalize topic.
+                TOPIC_CALLBACK: settings.ckafka_callback_datahub_id or settings.ckafka_finalize_datahub_id,
             },
         )
 
