@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from harvest.domain.job import HarvestJob, JobStatus, Message
+from harvest.domain.job import CallbackClaim, HarvestJob, JobStatus, Message
 
 T = TypeVar("T")
 
@@ -81,11 +81,11 @@ class JobStore(Protocol):
     def add_progress(self, job_id: str, segments: int, nbytes: int) -> None:
         """Advance the live progress counters (best effort; used for progress bars)."""
 
-    def claim_callback(self, job_id: str, stale_after: float) -> bool:
-        """Take the job's CallbackURL delivery: True once per ended job with a CallbackURL.
+    def claim_callback(self, job_id: str, stale_after: float) -> CallbackClaim:
+        """Take the job's CallbackURL delivery: TAKEN once per ended job with a CallbackURL.
 
         A claim older than `stale_after` seconds with no outcome recorded (its deliverer died) may be
-        taken again, so a crash costs a late callback, never a lost one.
+        taken again, so a crash costs a late callback, never a lost one. Raises JobNotFound.
         """
 
     def record_callback(self, job_id: str, outcome: str) -> None:

@@ -66,6 +66,7 @@ SCENARIOS: dict[str, str] = {
     "Endpoint headers sent to another host": "a variant and segments on another host, and a redirect there",
     "Callback address disguised as IPv6 or a legacy form": "6to4, IPv4-mapped, metadata and hex forms",
     "Slow CallbackURL receiver": "the receiver answers a byte every 2 s; one queue consumer",
+    "Crash while delivering a callback": "SIGKILL while the receiver holds the POST, then a restart",
     "Destination outside the allowed buckets": "a bucket not in HARVEST_ALLOWED_BUCKETS",
     "Manifest path tricks": "a//b/./c.m3u8, ../x, /abs",
     "Oversized request body": "a body over the configured cap",

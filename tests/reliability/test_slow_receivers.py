@@ -1,8 +1,9 @@
-"""A CallbackURL receiver that answers a byte every 2 s holds up nobody.
+"""A CallbackURL receiver that answers a byte every 2 s holds up nobody, and a callback survives a crash.
 
-`harvest serve` with ONE queue consumer: a job whose callback goes to a trickling receiver ends,
-and an unrelated job created right after must still complete promptly. Each delivery attempt is cut
-at its overall deadline (HARVEST_CALLBACK_DEADLINE), whatever the receiver does.
+- `harvest serve` with ONE queue consumer: a job whose callback goes to a trickling receiver ends,
+  and an unrelated job created right after must still complete promptly. Each delivery attempt is
+  cut at its overall deadline (HARVEST_CALLBACK_DEADLINE), whatever the receiver does.
+- `harvest serve` killed while it delivers a callback: the restarted process delivers it.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ DEADLINE = 3.0
 
 
 class Trickler:
-    """Accepts a POST, then sends its answer's status line one byte every 2 s, for as long as allowed."""
+    """Accepts a POST, then sends its answer's status line one byte every 2 s, for as long as allowed.
 
-    def __init__(self) -> None:
+    With `trickle_first`, only that many connections trickle; later ones get a plain 200 at once.
+    """
+
+    def __init__(self, trickle_first: int | None = None) -> None:
         self.connections = 0
         self.stopping = threading.Event()
         trickler = self
@@ -42,6 +46,9 @@ class Trickler:
                 self.request.settimeout(5)
                 try:
                     self.request.recv(65536)
+                    if trickle_first is not None and trickler.connections > trickle_first:
+                        self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        return
                     for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"z" * 1000:
                         self.request.sendall(bytes([byte]))
                         if trickler.stopping.wait(TRICKLE_EVERY):
@@ -118,3 +125,57 @@ def test_a_trickling_callback_receiver_delays_no_other_job(
         f" HARVEST_CALLBACK_DEADLINE={DEADLINE:g}, 2 attempts; an unrelated job created right after",
         f"unrelated job Completed {unrelated_took:.1f} s after its Create; callback outcome {outcome!r}",
     )
+
+
+@pytest.mark.slow
+def test_a_callback_whose_deliverer_was_killed_is_delivered_after_the_restart(
+    tmp_path: Path, media_pools: dict[str, Pool], reliability_record: Recorder
+) -> None:
+    # GIVEN a receiver that trickles its first answer and answers 200 after that, and `harvest serve`
+    # with short leases, a 2 s callback deadline and one attempt (so a claim goes stale after 17 s)
+    trickler = Trickler(trickle_first=1)
+    origin = LiveOrigin({"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}).start()
+    registry = tmp_path / "channels.yaml"
+    write_channels_yaml(registry, origin.url, origin.channels)
+    data_dir = tmp_path / "data"
+    env = serve_env(
+        data_dir,
+        registry,
+        extra={
+            "HARVEST_ALLOW_PRIVATE_CALLBACKS": "true",
+            "HARVEST_CALLBACK_DEADLINE": "2",
+            "HARVEST_FETCH_ATTEMPTS": "1",
+            "HARVEST_VISIBILITY_TIMEOUT": "3",
+        },
+    )
+    first = start_serve(env, data_dir)
+    second = None
+    database = f"sqlite:///{data_dir / 'harvest.db'}"
+    try:
+        # WHEN the job ends and the process is killed while the receiver holds the callback
+        now = int(time.time())
+        first.create(serve_params("orphan", now - 40, now - 10, trickler.url()))
+        wait_for(lambda: trickler.connections >= 1, 60, "the callback to reach the receiver")
+        first.kill()
+        killed = time.monotonic()
+        # AND a new process starts on the same data dir
+        second = start_serve(env, data_dir)
+        wait_for(lambda: bool(read_job(database, "orphan")[0].callback_status), 60, "the callback outcome")
+        delivered_after = time.monotonic() - killed
+        job = read_job(database, "orphan")[0]
+    finally:
+        first.stop(5)
+        if second is not None:
+            second.stop(10)
+        trickler.stop()
+        origin.stop()
+    # THEN the restarted process delivered it, once its predecessor's claim had gone stale
+    assert job.callback_status == "delivered: HTTP 200 after 1 attempt", job.callback_status
+    assert trickler.connections == 2
+    reliability_record(
+        "Crash while delivering a callback",
+        "SIGKILL of `harvest serve` while the receiver holds the CallbackURL POST; restart on the same"
+        " data dir (HARVEST_CALLBACK_DEADLINE=2, 1 attempt: a claim goes stale after 17 s)",
+        f"callback {job.callback_status!r} {delivered_after:.1f} s after the kill; 2 POSTs in all",
+    )
+

@@ -8,6 +8,7 @@ extra public statuses.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -126,6 +127,14 @@ def chunk_message(job_id: str, chunk: int) -> Message:
 
 def finalize_message(job_id: str) -> Message:
     return Message(TOPIC_FINALIZE, {"kind": "finalize", "job_id": job_id}, key=job_id)
+
+
+class CallbackClaim(enum.Enum):
+    """What claiming a job's CallbackURL delivery found."""
+
+    TAKEN = "taken"  # the caller delivers it now
+    HELD = "held"  # another deliverer holds a fresh claim: wait for its outcome, or for the claim to go stale
+    SETTLED = "settled"  # nothing to deliver: an outcome is recorded, there is no CallbackURL, or no end yet
 
 
 def callback_message(job_id: str) -> Message:

@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harvest.domain.destination import normalize_manifest, parse_destination
-from harvest.domain.job import HarvestJob, JobStatus, Phase, callback_message, chunk_message, finalize_message
+from harvest.domain.job import (
+    CallbackClaim,
+    HarvestJob,
+    JobStatus,
+    Phase,
+    callback_message,
+    chunk_message,
+    finalize_message,
+)
 from harvest.domain.registry import Registry
 from harvest.engine.plan import Plan, build_plan
 from harvest.errors import (
@@ -114,22 +122,35 @@ def _publish_soon(deps: HarvestDeps) -> None:
         log.warning("outbox flush after a job's end failed (%s); the relay will publish it", exc)
 
 
-# A claimed delivery with no outcome after this long is taken again: its deliverer died. Longer
-# than any delivery takes (attempts x deadline + backoff).
-CALLBACK_CLAIM_STALE_SECONDS = 600.0
+CLAIM_POLL_SECONDS = 1.0
+_LONGEST_BACKOFF = 5.0  # RetryPolicy's max_delay, between two callback attempts
+
+
+def callback_claim_stale_after(settings: Settings) -> float:
+    """How old a claim with no outcome must be before another deliverer takes it over: longer than
+    any delivery lasts (every attempt to its deadline, the backoff between them), plus a margin."""
+    return settings.fetch_attempts * (settings.callback_deadline + _LONGEST_BACKOFF) + 10.0
 
 
 def deliver_callback(deps: HarvestDeps, job_id: str) -> None:
     """POST an ended job to its CallbackURL, once, and record the outcome (from the callback topic).
 
     The job's status was committed with this message; the callback can neither delay nor change it.
+    A repeated message finds the delivery taken: it waits for that outcome, or, if the deliverer
+    died, for its claim to go stale and takes the delivery over, so a callback is never lost.
     """
-    try:
-        if not deps.store.claim_callback(job_id, CALLBACK_CLAIM_STALE_SECONDS):
-            return  # no CallbackURL, delivered already, or being delivered (a repeated message)
-        job = deps.store.get(job_id)
-    except JobNotFound:
-        return
+    stale_after = callback_claim_stale_after(deps.settings)
+    while True:
+        try:
+            claim = deps.store.claim_callback(job_id, stale_after)
+        except JobNotFound:
+            return
+        if claim is CallbackClaim.SETTLED:
+            return
+        if claim is CallbackClaim.TAKEN:
+            break
+        deps.sleep(CLAIM_POLL_SECONDS)
+    job = deps.store.get(job_id)
     outcome = deps.notifier.notify(job.callback_url, job.to_api())
     deps.store.record_callback(job.id, outcome)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harvest.adapters.sql.db import Database, DuplicateKey, Row, Transaction, placeholders
-from harvest.domain.job import HarvestJob, JobStatus, Message, Phase, check_transition
+from harvest.domain.job import CallbackClaim, HarvestJob, JobStatus, Message, Phase, check_transition
 from harvest.errors import InvalidTransition, JobAlreadyExists, JobNotDeletable, JobNotFound
 from harvest.ports import ChunkRecord, JobPage
 
@@ -159,7 +159,7 @@ class SqlJobStore:
             self._queue_outbox(tx, outbox)
             return self._get(tx, job_id)
 
-    def claim_callback(self, job_id: str, stale_after: float) -> bool:
+    def claim_callback(self, job_id: str, stale_after: float) -> CallbackClaim:
         now = self._clock()
         claimed = _CALLBACK_CLAIMED
         with self._db.transaction() as tx:
@@ -169,7 +169,17 @@ class SqlJobStore:
                 " AND (callback_status = '' OR (callback_status = ? AND updated_at < ?))",
                 (claimed, now, job_id, JobStatus.RUNNING.value, claimed, now - stale_after),
             )
-            return tx.rowcount == 1
+            if tx.rowcount == 1:
+                return CallbackClaim.TAKEN
+            rows = tx.execute(
+                "SELECT status, callback_url, callback_status FROM jobs WHERE id = ?", (job_id,)
+            )
+        if not rows:
+            raise JobNotFound(f"harvest job {job_id} not found")
+        row = rows[0]
+        ended = row["status"] != JobStatus.RUNNING.value
+        held = ended and bool(row["callback_url"]) and row["callback_status"] == claimed
+        return CallbackClaim.HELD if held else CallbackClaim.SETTLED
 
     def record_callback(self, job_id: str, outcome: str) -> None:
         with self._db.transaction() as tx:
