@@ -194,8 +194,8 @@ class QueuePump:
         while not done.wait(interval):
             try:
                 self._queue.extend(delivery_id, self._config.lease_seconds)
-            except Exception:
-                log.exception("could not extend lease of message %s", delivery_id)
+            except Exception as exc:  # an outage: the next beat tries again, the lease has slack
+                log.warning("could not extend the lease of message %s (%s)", delivery_id, exc)
 
     def _nack(self, delivery: Delivery, error: str) -> None:
         delay = min(
