@@ -89,10 +89,11 @@ def test_acks_the_database_refuses_are_retried_and_the_consumer_lives_on(databas
 def test_a_handler_blocked_on_a_callback_holds_up_no_job_message(database: Database) -> None:
     # GIVEN one job consumer, and a callback handler that blocks until released
     queue = FlakyQueue(database, failures=0)
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
     handled: list[str] = []
 
     def callback(event: Mapping[str, Any], context: Any) -> None:
+        started.set()
         release.wait(20)
 
     pump = start_pump(
@@ -102,11 +103,13 @@ def test_a_handler_blocked_on_a_callback_holds_up_no_job_message(database: Datab
         consumers=1,
     )
     try:
-        # WHEN a callback is queued before a job's plan message
-        queue.publish([callback_message("slow-receiver"), plan_message("other-job")])
+        # WHEN a callback is being delivered (and blocks) and a job's plan message is queued
+        queue.publish([callback_message("slow-receiver")])
+        wait_for(started.is_set, "the callback delivery to start")
+        queue.publish([plan_message("other-job")])
         # THEN the plan message is handled while the callback still blocks
         wait_for(lambda: handled == ["other-job"], "the plan message")
-        assert queue.counts()["leased"] == 1
+        assert not release.is_set() and queue.counts()["leased"] == 1
     finally:
         release.set()
         pump.stop(5)
