@@ -132,7 +132,7 @@ def test_a_callback_whose_deliverer_was_killed_is_delivered_after_the_restart(
     tmp_path: Path, media_pools: dict[str, Pool], reliability_record: Recorder
 ) -> None:
     # GIVEN a receiver that trickles its first answer and answers 200 after that, and `harvest serve`
-    # with short leases, a 2 s callback deadline and one attempt (so a claim goes stale after 17 s)
+    # with short leases, a 5 s callback deadline and one attempt (so a claim goes stale after 20 s)
     trickler = Trickler(trickle_first=1)
     origin = LiveOrigin({"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}).start()
     registry = tmp_path / "channels.yaml"
@@ -143,7 +143,7 @@ def test_a_callback_whose_deliverer_was_killed_is_delivered_after_the_restart(
         registry,
         extra={
             "HARVEST_ALLOW_PRIVATE_CALLBACKS": "true",
-            "HARVEST_CALLBACK_DEADLINE": "2",
+            "HARVEST_CALLBACK_DEADLINE": "5",
             "HARVEST_FETCH_ATTEMPTS": "1",
             "HARVEST_VISIBILITY_TIMEOUT": "3",
         },
@@ -175,7 +175,7 @@ def test_a_callback_whose_deliverer_was_killed_is_delivered_after_the_restart(
     reliability_record(
         "Crash while delivering a callback",
         "SIGKILL of `harvest serve` while the receiver holds the CallbackURL POST; restart on the same"
-        " data dir (HARVEST_CALLBACK_DEADLINE=2, 1 attempt: a claim goes stale after 17 s)",
+        " data dir (HARVEST_CALLBACK_DEADLINE=5, 1 attempt: a claim goes stale after 20 s)",
         f"callback {job.callback_status!r} {delivered_after:.1f} s after the kill; 2 POSTs in all",
     )
 
