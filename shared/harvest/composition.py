@@ -23,6 +23,7 @@ from harvest.adapters.sql.jobstore import SqlJobStore
 from harvest.adapters.sql.operations import SqlOperations
 from harvest.adapters.sql.queue import SqlQueue
 from harvest.domain.registry import Registry, load_registry
+from harvest.domain.urlpolicy import UrlPolicy
 from harvest.errors import ConfigError
 from harvest.handlers.api import ApiDeps
 from harvest.invocation import InvocationMetrics, measured
@@ -77,7 +78,8 @@ def build_origin(settings: Settings, metrics: Metrics = NO_METRICS) -> HttpOrigi
     policy = RetryPolicy(attempts=settings.fetch_attempts, base_delay=settings.fetch_backoff)
     pool = settings.download_concurrency * max(1, settings.workers)
     on_error = None if metrics is NO_METRICS else OriginErrors(metrics)
-    return HttpOrigin(policy, settings.fetch_timeout, pool, on_error=on_error)
+    targets = UrlPolicy.for_origins(settings)
+    return HttpOrigin(policy, settings.fetch_timeout, pool, on_error=on_error, targets=targets)
 
 
 def build_operations(backend: Backend) -> Operations:

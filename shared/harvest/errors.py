@@ -256,5 +256,19 @@ class SegmentFetchError(HarvestFailure):
     """A segment (or key, init section) could not be fetched after every retry."""
 
 
+class TargetRefused(HarvestError):
+    """A URL the service was asked to fetch or post to is refused by the URL-safety policy."""
+
+    code = "FailedOperation"
+
+
 class RetryableError(HarvestError):
     """A transient failure worth another delivery of the same message (origin 5xx, DB hiccup)."""
+
+
+class Unavailable(RetryableError):
+    """A dependency (the database, the object store) cannot be reached or is busy right now.
+
+    Not the job's fault: the step that met it is retried with backoff until the dependency is back,
+    and its message is redelivered rather than counted towards a dead letter.
+    """

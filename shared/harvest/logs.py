@@ -1,4 +1,4 @@
-"""Structured logs: one JSON object per line on stdout, with secrets redacted.
+"""Structured logs: one JSON object per line on stdout, with secrets, URL tokens and local paths redacted.
 
 SCF ships whatever a function writes to stdout to its log service line by line, so one JSON object
 per line keeps every record (tracebacks included) searchable as a unit. Handlers tag records with
@@ -35,6 +35,45 @@ _SECRET_IN_TEXT = re.compile(
     r"""(?P<sep>=|['"]\s*:\s*)(?P<quote>['"]?)(?P<value>[^\s'"&,;}]+)""",
     re.IGNORECASE,
 )
+
+# Any URL (http, postgresql, ...): user info, query and fragment are cut from it (they carry tokens).
+_URL = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'"<>]+""")
+_URL_TAIL = ".,;:)]}!"  # sentence punctuation after a URL, kept
+# An absolute local path of two parts or more, outside any URL: only its last part is kept.
+_LOCAL_PATH = re.compile(r"""(?<![\w.:/~-])/(?:[^\s/'"<>:]+/)+[^\s/'"<>:]*""")
+_TRACEBACK_FRAME = re.compile(r'^\s*File "')
+
+
+def public_url(url: str) -> str:
+    """`url` without user info, query or fragment (trailing sentence punctuation kept)."""
+    core = url.rstrip(_URL_TAIL)
+    tail = url[len(core) :]
+    scheme, _, rest = core.partition("://")
+    rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}{tail}"
+
+
+def _local_paths(text: str) -> str:
+    return _LOCAL_PATH.sub(lambda m: ".../" + m.group(0).rstrip("/").rpartition("/")[2], text)
+
+
+def public_text(text: str) -> str:
+    """Text fit for API clients and logs: URLs lose user info, queries and fragments; local paths
+    (a data dir, a temp file) keep only their last part. ErrMessage, callbacks and logs go through it.
+    """
+    out, position = [], 0
+    for match in _URL.finditer(text):
+        out += [_local_paths(text[position : match.start()]), public_url(match.group(0))]
+        position = match.end()
+    out.append(_local_paths(text[position:]))
+    return "".join(out)
+
+
+def _public_traceback(text: str) -> str:
+    # Frame lines name source files, which help whoever reads the log and reveal no data.
+    return "\n".join(line if _TRACEBACK_FRAME.match(line) else public_text(line) for line in text.split("\n"))
+
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged as a field.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -81,7 +120,7 @@ class Redactor:
         if key and _SECRET_KEY_NAME.search(key) and value not in (None, ""):
             return REDACTED
         if isinstance(value, str):
-            return self.text(value)
+            return self.text(public_text(value))
         if isinstance(value, dict):
             return {k: self.value(v, str(k)) for k, v in value.items()}
         if isinstance(value, (list, tuple, set, frozenset)):
@@ -103,12 +142,12 @@ class RedactionFilter(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError):  # a bad format string must not lose the record
             message = f"{record.msg} {record.args!r}"
-        record.msg = self.redactor.text(message)
+        record.msg = self.redactor.text(public_text(message))
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = self.redactor.text(record.exc_text)
+            record.exc_text = self.redactor.text(_public_traceback(record.exc_text))
         for name, value in list(vars(record).items()):
             if name not in _STANDARD_ATTRS:
                 setattr(record, name, self.redactor.value(value, name))

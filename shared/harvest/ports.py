@@ -7,12 +7,14 @@ tests/contract run the same cases against each adapter.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from harvest.domain.credentials import TemporaryKey
-from harvest.domain.job import HarvestJob, JobStatus, Message
+from harvest.domain.job import CallbackClaim, HarvestJob, JobStatus, Message
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,13 @@ class JobStore(Protocol):
     def add_progress(self, job_id: str, segments: int, nbytes: int) -> None:
         """Advance the live progress counters (best effort; used for progress bars)."""
 
+    def claim_callback(self, job_id: str, stale_after: float) -> CallbackClaim:
+        """Take the job's CallbackURL delivery: TAKEN once per ended job with a CallbackURL.
+
+        A claim older than `stale_after` seconds with no outcome recorded (its deliverer died) may be
+        taken again, so a crash costs a late callback, never a lost one. Raises JobNotFound.
+        """
+
     def record_callback(self, job_id: str, outcome: str) -> None:
         """Remember how delivering the CallbackURL went."""
 
@@ -146,6 +155,13 @@ class ObjectStore(Protocol):
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
 
+    def put_stream(self, bucket: str, key: str, chunks: Iterable[bytes], content_type: str) -> int:
+        """Write an object from `chunks` in bounded memory; the bytes written.
+
+        The object appears only whole: an exception from `chunks` leaves no object (nor a partial
+        one) behind and is passed on untouched.
+        """
+
     def size(self, bucket: str, key: str) -> int | None:
         """The object's size in bytes, or None when it does not exist."""
 
@@ -176,6 +192,18 @@ class Origin(Protocol):
         self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None = None
     ) -> bytes:
         """A segment, or the (offset, length) slice of it. Raises SegmentFetchError after the last retry."""
+
+    def stream(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        byte_range: tuple[int, int] | None,
+        sink: Callable[[Iterator[bytes]], T],
+    ) -> T:
+        """Hand the segment's body (or slice) to `sink` chunk by chunk; retried as get_bytes is.
+
+        A failed attempt raises inside the iteration: `sink` lets it through and is called afresh.
+        """
 
 
 # --- operating the service: metrics, dead letters, queue state --------------------------------------

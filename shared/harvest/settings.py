@@ -186,6 +186,9 @@ class Settings:
     max_renditions: int = 200  # per master: EXT-X-MEDIA
     max_plan_tasks: int = 1_000_000  # downloads in one job's plan
     allow_private_callbacks: bool = False
+    callback_deadline: float = 10.0  # one CallbackURL attempt, whole: connect, send, answer headers
+    # hosts, addresses or CIDR networks that origin and callback requests may reach although private
+    allowed_private_hosts: tuple[str, ...] = ()
     cos_multipart_threshold: int = 16 * 1024 * 1024
     # cloud (issue: SCF deployment)
     cos_endpoint_ip: str = ""  # for tests: send COS requests to IP:PORT with the proper Host header
@@ -193,6 +196,7 @@ class Settings:
     cos_scheme: str = "https"
     ckafka_datahub_id: str = ""
     ckafka_finalize_datahub_id: str = ""
+    ckafka_callback_datahub_id: str = ""  # empty: callbacks travel on the finalize topic
     tencent_api_endpoint: str = ""  # override for the ckafka API host (tests)
     cloud_secret_id: str = ""
     cloud_secret_key: str = ""
@@ -243,12 +247,15 @@ class Settings:
             max_renditions=_int(env, "HARVEST_MAX_RENDITIONS", 200),
             max_plan_tasks=_int(env, "HARVEST_MAX_PLAN_TASKS", 1_000_000),
             allow_private_callbacks=_bool(env, "HARVEST_ALLOW_PRIVATE_CALLBACKS", False),
+            allowed_private_hosts=_list(env, "HARVEST_ALLOWED_PRIVATE_HOSTS"),
+            callback_deadline=_float(env, "HARVEST_CALLBACK_DEADLINE", 10.0),
             cos_multipart_threshold=_int(env, "HARVEST_COS_MULTIPART_THRESHOLD", 16 * 1024 * 1024),
             cos_endpoint_ip=env.get("HARVEST_COS_IP", "").strip(),
             cos_endpoint_port=_int(env, "HARVEST_COS_PORT", 0),
             cos_scheme=env.get("HARVEST_COS_SCHEME", "").strip() or "https",
             ckafka_datahub_id=env.get("HARVEST_CKAFKA_DATAHUB_ID", "").strip(),
             ckafka_finalize_datahub_id=env.get("HARVEST_CKAFKA_FINALIZE_DATAHUB_ID", "").strip(),
+            ckafka_callback_datahub_id=env.get("HARVEST_CKAFKA_CALLBACK_DATAHUB_ID", "").strip(),
             tencent_api_endpoint=env.get("HARVEST_TENCENT_API_ENDPOINT", "").strip(),
             # SCF injects the execution role's temporary credentials under these names.
             cloud_secret_id=env.get("TENCENTCLOUD_SECRETID", "").strip(),

@@ -35,7 +35,7 @@ def _parse_body(topic: str, key: str, body: Any) -> Message:
     data = json.loads(body)
     if not isinstance(data, dict) or not isinstance(data.get("job_id"), str) or not data["job_id"]:
         raise ValueError("msgBody has no job_id")
-    if data.get("kind") not in ("plan", "chunk", "finalize", "notify"):
+    if data.get("kind") not in ("plan", "chunk", "finalize", "callback"):
         raise ValueError(f"unknown message kind {data.get('kind')!r}")
     if data["kind"] == "chunk" and (not isinstance(data.get("chunk"), int) or data["chunk"] < 0):
         raise ValueError("chunk message without a chunk index")

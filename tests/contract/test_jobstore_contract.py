@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ from harvest.adapters.sql.db import Database, Transaction
 from harvest.adapters.sql.jobstore import SqlJobStore
 from harvest.adapters.sql.schema import MIGRATIONS, migrate, schema_version
 from harvest.domain.job import (
+    CallbackClaim,
     HarvestJob,
     JobStatus,
     Message,
@@ -380,6 +382,33 @@ def test_record_callback(store: SqlJobStore, make_job: MakeJob) -> None:
     assert store.get("cb").callback_status == "delivered: HTTP 200"
     with pytest.raises(JobNotFound):
         store.record_callback("ghost", "x")
+
+
+def test_a_callback_is_claimed_once_per_ended_job_and_again_only_when_stale(
+    store: SqlJobStore, make_job: MakeJob, clock: Any
+) -> None:
+    # GIVEN a Running job with a CallbackURL, and one without
+    store.create(make_job("cb"), [])
+    store.create(dataclasses.replace(make_job("quiet"), callback_url=""), [])
+    # WHEN claiming before the end, at the end from two deliverers, and after the outcome
+    early = store.claim_callback("cb", stale_after=600)
+    store.finish("cb", JobStatus.COMPLETED)
+    store.finish("quiet", JobStatus.FAILED, "x")
+    first, second = store.claim_callback("cb", 600), store.claim_callback("cb", 600)
+    # THEN only the first claim after the end takes it, the second finds it held; a held claim reads
+    # back as "no outcome yet"; a job without a CallbackURL has nothing to claim
+    assert (early, first, second) == (CallbackClaim.SETTLED, CallbackClaim.TAKEN, CallbackClaim.HELD)
+    assert store.get("cb").callback_status == ""
+    assert store.claim_callback("quiet", 600) is CallbackClaim.SETTLED
+    # AND a claim whose deliverer never reported is taken again once stale, but an outcome is final
+    clock.advance(601)
+    assert store.claim_callback("cb", 600) is CallbackClaim.TAKEN
+    store.record_callback("cb", "delivered: HTTP 200 after 1 attempt")
+    clock.advance(601)
+    assert store.claim_callback("cb", 600) is CallbackClaim.SETTLED
+    assert store.get("cb").callback_status == "delivered: HTTP 200 after 1 attempt"
+    with pytest.raises(JobNotFound):
+        store.claim_callback("ghost", 600)
 
 
 def test_running_jobs_lists_only_stale_running_ones(

@@ -12,6 +12,7 @@ import hashlib
 import os
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +135,46 @@ def test_an_object_above_the_multipart_threshold_comes_back_byte_exact(target: T
     assert hashlib.sha256(target.store.get(target.bucket, "vod/whole.mp4")).digest() == hashlib.sha256(
         payload
     ).digest()
+
+
+def pieces(payload: bytes, sizes: tuple[int, ...] = (1, 255, 65536, 300_001)) -> Iterator[bytes]:
+    """`payload` in chunks of uneven sizes (cycling through `sizes`), as a socket would hand it over."""
+    offset, turn = 0, 0
+    while offset < len(payload):
+        size = sizes[turn % len(sizes)]
+        yield payload[offset : offset + size]
+        offset, turn = offset + size, turn + 1
+
+
+class CutShort(Exception):
+    """The source of a streamed write failed part way."""
+
+
+@pytest.mark.parametrize("size", [0, 1000, 3 * MiB + 5])
+def test_a_streamed_object_is_stored_byte_exact(target: Target, size: int) -> None:
+    # GIVEN an object arriving in uneven chunks (below, and far above, the COS store's 1 MiB threshold)
+    payload = patterned(size, seed=3)
+    # WHEN it is written as a stream
+    written = target.store.put_stream(target.bucket, "vod/streamed.ts", pieces(payload), "video/mp2t")
+    # THEN every byte arrived, and the store reports the size it wrote
+    assert written == size == target.store.size(target.bucket, "vod/streamed.ts")
+    assert target.store.get(target.bucket, "vod/streamed.ts") == payload
+
+
+def test_a_stream_that_fails_part_way_leaves_the_old_object_whole(target: Target) -> None:
+    # GIVEN an existing object, and a new version whose source fails after 2 MiB
+    target.store.put(target.bucket, "vod/seg.ts", b"old version", "video/mp2t")
+
+    def failing() -> Iterator[bytes]:
+        yield from pieces(patterned(2 * MiB, seed=4))
+        raise CutShort("the origin cut the transfer")
+
+    # WHEN it is written as a stream
+    with pytest.raises(CutShort):
+        target.store.put_stream(target.bucket, "vod/seg.ts", failing(), "video/mp2t")
+    # THEN the source's own error came through, and the old object is untouched
+    assert target.store.get(target.bucket, "vod/seg.ts") == b"old version"
+    assert target.store.list(target.bucket, "vod/") == [("vod/seg.ts", 11)]
 
 
 @pytest.mark.parametrize(
@@ -309,6 +350,29 @@ def test_cos_small_objects_are_one_put_with_content_md5_and_content_type(
     assert puts[0].headers["content-md5"] == base64.b64encode(hashlib.md5(b"#EXTM3U\n").digest()).decode()
     head = cos_server.cos_client().head_object(Bucket=bucket, Key="vod/main.m3u8")
     assert head["Content-Type"] == "application/vnd.apple.mpegurl"
+
+
+def test_a_large_stream_goes_up_part_by_part_and_a_failed_one_is_aborted(
+    cos_server: CosServer, cos: tuple[CosStore, str]
+) -> None:
+    store, bucket = cos
+    # GIVEN a 5 MiB stream (1 MiB threshold and parts), and one that fails after 3 MiB
+    payload = patterned(5 * MiB, seed=5)
+
+    def failing() -> Iterator[bytes]:
+        yield from pieces(payload[: 3 * MiB])
+        raise CutShort("cut")
+
+    # WHEN both are written
+    store.put_stream(bucket, "vod/ok.ts", pieces(payload), "video/mp2t")
+    with pytest.raises(CutShort):
+        store.put_stream(bucket, "vod/cut.ts", failing(), "video/mp2t")
+    # THEN the first went up in 5 checked parts; the second's upload was aborted, leaving nothing
+    parts = [seen for seen in cos_server.requests_for(bucket) if "partNumber" in seen.query]
+    assert sorted(int(seen.query["partNumber"]) for seen in parts if "ok.ts" in seen.path) == [1, 2, 3, 4, 5]
+    assert store.get(bucket, "vod/ok.ts") == payload
+    assert cos_server.boto3_client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert store.size(bucket, "vod/cut.ts") is None
 
 
 def test_a_failed_part_aborts_the_multipart_upload(cos_server: CosServer, cos: tuple[CosStore, str]) -> None:

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from harvest.adapters import netguard
 from harvest.adapters.callback import CallbackNotifier
-from harvest.adapters.netguard import check_target, forbidden_reason
 from harvest.adapters.retry import RetryPolicy
-from harvest.errors import FieldError
+from harvest.domain import urlpolicy
+from harvest.domain.urlpolicy import Resolver, UrlPolicy, forbidden_reason, system_resolver
+from harvest.errors import TargetRefused
 
 PAYLOAD = {"ID": "job-1", "Status": "Completed", "ErrMessage": "", "Note": "直播"}
 
@@ -130,13 +130,19 @@ def make_notifier() -> Iterator[Callable[..., Notifier]]:
     def make(allow_private: bool, **kwargs: Any) -> Notifier:
         sleeps: list[float] = []
         policy = RetryPolicy(rng=random.Random(3))
-        notifier = CallbackNotifier(policy, 2.0, allow_private, sleep=sleeps.append, **kwargs)
+        targets = UrlPolicy(allow_private=allow_private)
+        notifier = CallbackNotifier(policy, 2.0, targets, sleep=sleeps.append, **kwargs)
         made.append(notifier)
         return Notifier(notifier, sleeps)
 
     yield make
     for notifier in made:
         notifier.close()
+
+
+def check_target(url: str, allow_private: bool, resolve: Resolver = system_resolver) -> None:
+    """What the notifier checks before sending: the callback policy, as at Create."""
+    UrlPolicy(allow_private=allow_private).check_url(url, resolve, label="CallbackURL")
 
 
 def fixed_resolver(*answers: Sequence[str]) -> Callable[[str, int], Sequence[str]]:
@@ -247,11 +253,11 @@ def test_redirect_is_not_followed(receiver: Receiver, make_notifier: Callable[..
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("http://127.0.0.1:{port}/hook", "is 127.0.0.1, a loopback address"),
+        ("http://127.0.0.1:{port}/hook", "127.0.0.1 is refused: a loopback address"),
         ("http://localhost:{port}/hook", "a loopback address"),
-        ("http://10.0.0.1/hook", "is 10.0.0.1, a private address"),
-        ("http://169.254.169.254/latest/meta-data/", "is 169.254.169.254, a cloud metadata address"),
-        ("http://[::1]:{port}/hook", "is ::1, a loopback address"),
+        ("http://10.0.0.1/hook", "10.0.0.1 is refused: a private address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is refused: a cloud metadata address"),
+        ("http://[::1]:{port}/hook", "::1 is refused: a loopback address"),
         ("ftp://example.com/hook", "must be an http or https URL"),
     ],
 )
@@ -290,7 +296,9 @@ def test_dns_rebinding_is_caught_at_connect_time(
     # WHEN notifying it
     outcome = made.notifier.notify(f"http://hooks.example:{receiver.port}/hook", PAYLOAD)
     # THEN the connection re-checked the address it was about to use and refused it
-    assert outcome == "refused: CallbackURL host hooks.example resolves to 127.0.0.1, a loopback address"
+    assert outcome == (
+        "refused: CallbackURL host hooks.example is refused: it resolves to 127.0.0.1, a loopback address"
+    )
     assert receiver.received == []
 
 
@@ -298,7 +306,7 @@ def test_guarded_connection_uses_the_checked_address_and_keeps_the_host_header(
     receiver: Receiver, make_notifier: Callable[..., Notifier], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a guard that (for this test only) accepts loopback, and a name resolving to 127.0.0.1
-    monkeypatch.setattr(netguard, "forbidden_reason", lambda ip: None)
+    monkeypatch.setattr(urlpolicy, "forbidden_reason", lambda ip: None)
     receiver.script("/hook", Answer(200))
     made = make_notifier(allow_private=False, resolver=fixed_resolver(["127.0.0.1"]))
     # WHEN notifying a URL with that name
@@ -354,10 +362,10 @@ def test_a_name_with_any_private_address_is_refused() -> None:
     # GIVEN a name resolving to a public and a private address
     resolver = fixed_resolver(["93.184.216.34", "10.1.2.3"])
     # WHEN checking it
-    # THEN it is refused as a whole, with the InvalidParameter.Url code
-    with pytest.raises(FieldError, match=r"resolves to 10\.1\.2\.3, a private address") as caught:
+    # THEN it is refused as a whole, naming the CallbackURL host
+    with pytest.raises(TargetRefused, match=r"resolves to 10\.1\.2\.3, a private address") as caught:
         check_target("https://hooks.example/cb", allow_private=False, resolve=resolver)
-    assert caught.value.code == "InvalidParameter.Url"
+    assert caught.value.message.startswith("CallbackURL host hooks.example")
 
 
 def test_unresolvable_name_is_refused() -> None:
@@ -367,7 +375,7 @@ def test_unresolvable_name_is_refused() -> None:
 
     # WHEN checking it
     # THEN it is refused
-    with pytest.raises(FieldError, match="does not resolve"):
+    with pytest.raises(TargetRefused, match="does not resolve"):
         check_target("https://nowhere.invalid/cb", allow_private=False, resolve=resolve)
 
 
@@ -379,7 +387,7 @@ def test_malformed_urls_are_refused_even_when_private_targets_are_allowed(url: s
     # GIVEN a URL that is not a usable http(s) target
     # WHEN checking it with private targets allowed
     # THEN it is still refused
-    with pytest.raises(FieldError, match=message):
+    with pytest.raises(TargetRefused, match=message):
         check_target(url, allow_private=True)
 
 

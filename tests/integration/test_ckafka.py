@@ -20,6 +20,7 @@ from harvest.domain.job import (
     TOPIC_FINALIZE,
     TOPIC_WORK,
     Message,
+    callback_message,
     chunk_message,
     finalize_message,
     plan_message,
@@ -81,6 +82,25 @@ def test_published_messages_arrive_in_order_on_their_topics_datahub(api: Tencent
     calls = api.send_message_calls()
     assert calls and all(call.headers.get("x-tc-token") == "scf-session-token" for call in calls)
     assert all(call.headers.get("x-tc-region") == "ap-singapore" for call in calls)
+
+
+def test_callbacks_travel_on_their_own_topic_or_else_on_the_finalize_topic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a CKafka with a third topic for callbacks
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with TencentApiStandIn(datahub_ids=(WORK_HUB, FINALIZE_HUB, "datahub-callback")) as standin:
+        plain = settings_for(standin)
+        own = Settings(**{**plain.__dict__, "ckafka_callback_datahub_id": "datahub-callback"})
+        # WHEN a job's callback message is published without, then with, a callback DataHub configured
+        CKafkaQueue.from_settings(plain).publish([callback_message("job-a")])
+        CKafkaQueue.from_settings(own).publish([callback_message("job-b")])
+        # THEN the first went to the finalize topic (the finalizer delivers it), the second to its own
+        finalize = as_pairs(standin.received(FINALIZE_HUB))
+        assert finalize == [({"kind": "callback", "job_id": "job-a"}, "job-a")]
+        assert as_pairs(standin.received("datahub-callback")) == [
+            ({"kind": "callback", "job_id": "job-b"}, "job-b")
+        ]
 
 
 def test_a_wrong_secret_key_is_a_queue_error_naming_the_signature_failure(api: TencentApiStandIn) -> None:

@@ -37,6 +37,10 @@ SCENARIOS: dict[str, str] = {
     "harvest serve killed mid-harvest": "SIGKILL while a chunk is half stored, then a restart",
     "Every message delivered twice": "each plan/chunk/finalize message published twice, then all again",
     "Two harvest serve processes on one PostgreSQL": "two processes consuming one queue",
+    # outages
+    "PostgreSQL crash-restart mid-harvest": "immediate shutdown of PostgreSQL for 15 s mid-job",
+    "COS outage mid-chunk": "every object-store request answers 503 for a while",
+    "SQLite database is locked": "another process holds SQLite's write lock past the busy timeout",
     # concurrency
     "Concurrent duplicate Creates": "200 concurrent Creates over 50 IDs through HTTP",
     # fuzzing
@@ -51,15 +55,23 @@ SCENARIOS: dict[str, str] = {
     "Ended playlist without PROGRAM-DATE-TIME": "VOD playlist with no PDT at all",
     "300k-segment playlist": "300,000 segments in one media playlist",
     "Binary garbage playlist": "random bytes instead of a playlist",
+    # memory
+    "Big segments, bounded memory": "8 x 64 MiB segments fetched at once",
     # security
     "Replayed signed request": "the same signed request sent twice (replay protection on)",
     "Stale signature": "a request signed more than 300 s ago",
     "CallbackURL to a private address": "127.0.0.1, 10.x, 169.254.169.254, localhost",
     "Callback redirect to a private address": "the receiver answers 302 to 127.0.0.1",
+    "Playlist aimed at the metadata service": "a segment URI (or a redirect) to a loopback metadata stand-in",
+    "Endpoint headers sent to another host": "a variant and segments on another host, and a redirect there",
+    "Callback address disguised as IPv6 or a legacy form": "6to4, IPv4-mapped, metadata and hex forms",
+    "Slow CallbackURL receiver": "the receiver answers a byte every 2 s; one queue consumer",
+    "Crash while delivering a callback": "SIGKILL while the receiver holds the POST, then a restart",
     "Destination outside the allowed buckets": "a bucket not in HARVEST_ALLOWED_BUCKETS",
     "Manifest path tricks": "a//b/./c.m3u8, ../x, /abs",
     "Oversized request body": "a body over the configured cap",
     "Secrets in logs": "known secret strings in config, requests and callback URLs",
+    "Credentials, tokens and paths in ErrMessage": "user:password@, ?token= in endpoint URLs; a disk error",
     "CSS callback signature and expiry": "a wrong sign, an expired t",
 }
 

@@ -17,12 +17,13 @@ import pytest
 
 from harvest.composition import build_backend, build_harvest_deps
 from harvest.devtools import LiveOrigin, write_channels_yaml
-from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK, HarvestJob, JobStatus
+from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK, HarvestJob, JobStatus
 from harvest.domain.registry import load_registry
 from harvest.domain.validation import CreateParams
 from harvest.handlers import finalizer, worker
 from harvest.local.pump import PumpConfig, QueuePump
 from harvest.local.serve import _dead_letter_handler
+from harvest.ports import ObjectStore
 from harvest.settings import Settings
 from harvest.usecases.api_jobs import create_job
 from harvest.usecases.harvest import HarvestDeps
@@ -79,8 +80,15 @@ class Engine:
 
 
 def make_engine(
-    tmp_path: Path, origin: LiveOrigin, clock: Callable[[], float], **overrides: Any
+    tmp_path: Path,
+    origin: LiveOrigin,
+    clock: Callable[[], float],
+    *,
+    objects: ObjectStore | None = None,
+    lease_seconds: float = 10,
+    **overrides: Any,
 ) -> tuple[Engine, Callable[[], None]]:
+    """An engine on `origin`; `objects` replaces the local-disk bucket (COS tests), `overrides` Settings."""
     registry_file = tmp_path / "channels.yaml"
     write_channels_yaml(registry_file, origin.url, origin.channels)
     options: dict[str, Any] = {
@@ -95,13 +103,24 @@ def make_engine(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     backend = build_backend(settings)
     deps = replace(build_harvest_deps(settings, backend, load_registry(registry_file)), clock=clock)
-    handlers = {TOPIC_WORK: worker.make_handler(deps), TOPIC_FINALIZE: finalizer.make_handler(deps)}
+    if objects is not None:
+        deps = replace(deps, objects=objects)
+    handlers = {
+        TOPIC_WORK: worker.make_handler(deps),
+        TOPIC_FINALIZE: finalizer.make_handler(deps),
+        TOPIC_CALLBACK: finalizer.make_handler(deps),
+    }
     pump = QueuePump(
         backend.queue,  # type: ignore[arg-type]
         backend.relay,
         handlers,
         _dead_letter_handler(deps),
-        PumpConfig(consumers=settings.workers, lease_seconds=10, retry_base_delay=0.05, retry_max_delay=0.2),
+        PumpConfig(
+            consumers=settings.workers,
+            lease_seconds=lease_seconds,
+            retry_base_delay=0.05,
+            retry_max_delay=0.2,
+        ),
     )
     pump.start()
 

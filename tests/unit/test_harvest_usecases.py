@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harvest.domain.validation import check_callback_target, local_names_only
+from harvest.domain.urlpolicy import UrlPolicy, local_names_only
+from harvest.domain.validation import check_callback_target
 from harvest.errors import FieldError, PlaylistError, WindowNotCovered
 from harvest.hls.model import MediaPlaylist, Segment
 from harvest.hls.window import select_window
@@ -23,9 +24,22 @@ from harvest.usecases.harvest import public_message
             "segment v0/14096535.ts: HTTP 404 after 5 attempts",
             "segment v0/14096535.ts: HTTP 404 after 5 attempts",
         ),
+        (
+            "playlist http://user:pa55@o.example:8080/a.m3u8?token=x line 1: does not start with #EXTM3U",
+            "playlist http://o.example:8080/a.m3u8 line 1: does not start with #EXTM3U",
+        ),
+        (
+            "cannot write b/k.ts: [Errno 20] Not a directory: '/srv/harvest/.harvest/cos/b/k.ts'",
+            "cannot write b/k.ts: [Errno 20] Not a directory: '.../k.ts'",
+        ),
+        (
+            "database postgresql://app:pw@db:5432/harvest?schema=s is down.",
+            "database postgresql://db:5432/harvest is down.",
+        ),
+        ("bytes 0-99/100 of v0/1.ts (see https://h/x/).", "bytes 0-99/100 of v0/1.ts (see https://h/x/)."),
     ],
 )
-def test_err_messages_never_carry_url_queries(reason: str, shown: str) -> None:
+def test_err_messages_never_carry_url_credentials_queries_or_local_paths(reason: str, shown: str) -> None:
     assert public_message(reason) == shown
 
 
@@ -68,8 +82,8 @@ def test_create_time_callback_check_refuses_local_names_without_dns() -> None:
         "http://10.1/x",
     ):
         with pytest.raises(FieldError):
-            check_callback_target(url, False, resolve=local_names_only, unresolved_ok=True)
+            check_callback_target(url, UrlPolicy(), resolve=local_names_only, unresolved_ok=True)
     # a public-looking name passes here; the notifier resolves and checks it when it connects
     check_callback_target(
-        "https://hooks.example.com/done", False, resolve=local_names_only, unresolved_ok=True
+        "https://hooks.example.com/done", UrlPolicy(), resolve=local_names_only, unresolved_ok=True
     )

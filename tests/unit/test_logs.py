@@ -108,9 +108,9 @@ def test_configured_secret_strings_never_appear_anywhere(logger: logging.Logger)
     lines = _Lines(secrets=(secret,))
     logger.addHandler(lines)
     try:
-        raise ValueError(f"connect failed for postgresql://u:{secret}@db/harvest")
+        raise ValueError(f"connect failed: password {secret} refused")
     except ValueError:
-        logger.exception("boom %s", f"dsn=postgresql://u:{secret}@db", extra={"note": f"x{secret}y"})
+        logger.exception("boom %s", f"the key is {secret}", extra={"note": f"x{secret}y"})
     # THEN none of the output contains it
     assert secret not in lines.lines[0]
     entry = lines.entries()[0]
@@ -155,3 +155,27 @@ def test_configure_logging_is_idempotent_and_writes_to_stdout(capsys: pytest.Cap
         import harvest.logs as logs_module
 
         logs_module._installed = None
+
+
+def test_urls_lose_user_info_and_queries_and_local_paths_their_folders(logger: logging.Logger) -> None:
+    # GIVEN a logger writing through the JSON formatter
+    lines = _Lines()
+    logger.addHandler(lines)
+    try:
+        raise OSError("[Errno 20] Not a directory: '/srv/data/.harvest/cos/b/out/x.ts'")
+    except OSError:
+        # WHEN a message, an extra and an exception carry URL credentials, tokens and local paths
+        logger.exception(
+            "playlist %s failed; data in /srv/data/.harvest/harvest.db",
+            "http://user:pa55@origin.example/a.m3u8?token=t0k",
+            extra={"endpoint": "https://u:p@cdn.example/x?sig=abc"},
+        )
+    # THEN none of them appear, while hosts, URL paths and file names stay
+    line = lines.lines[0]
+    for leaked in ("pa55", "user:", "t0k", "u:p@", "sig=abc", "/srv/data"):
+        assert leaked not in line
+    entry = lines.entries()[0]
+    assert entry["message"] == "playlist http://origin.example/a.m3u8 failed; data in .../harvest.db"
+    assert entry["endpoint"] == "https://cdn.example/x"
+    assert "'.../x.ts'" in str(entry["exception"]) and 'File "' in str(entry["exception"])
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
@@ -11,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harvest.adapters.retry import RetryPolicy, after_attempts, parse_retry_after
-from harvest.errors import ConfigError
+from harvest.errors import ConfigError, StorageError, Unavailable
+from harvest.handlers.queue_records import through_outages
 
 
 class TopOfRange(random.Random):
@@ -148,3 +150,45 @@ def test_after_attempts_is_singular_for_one() -> None:
     # THEN the noun agrees
     assert after_attempts(1) == "after 1 attempt"
     assert after_attempts(5) == "after 5 attempts"
+
+
+# --- a step that meets an outage ------------------------------------------------------------------
+
+
+def test_a_step_is_run_again_through_an_outage_with_growing_waits() -> None:
+    # GIVEN a step that meets an unavailable database four times, then succeeds
+    calls: list[int] = []
+    waits: list[float] = []
+
+    def step() -> None:
+        calls.append(1)
+        if len(calls) <= 4:
+            raise Unavailable("PostgreSQL is unavailable: connection refused")
+
+    # WHEN it runs with plenty of time left
+    through_outages(step, deadline=time.monotonic() + 3600, sleep=waits.append)
+    # THEN it ran five times, waiting 0.5 s doubling up to the 5 s cap in between
+    assert len(calls) == 5
+    assert waits == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_an_outage_past_the_deadline_or_at_shutdown_is_raised_and_other_errors_at_once() -> None:
+    def down() -> None:
+        raise Unavailable("SQLite is busy: database is locked")
+
+    # WHEN the deadline is too near for the next wait, or the process is stopping
+    # THEN the outage is raised, for the queue to redeliver
+    with pytest.raises(Unavailable):
+        through_outages(down, deadline=time.monotonic(), sleep=lambda _: None)
+    with pytest.raises(Unavailable):
+        through_outages(down, deadline=time.monotonic() + 3600, stopping=lambda: True, sleep=lambda _: None)
+    # AND an error that is not an outage is never run again
+    calls: list[int] = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise StorageError("COS put failed: HTTP 403 AccessDenied")
+
+    with pytest.raises(StorageError):
+        through_outages(broken, deadline=time.monotonic() + 3600, sleep=lambda _: None)
+    assert len(calls) == 1

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from harvest.domain.registry import parse_registry
+from harvest.domain.urlpolicy import UrlPolicy
 from harvest.domain.validation import (
     CreateParams,
     check_callback_target,
@@ -269,7 +270,7 @@ def test_callback_urls_that_do_not(url: str, says: str) -> None:
 
 
 def resolver(table: dict[str, list[str]]) -> Any:
-    def resolve(host: str) -> list[str]:
+    def resolve(host: str, port: int = 0) -> list[str]:
         if host not in table:
             raise OSError("Name or service not known")
         return table[host]
@@ -299,19 +300,19 @@ def resolver(table: dict[str, list[str]]) -> Any:
 def test_non_public_callback_targets_are_refused(url: str) -> None:
     resolve = resolver({"internal.example": ["10.0.0.5"], "mixed.example": ["203.0.113.9", "192.168.0.9"]})
     with pytest.raises(FieldError) as caught:
-        check_callback_target(url, allow_private=False, resolve=resolve)
+        check_callback_target(url, UrlPolicy(allow_private=False), resolve=resolve)
     assert caught.value.code == "InvalidParameter.Url"
     assert "refused" in caught.value.message
 
 
 def test_public_targets_pass_and_private_ones_pass_when_allowed() -> None:
     resolve = resolver({"hooks.example": ["8.8.8.8", "2001:4860:4860::8888"]})
-    check_callback_target("https://hooks.example/done", allow_private=False, resolve=resolve)
-    check_callback_target("http://1.1.1.1/done", allow_private=False, resolve=resolve)
-    check_callback_target("http://127.0.0.1:9/done", allow_private=True, resolve=resolve)
+    check_callback_target("https://hooks.example/done", UrlPolicy(allow_private=False), resolve=resolve)
+    check_callback_target("http://1.1.1.1/done", UrlPolicy(allow_private=False), resolve=resolve)
+    check_callback_target("http://127.0.0.1:9/done", UrlPolicy(allow_private=True), resolve=resolve)
 
 
 def test_unresolvable_callback_hosts_are_refused() -> None:
     with pytest.raises(FieldError) as caught:
-        check_callback_target("https://nowhere.invalid/", allow_private=False, resolve=resolver({}))
+        check_callback_target("https://nowhere.invalid/", UrlPolicy(), resolve=resolver({}))
     assert "does not resolve" in caught.value.message

@@ -4,29 +4,38 @@ notify() never raises and returns an outcome string the caller records on the jo
 ("delivered: HTTP 200 after 1 attempt", "failed: HTTP 500 after 5 attempts", "refused: <why>"):
 the job's status is committed before the callback runs, and a callback must not change it.
 
-Safety (see netguard): the URL is checked before sending, and again at connect time against DNS
-rebinding, unless `allow_private`. Redirects are never followed: a 3xx is reported as a failure
-(not retried), because a redirect could point the POST at a forbidden target, and a callback
-receiver has no reason to redirect. Proxy environment variables are ignored for the same reason.
+Every attempt has an overall deadline (connect, send, and the answer's status line and headers):
+a receiver that trickles its answer a byte at a time would beat any per-read timeout, so a
+watchdog shuts the attempt's socket down when the deadline passes. Each attempt opens its own
+connection, so the watchdog always knows which socket to close.
+
+Safety (domain/urlpolicy, enforced at connect time by netguard): the URL is checked before
+sending, and again at connect time against DNS rebinding. Redirects are never followed: a 3xx is
+reported as a failure (not retried), because a redirect could point the POST at a forbidden
+target, and a callback receiver has no reason to redirect. Proxy environment variables are
+ignored for the same reason.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from harvest.adapters.http_origin import NOT_TRANSIENT_ERRORS, describe_network_error, public_url
-from harvest.adapters.netguard import Resolver, check_target, guarded_adapter, system_resolver
+from harvest.adapters.netguard import guarded_adapter
 from harvest.adapters.retry import RetryPolicy, after_attempts, parse_retry_after
-from harvest.errors import FieldError
+from harvest.domain.urlpolicy import Resolver, UrlPolicy, system_resolver
+from harvest.errors import TargetRefused
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,33 +72,36 @@ class CallbackNotifier:
         self,
         policy: RetryPolicy,
         timeout: float,
-        allow_private: bool,
+        targets: UrlPolicy,
         sleep: Callable[[float], None] = time.sleep,
         *,
+        deadline: float | None = None,
         resolver: Resolver = system_resolver,
         user_agent: str = DEFAULT_USER_AGENT,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`timeout` bounds each connect and read; `deadline` (default: `timeout`) a whole attempt."""
         self._policy = policy
         self._timeout = timeout
-        self._allow_private = allow_private
+        self._deadline = deadline if deadline is not None else timeout
+        self._targets = targets
         self._sleep = sleep
         self._resolver = resolver
         self._clock = clock
-        self._session = requests.Session()
-        self._session.trust_env = False  # a proxy would connect for us, past the connect-time guard
-        adapter = HTTPAdapter(max_retries=0) if allow_private else guarded_adapter(resolver)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers["User-Agent"] = user_agent
+        self._user_agent = user_agent
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallbackNotifier:
         policy = RetryPolicy(attempts=settings.fetch_attempts, base_delay=settings.fetch_backoff)
-        return cls(policy, settings.fetch_timeout, settings.allow_private_callbacks)
+        return cls(
+            policy,
+            min(settings.fetch_timeout, settings.callback_deadline),
+            UrlPolicy.for_callbacks(settings),
+            deadline=settings.callback_deadline,
+        )
 
     def close(self) -> None:
-        self._session.close()
+        """Nothing is held between deliveries (each attempt has its own connection)."""
 
     def __enter__(self) -> CallbackNotifier:
         return self
@@ -99,11 +111,14 @@ class CallbackNotifier:
     ) -> None:
         self.close()
 
+    def _check(self, host: str, address: str) -> None:
+        self._targets.check_address(host, address, label="CallbackURL")
+
     def notify(self, url: str, payload: Mapping[str, Any]) -> str:
         """POST `payload` as JSON to `url`; the outcome as text. Never raises."""
         try:
-            check_target(url, self._allow_private, self._resolver)
-        except FieldError as exc:
+            self._targets.check_url(url, self._resolver, label="CallbackURL")
+        except TargetRefused as exc:
             return f"refused: {exc.message}"
         try:
             body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -128,24 +143,46 @@ class CallbackNotifier:
             return outcome
 
     def _post_once(self, url: str, body: bytes) -> _Attempt:
+        sockets: list[socket.socket] = []
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            for sock in list(sockets):
+                with suppress(OSError):  # already closed: the attempt ended meanwhile
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        session = requests.Session()
+        session.trust_env = False  # a proxy would connect for us, past the connect-time guard
+        adapter = guarded_adapter(self._check, self._resolver, pool_size=1, on_connect=sockets.append)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        watchdog = threading.Timer(self._deadline, expire)
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            response = self._session.post(
+            response = session.post(
                 url,
                 data=body,
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", "User-Agent": self._user_agent},
                 timeout=(self._timeout, self._timeout),
                 allow_redirects=False,
                 stream=True,  # the receiver's answer body is never needed, so never read
             )
-        except FieldError as exc:  # the connect-time guard: the name now resolves somewhere forbidden
+        except TargetRefused as exc:  # the connect-time guard: the name now resolves somewhere forbidden
             return _Attempt(None, exc.message, refused=True)
         except requests.RequestException as exc:
+            if expired.is_set():
+                return _Attempt(None, f"no answer within the {self._deadline:g} s deadline")
             return _Attempt(None, describe_network_error(exc), final=isinstance(exc, NOT_TRANSIENT_ERRORS))
         except Exception as exc:
             # Deliberately broad: the job's status is already committed and the caller records
             # this outcome; an unforeseen error here must not escape into the job's flow.
             log.exception("callback to %s failed unexpectedly", public_url(url))
             return _Attempt(None, f"unexpected error {type(exc).__name__}", final=True)
+        finally:
+            watchdog.cancel()
+            session.close()
         with response:
             status = response.status_code
             if 300 <= status < 400:

@@ -19,7 +19,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
 from harvest.adapters.role_keys import KeySource, SdkCredential, fixed_keys
-from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK, Message
+from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK, Message
 from harvest.errors import ConfigError, QueueError, RetryableError
 from harvest.settings import Settings
 
@@ -98,7 +98,13 @@ class CKafkaQueue:
         client = ckafka_client.CkafkaClient(SdkCredential(keys), settings.region, profile)
         return cls(
             client,
-            {TOPIC_WORK: settings.ckafka_datahub_id, TOPIC_FINALIZE: settings.ckafka_finalize_datahub_id},
+            {
+                TOPIC_WORK: settings.ckafka_datahub_id,
+                TOPIC_FINALIZE: settings.ckafka_finalize_datahub_id,
+                # A topic of its own keeps a slow receiver away from finalize messages; without one,
+                # the finalizer function delivers callbacks from the finalize topic.
+                TOPIC_CALLBACK: settings.ckafka_callback_datahub_id or settings.ckafka_finalize_datahub_id,
+            },
             keys,
         )
 

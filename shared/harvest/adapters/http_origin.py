@@ -8,12 +8,21 @@ Why it is built this way:
 - Bodies are streamed (stream=True). The read timeout applies to every socket read, so an origin that
   stalls mid-body is cut off after `timeout` seconds without a byte and the attempt is retried. (An
   origin trickling one byte just inside every timeout is not cut off: we trust origins not to be hostile.)
+- Segments are streamed (`stream`): the body goes to the caller's sink (the object store) chunk by
+  chunk, so memory holds a bounded buffer, never a whole 512 MB segment. A body that fails part way
+  raises inside the sink's loop; the sink discards what it wrote and the attempt is retried.
 - A segment must arrive whole: a body shorter than its Content-Length or its byte range is a failed
   attempt, never a shorter segment. A ranged request must come back as 206 with the matching
   Content-Range; an origin that ignores Range and answers 200 is sliced while streaming (with a warning),
   so memory holds only the requested slice.
 - Retried: connection errors, timeouts, short bodies, 5xx, 408, 429, and also 404 and 403, because
   origins and CDNs briefly answer those for a segment at the live edge. Other 4xx fail at once.
+- URL safety (domain/urlpolicy, given as `targets`): every request, and every redirect hop, must be
+  http(s); a host that is or resolves to a loopback, private, link-local or metadata address is
+  refused (checked again at connect time by netguard) unless it is the endpoint's own host or the
+  operator allowed it. An endpoint's headers (ScopedHeaders) go only to the endpoint's own scheme,
+  host and port, so redirects are followed here, hop by hop, rather than by requests, which would
+  carry custom headers to whatever host a redirect names. A refusal is final, never retried.
 """
 
 from __future__ import annotations
@@ -21,11 +30,14 @@ from __future__ import annotations
 import http.client
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from urllib.parse import urlsplit, urlunsplit
+from typing import TypeVar
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -33,12 +45,22 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
+from harvest.adapters.netguard import guarded_adapter
 from harvest.adapters.retry import RetryPolicy, after_attempts, parse_retry_after
-from harvest.errors import PlaylistFetchError, SegmentFetchError
+from harvest.domain.urlpolicy import (
+    Resolver,
+    ScopedHeaders,
+    UrlPolicy,
+    check_scheme,
+    parse_ip,
+    system_resolver,
+)
+from harvest.errors import PlaylistFetchError, SegmentFetchError, TargetRefused
 from harvest.ports import FetchedPlaylist
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIB = 1024 * 1024
 PLAYLIST_MAX_BYTES = 64 * MIB  # a 24-hour playlist with a PDT per segment is a few MB
@@ -49,6 +71,7 @@ DEFAULT_USER_AGENT = "harvest/0.1"
 # propagated, so those are retried like 5xx; any other 4xx means the request itself is wrong.
 RETRY_STATUSES = frozenset({403, 404, 408, 429})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+MAX_REDIRECTS = 5
 
 _READ_SIZE = 256 * 1024
 _DRAIN_LIMIT = 64 * 1024  # small error bodies are read so the connection can be reused
@@ -110,7 +133,10 @@ class HttpOrigin:
         segment_max_bytes: int = SEGMENT_MAX_BYTES,
         clock: Callable[[], float] = time.time,
         on_error: Callable[[str, str, bool], None] | None = None,
+        targets: UrlPolicy | None = None,
+        resolver: Resolver = system_resolver,
     ) -> None:
+        """`targets`: the URL-safety policy; None checks no addresses (tests of the HTTP behaviour)."""
         self._policy = policy
         # (resource, reason, retried) after each failed attempt: how metrics see errors and retries.
         self._on_error = on_error
@@ -119,8 +145,16 @@ class HttpOrigin:
         self._clock = clock
         self._playlist_max = playlist_max_bytes
         self._segment_max = segment_max_bytes
+        self._targets = targets
+        self._resolver = resolver
+        self._local = threading.local()  # the hosts the request running on this thread trusts
+        self._trusted_lock = threading.Lock()
+        self._ever_trusted: set[str] = set()
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        if targets is not None:
+            self._session.trust_env = False  # a proxy would connect for us, past the connect-time guard
+            adapter = guarded_adapter(self._check_connect, resolver, pool_size)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = user_agent
@@ -134,6 +168,7 @@ class HttpOrigin:
             settings.download_concurrency,
             user_agent,
             playlist_max_bytes=settings.playlist_max_chars,  # HARVEST_PLAYLIST_MAX_BYTES
+            targets=UrlPolicy.for_origins(settings),
         )
 
     def close(self) -> None:
@@ -176,23 +211,44 @@ class HttpOrigin:
         self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None = None
     ) -> bytes:
         """A segment, or its (offset, length) slice. Raises OriginSegmentError after the last attempt."""
+        return self.stream(url, headers, byte_range, b"".join)
+
+    def stream(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        byte_range: tuple[int, int] | None,
+        sink: Callable[[Iterator[bytes]], T],
+    ) -> T:
+        """Hand a segment's body (or its slice), chunk by chunk, to `sink`; what `sink` returned.
+
+        A failed attempt raises inside the iteration; `sink` must let that through (after discarding
+        what it wrote) and is called afresh for the next attempt. Raises OriginSegmentError after the
+        last attempt; anything `sink` itself raises is passed on untouched.
+        """
         label = segment_label(url)
         if byte_range is not None and (byte_range[0] < 0 or byte_range[1] < 1):
             raise OriginSegmentError(
                 f"segment {label}: invalid byte range {byte_range}", url=url, reason="invalid byte range"
             )
-        result, attempts = self._retrying(
-            url, lambda: self._segment_once(url, headers, byte_range), "segment"
-        )
-        if isinstance(result, _Failure):
-            raise OriginSegmentError(
-                f"segment {label}: {result.reason} {after_attempts(attempts)}",
-                url=url,
-                status=result.status,
-                attempts=attempts,
-                reason=result.reason,
-            )
-        return result
+        attempt = 1
+        while True:
+            result = self._segment_once(url, headers, byte_range, sink)
+            if not isinstance(result, _Failure):
+                return result
+            final = not result.retryable or attempt >= self._policy.attempts
+            if self._on_error is not None:
+                self._on_error("segment", result.reason, not final)
+            if final:
+                raise OriginSegmentError(
+                    f"segment {label}: {result.reason} {after_attempts(attempt)}",
+                    url=url,
+                    status=result.status,
+                    attempts=attempt,
+                    reason=result.reason,
+                )
+            self._wait_to_retry(url, result, attempt)
+            attempt += 1
 
     # --- attempts -------------------------------------------------------------------------------
 
@@ -210,25 +266,82 @@ class HttpOrigin:
                 self._on_error(resource, result.reason, not final)
             if final:
                 return result, attempt
-            delay = self._policy.delay(attempt - 1, result.retry_after)
-            log.info(
-                "retrying %s in %.2f s after %s (attempt %d of %d)",
-                public_url(url),
-                delay,
-                result.reason,
-                attempt,
-                self._policy.attempts,
-            )
-            self._sleep(delay)
+            self._wait_to_retry(url, result, attempt)
             attempt += 1
 
-    def _request(self, url: str, headers: Mapping[str, str]) -> requests.Response | _Failure:
+    def _wait_to_retry(self, url: str, failure: _Failure, attempt: int) -> None:
+        delay = self._policy.delay(attempt - 1, failure.retry_after)
+        log.info(
+            "retrying %s in %.2f s after %s (attempt %d of %d)",
+            public_url(url),
+            delay,
+            failure.reason,
+            attempt,
+            self._policy.attempts,
+        )
+        self._sleep(delay)
+
+    def _request(
+        self, url: str, headers: Mapping[str, str], extra: Mapping[str, str] | None = None
+    ) -> requests.Response | _Failure:
+        """GET `url`, following redirects hop by hop; `headers` only where they belong (ScopedHeaders)."""
+        scoped = headers if isinstance(headers, ScopedHeaders) else ScopedHeaders(headers, url)
+        trusted = frozenset({scoped.origin[1]}) if scoped.origin is not None else frozenset()
+        if trusted and self._targets is not None:
+            with self._trusted_lock:
+                self._ever_trusted |= trusted
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                self._preflight(current, trusted)
+                with self._trusting(trusted):
+                    response = self._session.get(
+                        current,
+                        headers={**scoped.for_url(current), **(extra or {})},
+                        stream=True,
+                        timeout=(self._timeout, self._timeout),
+                        allow_redirects=False,
+                    )
+            except TargetRefused as exc:
+                return _Failure(exc.message, retryable=False)
+            except requests.RequestException as exc:
+                retryable = not isinstance(exc, NOT_TRANSIENT_ERRORS)
+                return _Failure(describe_network_error(exc), retryable=retryable)
+            if not response.is_redirect:
+                return response
+            _drain(response)
+            response.close()
+            current = urljoin(current, response.headers["Location"])
+        return _Failure("too many redirects", retryable=False)
+
+    def _preflight(self, url: str, trusted: frozenset[str]) -> None:
+        """The policy's checks that need no connection: the scheme, and addresses written in the URL.
+
+        A name another endpoint trusts is resolved and checked here too: a pooled keep-alive
+        connection to it, opened under that endpoint's trust, would otherwise be reused unchecked.
+        """
+        if self._targets is None:
+            return
+        _scheme, host, _port = check_scheme(url)
+        if host in trusted:
+            return
+        literal = parse_ip(host)
+        if literal is not None:
+            self._targets.check_address(host, str(literal), trusted, label="")
+        elif host in self._ever_trusted:
+            self._targets.check_url(url, self._resolver, trusted=trusted, label="")
+
+    @contextmanager
+    def _trusting(self, trusted: frozenset[str]) -> Iterator[None]:
+        self._local.trusted = trusted
         try:
-            return self._session.get(
-                url, headers=dict(headers), stream=True, timeout=(self._timeout, self._timeout)
-            )
-        except requests.RequestException as exc:
-            return _Failure(describe_network_error(exc), retryable=not isinstance(exc, NOT_TRANSIENT_ERRORS))
+            yield
+        finally:
+            self._local.trusted = frozenset()
+
+    def _check_connect(self, host: str, address: str) -> None:
+        assert self._targets is not None  # the guarded adapter is mounted only with a policy
+        self._targets.check_address(host, address, getattr(self._local, "trusted", frozenset()), label="")
 
     def _playlist_once(self, url: str, headers: Mapping[str, str], final: list[str]) -> bytes | _Failure:
         response = self._request(url, headers)
@@ -241,28 +354,35 @@ class HttpOrigin:
             return _read_capped(response, self._playlist_max)
 
     def _segment_once(
-        self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None
-    ) -> bytes | _Failure:
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        byte_range: tuple[int, int] | None,
+        sink: Callable[[Iterator[bytes]], T],
+    ) -> T | _Failure:
         # identity: lengths and byte ranges are about the bytes as stored, not a compressed transfer
-        request_headers = {**headers, "Accept-Encoding": "identity"}
+        extra = {"Accept-Encoding": "identity"}
         if byte_range is not None:
             offset, length = byte_range
-            request_headers["Range"] = f"bytes={offset}-{offset + length - 1}"
-        response = self._request(url, request_headers)
+            extra["Range"] = f"bytes={offset}-{offset + length - 1}"
+        response = self._request(url, headers, extra)
         if isinstance(response, _Failure):
             return response
         with response:
             status = response.status_code
-            if byte_range is None:
-                if status == 200:
-                    return _read_capped(response, self._segment_max)
-                return self._status_failure(response)
-            if status == 206:
-                return _read_partial(response, *byte_range)
-            if status == 200:
+            if byte_range is None and status == 200:
+                body = _whole(response, self._segment_max)
+            elif byte_range is not None and status == 206:
+                body = _exact(response, *byte_range)
+            elif byte_range is not None and status == 200:
                 log.warning("origin ignored Range for %s: slicing the full body", public_url(url))
-                return _read_sliced(response, *byte_range)
-            return self._status_failure(response)
+                body = _slice(response, *byte_range)
+            else:
+                return self._status_failure(response)
+            try:
+                return sink(body)
+            except _BodyFailed as exc:
+                return exc.failure
 
     def _status_failure(self, response: requests.Response) -> _Failure:
         status = response.status_code
@@ -270,7 +390,7 @@ class HttpOrigin:
         if status in RETRY_AFTER_STATUSES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
         _drain(response)
-        # 1xx/2xx/3xx we did not ask for (requests follows redirects itself) are odd, but may pass.
+        # 1xx/2xx/3xx we did not ask for (redirects are followed in _request) are odd, but may pass.
         retryable = status >= 500 or status < 400 or status in RETRY_STATUSES
         return _Failure(f"HTTP {status}", retryable=retryable, status=status, retry_after=retry_after)
 
@@ -294,63 +414,76 @@ def _stream(response: requests.Response, stop: int) -> Iterator[bytes]:
         yield chunk
 
 
-def _read(response: requests.Response, start: int, stop: int) -> bytearray | _Failure:
-    """Bytes [start, stop) of the body (fewer if it ends first), keeping only those in memory."""
-    out = bytearray()
-    position = 0
+class _BodyFailed(Exception):
+    """Raised inside a body's chunk iterator: this attempt failed part way (the failure says how)."""
+
+    def __init__(self, failure: _Failure) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
+
+
+def _chunks(response: requests.Response, stop: int) -> Iterator[bytes]:
+    """_stream with transfer errors (cut, stalled, short of Content-Length) as _BodyFailed."""
     try:
-        for chunk in _stream(response, stop):
-            skip = start - position
-            if skip < len(chunk):
-                out += chunk[max(skip, 0) :]
-            position += len(chunk)
+        yield from _stream(response, stop)
     except (Urllib3Error, OSError) as exc:
-        return _Failure(describe_network_error(exc))
-    return out
+        raise _BodyFailed(_Failure(describe_network_error(exc))) from exc
 
 
-def _read_capped(response: requests.Response, limit: int) -> bytes | _Failure:
-    """The whole body, refused (without retry) beyond `limit` bytes."""
-    too_large = _Failure(f"larger than {_size(limit)}", retryable=False)
+def _whole(response: requests.Response, limit: int) -> Iterator[bytes]:
+    """The whole body, refused (without retry) beyond `limit` bytes, before or while reading."""
+    too_large = _BodyFailed(_Failure(f"larger than {_size(limit)}", retryable=False))
     declared = _content_length(response)
     if declared is not None and declared > limit:
-        return too_large
-    body = _read(response, 0, limit + 1)
-    if isinstance(body, _Failure):
-        return body
-    # A body cut short of its Content-Length raised IncompleteRead inside _read (urllib3 enforces it).
-    return too_large if len(body) > limit else bytes(body)
+        raise too_large
+    total = 0
+    # A body cut short of its Content-Length raises IncompleteRead in _chunks (urllib3 enforces it).
+    for chunk in _chunks(response, limit + 1):
+        total += len(chunk)
+        if total > limit:
+            raise too_large
+        yield chunk
 
 
-def _read_partial(response: requests.Response, offset: int, length: int) -> bytes | _Failure:
+def _exact(response: requests.Response, offset: int, length: int) -> Iterator[bytes]:
     """A 206 answer: the Content-Range must be exactly the one asked for, the body exactly that long."""
     asked = f"bytes={offset}-{offset + length - 1}"
     content_range = response.headers.get("Content-Range", "").strip()
     match = _CONTENT_RANGE.fullmatch(content_range)
     if match is None or int(match[1]) != offset or int(match[2]) != offset + length - 1:
-        return _Failure(f"Content-Range {content_range or '(none)'} does not match {asked}")
-    body = _read(response, 0, length + 1)
-    if isinstance(body, _Failure):
-        return body
-    if len(body) < length:
-        return _Failure(f"short body ({len(body)} of {length} bytes)")
-    if len(body) > length:
-        return _Failure(f"long body (more than {length} bytes for {asked})")
-    return bytes(body)
+        raise _BodyFailed(_Failure(f"Content-Range {content_range or '(none)'} does not match {asked}"))
+    total = 0
+    for chunk in _chunks(response, length + 1):
+        if total + len(chunk) > length:
+            raise _BodyFailed(_Failure(f"long body (more than {length} bytes for {asked})"))
+        total += len(chunk)
+        yield chunk
+    if total < length:
+        raise _BodyFailed(_Failure(f"short body ({total} of {length} bytes)"))
 
 
-def _read_sliced(response: requests.Response, offset: int, length: int) -> bytes | _Failure:
-    """A 200 answer to a ranged request: skip to `offset`, keep `length` bytes, drop the connection."""
+def _slice(response: requests.Response, offset: int, length: int) -> Iterator[bytes]:
+    """A 200 answer to a ranged request: skip to `offset`, pass on `length` bytes, drop the connection."""
     needed = offset + length
     declared = _content_length(response)
     if declared is not None and declared < needed:
-        return _Failure(f"short body ({declared} of {needed} bytes)")
-    body = _read(response, offset, needed)
-    if isinstance(body, _Failure):
-        return body
-    if len(body) < length:
-        return _Failure(f"short body ({offset + len(body)} of {needed} bytes)")
-    return bytes(body)
+        raise _BodyFailed(_Failure(f"short body ({declared} of {needed} bytes)"))
+    position = 0
+    for chunk in _chunks(response, needed):
+        skip = max(offset - position, 0)
+        position += len(chunk)
+        if skip < len(chunk):
+            yield chunk[skip:]
+    if position < needed:
+        raise _BodyFailed(_Failure(f"short body ({position} of {needed} bytes)"))
+
+
+def _read_capped(response: requests.Response, limit: int) -> bytes | _Failure:
+    """The whole body in memory (playlists), refused (without retry) beyond `limit` bytes."""
+    try:
+        return b"".join(_whole(response, limit))
+    except _BodyFailed as exc:
+        return exc.failure
 
 
 def _drain(response: requests.Response) -> None:

@@ -8,6 +8,7 @@ extra public statuses.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -104,13 +105,16 @@ class HarvestJob:
 class Message:
     """A queue message. Bodies stay tiny (ids only) to fit CKafka and SCF async event limits."""
 
-    topic: str  # TOPIC_WORK or TOPIC_FINALIZE
+    topic: str  # TOPIC_WORK, TOPIC_FINALIZE or TOPIC_CALLBACK
     body: dict[str, Any]
     key: str = ""  # partition key: the job ID keeps one job's messages in order on CKafka
 
 
 TOPIC_WORK = "work"  # plan and chunk messages, consumed by the worker function
 TOPIC_FINALIZE = "finalize"  # consumed by the finalizer function
+# CallbackURL deliveries: their own topic, so a slow receiver never holds up a job's work. On SCF
+# the finalizer function consumes them too; `harvest serve` gives them their own consumers.
+TOPIC_CALLBACK = "callback"
 
 
 def plan_message(job_id: str) -> Message:
@@ -125,6 +129,13 @@ def finalize_message(job_id: str) -> Message:
     return Message(TOPIC_FINALIZE, {"kind": "finalize", "job_id": job_id}, key=job_id)
 
 
-def notify_message(job_id: str) -> Message:
-    """Deliver the CallbackURL of a job that ended outside the finalizer (a cancel)."""
-    return Message(TOPIC_FINALIZE, {"kind": "notify", "job_id": job_id}, key=job_id)
+class CallbackClaim(enum.Enum):
+    """What claiming a job's CallbackURL delivery found."""
+
+    TAKEN = "taken"  # the caller delivers it now
+    HELD = "held"  # another deliverer holds a fresh claim: wait for its outcome, or for the claim to go stale
+    SETTLED = "settled"  # nothing to deliver: an outcome is recorded, there is no CallbackURL, or no end yet
+
+
+def callback_message(job_id: str) -> Message:
+    return Message(TOPIC_CALLBACK, {"kind": "callback", "job_id": job_id}, key=job_id)

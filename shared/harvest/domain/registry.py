@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from harvest.domain.urlpolicy import ScopedHeaders
 from harvest.errors import ChannelNotFound, ConfigError, EndpointNotFound
 
 PROTOCOLS = ("HLS", "DASH", "CMAF")
@@ -29,7 +30,12 @@ class Endpoint:
     protocol: str = "HLS"
     startover_window: int = 86400  # seconds of history the endpoint serves
     timeshift_query: str = ""  # e.g. "start={start}&end={end}" (epoch seconds)
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # sent only to the url's own origin
+
+    def __post_init__(self) -> None:
+        # The headers are often the origin's secret: they carry the one origin they may go to, so the
+        # HTTP client leaves them off any request a playlist or a redirect aims at another host.
+        object.__setattr__(self, "headers", ScopedHeaders(self.headers, self.url))
 
 
 @dataclass(frozen=True)

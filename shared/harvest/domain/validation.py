@@ -7,17 +7,21 @@ so an SDK user can fix the request from the message alone.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from harvest.domain.destination import CosLocation, normalize_manifest, parse_destination
 from harvest.domain.registry import Channel, Endpoint, Registry
 from harvest.domain.timeparse import TimeFormat, parse_time, parse_time_format, shown
-from harvest.errors import VALUE_REFUSED, FieldError, MissingParameter
+from harvest.domain.urlpolicy import Resolver, UrlPolicy, local_names_only, system_resolver
+from harvest.errors import (
+    VALUE_REFUSED,
+    FieldError,
+    MissingParameter,
+    TargetRefused,
+)
 from harvest.settings import Settings
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -124,7 +128,7 @@ def check_window(
 
 
 def check_callback_url(url: str) -> str:
-    """An http(s) URL with a host, at most 2048 characters (InvalidParameter.CallbackURL)."""
+    """An http(s) URL with a host, at most 2048 characters (InvalidParameter.Url)."""
     field = "CallbackURL"
     if len(url) > MAX_CALLBACK_URL_CHARS:
         raise FieldError(field, f"CallbackURL is longer than {MAX_CALLBACK_URL_CHARS} characters")
@@ -170,7 +174,7 @@ def validate_create(params: CreateParams, registry: Registry, settings: Settings
         # No DNS in the request path: literal addresses and localhost names are refused here, and
         # the notifier checks every resolved address again when it connects (DNS rebinding).
         check_callback_target(
-            callback_url, settings.allow_private_callbacks, resolve=local_names_only, unresolved_ok=True
+            callback_url, UrlPolicy.for_callbacks(settings), resolve=local_names_only, unresolved_ok=True
         )
     return ValidCreate(
         id=params.id,
@@ -191,44 +195,11 @@ def validate_create(params: CreateParams, registry: Registry, settings: Settings
 
 # --- callback targets ---------------------------------------------------------------------------
 
-Resolver = Callable[[str], Sequence[str]]
-
-
-def local_names_only(host: str) -> list[str]:
-    """A resolver that answers only for names that always mean this machine, without DNS."""
-    name = host.lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return ["127.0.0.1", "::1"]
-    try:  # legacy numeric IPv4 forms that resolvers accept: 2130706433, 0x7f.1, 127.1
-        return [socket.inet_ntoa(socket.inet_aton(name))]
-    except OSError:
-        raise OSError(f"{host} is not resolved at Create") from None
-
-
-def resolve_host(host: str) -> list[str]:
-    """Every address `host` resolves to (A and AAAA)."""
-    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    return sorted({str(info[4][0]) for info in infos})
-
-
-def _refusal(address: str) -> str | None:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
-    except ValueError:
-        return f"{address!r} is not an IP address"
-    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-    ip = mapped or ip
-    # Anything not globally routable: loopback, RFC 1918, link-local (with the 169.254.169.254
-    # metadata service), CGNAT 100.64/10, unspecified, reserved and documentation ranges.
-    if not ip.is_global or ip.is_multicast:
-        return f"{ip} is a loopback, private, link-local or otherwise non-public address"
-    return None
-
 
 def check_callback_target(
-    url: str, allow_private: bool, resolve: Resolver = resolve_host, *, unresolved_ok: bool = False
+    url: str, policy: UrlPolicy, resolve: Resolver = system_resolver, *, unresolved_ok: bool = False
 ) -> None:
-    """Refuse a CallbackURL whose host is, or resolves to, a non-public address, unless allowed.
+    """Refuse a CallbackURL the URL-safety policy (domain/urlpolicy) refuses: the same rules as delivery.
 
     A callback is a request the service makes on the user's behalf; without this check a user
     could aim it at the cloud metadata service or at hosts inside our own network.
@@ -236,27 +207,10 @@ def check_callback_target(
     refuses such a name when it is still unresolvable at delivery time.
     """
     check_callback_url(url)
-    if allow_private:
-        return
-    host = urlsplit(url).hostname or ""
     try:
-        addresses = [str(ipaddress.ip_address(host))]
-    except ValueError:
-        try:
-            addresses = list(resolve(host))
-        except OSError as exc:
-            if unresolved_ok:
-                return
-            message = f"CallbackURL host {shown(host)} does not resolve: {exc}"
-            raise FieldError("CallbackURL", message) from None
-    if not addresses and unresolved_ok:
-        return
-    if not addresses:
-        raise FieldError("CallbackURL", f"CallbackURL host {shown(host)} resolves to no address")
-    for address in addresses:
-        refusal = _refusal(address)
-        if refusal is not None:
-            raise FieldError("CallbackURL", f"CallbackURL host {shown(host)} is refused: {refusal}")
+        policy.check_url(url, resolve, label="CallbackURL", unresolved_ok=unresolved_ok)
+    except TargetRefused as exc:
+        raise FieldError("CallbackURL", exc.message) from None
 
 
 # --- the other actions --------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from harvest.domain.registry import Endpoint
+from harvest.domain.urlpolicy import same_origin
 from harvest.engine.layout import (
     FolderNames,
     KeyAllocator,
@@ -532,7 +533,9 @@ def _read_playlists(
     imports = dict(master.variables)
     playlists = []
     for rendition in _renditions(master):
-        url = playlist_url(rendition.url, endpoint.timeshift_query, start, end)
+        # The time-shift query, like the headers, is the endpoint's: never sent to another host.
+        query = endpoint.timeshift_query if same_origin(rendition.url, endpoint.url) else ""
+        url = playlist_url(rendition.url, query, start, end)
         child = origin.get_playlist(url, endpoint.headers)
         playlists.append((rendition, parse_media(child.text, child.url, imports=imports, limits=limits)))
     return master, playlists

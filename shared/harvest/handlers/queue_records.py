@@ -4,6 +4,11 @@ Powertools' partial-batch model: every record is processed even when a neighbour
 unreadable record is logged and skipped (it can never succeed, so it must not block the
 partition); if any record failed for a reason worth retrying, the invocation raises at the end so
 SCF redelivers the batch, and the records that did succeed are no-ops the second time.
+
+A step that meets an outage of the database or the object store (`Unavailable`) is not failed:
+it is run again in place with backoff (every step is idempotent) until the dependency is back or
+the invocation's deadline nears, so a database restart costs the job the restart's length, not
+its queue attempts. Only then does the record fail and the queue redeliver it.
 """
 
 from __future__ import annotations
@@ -11,13 +16,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from harvest.domain.job import Message
+from harvest.errors import Unavailable
 from harvest.logs import log_context
 from harvest.triggers import parse_ckafka_event
 
 log = logging.getLogger(__name__)
+
+OUTAGE_FIRST_WAIT = 0.5
+OUTAGE_MAX_WAIT = 5.0  # a dependency that comes back is used again within this long
 
 
 class BatchFailed(Exception):
@@ -31,10 +41,37 @@ def deadline_from(context: Mapping[str, Any] | None, margin: float = 60.0) -> fl
     return time.monotonic() + max(limit - margin, limit * 0.5)
 
 
+def through_outages(
+    step: Callable[[], object],
+    deadline: float,
+    stopping: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Run `step`; while it raises Unavailable, wait (0.5 s doubling to 5 s) and run it again.
+
+    Gives up, re-raising, once the next wait would pass `deadline` (monotonic) or `stopping()`.
+    """
+    wait = OUTAGE_FIRST_WAIT
+    while True:
+        try:
+            step()
+            return
+        except Unavailable as exc:
+            if stopping() or time.monotonic() + wait > deadline:
+                raise
+            log.warning("%s; running the step again in %.1f s", exc.message, wait)
+            sleep(wait)
+            wait = min(OUTAGE_MAX_WAIT, wait * 2)
+
+
 def process_records(
-    event: Mapping[str, Any], context: Mapping[str, Any] | None, handle: Callable[[Message], None]
+    event: Mapping[str, Any],
+    context: Mapping[str, Any] | None,
+    handle: Callable[[Message], None],
+    stopping: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
     request_id = str((context or {}).get("request_id", "")) if isinstance(context, Mapping) else ""
+    deadline = deadline_from(context)
     done, skipped, failed = 0, 0, []
     for record in parse_ckafka_event(event):
         if record.message is None:
@@ -43,7 +80,7 @@ def process_records(
             continue
         with log_context(request_id=request_id, job_id=record.message.body.get("job_id", "")):
             try:
-                handle(record.message)
+                through_outages(partial(handle, record.message), deadline, stopping)
                 done += 1
             except Exception as exc:
                 log.exception("record %s failed: %s", record.ref, exc)

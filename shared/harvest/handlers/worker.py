@@ -27,6 +27,6 @@ def make_handler(deps: HarvestDeps, stopping: Callable[[], bool] = lambda: False
             elif body["kind"] == "chunk":
                 harvest_chunk(deps, body["job_id"], body["chunk"], should_stop)
 
-        return process_records(event, context, handle)
+        return process_records(event, context, handle, stopping)
 
     return main_handler

@@ -6,6 +6,14 @@ message; one that raises gives it back for redelivery with backoff, until the qu
 it, and then the job fails with a message that says which step could not be done. While a handler
 runs, its lease is extended, so a long chunk is never handed to a second consumer, while a crashed
 process's leases expire quickly and its work resumes elsewhere.
+
+The queue lives in the database, so the pump must outlive the database's outages: a consumer
+never dies of an error, and an ack or nack that meets one is retried with backoff until it lands
+(or the process stops, and the lease runs out instead). A message is acked only after its handler
+returned, that is after its work committed.
+
+CallbackURL deliveries have consumers of their own (`callback_consumers`), so a receiver that is
+slow to answer holds up only other callbacks, never a job's plan, chunks or finalize.
 """
 
 from __future__ import annotations
@@ -13,20 +21,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK
+from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK
 from harvest.ports import ConsumableQueue, Delivery, Relay
 from harvest.triggers import build_ckafka_event
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Mapping[str, Any], Any], Any]
+T = TypeVar("T")
 
 
 class LeaseQueue(ConsumableQueue, Protocol):
+    def receive(
+        self, max_messages: int, visibility_timeout: float, topics: Sequence[str] | None = None
+    ) -> list[Delivery]: ...
+
     def extend(self, delivery_id: int, visibility_timeout: float) -> None: ...
 
     def pop_dead_letters(self) -> list[tuple[Delivery, str]]: ...
@@ -34,13 +47,15 @@ class LeaseQueue(ConsumableQueue, Protocol):
 
 @dataclass(frozen=True)
 class PumpConfig:
-    consumers: int = 4
+    consumers: int = 4  # plan, chunk and finalize messages
+    callback_consumers: int = 2  # CallbackURL deliveries only
     lease_seconds: float = 60.0  # extended every lease/3 while a handler runs
     idle_sleep: float = 0.25  # with no message: a publish in this process wakes consumers at once
     retry_base_delay: float = 1.0
     retry_max_delay: float = 60.0
     housekeeping_every: float = 2.0  # outbox flush and dead-letter sweep
     handler_time_limit_ms: int = 900_000  # what SCF's context would say
+    settle_max_wait: float = 2.0  # longest wait between tries of an ack or nack the database refused
 
 
 def describe_message(body: Mapping[str, Any]) -> str:
@@ -74,9 +89,14 @@ class QueuePump:
         return self._stop.is_set()
 
     def start(self) -> None:
+        job_topics = (TOPIC_WORK, TOPIC_FINALIZE)
         self._threads = [
-            threading.Thread(target=self._consume, name=f"pump-{i}", daemon=True)
+            threading.Thread(target=self._consume, args=(job_topics,), name=f"pump-{i}", daemon=True)
             for i in range(self._config.consumers)
+        ]
+        self._threads += [
+            threading.Thread(target=self._consume, args=([TOPIC_CALLBACK],), name=f"pump-cb-{i}", daemon=True)
+            for i in range(self._config.callback_consumers)
         ]
         self._threads.append(
             threading.Thread(target=self._housekeeping, name="pump-housekeeping", daemon=True)
@@ -103,26 +123,48 @@ class QueuePump:
                 self._relay.flush()
                 for delivery, error in self._queue.pop_dead_letters():
                     self._dead(delivery, error)
-            except Exception:
-                log.exception("pump housekeeping failed; will try again")
+            except Exception as exc:
+                log.warning("pump housekeeping failed (%s); will try again", exc)
 
-    def _consume(self) -> None:
+    def _consume(self, topics: Sequence[str]) -> None:
         while not self._stop.is_set():
             try:
-                deliveries = self._queue.receive(1, self._config.lease_seconds)
+                self._consume_once(topics)
             except Exception:
-                log.exception("queue receive failed; backing off")
+                # Never let a consumer thread die: the process would stay up with nobody consuming.
+                log.exception("queue consumer failed; backing off")
                 self._stop.wait(1.0)
-                continue
-            if not deliveries:
-                waiter = getattr(self._queue, "wait_for_messages", None)
-                if waiter is not None:
-                    waiter(self._config.idle_sleep)
-                else:
-                    self._stop.wait(self._config.idle_sleep)
-                continue
-            for delivery in deliveries:
-                self._deliver(delivery)
+
+    def _consume_once(self, topics: Sequence[str]) -> None:
+        try:
+            deliveries = self._queue.receive(1, self._config.lease_seconds, topics)
+        except Exception as exc:
+            log.warning("queue receive failed (%s); backing off", exc)
+            self._stop.wait(1.0)
+            return
+        if not deliveries:
+            waiter = getattr(self._queue, "wait_for_messages", None)
+            if waiter is not None:
+                waiter(self._config.idle_sleep)
+            else:
+                self._stop.wait(self._config.idle_sleep)
+            return
+        for delivery in deliveries:
+            self._deliver(delivery)
+
+    def _settle(self, what: str, operation: Callable[[], T]) -> T | None:
+        """Run an ack or nack until it lands; None if the process stops first (the lease then expires)."""
+        wait = 0.25
+        while True:
+            try:
+                return operation()
+            except Exception as exc:
+                if self._stop.is_set():
+                    log.warning("could not %s before stopping (%s); its lease will expire", what, exc)
+                    return None
+                log.warning("could not %s (%s); trying again in %.1f s", what, exc, wait)
+                self._stop.wait(wait)
+                wait = min(self._config.settle_max_wait, wait * 2)
 
     def _deliver(self, delivery: Delivery) -> None:
         handler = self._handlers.get(delivery.message.topic)
@@ -141,7 +183,7 @@ class QueuePump:
             self._nack(delivery, str(exc) or type(exc).__name__)
         else:
             done.set()
-            self._queue.ack(delivery.id)
+            self._settle(f"ack message {delivery.id}", lambda: self._queue.ack(delivery.id))
         finally:
             heartbeat.join()
             with self._busy_lock:
@@ -152,8 +194,8 @@ class QueuePump:
         while not done.wait(interval):
             try:
                 self._queue.extend(delivery_id, self._config.lease_seconds)
-            except Exception:
-                log.exception("could not extend lease of message %s", delivery_id)
+            except Exception as exc:  # an outage: the next beat tries again, the lease has slack
+                log.warning("could not extend the lease of message %s (%s)", delivery_id, exc)
 
     def _nack(self, delivery: Delivery, error: str) -> None:
         delay = min(
@@ -161,7 +203,7 @@ class QueuePump:
         )
         if self._stop.is_set():
             delay = 0.0  # interrupted by shutdown: the next process should pick it up at once
-        if self._queue.nack(delivery.id, error, delay):
+        if self._settle(f"nack message {delivery.id}", lambda: self._queue.nack(delivery.id, error, delay)):
             self._dead(delivery, error)
 
     def _dead(self, delivery: Delivery, error: str) -> None:
@@ -175,11 +217,7 @@ class QueuePump:
         topic = delivery.message.topic
         return {
             "request_id": f"local-{delivery.id}-{delivery.attempts}",
-            "function_name": "worker"
-            if topic == TOPIC_WORK
-            else "finalizer"
-            if topic == TOPIC_FINALIZE
-            else topic,
+            "function_name": "worker" if topic == TOPIC_WORK else "finalizer",
             "time_limit_in_ms": self._config.handler_time_limit_ms,
             "memory_limit_in_mb": 1024,
             "namespace": "local",

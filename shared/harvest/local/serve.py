@@ -17,8 +17,10 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from harvest.adapters.objectstore.local import LocalDiskStore
@@ -31,11 +33,12 @@ from harvest.composition import (
     build_operations,
 )
 from harvest.domain.destination import parse_destination
-from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK
+from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK
 from harvest.domain.registry import load_registry
 from harvest.errors import ConfigError, HarvestError, StorageError
 from harvest.handlers import finalizer, worker
 from harvest.handlers.api import make_handler as make_api_handler
+from harvest.handlers.queue_records import through_outages
 from harvest.local.bucket_http import BucketHttp
 from harvest.local.gateway import GatewayServer, WsgiApp
 from harvest.local.ops_http import Check, as_wsgi, healthz, metrics_route, readyz_route
@@ -57,6 +60,7 @@ log = logging.getLogger(__name__)
 LOCAL_LEASE_SECONDS = 30.0
 HELD_JOBS_CHECK_SECONDS = 5.0  # how often jobs held by a dead letter are checked against the hold
 READINESS_KEY = ".harvest-readyz"  # looked up (never written) to prove the bucket answers
+DEAD_LETTER_PATIENCE_SECONDS = 300.0
 
 
 @dataclass
@@ -114,11 +118,10 @@ def _dead_letter_handler(
             )
             return
         if isinstance(job_id, str):
-            fail_job(
-                deps,
-                job_id,
-                f"{describe_message(body)} could not be done after {delivery.attempts} attempts: {error}",
-            )
+            reason = f"{describe_message(body)} could not be done after {delivery.attempts} attempts: {error}"
+            # A dead letter is reported once: failing its job has to outlast a database outage too.
+            deadline = time.monotonic() + DEAD_LETTER_PATIENCE_SECONDS
+            through_outages(partial(fail_job, deps, job_id, reason), deadline)
 
     return on_dead_letter
 
@@ -188,7 +191,8 @@ def build_stack(settings: Settings) -> LocalStack:
     )
     handlers = {
         TOPIC_WORK: worker.make_handler(deps, stopping=stop_event.is_set),
-        TOPIC_FINALIZE: finalizer.make_handler(deps),
+        TOPIC_FINALIZE: finalizer.make_handler(deps, stopping=stop_event.is_set),
+        TOPIC_CALLBACK: finalizer.make_handler(deps, stopping=stop_event.is_set),
     }
     queue = backend.queue
     pump = QueuePump(

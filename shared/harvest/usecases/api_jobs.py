@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from harvest.domain.job import HarvestJob, JobStatus, notify_message, plan_message
+from harvest.domain.job import HarvestJob, JobStatus, callback_message, plan_message
 from harvest.domain.registry import Registry
 from harvest.domain.validation import (
     CreateParams,
@@ -93,7 +93,7 @@ def cancel_job(store: JobStore, relay: Relay, job_id: str, caller: str, now: flo
     when = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
         job = store.finish(
-            job_id, JobStatus.FAILED, f"cancelled by {caller} at {when}", [notify_message(job_id)]
+            job_id, JobStatus.FAILED, f"cancelled by {caller} at {when}", [callback_message(job_id)]
         )
     except InvalidTransition:
         status = store.get(job_id).status.value

@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import logging
 import posixpath
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harvest.domain.destination import normalize_manifest, parse_destination
-from harvest.domain.job import HarvestJob, JobStatus, Phase, chunk_message, finalize_message
+from harvest.domain.job import (
+    CallbackClaim,
+    HarvestJob,
+    JobStatus,
+    Phase,
+    callback_message,
+    chunk_message,
+    finalize_message,
+)
 from harvest.domain.registry import Registry
 from harvest.engine.plan import Plan, PlanLimits, build_plan
 from harvest.errors import (
+    HarvestError,
     HarvestFailure,
     InvalidTransition,
     JobNotFound,
@@ -30,8 +38,10 @@ from harvest.errors import (
     RetryableError,
     SegmentFetchError,
     StorageError,
+    Unavailable,
     WindowNotCovered,
 )
+from harvest.logs import public_text
 from harvest.ports import JobStore, ObjectStore, Origin, Queue, Relay
 from harvest.settings import Settings
 
@@ -116,47 +126,63 @@ class Interrupted(Exception):
 # --- job end ------------------------------------------------------------------------------------
 
 
-_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)[?#][^\s'\"]*")
-
-
 def public_message(reason: str) -> str:
-    """ErrMessage reaches API clients: URLs keep scheme, host and path, never a query (tokens)."""
-
-    def drop_query(match: re.Match[str]) -> str:
-        tail = match.group(0)[-1]
-        return match.group(1) + (tail if tail in ":,;)." else "")  # keep the sentence's punctuation
-
-    return _URL_QUERY.sub(drop_query, reason)
+    """ErrMessage reaches API clients and callbacks: no URL user info or query (tokens), no local paths."""
+    return public_text(reason)
 
 
 def fail_job(deps: HarvestDeps, job_id: str, reason: str) -> HarvestJob | None:
     """Mark a Running job Failed with `reason`; a job that already ended is left alone."""
     reason = public_message(reason)
     try:
-        job = deps.store.finish(job_id, JobStatus.FAILED, reason)
+        job = deps.store.finish(job_id, JobStatus.FAILED, reason, outbox=[callback_message(job_id)])
     except (InvalidTransition, JobNotFound):
         return None
     log.warning("job failed: %s", reason, extra={"job_id": job_id})
-    _notify(deps, job)
+    _publish_soon(deps)
     return job
 
 
-def _notify(deps: HarvestDeps, job: HarvestJob) -> None:
-    # The status is already committed: the callback can neither delay nor change it.
-    if not job.callback_url:
-        return
+def _publish_soon(deps: HarvestDeps) -> None:
+    # The callback message is committed with the job's end; publishing it now only saves the wait
+    # for the next relay flush, so a failure here is left to that flush.
+    try:
+        deps.relay.flush()
+    except HarvestError as exc:
+        log.warning("outbox flush after a job's end failed (%s); the relay will publish it", exc)
+
+
+CLAIM_POLL_SECONDS = 1.0
+_LONGEST_BACKOFF = 5.0  # RetryPolicy's max_delay, between two callback attempts
+
+
+def callback_claim_stale_after(settings: Settings) -> float:
+    """How old a claim with no outcome must be before another deliverer takes it over: longer than
+    any delivery lasts (every attempt to its deadline, the backoff between them), plus a margin."""
+    return settings.fetch_attempts * (settings.callback_deadline + _LONGEST_BACKOFF) + 10.0
+
+
+def deliver_callback(deps: HarvestDeps, job_id: str) -> None:
+    """POST an ended job to its CallbackURL, once, and record the outcome (from the callback topic).
+
+    The job's status was committed with this message; the callback can neither delay nor change it.
+    A repeated message finds the delivery taken: it waits for that outcome, or, if the deliverer
+    died, for its claim to go stale and takes the delivery over, so a callback is never lost.
+    """
+    stale_after = callback_claim_stale_after(deps.settings)
+    while True:
+        try:
+            claim = deps.store.claim_callback(job_id, stale_after)
+        except JobNotFound:
+            return
+        if claim is CallbackClaim.SETTLED:
+            return
+        if claim is CallbackClaim.TAKEN:
+            break
+        deps.sleep(CLAIM_POLL_SECONDS)
+    job = deps.store.get(job_id)
     outcome = deps.notifier.notify(job.callback_url, job.to_api())
     deps.store.record_callback(job.id, outcome)
-
-
-def notify_ended(deps: HarvestDeps, job_id: str) -> None:
-    """Deliver the CallbackURL of a job that ended outside the finalizer (cancelled), once."""
-    try:
-        job = deps.store.get(job_id)
-    except JobNotFound:
-        return
-    if job.status is not JobStatus.RUNNING and not job.callback_status:  # a repeat finds it recorded
-        _notify(deps, job)
 
 
 def _running(deps: HarvestDeps, job_id: str) -> HarvestJob | None:
@@ -226,11 +252,28 @@ def _fetch_and_store(
     if existing is not None and expected is not None and existing == expected:
         return 0  # stored by an earlier delivery of this chunk
     rng = task.get("range")
-    data = deps.origin.get_bytes(task["url"], headers, (rng[0], rng[1]) if rng else None)
-    if expected is not None and len(data) != expected:
-        raise SegmentFetchError(f"segment {task['name']}: got {len(data)} bytes, expected {expected}")
-    deps.objects.put(bucket, task["key"], data, task.get("content_type") or "application/octet-stream")
-    return len(data)
+    content_type = task.get("content_type") or "application/octet-stream"
+
+    def store(chunks: Iterator[bytes]) -> int:
+        # Straight from the origin's socket to the store, a buffer at a time: a 512 MB segment
+        # never sits in memory whole.
+        return deps.objects.put_stream(
+            bucket, task["key"], _sized(chunks, expected, task["name"]), content_type
+        )
+
+    return deps.origin.stream(task["url"], headers, (rng[0], rng[1]) if rng else None, store)
+
+
+def _sized(chunks: Iterator[bytes], expected: int | None, name: str) -> Iterator[bytes]:
+    """`chunks`, failing the segment when they add up to other than the planned size (if one is known)."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if expected is not None and total > expected:
+            raise SegmentFetchError(f"segment {name}: more than the {expected} bytes expected")
+        yield chunk
+    if expected is not None and total != expected:
+        raise SegmentFetchError(f"segment {name}: got {total} bytes, expected {expected}")
 
 
 def harvest_chunk(
@@ -319,7 +362,14 @@ def _run_tasks(
                     segs, got = progress
                     progress[0] = progress[1] = 0
                 if segs:
-                    deps.store.add_progress(job_id, segs, got)
+                    try:
+                        deps.store.add_progress(job_id, segs, got)
+                    except Unavailable:
+                        # Progress is for progress bars: keep the counts for the next report
+                        # rather than abandon a chunk's downloads because the database blinked.
+                        with lock:
+                            progress[0] += segs
+                            progress[1] += got
     return total
 
 
@@ -366,8 +416,8 @@ def finalize_job(deps: HarvestDeps, job_id: str) -> None:
         "application/vnd.apple.mpegurl",
     )
     try:
-        done = deps.store.finish(job_id, JobStatus.COMPLETED)
+        deps.store.finish(job_id, JobStatus.COMPLETED, outbox=[callback_message(job_id)])
     except InvalidTransition:
         return  # a concurrent finalize (duplicate message) won
     log.info("job completed", extra={"job_id": job_id})
-    _notify(deps, done)
+    _publish_soon(deps)

@@ -6,7 +6,8 @@ write must report the length we sent. An object the harvester reports as written
 object it meant to write.
 
 SDK failures become named errors here and nowhere else: throttling, 5xx and transport failures are
-`RetryableError` (the queue redelivers the message); everything else is `StorageError`.
+`Unavailable` (the step waits for COS and runs again); a damaged write is `RetryableError` (the queue
+redelivers the message); everything else is `StorageError`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hashlib
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
@@ -24,7 +25,7 @@ from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from harvest.adapters.objectstore import check_bucket, check_key, check_prefix
 from harvest.adapters.role_keys import CloudKeys, KeySource, fixed_keys
-from harvest.errors import ConfigError, RetryableError, StorageError
+from harvest.errors import ConfigError, RetryableError, StorageError, Unavailable
 from harvest.settings import Settings
 
 MIN_PART_SIZE = 1024 * 1024  # COS refuses smaller parts, the last one excepted
@@ -167,9 +168,34 @@ class CosStore:
                 ),
             )
             _check_etag(response, hashlib.md5(data).hexdigest(), f"{bucket}/{key}")
+        self._check_stored(bucket, key, len(data))
+
+    def _check_stored(self, bucket: str, key: str, written: int) -> None:
         stored = self.size(bucket, key)
-        if stored != len(data):
-            raise RetryableError(f"COS object {bucket}/{key} holds {stored} bytes after writing {len(data)}")
+        if stored != written:
+            raise RetryableError(f"COS object {bucket}/{key} holds {stored} bytes after writing {written}")
+
+    def put_stream(self, bucket: str, key: str, chunks: Iterable[bytes], content_type: str) -> int:
+        """Write an object from chunks, holding at most the multipart threshold (then a part) in memory.
+
+        Up to the threshold it is one PUT, as `put`; past it, a multipart upload sent part by part as
+        the chunks arrive. An exception from `chunks` aborts the upload and is passed on untouched.
+        """
+        check_bucket(bucket)
+        check_key(key)
+        remaining = iter(chunks)
+        head = bytearray()
+        for chunk in remaining:
+            head += chunk
+            if len(head) > self._multipart_threshold:
+                break
+        else:
+            self.put(bucket, key, bytes(head), content_type)
+            return len(head)
+        parts = _rechunked(head, remaining, self._part_size)
+        total = self._upload_parts(bucket, key, content_type, parts)
+        self._check_stored(bucket, key, total)
+        return total
 
     def size(self, bucket: str, key: str) -> int | None:
         check_bucket(bucket)
@@ -226,18 +252,25 @@ class CosStore:
     # --- internals --------------------------------------------------------------------------------
 
     def _put_multipart(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
-        what = f"multipart put {bucket}/{key}"
         # At most 10,000 parts: a huge object gets larger parts rather than failing.
         part_size = max(self._part_size, math.ceil(len(data) / MAX_PARTS))
+        parts = (data[offset : offset + part_size] for offset in range(0, len(data), part_size))
+        self._upload_parts(bucket, key, content_type, parts)
+
+    def _upload_parts(self, bucket: str, key: str, content_type: str, bodies: Iterator[bytes]) -> int:
+        """One multipart upload of `bodies` in order, each part's ETag checked; the bytes sent."""
+        what = f"multipart put {bucket}/{key}"
         created = self._call(
             what,
             partial(CosS3Client.create_multipart_upload, Bucket=bucket, Key=key, ContentType=content_type),
         )
         upload_id = created["UploadId"]
+        total = 0
         try:
             parts = []
-            for number, offset in enumerate(range(0, len(data), part_size), start=1):
-                body = data[offset : offset + part_size]
+            for number, body in enumerate(bodies, start=1):
+                if number > MAX_PARTS:
+                    raise StorageError(f"COS {what}: more than {MAX_PARTS} parts")
                 response = self._call(
                     f"{what} part {number}",
                     partial(
@@ -252,6 +285,7 @@ class CosStore:
                 )
                 etag = _check_etag(response, hashlib.md5(body).hexdigest(), f"{bucket}/{key} part {number}")
                 parts.append({"PartNumber": number, "ETag": etag})
+                total += len(body)
             self._call(
                 what,
                 partial(
@@ -265,6 +299,7 @@ class CosStore:
         except BaseException:
             self._abort(bucket, key, upload_id)
             raise
+        return total
 
     def _abort(self, bucket: str, key: str, upload_id: str) -> None:
         # Best effort: uploaded parts are billed until aborted (or a lifecycle rule removes them), but
@@ -301,6 +336,21 @@ class CosStore:
         return _translate(exc, what)
 
 
+def _rechunked(head: bytearray, rest: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """`head` then `rest`, cut into parts of exactly `size` bytes (the last one shorter)."""
+    buffer = head
+    while True:
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+        chunk = next(rest, None)
+        if chunk is None:
+            break
+        buffer += chunk
+    if buffer:
+        yield bytes(buffer)
+
+
 def _check_etag(response: Any, md5_hex: str, what: str) -> str:
     """The ETag COS returned, after checking it is the MD5 of what we sent."""
     etag = _header(response, "ETag")
@@ -323,10 +373,10 @@ def _header(headers: Mapping[str, Any], name: str) -> str:
 def _translate(exc: CosServiceError | CosClientError, what: str) -> StorageError | RetryableError:
     if isinstance(exc, CosClientError):
         # The SDK raises CosClientError for transport failures (timeouts, refused connections).
-        return RetryableError(f"COS {what} failed: {exc}")
+        return Unavailable(f"COS {what} failed: {exc}")
     status = int(exc.get_status_code())
     code = exc.get_error_code()
     message = f"COS {what} failed: HTTP {status} {code}: {exc.get_error_msg()}"
     if status >= 500 or status == 429 or code in _RETRYABLE_CODES:
-        return RetryableError(message)
+        return Unavailable(message)
     return StorageError(message)

@@ -16,6 +16,7 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from harvest.adapters.objectstore import check_bucket, check_key, check_prefix
@@ -38,12 +39,19 @@ class LocalDiskStore:
         return self._root / check_bucket(bucket) / check_key(key)
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        self.put_stream(bucket, key, [data], content_type)
+
+    def put_stream(self, bucket: str, key: str, chunks: Iterable[bytes], content_type: str) -> int:
+        """Write chunk by chunk to a temporary file, renamed into place once whole; the bytes written.
+
+        An exception from `chunks` removes the temporary file and is passed on untouched.
+        """
         path = self.path_of(bucket, key)
         if path.name.startswith(TEMP_PREFIX):
             raise StorageError(f"object names starting with {TEMP_PREFIX!r} are reserved: {key!r}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, data)
+            return _write_atomically(path, chunks)
         except OSError as exc:
             raise StorageError(f"cannot write {bucket}/{key}: {exc}") from exc
 
@@ -91,11 +99,14 @@ class LocalDiskStore:
         return found
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_atomically(path: Path, chunks: Iterable[bytes]) -> int:
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
+    written = 0
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
+                written += len(chunk)
             handle.flush()
             os.fsync(handle.fileno())
             os.fchmod(handle.fileno(), _FILE_MODE)
@@ -105,6 +116,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
             os.unlink(temp_name)
         raise
     _fsync_directory(path.parent)
+    return written
 
 
 def _fsync_directory(directory: Path) -> None:

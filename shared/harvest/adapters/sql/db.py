@@ -30,7 +30,7 @@ import psycopg.errors
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
-from harvest.errors import ConfigError, RetryableError, StorageError
+from harvest.errors import ConfigError, RetryableError, StorageError, Unavailable
 
 Row = dict[str, Any]
 
@@ -58,6 +58,7 @@ class _Target:
     sqlite_path: Path | None = None
     conninfo: str = ""
     schema: str | None = None
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS
 
 
 def _parse_url(url: str) -> _Target:
@@ -70,7 +71,10 @@ def _parse_url(url: str) -> _Target:
             raise ConfigError(
                 f"SQLite URLs look like sqlite:////abs/path.db or sqlite:///rel.db, got {url!r}"
             )
-        return _Target(SQLITE, sqlite_path=Path(raw_path[1:]))
+        busy = dict(parse_qsl(urlsplit(url).query)).get("busy_timeout_ms", str(BUSY_TIMEOUT_MS))
+        if not busy.isdigit():
+            raise ConfigError(f"busy_timeout_ms must be a whole number of milliseconds, got {busy!r}")
+        return _Target(SQLITE, sqlite_path=Path(raw_path[1:]), busy_timeout_ms=int(busy))
     if scheme in ("postgresql", "postgres"):
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
@@ -101,14 +105,14 @@ def _translate(exc: Exception) -> Exception:
         if isinstance(exc, sqlite3.OperationalError) and (
             code is None or code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
         ):
-            return RetryableError(f"SQLite is busy: {exc}")
+            return Unavailable(f"SQLite is busy: {exc}")
         return StorageError(f"SQLite error: {exc}")
     if isinstance(exc, psycopg.errors.UniqueViolation):
         return DuplicateKey(f"duplicate key: {exc}")
     if isinstance(
         exc, (psycopg.OperationalError, psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
     ):
-        return RetryableError(f"PostgreSQL error worth a retry: {exc}")
+        return Unavailable(f"PostgreSQL is unavailable: {exc}")
     if isinstance(exc, psycopg.Error):
         return StorageError(f"PostgreSQL error: {exc}")
     return exc
@@ -180,7 +184,7 @@ class _Pool:
         if self._closed:
             raise StorageError("the database has been closed")
         if not self._slots.acquire(timeout=POOL_WAIT_SECONDS):
-            raise RetryableError(f"no free database connection after {POOL_WAIT_SECONDS:.0f} s")
+            raise Unavailable(f"no free database connection after {POOL_WAIT_SECONDS:.0f} s")
         with self._lock:
             if self._idle:
                 return self._idle.pop()
@@ -291,19 +295,19 @@ class Database:
     def _open_connection(self) -> Any:
         try:
             if self._target.sqlite_path is not None:
-                return self._open_sqlite(self._target.sqlite_path)
+                return self._open_sqlite(self._target.sqlite_path, self._target.busy_timeout_ms)
             return self._open_postgres()
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
 
     @staticmethod
-    def _open_sqlite(path: Path) -> sqlite3.Connection:
+    def _open_sqlite(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
         # isolation_level=None: the driver issues no implicit BEGIN; `transaction()` does it itself.
         # check_same_thread=False: a pooled connection moves between threads, one at a time.
         conn = sqlite3.connect(
-            str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            str(path), timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
         )
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: a crash loses no committed data
         conn.execute("PRAGMA foreign_keys = ON")
         return conn

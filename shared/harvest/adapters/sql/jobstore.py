@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harvest.adapters.sql.db import Database, DuplicateKey, Row, Transaction, placeholders
-from harvest.domain.job import HarvestJob, JobStatus, Message, Phase, check_transition
+from harvest.domain.job import CallbackClaim, HarvestJob, JobStatus, Message, Phase, check_transition
 from harvest.errors import InvalidTransition, JobAlreadyExists, JobNotDeletable, JobNotFound
 from harvest.ports import ChunkRecord, JobPage
 
@@ -70,8 +70,14 @@ def _job_row(job: HarvestJob) -> tuple[Any, ...]:
     return tuple(values[column] for column in _JOB_COLUMNS)
 
 
+# callback_status while a delivery is claimed but has no outcome yet; read back as "" (none yet).
+_CALLBACK_CLAIMED = "claimed"
+
+
 def _job_from_row(row: Row) -> HarvestJob:
     fields = {column: row[column] for column in _JOB_COLUMNS}
+    if fields["callback_status"] == _CALLBACK_CLAIMED:
+        fields["callback_status"] = ""
     extra = json.loads(fields.pop("extra"))
     # Only once add_progress has counted something, so a fresh job reads back equal to what was created.
     extra.update({key: int(row[key]) for key in LIVE_KEYS if row[key]})
@@ -152,6 +158,28 @@ class SqlJobStore:
                 raise InvalidTransition(f"harvest job {job_id} is {current.value}, not Running")
             self._queue_outbox(tx, outbox)
             return self._get(tx, job_id)
+
+    def claim_callback(self, job_id: str, stale_after: float) -> CallbackClaim:
+        now = self._clock()
+        claimed = _CALLBACK_CLAIMED
+        with self._db.transaction() as tx:
+            tx.execute(
+                "UPDATE jobs SET callback_status = ?, updated_at = ?"
+                " WHERE id = ? AND status <> ? AND callback_url <> ''"
+                " AND (callback_status = '' OR (callback_status = ? AND updated_at < ?))",
+                (claimed, now, job_id, JobStatus.RUNNING.value, claimed, now - stale_after),
+            )
+            if tx.rowcount == 1:
+                return CallbackClaim.TAKEN
+            rows = tx.execute(
+                "SELECT status, callback_url, callback_status FROM jobs WHERE id = ?", (job_id,)
+            )
+        if not rows:
+            raise JobNotFound(f"harvest job {job_id} not found")
+        row = rows[0]
+        ended = row["status"] != JobStatus.RUNNING.value
+        held = ended and bool(row["callback_url"]) and row["callback_status"] == claimed
+        return CallbackClaim.HELD if held else CallbackClaim.SETTLED
 
     def record_callback(self, job_id: str, outcome: str) -> None:
         with self._db.transaction() as tx:
