@@ -84,6 +84,8 @@ class Settings:
     # API guards
     rate_limit: float = 20.0  # requests/s per SecretId and action; 0 disables
     max_body_bytes: int = 1024 * 1024
+    max_connections: int = 2048  # harvest serve: open connections at once (also capped by the fd limit)
+    request_head_timeout: float = 15.0  # harvest serve: a whole request head within this; keep-alive idle
     signature_max_skew: int = 300
     replay_protection: bool = False  # refuse a signature seen before within the skew window
     # Destination defaults and limits
@@ -134,6 +136,8 @@ class Settings:
             workers=_int(env, "HARVEST_WORKERS", 4),
             rate_limit=_float(env, "HARVEST_RATE_LIMIT", 20.0),
             max_body_bytes=_int(env, "HARVEST_MAX_BODY_BYTES", 1024 * 1024),
+            max_connections=_int(env, "HARVEST_MAX_CONNECTIONS", 2048),
+            request_head_timeout=_float(env, "HARVEST_REQUEST_HEAD_TIMEOUT", 15.0),
             signature_max_skew=_int(env, "HARVEST_SIGNATURE_MAX_SKEW", 300),
             replay_protection=_bool(env, "HARVEST_REPLAY_PROTECTION", False),
             default_destination=env.get("HARVEST_DEFAULT_DESTINATION", "").strip(),
@@ -171,6 +175,10 @@ class Settings:
             raise ConfigError("HARVEST_RATE_LIMIT must be >= 0 (0 disables rate limiting)")
         if self.workers < 1:
             raise ConfigError("HARVEST_WORKERS must be >= 1")
+        if self.max_connections < 1:
+            raise ConfigError("HARVEST_MAX_CONNECTIONS must be >= 1")
+        if self.request_head_timeout <= 0:
+            raise ConfigError("HARVEST_REQUEST_HEAD_TIMEOUT must be > 0 seconds")
         if self.object_store not in ("local", "cos"):
             raise ConfigError("HARVEST_OBJECT_STORE must be 'local' or 'cos'")
         if self.queue_backend not in ("sql", "ckafka"):

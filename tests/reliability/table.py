@@ -61,6 +61,9 @@ SCENARIOS: dict[str, str] = {
     "Oversized request body": "a body over the configured cap",
     "Secrets in logs": "known secret strings in config, requests and callback URLs",
     "CSS callback signature and expiry": "a wrong sign, an expired t",
+    # hostile HTTP clients (harvest serve's server)
+    "1,000 idle or trickling connections": "500 idle + 500 trickling connections while the SDK calls",
+    "Request bodies over the limit and broken framing": "200 MiB bodies, chunk size -1, bad framing",
 }
 
 # Scenarios covered by tests outside this suite: (test, what it asserts) instead of a recorded outcome.

@@ -20,7 +20,16 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
-from harvest.local.http_server import HttpRequest, HttpResponse, HttpServer, Route, ServerLimits, WsgiApp
+from harvest.local.http_server import (
+    HttpRequest,
+    HttpResponse,
+    HttpServer,
+    Route,
+    ServerLimits,
+    TooLargeAnswer,
+    WsgiApp,
+    too_large_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +145,10 @@ class GatewayServer(HttpServer):
         max_body_bytes: int = SCF_SYNC_EVENT_LIMIT,
         function_name: str = "api",
         limits: ServerLimits | None = None,
+        too_large: TooLargeAnswer = too_large_text,
     ) -> None:
         limits = replace(limits or ServerLimits(), max_body_bytes=max_body_bytes)
-        super().__init__(event_route(handler, function_name), host, port, limits)
+        super().__init__(event_route(handler, function_name), host, port, limits, too_large=too_large)
         for prefix, app in (extra_routes or {}).items():
             self.mount_wsgi(prefix, app)
 

@@ -9,21 +9,26 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import resource
 import signal
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harvest.api.envelope import CONTENT_TYPE, error_body
 from harvest.composition import Backend, build_api_deps, build_backend, build_harvest_deps
 from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK
 from harvest.domain.registry import load_registry
-from harvest.errors import ConfigError, HarvestError
+from harvest.errors import ConfigError, HarvestError, RequestSizeLimitExceeded
 from harvest.handlers import finalizer, worker
 from harvest.handlers.api import make_handler as make_api_handler
 from harvest.local.bucket_http import BucketHttp
 from harvest.local.gateway import GatewayServer
+from harvest.local.http_server import HttpResponse, ServerLimits
 from harvest.local.pump import PumpConfig, QueuePump, describe_message
 from harvest.logs import configure_logging
 from harvest.ports import Delivery
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 # A lease is short and kept alive by a heartbeat, so work held by a killed process is picked up
 # again within a minute instead of after SCF's 900 s invocation limit.
 LOCAL_LEASE_SECONDS = 30.0
+FD_RESERVE = 512
 
 
 @dataclass
@@ -98,9 +104,39 @@ def build_stack(settings: Settings) -> LocalStack:
             consumers=settings.workers, lease_seconds=min(LOCAL_LEASE_SECONDS, settings.visibility_timeout)
         ),
     )
-    bucket = BucketHttp(settings.data_dir / "cos")
-    gateway = GatewayServer(api_handler, settings.host, settings.port, extra_routes={"/cos/": bucket})
+    limits = ServerLimits(
+        max_body_bytes=settings.max_body_bytes,
+        max_connections=min(settings.max_connections, _connections_the_fd_limit_allows()),
+        head_timeout=settings.request_head_timeout,
+    )
+    gateway = GatewayServer(
+        api_handler, settings.host, settings.port, limits=limits, too_large=_too_large_for_the_api
+    )
+    gateway.mount_wsgi("/cos/", BucketHttp(settings.data_dir / "cos"))
     return LocalStack(settings, backend, deps, gateway, pump, stop_event)
+
+
+def _too_large_for_the_api(limit: int) -> HttpResponse:
+    """A body over the limit, refused while it is read, in the API's own error format."""
+    message = f"the request body is larger than {limit} bytes, the most accepted"
+    body = error_body(RequestSizeLimitExceeded.code, message, str(uuid.uuid4()))
+    data = json.dumps(body, separators=(",", ":")).encode()
+    return HttpResponse(200, [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(data)))], [data])
+
+
+def _connections_the_fd_limit_allows() -> int:
+    """Raise the soft open-files limit to the hard one, and keep FD_RESERVE descriptors for the rest
+    (database, origin and callback connections, bucket files), so a flood of clients meets the
+    connection cap's 503 rather than EMFILE everywhere."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = 65536 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            log.warning("could not raise the open-files limit from %d", soft)
+    return max(1, soft - FD_RESERVE)
 
 
 def serve_main() -> int:
