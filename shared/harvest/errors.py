@@ -47,6 +47,12 @@ class TokenFailure(AuthFailure):
     code = "AuthFailure.TokenFailure"
 
 
+class UnauthorizedOperation(HarvestError):
+    """The key is valid but its scope (actions, channels, buckets) does not cover the request."""
+
+    code = "UnauthorizedOperation"
+
+
 class InvalidAction(HarvestError):
     code = "InvalidAction"
 

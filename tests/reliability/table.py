@@ -64,6 +64,9 @@ SCENARIOS: dict[str, str] = {
     # hostile HTTP clients (harvest serve's server)
     "1,000 idle or trickling connections": "500 idle + 500 trickling connections while the SDK calls",
     "Request bodies over the limit and broken framing": "200 MiB bodies, chunk size -1, bad framing",
+    # keys with scopes
+    "Keys with scopes": "keys limited by actions, channels and buckets calling across scopes",
+    "Destination with no allow-list": "a Create to another bucket, HARVEST_ALLOWED_BUCKETS unset",
 }
 
 # Scenarios covered by tests outside this suite: (test, what it asserts) instead of a recorded outcome.

@@ -156,7 +156,7 @@ def validate_create(params: CreateParams, registry: Registry, settings: Settings
         raise MissingParameter(
             "Destination is required: this service has no default destination (HARVEST_DEFAULT_DESTINATION)"
         )
-    location = parse_destination(destination, settings.region, settings.allowed_buckets)
+    location = parse_destination(destination, settings.region, settings.destination_buckets)
     manifest = params.manifest if params.manifest is not None else f"{params.id}/{DEFAULT_MANIFEST}"
     manifest_key = normalize_manifest(manifest)
     callback_url = check_callback_url(params.callback_url) if params.callback_url else ""

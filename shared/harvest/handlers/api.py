@@ -20,6 +20,7 @@ from harvest.api.envelope import error_body, integration_response, read_params, 
 from harvest.api.events import ApiRequest, parse_event
 from harvest.api.ratelimit import RateLimiter
 from harvest.api.tc3 import ReplayCache, SignedRequest, Tc3Verifier
+from harvest.domain.access import Caller
 from harvest.domain.registry import Registry
 from harvest.errors import (
     HarvestError,
@@ -111,10 +112,12 @@ def make_handler(deps: ApiDeps) -> Handler:
         action = deps.actions.get(name)
         if action is None:
             raise InvalidAction(f"action {name[:64]!r} does not exist in {SERVICE} {API_VERSION}")
+        caller = Caller(outcome.secret_id, settings.key_scopes.get(outcome.secret_id))
+        caller.check_action(action.name)
         limiter.acquire(outcome.secret_id, action.name)
         raw, from_query = read_params(request)
         params = parse_params(action, raw, from_query)
-        ctx = ActionContext(settings, deps.registry, deps.store, deps.relay, now)
+        ctx = ActionContext(settings, deps.registry, deps.store, deps.relay, now, caller)
         return action.run(ctx, params)
 
     def main_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
