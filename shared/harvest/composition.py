@@ -114,8 +114,9 @@ def build_api_handler():  # type: ignore[no-untyped-def]
 
 
 def build_live_event_end_handler():  # type: ignore[no-untyped-def]
+    from harvest.adapters.sql.live_events import SqlLiveEventLedger
     from harvest.handlers.live_event_end import LiveEventDeps, make_handler
-    from harvest.usecases.live_events import LiveEventConfig
+    from harvest.usecases.live_events import LiveEventConfig, SourceRateLimiter
 
     settings = _settings()
     config = LiveEventConfig.from_env()
@@ -129,6 +130,8 @@ def build_live_event_end_handler():  # type: ignore[no-untyped-def]
         registry=load_registry(settings.channels_file),
         settings=settings,
         config=config,
+        ledger=SqlLiveEventLedger(backend.db),
+        limiter=SourceRateLimiter(config.rate_limit),
     )
     return make_handler(deps)
 

@@ -71,6 +71,20 @@ def check_job_id(value: str, field: str = "ID") -> str:
     return value
 
 
+LIVE_JOB_PREFIX = "live-"  # IDs of jobs created from live events (harvest.usecases.live_events)
+
+
+def check_not_reserved(job_id: str) -> None:
+    """API callers may not take a live-event job ID, or a stop event's job could be squatted."""
+    if job_id.startswith(LIVE_JOB_PREFIX):
+        raise FieldError(
+            "ID",
+            f"ID {shown(job_id)} starts with {LIVE_JOB_PREFIX!r}, which is reserved for the jobs"
+            " CSS / StreamLive live events create; choose another ID",
+            code="InvalidParameter.Id",
+        )
+
+
 def find_channel(registry: Registry, name: str) -> Channel:
     if not _NAME.fullmatch(name):
         raise ChannelNotFound(

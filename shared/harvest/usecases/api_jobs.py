@@ -18,6 +18,7 @@ from harvest.domain.validation import (
     CreateParams,
     check_delete_ids,
     check_job_id,
+    check_not_reserved,
     check_page,
     validate_create,
 )
@@ -51,7 +52,11 @@ def create_job(
     params: CreateParams,
     now: float,
     caller: Caller = ANYONE,
+    live_event: bool = False,
 ) -> HarvestJob:
+    """Store a new job and queue its plan; only live events (`live_event`) may use live- IDs."""
+    if not live_event:
+        check_not_reserved(params.id)
     valid = validate_create(params, registry, settings, now)
     caller.check_channel(valid.channel.name)
     caller.check_destination(valid.location)
