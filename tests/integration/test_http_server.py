@@ -1,13 +1,22 @@
 """harvest serve's HTTP server on its own: the connection cap, the request-head and body deadlines,
-graceful stop, one-line mounts and Nagle off."""
+graceful stop, one-line mounts, Nagle off and TLS."""
 
 from __future__ import annotations
 
+import datetime
 import http.client
+import ipaddress
 import socket
+import ssl
 import statistics
 import threading
 import time
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from harvest.local.http_server import HttpRequest, HttpResponse, HttpServer, ServerLimits, text_response
 
@@ -128,3 +137,40 @@ def test_keep_alive_answers_are_not_held_by_nagle() -> None:
         connection.close()
     # THEN the typical answer takes far less than the ~40 ms a delayed ACK costs with Nagle on
     assert statistics.median(timings) < 0.020
+
+
+def test_tls_is_a_context_handed_to_the_server(tmp_path: Path) -> None:
+    # GIVEN a self-signed certificate for 127.0.0.1 and a server given an SSL context for it
+    loopback = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "harvest-test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(loopback, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_file, key_file)
+    with HttpServer(echo, ssl_context=server_context) as server:
+        # WHEN a client that trusts the certificate asks over HTTPS
+        client_context = ssl.create_default_context(cafile=str(cert_file))
+        connection = http.client.HTTPSConnection(server.host, server.port, timeout=10, context=client_context)
+        connection.request("GET", "/secure?x=1")
+        response = connection.getresponse()
+        # THEN it is answered like any other request
+        assert (response.status, response.read()) == (200, b"GET /secure?x=1 0")
+        connection.close()

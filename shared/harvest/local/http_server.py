@@ -38,7 +38,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -49,7 +49,7 @@ from hypercorn.config import Config
 log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-# Anything a route sends back must be at most this much per write: the loop awaits each write.
+# The whole answer to a connection past the cap, written before it is dropped.
 _SERVER_BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 27\r\n"
     b"Connection: close\r\nRetry-After: 1\r\n\r\ntoo many connections, retry"
@@ -196,12 +196,6 @@ class _Routes:
         return self.fallback
 
 
-@dataclass
-class _Connections:
-    active: set[asyncio.Task[None]] = field(default_factory=set)
-    refused: int = 0
-
-
 class HttpServer:
     """`HttpServer(fallback_route, host, port).start()` serves until `stop()`; `.port` is the bound port.
 
@@ -224,7 +218,7 @@ class HttpServer:
         self._socket = socket.create_server((host, port), family=family, backlog=1024)
         self._config = _hypercorn_config(limits)
         self._pool = ThreadPoolExecutor(limits.worker_threads, thread_name_prefix="http")
-        self._connections = _Connections()
+        self._connections: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -256,7 +250,7 @@ class HttpServer:
 
     @property
     def connection_count(self) -> int:
-        return len(self._connections.active)
+        return len(self._connections)
 
     # --- life cycle -------------------------------------------------------------------------------
 
@@ -302,19 +296,18 @@ class HttpServer:
         async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             assert task is not None
-            if len(self._connections.active) >= self.limits.max_connections:
-                self._connections.refused += 1
+            if len(self._connections) >= self.limits.max_connections:
                 writer.write(_SERVER_BUSY)
                 with contextlib.suppress(OSError):
                     await asyncio.wait_for(writer.drain(), 1.0)
                 writer.transport.abort()
                 return
             _no_nagle(writer)
-            self._connections.active.add(task)
+            self._connections.add(task)
             try:
                 await _TcpServer(app, self._loop, self._config, context, state, reader, writer)  # type: ignore[arg-type]
             finally:
-                self._connections.active.discard(task)
+                self._connections.discard(task)
 
         try:
             if self._ssl is None:
@@ -336,7 +329,7 @@ class HttpServer:
         finally:
             server.close()
             await context.terminated.set()  # idle keep-alive connections close, busy ones after their answer
-            pending = list(self._connections.active)
+            pending = list(self._connections)
             if pending:
                 _done, still = await asyncio.wait(pending, timeout=self.limits.graceful_timeout)
                 for task in still:
