@@ -26,7 +26,7 @@ test: install lint typecheck
 test-py310: system-deps
 	@if [ -z "$(PY310)" ]; then echo "test-py310: no python3.10 here, skipped"; else \
 	  [ -x .venv310/bin/python ] || $(PY310) -m venv .venv310; \
-	  .venv310/bin/pip install -q -e '.[local,test]' && .venv310/bin/python -m pytest -q -p no:cacheprovider tests/unit; fi
+	  .venv310/bin/pip install -q -e '.[local,serve,test]' && .venv310/bin/python -m pytest -q -p no:cacheprovider tests/unit; fi
 
 lint: install
 	$(BIN)/ruff check shared tests functions bench packaging
@@ -84,7 +84,7 @@ $(CONSOLE_OUT): $(CONSOLE_SRC) console/package.json
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[local,test]'
+	$(BIN)/pip install -q -e '.[local,serve,test]'
 	touch $(STAMP)
 
 clean:

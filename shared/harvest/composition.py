@@ -189,9 +189,10 @@ def build_api_handler() -> Handler:
 
 
 def build_live_event_end_handler() -> Handler:
+    from harvest.adapters.sql.live_events import SqlLiveEventLedger
     from harvest.handlers.live_event_end import LiveEventDeps, make_handler, unconfigured_handler
     from harvest.logs import configure_logging
-    from harvest.usecases.live_events import LiveEventConfig
+    from harvest.usecases.live_events import LiveEventConfig, SourceRateLimiter
 
     metrics = InvocationMetrics()
     try:
@@ -208,6 +209,8 @@ def build_live_event_end_handler() -> Handler:
         registry=registry,
         settings=settings,
         config=config,
+        ledger=SqlLiveEventLedger(backend.db),
+        limiter=SourceRateLimiter(config.rate_limit),
     )
     return measured(make_handler(deps), "live_event_end", metrics)
 

@@ -104,7 +104,7 @@ class TokenFailure(AuthFailure):
 
 
 class UnauthorizedOperation(HarvestError):
-    """The credential is valid, but its scope does not cover this action."""
+    """The key is valid but its scope (actions, channels, buckets) does not cover the request."""
 
     code = "UnauthorizedOperation"
 

@@ -284,3 +284,15 @@ class Operations(Protocol):
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
+
+class LiveEventLedger(Protocol):
+    """Live-event notifications already turned into jobs, kept after the job is deleted, so a
+    replayed notification creates nothing; shared by every instance (it lives in the database)."""
+
+    def seen(self, event_key: str) -> tuple[str, float] | None:
+        """(job ID, event time) recorded for this key, or None."""
+        ...
+
+    def record(self, event_key: str, job_id: str, event_time: float) -> None:
+        """Remember the key (a second record of the same key changes nothing)."""
+        ...

@@ -10,9 +10,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from harvest.errors import ConfigError, FieldError
+import yaml
+
+from harvest.domain.access import ALL, KeyScope, parse_scope, scope_from_mapping
+from harvest.domain.destination import parse_destination
+from harvest.errors import ConfigError, FieldError, HarvestError
 
 DEFAULT_REGION = "ap-singapore"
 # Zone-less ISO-8601 times are read here. Tencent's API examples are written in UTC+8 (their
@@ -126,12 +131,43 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
-def parse_credentials(env: Mapping[str, str]) -> dict[str, str]:
-    """SecretId -> SecretKey from HARVEST_SECRET_ID/HARVEST_SECRET_KEY and HARVEST_CREDENTIALS.
+def _credential_entry(item: str) -> tuple[str, str, str]:
+    """`SecretId:SecretKey` or `SecretId:SecretKey:scope` (a scope has '=' in it: `actions=read;...`)."""
+    sid, sep, rest = item.partition(":")
+    if not sep or not sid or not rest:
+        raise ConfigError(
+            "HARVEST_CREDENTIALS entries look like SecretId:SecretKey or SecretId:SecretKey:scope,"
+            " comma-separated"
+        )
+    key, sep, scope = rest.rpartition(":")
+    if sep and key and "=" in scope:
+        return sid, key, scope
+    return sid, rest, ""
 
-    HARVEST_CREDENTIALS holds extra pairs as `id1:key1,id2:key2` for key rotation or several users.
+
+def _credentials_file(path: str) -> list[dict[str, Any]]:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"HARVEST_CREDENTIALS_FILE {path!r} cannot be read: {exc}") from exc
+    keys = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(entry, dict) for entry in keys):
+        raise ConfigError(f"HARVEST_CREDENTIALS_FILE {path!r} must hold `keys:`, a list of mappings")
+    for entry in keys:
+        if not isinstance(entry.get("secret_id"), str) or not isinstance(entry.get("secret_key"), str):
+            raise ConfigError(f"every key in {path!r} needs a secret_id and a secret_key (strings)")
+    return keys
+
+
+def parse_keys(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, KeyScope]]:
+    """SecretId -> SecretKey, and SecretId -> scope for the keys that have one.
+
+    Sources: HARVEST_SECRET_ID/HARVEST_SECRET_KEY (full access), HARVEST_CREDENTIALS (`id:key` or
+    `id:key:scope` entries, comma-separated) and HARVEST_CREDENTIALS_FILE (YAML, `keys:` entries
+    with secret_id, secret_key and optional actions, channels, buckets). See harvest.domain.access.
     """
     pairs: dict[str, str] = {}
+    scopes: dict[str, KeyScope] = {}
     secret_id = env.get("HARVEST_SECRET_ID", "").strip()
     secret_key = env.get("HARVEST_SECRET_KEY", "").strip()
     if bool(secret_id) != bool(secret_key):
@@ -139,11 +175,22 @@ def parse_credentials(env: Mapping[str, str]) -> dict[str, str]:
     if secret_id:
         pairs[secret_id] = secret_key
     for item in _list(env, "HARVEST_CREDENTIALS"):
-        sid, sep, skey = item.partition(":")
-        if not sep or not sid or not skey:
-            raise ConfigError("HARVEST_CREDENTIALS entries look like SecretId:SecretKey, comma-separated")
+        sid, skey, scope = _credential_entry(item)
         pairs[sid] = skey
-    return pairs
+        if scope:
+            scopes[sid] = parse_scope(scope)
+    path = env.get("HARVEST_CREDENTIALS_FILE", "").strip()
+    for entry in _credentials_file(path) if path else []:
+        sid = entry["secret_id"].strip()
+        pairs[sid] = entry["secret_key"].strip()
+        if any(name in entry for name in ("actions", "channels", "buckets")):
+            scopes[sid] = scope_from_mapping(entry)
+    return pairs, scopes
+
+
+def parse_credentials(env: Mapping[str, str]) -> dict[str, str]:
+    """SecretId -> SecretKey (every source of parse_keys)."""
+    return parse_keys(env)[0]
 
 
 @dataclass(frozen=True)
@@ -154,12 +201,15 @@ class Settings:
     channels_file: Path = Path("channels.yaml")
     database_url: str = ""  # empty: SQLite file under data_dir
     credentials: dict[str, str] = field(default_factory=dict)
+    key_scopes: dict[str, KeyScope] = field(default_factory=dict)  # keys absent here: full access
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 4  # concurrent queue consumers in `harvest serve`
     # API guards
     rate_limit: float = 20.0  # requests/s per SecretId and action; 0 disables
     max_body_bytes: int = 1024 * 1024
+    max_connections: int = 2048  # harvest serve: open connections at once (also capped by the fd limit)
+    request_head_timeout: float = 15.0  # harvest serve: a whole request head within this; keep-alive idle
     signature_max_skew: int = 300
     replay_protection: bool = False  # refuse a signature seen before within the skew window
     # Destination defaults and limits
@@ -207,24 +257,43 @@ class Settings:
         return ZoneInfo(self.timezone)
 
     @property
+    def destination_buckets(self) -> tuple[str, ...]:
+        """The buckets a Destination may name; empty: any bucket in the region.
+
+        HARVEST_ALLOWED_BUCKETS when set (`*`: any); otherwise the bucket of
+        HARVEST_DEFAULT_DESTINATION, so a service set up for one bucket does not write to others."""
+        if self.allowed_buckets:
+            return () if ALL in self.allowed_buckets else self.allowed_buckets
+        if self.default_destination:
+            try:
+                return (parse_destination(self.default_destination, self.region).bucket,)
+            except HarvestError:
+                return ()  # a malformed default is reported when a Create uses it
+        return ()
+
+    @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'harvest.db').resolve()}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        credentials, key_scopes = parse_keys(env)
         settings = cls(
             region=env.get("HARVEST_REGION", "").strip() or DEFAULT_REGION,
             timezone=env.get("HARVEST_TIMEZONE", "").strip() or DEFAULT_TIMEZONE,
             data_dir=Path(env.get("HARVEST_DATA_DIR", "").strip() or ".harvest"),
             channels_file=Path(env.get("HARVEST_CHANNELS", "").strip() or "channels.yaml"),
             database_url=env.get("HARVEST_DATABASE_URL", "").strip(),
-            credentials=parse_credentials(env),
+            credentials=credentials,
+            key_scopes=key_scopes,
             host=env.get("HARVEST_HOST", "").strip() or "127.0.0.1",
             port=_int(env, "HARVEST_PORT", 8080),
             workers=_int(env, "HARVEST_WORKERS", 4),
             rate_limit=_float(env, "HARVEST_RATE_LIMIT", 20.0),
             max_body_bytes=_int(env, "HARVEST_MAX_BODY_BYTES", 1024 * 1024),
+            max_connections=_int(env, "HARVEST_MAX_CONNECTIONS", 2048),
+            request_head_timeout=_float(env, "HARVEST_REQUEST_HEAD_TIMEOUT", 15.0),
             signature_max_skew=_int(env, "HARVEST_SIGNATURE_MAX_SKEW", 300),
             replay_protection=_bool(env, "HARVEST_REPLAY_PROTECTION", False),
             default_destination=env.get("HARVEST_DEFAULT_DESTINATION", "").strip(),
@@ -277,6 +346,10 @@ class Settings:
             raise ConfigError("HARVEST_RATE_LIMIT must be >= 0 (0 disables rate limiting)")
         if self.workers < 1:
             raise ConfigError("HARVEST_WORKERS must be >= 1")
+        if self.max_connections < 1:
+            raise ConfigError("HARVEST_MAX_CONNECTIONS must be >= 1")
+        if self.request_head_timeout <= 0:
+            raise ConfigError("HARVEST_REQUEST_HEAD_TIMEOUT must be > 0 seconds")
         if self.object_store not in ("local", "cos"):
             raise ConfigError("HARVEST_OBJECT_STORE must be 'local' or 'cos'")
         if self.queue_backend not in ("sql", "ckafka"):

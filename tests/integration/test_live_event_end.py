@@ -62,6 +62,10 @@ def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def main_handler(database_url: str) -> Handler:
+    return load_handler()
+
+
+def load_handler() -> Handler:
     """A fresh copy of the SCF entry module, as a new SCF instance would load it."""
     source = ROOT / "functions" / "live_event_end" / "index.py"
     spec = importlib.util.spec_from_file_location(f"live_event_end_{uuid.uuid4().hex}", source)
@@ -141,12 +145,18 @@ def test_a_repeated_delivery_creates_one_job(main_handler: Handler, store: SqlJo
 
 
 def test_the_shipped_push_start_samples_are_validly_signed_and_create_nothing(
-    main_handler: Handler, store: SqlJobStore
+    main_handler: Handler, store: SqlJobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the samples exactly as shipped (signed with the demo key, t in 2100)
     for name in ("css_push_start.json", "streamlive_push_start.json"):
+        # THEN a t that far ahead is refused (CSS signs with now + 10 min)
         status, body = call(main_handler, sample(name))
-        # THEN each is accepted as a push start
+        assert status == 403 and "ahead" in body["message"], name
+    # AND with the window opened wide, each is accepted as a push start: the signature is valid
+    monkeypatch.setenv("HARVEST_LIVE_SIGN_MAX_AHEAD", str(100 * 365 * 86400))
+    wide_open = load_handler()
+    for name in ("css_push_start.json", "streamlive_push_start.json"):
+        status, body = call(wide_open, sample(name))
         assert (status, body["code"], body["outcome"]) == (200, 0, "started"), name
     assert store.list(None, 0, 10).total == 0
 

@@ -73,6 +73,18 @@ SCENARIOS: dict[str, str] = {
     "Secrets in logs": "known secret strings in config, requests and callback URLs",
     "Credentials, tokens and paths in ErrMessage": "user:password@, ?token= in endpoint URLs; a disk error",
     "CSS callback signature and expiry": "a wrong sign, an expired t",
+    # hostile HTTP clients (harvest serve's server)
+    "1,000 idle or trickling connections": "500 idle + 500 trickling connections while the SDK calls",
+    "Request bodies over the limit and broken framing": "200 MiB bodies, chunk size -1, bad framing",
+    # live events (CSS / StreamLive callbacks)
+    "Replayed live-event notification": "one stop notification delivered again, also after a delete",
+    "Live-event signature time window": "t ten years ahead, 901 s ahead, 1 s ago",
+    "Live-event flood from one source": "many forged stops from one address at once",
+    "StreamLive input with two pipelines": "both pipelines of one input report the stop",
+    "Live-event job ID squatting": "an API Create taking the ID a stop will use",
+    # keys with scopes
+    "Keys with scopes": "keys limited by actions, channels and buckets calling across scopes",
+    "Destination with no allow-list": "a Create to another bucket, HARVEST_ALLOWED_BUCKETS unset",
 }
 
 # Scenarios covered by tests outside this suite: (test, what it asserts) instead of a recorded outcome.

@@ -281,7 +281,7 @@ def test_an_unknown_stream_is_ignored(harness: Harness) -> None:
 def test_streamlive_stop_starts_where_this_process_saw_the_start(harness: Harness) -> None:
     # GIVEN a StreamLive start heard 30 minutes ago by this process
     harness.now = NOW - 1800
-    assert harness.handle(streamlive(329, int(NOW))).outcome == "started"
+    assert harness.handle(streamlive(329, int(NOW) - 1200)).outcome == "started"
     # WHEN the stop arrives now
     harness.now = NOW
     result = harness.handle(streamlive(330, int(NOW) + 600))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harvest.api import channels
+from harvest.domain.access import Caller
 from harvest.domain.registry import Registry
 from harvest.domain.validation import CreateParams
 from harvest.errors import InvalidParameter, MissingParameter, UnknownParameter
@@ -43,7 +44,7 @@ class ActionContext:
     store: JobStore
     relay: Relay
     now: float
-    caller: str = ""  # the authenticated SecretId
+    caller: Caller = api_jobs.ANYONE  # the authenticated key and its scope
 
 
 Payload = dict[str, Any]
@@ -128,12 +129,12 @@ def _create(ctx: ActionContext, params: Payload) -> Payload:
         manifest=params.get("Manifest"),
         callback_url=params.get("CallbackURL"),
     )
-    job = api_jobs.create_job(ctx.store, ctx.relay, ctx.registry, ctx.settings, request, ctx.now)
+    job = api_jobs.create_job(ctx.store, ctx.relay, ctx.registry, ctx.settings, request, ctx.now, ctx.caller)
     return {"Info": job.to_api()}
 
 
 def _describe(ctx: ActionContext, params: Payload) -> Payload:
-    return {"Info": api_jobs.describe_job(ctx.store, params["ID"]).to_api()}
+    return {"Info": api_jobs.describe_job(ctx.store, params["ID"], ctx.caller).to_api()}
 
 
 DEFAULT_PAGE_SIZE = 10
@@ -142,7 +143,7 @@ DEFAULT_PAGE_SIZE = 10
 def _describe_many(ctx: ActionContext, params: Payload) -> Payload:
     page_num = params.get("PageNum", 1)
     page_size = params.get("PageSize", DEFAULT_PAGE_SIZE)
-    page = api_jobs.list_jobs(ctx.store, params.get("ChannelName"), page_num, page_size)
+    page = api_jobs.list_jobs(ctx.store, params.get("ChannelName"), page_num, page_size, ctx.caller)
     return {
         "Infos": [job.to_api() for job in page.jobs],
         "PageNum": page_num,
@@ -153,7 +154,7 @@ def _describe_many(ctx: ActionContext, params: Payload) -> Payload:
 
 def _progress(ctx: ActionContext, params: Payload) -> Payload:
     """Our one extension action: live progress for `harvest jobs wait` (not part of StreamPackage)."""
-    job = api_jobs.describe_job(ctx.store, params["ID"])
+    job = api_jobs.describe_job(ctx.store, params["ID"], ctx.caller)
     # Exact counters move when a chunk completes; the live ones move during it but may count a
     # redelivered chunk twice, so they are capped at the total.
     live_segments = int(job.extra.get("live_segments", 0))
@@ -180,12 +181,12 @@ def _cancel(ctx: ActionContext, params: Payload) -> Payload:
 
 
 def _delete(ctx: ActionContext, params: Payload) -> Payload:
-    api_jobs.delete_job(ctx.store, params["ID"])
+    api_jobs.delete_job(ctx.store, params["ID"], ctx.caller)
     return {}
 
 
 def _delete_many(ctx: ActionContext, params: Payload) -> Payload:
-    api_jobs.delete_jobs(ctx.store, params["IDs"])
+    api_jobs.delete_jobs(ctx.store, params["IDs"], ctx.caller)
     return {}
 
 

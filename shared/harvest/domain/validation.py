@@ -75,6 +75,20 @@ def check_job_id(value: str, field: str = "ID") -> str:
     return value
 
 
+LIVE_JOB_PREFIX = "live-"  # IDs of jobs created from live events (harvest.usecases.live_events)
+
+
+def check_not_reserved(job_id: str) -> None:
+    """API callers may not take a live-event job ID, or a stop event's job could be squatted."""
+    if job_id.startswith(LIVE_JOB_PREFIX):
+        raise FieldError(
+            "ID",
+            f"ID {shown(job_id)} starts with {LIVE_JOB_PREFIX!r}, which is reserved for the jobs"
+            " CSS / StreamLive live events create; choose another ID",
+            code="InvalidParameter.Id",
+        )
+
+
 def find_channel(registry: Registry, name: str) -> Channel:
     if not _NAME.fullmatch(name):
         raise FieldError(
@@ -164,7 +178,7 @@ def validate_create(params: CreateParams, registry: Registry, settings: Settings
         raise MissingParameter(
             "Destination is required: this service has no default destination (HARVEST_DEFAULT_DESTINATION)"
         )
-    location = parse_destination(destination, settings.region, settings.allowed_buckets)
+    location = parse_destination(destination, settings.region, settings.destination_buckets)
     manifest = params.manifest if params.manifest is not None else f"{params.id}/{DEFAULT_MANIFEST}"
     manifest_key = normalize_manifest(manifest)
     callback_url = check_callback_url(params.callback_url) if params.callback_url else ""

@@ -30,6 +30,7 @@ from harvest.api.i18n import message_for
 from harvest.api.ratelimit import REPLAY_PROTECTED_ACTIONS, Limiter, RateLimiter, SignatureLedger
 from harvest.api.tc3 import ReplayCache, SignedRequest
 from harvest.console import static as console
+from harvest.domain import access
 from harvest.domain.registry import Registry
 from harvest.errors import (
     HarvestError,
@@ -252,10 +253,14 @@ def make_handler(deps: ApiDeps) -> Handler:
         authorize(caller, action.name)
         if ledger is not None and action.name in REPLAY_PROTECTED_ACTIONS:
             refuse_replay(caller, now)
+        # A permanent key's scope (HARVEST_CREDENTIALS): actions, channels, buckets; the actions check
+        # here, the channel and bucket checks where a job is read or written.
+        holder = access.Caller(caller.secret_id, settings.key_scopes.get(caller.secret_id))
+        holder.check_action(action.name)
         limiter.acquire(outcome.secret_id, action.name)
         raw, from_query = read_params(request) if call.v1 is None else (call.v1_params, True)
         params = parse_params(action, raw, from_query)
-        ctx = ActionContext(settings, deps.registry, deps.store, deps.relay, now, caller=caller.secret_id)
+        ctx = ActionContext(settings, deps.registry, deps.store, deps.relay, now, holder)
         return action.run(ctx, params)
 
     def main_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:

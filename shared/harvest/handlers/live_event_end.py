@@ -3,8 +3,9 @@
 It sits behind an API-gateway trigger or a function URL and answers with an integration response.
 CSS retries a notification up to 12 times (once a minute) until it gets HTTP 200, so the status
 says whether a retry could help: 200 for everything handled or deliberately ignored, 403 for a bad
-or expired signature, 400 for an unreadable body, 503 for a transient failure (the database or the
-queue), where a retry within the signature's validity may well succeed.
+or expired signature, 429 for a source sending too often, 400 for an unreadable body, 503 for a
+transient failure (the database or the queue), where a retry within the signature's validity may
+well succeed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from harvest.errors import (
     HarvestError,
     InvalidParameter,
     QueueError,
+    RequestLimitExceeded,
     RetryableError,
     StorageError,
 )
@@ -75,6 +77,19 @@ def _payload(event: Mapping[str, Any]) -> Any:
         raise InvalidParameter(f"the body is not JSON: {exc}") from exc
 
 
+def _source(event: Mapping[str, Any]) -> str:
+    """The sender's address: API gateway's requestContext, a function URL's header, or "direct"."""
+    request_context = event.get("requestContext")
+    if isinstance(request_context, Mapping) and request_context.get("sourceIp"):
+        return str(request_context["sourceIp"])
+    headers = event.get("headers")
+    if isinstance(headers, Mapping):
+        for name, value in headers.items():
+            if str(name).lower() == "x-scf-remote-addr" and value:
+                return str(value)
+    return "direct"
+
+
 def respond(deps: LiveEventDeps, event: Mapping[str, Any]) -> dict[str, Any]:
     method = str(event.get("httpMethod") or "POST").upper()
     if method != "POST":
@@ -83,7 +98,10 @@ def respond(deps: LiveEventDeps, event: Mapping[str, Any]) -> dict[str, Any]:
         payload = _payload(event)
         if not isinstance(payload, Mapping):
             raise InvalidParameter("the body must be a JSON object")
-        result = handle_live_event(deps, payload)
+        result = handle_live_event(deps, payload, _source(event))
+    except RequestLimitExceeded as exc:
+        log.warning("notification refused: %s", exc.message, extra={"error_code": exc.code})
+        return _refusal(429, exc.message)
     except AuthFailure as exc:
         log.warning("notification refused: %s", exc.message, extra={"error_code": exc.code})
         return _refusal(403, exc.message)

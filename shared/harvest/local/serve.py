@@ -12,12 +12,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import resource
 import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from harvest.adapters.objectstore.local import LocalDiskStore
 from harvest.api.actions import ACTIONS
+from harvest.api.envelope import CONTENT_TYPE, error_body
 from harvest.composition import (
     Backend,
     build_api_deps,
@@ -35,12 +39,13 @@ from harvest.composition import (
 from harvest.domain.destination import parse_destination
 from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK
 from harvest.domain.registry import load_registry
-from harvest.errors import ConfigError, HarvestError, StorageError
+from harvest.errors import ConfigError, HarvestError, RequestSizeLimitExceeded, StorageError
 from harvest.handlers import finalizer, worker
 from harvest.handlers.api import make_handler as make_api_handler
 from harvest.handlers.queue_records import through_outages
 from harvest.local.bucket_http import BucketHttp
 from harvest.local.gateway import GatewayServer, WsgiApp
+from harvest.local.http_server import HttpResponse, ServerLimits
 from harvest.local.ops_http import Check, as_wsgi, healthz, metrics_route, readyz_route
 from harvest.local.pump import PumpConfig, QueuePump, describe_message
 from harvest.logs import configure_logging
@@ -61,6 +66,7 @@ LOCAL_LEASE_SECONDS = 30.0
 HELD_JOBS_CHECK_SECONDS = 5.0  # how often jobs held by a dead letter are checked against the hold
 READINESS_KEY = ".harvest-readyz"  # looked up (never written) to prove the bucket answers
 DEAD_LETTER_PATIENCE_SECONDS = 300.0
+FD_RESERVE = 512
 
 
 @dataclass
@@ -204,10 +210,45 @@ def build_stack(settings: Settings) -> LocalStack:
             consumers=settings.workers, lease_seconds=min(LOCAL_LEASE_SECONDS, settings.visibility_timeout)
         ),
     )
+    limits = ServerLimits(
+        max_body_bytes=settings.max_body_bytes,
+        max_connections=min(settings.max_connections, _connections_the_fd_limit_allows()),
+        head_timeout=settings.request_head_timeout,
+    )
     bucket = BucketHttp(settings.data_dir / "cos")
     routes: dict[str, WsgiApp] = {"/cos/": bucket, **_ops_routes(settings, metrics, operations, deps.objects)}
-    gateway = GatewayServer(api_handler, settings.host, settings.port, extra_routes=routes)
+    gateway = GatewayServer(
+        api_handler,
+        settings.host,
+        settings.port,
+        extra_routes=routes,
+        limits=limits,
+        too_large=_too_large_for_the_api,
+    )
     return LocalStack(settings, backend, deps, gateway, pump, stop_event, operations, metrics)
+
+
+def _too_large_for_the_api(limit: int) -> HttpResponse:
+    """A body over the limit, refused while it is read, in the API's own error format."""
+    message = f"the request body is larger than {limit} bytes, the most accepted"
+    body = error_body(RequestSizeLimitExceeded.code, message, str(uuid.uuid4()))
+    data = json.dumps(body, separators=(",", ":")).encode()
+    return HttpResponse(200, [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(data)))], [data])
+
+
+def _connections_the_fd_limit_allows() -> int:
+    """Raise the soft open-files limit to the hard one, and keep FD_RESERVE descriptors for the rest
+    (database, origin and callback connections, bucket files), so a flood of clients meets the
+    connection cap's 503 rather than EMFILE everywhere."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = 65536 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            log.warning("could not raise the open-files limit from %d", soft)
+    return max(1, soft - FD_RESERVE)
 
 
 def serve_main() -> int:

@@ -14,8 +14,13 @@ On a stop, the session's time range becomes a harvest job on the channel endpoin
 The window is [start - lead, event_time + tail], with its end clipped to now (a harvest covers the
 past only), then clipped to the most recent 24 hours and to the endpoint's startover window.
 
-The job ID comes from the session (CSS `sequence`), so a repeated delivery of the same callback
-finds the job already there and is answered as a success.
+The job ID comes from the session (CSS `sequence`; for StreamLive the input and the time its stop
+was signed, so an input's two pipelines make one job), and every stop turned into a job is kept in
+a ledger (the database's `live_events`), so a repeated or replayed delivery creates nothing, on
+any instance, even after the job was deleted. API callers cannot take these IDs: `live-` is
+reserved. Since `sign` covers only `t`, a captured notification could be replayed with other
+fields while `t` is valid: so `t` may be at most HARVEST_LIVE_SIGN_MAX_AHEAD (900 s) ahead, and
+each source address is limited to HARVEST_LIVE_RATE_LIMIT notifications per second.
 """
 
 from __future__ import annotations
@@ -40,10 +45,11 @@ from harvest.errors import (
     ConfigError,
     InvalidParameter,
     JobAlreadyExists,
+    RequestLimitExceeded,
     SignatureExpire,
     SignatureFailure,
 )
-from harvest.ports import JobStore, Relay
+from harvest.ports import JobStore, LiveEventLedger, Relay
 from harvest.settings import Settings
 from harvest.usecases.api_jobs import create_job
 
@@ -77,6 +83,11 @@ class LiveEventConfig:
     lead_seconds: int = 10  # harvest this much before the push started
     tail_seconds: int = 10  # ... and after it stopped
     default_duration: int = 3600  # session length assumed when nothing tells us where it started
+    # CSS and StreamLive sign with t = now + 10 min: a t further ahead was not made by them (or a
+    # captured signature is being stretched), so it is refused.
+    sign_max_ahead: int = 900
+    rate_limit: float = 5.0  # notifications per second per source address (burst: RATE_BURST_SECONDS)
+    pipeline_window: int = 120  # StreamLive stops of one input this close together are one stop
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LiveEventConfig:
@@ -90,6 +101,9 @@ class LiveEventConfig:
             lead_seconds=_env_seconds(env, "HARVEST_LIVE_LEAD_SECONDS", 10, 0),
             tail_seconds=_env_seconds(env, "HARVEST_LIVE_TAIL_SECONDS", 10, 0),
             default_duration=_env_seconds(env, "HARVEST_LIVE_DEFAULT_DURATION", 3600, 1),
+            sign_max_ahead=_env_seconds(env, "HARVEST_LIVE_SIGN_MAX_AHEAD", 900, 1),
+            rate_limit=float(_env_seconds(env, "HARVEST_LIVE_RATE_LIMIT", 5, 0)),
+            pipeline_window=_env_seconds(env, "HARVEST_LIVE_PIPELINE_WINDOW", 120, 1),
         )
 
 
@@ -113,6 +127,57 @@ class SessionStarts:
             return self._starts.get(session)
 
 
+class MemoryLedger:
+    """A LiveEventLedger for one process (tests, and the default of LiveEventDeps); the composition
+    root gives the functions the database's, which every instance shares."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, event_key: str) -> tuple[str, float] | None:
+        with self._lock:
+            return self._rows.get(event_key)
+
+    def record(self, event_key: str, job_id: str, event_time: float) -> None:
+        with self._lock:
+            self._rows.setdefault(event_key, (job_id, event_time))
+
+
+RATE_BURST_SECONDS = 4.0  # a source may send this many seconds' worth of notifications at once
+
+
+class SourceRateLimiter:
+    """Token buckets per source address, the least recently seen forgotten past `capacity`."""
+
+    def __init__(
+        self, rate: float, capacity: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._rate = rate
+        self._burst = max(1.0, rate * RATE_BURST_SECONDS)
+        self._capacity = capacity
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def acquire(self, source: str) -> None:
+        """Take a token for `source` or raise RequestLimitExceeded."""
+        if self._rate <= 0:
+            return
+        with self._lock:
+            now = self._clock()
+            tokens, last = self._buckets.pop(source, (self._burst, now))
+            tokens = min(self._burst, tokens + (now - last) * self._rate)
+            allowed = tokens >= 1.0
+            self._buckets[source] = (tokens - 1.0 if allowed else tokens, now)
+            while len(self._buckets) > self._capacity:
+                self._buckets.popitem(last=False)
+        if not allowed:
+            raise RequestLimitExceeded(
+                f"too many notifications from {source[:64]}: at most {self._rate:g} per second; retry later"
+            )
+
+
 @dataclass(frozen=True)
 class LiveEvent:
     source: str  # "css" or "streamlive"
@@ -122,6 +187,7 @@ class LiveEvent:
     event_time: float
     id_suffix: str  # what makes the job ID unique for this session
     push_duration: float | None = None  # seconds, CSS disconnects only
+    signed_at: int = 0  # t, the signature's expiry: StreamLive's stop notifications are grouped by it
 
 
 @dataclass(frozen=True)
@@ -140,6 +206,8 @@ class LiveEventDeps:
     config: LiveEventConfig
     sessions: SessionStarts = field(default_factory=SessionStarts)
     clock: Callable[[], float] = time.time
+    ledger: LiveEventLedger = field(default_factory=MemoryLedger)
+    limiter: SourceRateLimiter = field(default_factory=lambda: SourceRateLimiter(5.0))
 
 
 # --- parsing and verification ---------------------------------------------------------------------
@@ -165,8 +233,9 @@ def _int_field(payload: Mapping[str, Any], name: str) -> int | None:
     return None
 
 
-def verify_signature(payload: Mapping[str, Any], key: str, now: float) -> None:
-    """sign must equal md5(key + str(t)) and t (the signature's expiry) must not have passed."""
+def verify_signature(payload: Mapping[str, Any], key: str, now: float, max_ahead: float = 900) -> None:
+    """sign must equal md5(key + str(t)); t (the signature's expiry) must not have passed and may be
+    at most `max_ahead` seconds ahead (the senders use now + 10 min)."""
     sign = payload.get("sign")
     if not isinstance(sign, str) or not sign:
         raise AuthFailure("the notification has no sign field")
@@ -178,6 +247,11 @@ def verify_signature(payload: Mapping[str, Any], key: str, now: float) -> None:
         raise SignatureFailure("sign does not match md5(callback key + t): check HARVEST_CALLBACK_KEY")
     if t < now:
         raise SignatureExpire(f"the signature expired at t={t}, {int(now - t)} s ago")
+    if t > now + max_ahead:
+        raise SignatureExpire(
+            f"t={t} is {int(t - now)} s ahead; a signature is valid for at most {max_ahead:g} s"
+            " (CSS and StreamLive sign with t = now + 600)"
+        )
 
 
 def _text(payload: Mapping[str, Any], name: str) -> str:
@@ -222,11 +296,13 @@ def parse_live_event(payload: Mapping[str, Any], now: float) -> LiveEvent | None
             source="streamlive",
             started=event_type == STREAMLIVE_PUSH_START,
             stream_ids=ids,
-            session=f"streamlive:{channel_id}:{input_id}:{_text(payload, 'pipeline')}",
+            # Both pipelines of an input report the same session: one job, not two.
+            session=f"streamlive:{channel_id}:{input_id}",
             event_time=when,
             # No sequence here: the event time (or else the signature's expiry t, which a redelivery
             # of the same notification repeats) stands in, so a redelivery maps to the same job.
             id_suffix=str(event_time if event_time is not None else _int_field(payload, "t") or int(when)),
+            signed_at=_int_field(payload, "t") or int(when),
         )
     return None
 
@@ -275,16 +351,42 @@ def _session_start(deps: LiveEventDeps, event: LiveEvent) -> tuple[float, str]:
     return event.event_time - deps.config.default_duration, "default duration"
 
 
-def handle_live_event(deps: LiveEventDeps, payload: Mapping[str, Any]) -> LiveEventResult:
+def _stop_keys(event: LiveEvent, pipeline_window: int) -> tuple[str, str, str]:
+    """(the ledger key of this stop, its job ID suffix, the key of a neighbouring group or "").
+
+    CSS: the session (stream and `sequence`). StreamLive has no sequence, and an input with two
+    pipelines reports each stop twice: stops of one input are grouped by t in `pipeline_window`
+    slices, and a stop close to one recorded in the previous slice is the same stop."""
+    if event.source == "css":
+        return event.session, event.id_suffix, ""
+    group = event.signed_at // pipeline_window
+    return f"{event.session}:{group}", str(group * pipeline_window), f"{event.session}:{group - 1}"
+
+
+def _handled_before(deps: LiveEventDeps, event: LiveEvent, key: str, neighbour: str) -> str:
+    """The job ID an earlier delivery of this stop created, or ""."""
+    seen = deps.ledger.seen(key)
+    if seen is not None:
+        return seen[0]
+    earlier = deps.ledger.seen(neighbour) if neighbour else None
+    if earlier is not None and event.signed_at - earlier[1] <= deps.config.pipeline_window:
+        return earlier[0]
+    return ""
+
+
+def handle_live_event(deps: LiveEventDeps, payload: Mapping[str, Any], source: str = "") -> LiveEventResult:
     """Verify a push notification and act on it.
 
-    Raises AuthFailure (and subclasses) when the signature is missing, wrong or expired, and
+    Raises RequestLimitExceeded when `source` (the sender's address) sends too often, AuthFailure
+    (and subclasses) when the signature is missing, wrong, expired or too far ahead, and
     InvalidParameter when the notification is not one we can read; harvest.errors from creating
-    the job propagate.
+    the job propagate. A stop already turned into a job (by any instance, even if the job was
+    deleted since) creates nothing.
     """
+    deps.limiter.acquire(source or "unknown")
     now = deps.clock()
     flat = flatten_payload(payload)
-    verify_signature(flat, deps.config.callback_key, now)
+    verify_signature(flat, deps.config.callback_key, now, deps.config.sign_max_ahead)
     event = parse_live_event(flat, now)
     if event is None:
         return LiveEventResult("ignored", f"event_type {flat.get('event_type')} is not a push start or stop")
@@ -299,9 +401,14 @@ def handle_live_event(deps: LiveEventDeps, payload: Mapping[str, Any]) -> LiveEv
         log.info("push started on %s", stream_id, extra={"session": event.session})
         return LiveEventResult("started", f"push started on {stream_id}")
 
+    key, suffix, neighbour = _stop_keys(event, deps.config.pipeline_window)
+    job_id = job_id_for(stream_id, suffix)
+    previous = _handled_before(deps, event, key, neighbour)
+    if previous:
+        log.info("stop already handled as job %s (a replay or the other pipeline)", previous)
+        return LiveEventResult("duplicate", f"job {previous} was already created for this stop", previous)
     started_at, basis = _session_start(deps, event)
     endpoint = deps.registry.channel(rule.channel).endpoint(rule.endpoint)
-    job_id = job_id_for(stream_id, event.id_suffix)
     window = harvest_window(
         started_at,
         event.event_time,
@@ -325,10 +432,12 @@ def handle_live_event(deps: LiveEventDeps, payload: Mapping[str, Any]) -> LiveEv
         end_time=str(window[1]),
     )
     try:
-        create_job(deps.store, deps.relay, deps.registry, deps.settings, params, now)
+        create_job(deps.store, deps.relay, deps.registry, deps.settings, params, now, live_event=True)
     except JobAlreadyExists:
+        deps.ledger.record(key, job_id, event.signed_at)
         log.info("job %s already exists (repeated notification)", job_id, extra={"job_id": job_id})
         return LiveEventResult("duplicate", f"job {job_id} was already created", job_id)
+    deps.ledger.record(key, job_id, event.signed_at)
     log.info(
         "created job %s for %s [%d, %d] (start from %s)",
         job_id,

@@ -138,6 +138,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "live_events: CSS / StreamLive notifications already turned into jobs",
+        (
+            """CREATE TABLE live_events (
+                event_key TEXT PRIMARY KEY,
+                job_id TEXT NOT NULL,
+                event_time DOUBLE PRECISION NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
