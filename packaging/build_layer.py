@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import re
 import shutil
 import subprocess
@@ -156,7 +157,9 @@ def build(out: Path, python_version: str = "3.10") -> tuple[int, int]:
             shutil.rmtree(cache, ignore_errors=True)
         files = sorted(path for path in target.rglob("*") if path.is_file())
         out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_suffix(".zip.partial")
+        # Unique per process: two builds of the same `out` at once (parallel test workers) each
+        # replace it whole.
+        partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in files:
                 archive.write(path, path.relative_to(target).as_posix())

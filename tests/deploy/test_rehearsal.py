@@ -15,6 +15,7 @@ SDKs at the stand-ins (HARVEST_TENCENT_API_ENDPOINT, HARVEST_COS_IP/PORT/SCHEME)
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -137,14 +138,18 @@ def layer_dir(python310: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     so a later session with the same sources and dependencies reuses it.
     """
     archive = ROOT / "build" / "rehearsal" / f"layer-{_layer_inputs_digest()}.zip"
-    if not archive.is_file():
-        built = subprocess.run(
-            [sys.executable, str(ROOT / "packaging" / "build_layer.py"), "--out", str(archive)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert built.returncode == 0, built.stderr[-3000:]
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    # One build at a time across test processes: the others wait and reuse it.
+    with (archive.parent / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not archive.is_file():
+            built = subprocess.run(
+                [sys.executable, str(ROOT / "packaging" / "build_layer.py"), "--out", str(archive)],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert built.returncode == 0, built.stderr[-3000:]
     return unpack(archive, tmp_path_factory.mktemp("layer") / "opt")
 
 

@@ -12,6 +12,7 @@ from tests.support.media import TEST_NOW
 from tests.support.serve_process import CallbackReceiver, wait_for
 
 from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool
+from harvest.domain.access import Caller
 from harvest.domain.job import JobStatus, callback_message
 from harvest.engine.plan import Plan
 from harvest.usecases.api_jobs import cancel_job
@@ -56,7 +57,7 @@ def test_a_cancelled_job_calls_back_once_however_often_the_notice_arrives(
     engine.create("stop-me", "ts", TEST_NOW - 120, TEST_NOW - 20, callback_url=callback_receiver.url())
     wait_for(lambda: engine.deps.store.get("stop-me").chunks_total > 0, 20, "the plan")
     # WHEN it is cancelled, and the notice is then delivered twice more
-    job = cancel_job(engine.deps.store, engine.deps.relay, "stop-me", "AKIDops", time.time())
+    job = cancel_job(engine.deps.store, engine.deps.relay, "stop-me", Caller("AKIDops"), time.time())
     engine.deps.queue.publish([callback_message("stop-me"), callback_message("stop-me")])
     wait_for(lambda: engine.pending_after_drain(0.1) == 0, 20, "the queue to drain")
     # THEN the job stays Failed with who and when, and exactly one callback carried that record

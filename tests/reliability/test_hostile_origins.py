@@ -232,7 +232,11 @@ def test_err_messages_callbacks_and_logs_carry_no_credentials_tokens_or_local_pa
     env = serve_env(
         data_dir,
         registry,
-        extra={"HARVEST_ALLOW_PRIVATE_CALLBACKS": "true", "HARVEST_QUEUE_MAX_ATTEMPTS": "1"},
+        extra={
+            "HARVEST_ALLOW_PRIVATE_CALLBACKS": "true",
+            "HARVEST_QUEUE_MAX_ATTEMPTS": "1",
+            "HARVEST_DEAD_LETTER_HOLD": "0",  # a dead letter fails its job at once
+        },
     )
     process = start_serve(env, data_dir)
     try:

@@ -224,7 +224,9 @@ def check_callback_target(
     try:
         policy.check_url(url, resolve, label="CallbackURL", unresolved_ok=unresolved_ok)
     except TargetRefused as exc:
-        raise FieldError("CallbackURL", exc.message) from None
+        host = (urlsplit(url).hostname or "")[:255]
+        zh = f"CallbackURL 的主机 {host} 被 URL 安全策略拒绝(无法解析,或为回环、私有、链路本地、元数据地址)"
+        raise FieldError("CallbackURL", exc.message, zh=zh) from None
 
 
 # --- the other actions --------------------------------------------------------------------------
