@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 import threading
 from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -221,7 +222,7 @@ def _metric_lines(text: str) -> list[dict[str, Any]]:
     return [line for line in lines if line.get("metric") == "invocation"]
 
 
-OURS = ("r1", "r2", "r3")
+OURS = tuple(f"metrics-line-test-{uuid.uuid4()}" for _ in range(3))
 
 
 def test_each_invocation_logs_one_metrics_line_with_cold_start_function_and_duration(
@@ -241,15 +242,19 @@ def test_each_invocation_logs_one_metrics_line_with_cold_start_function_and_dura
 
     wrapped = measured(handler, "worker", recorder, clock=lambda: next(ticks))
     # WHEN it is invoked twice, then fails once
-    wrapped({}, {"request_id": "r1"})
-    wrapped({}, {"request_id": "r2", "function_name": "harvest-prod-worker"})
+    wrapped({}, {"request_id": OURS[0]})
+    wrapped({}, {"request_id": OURS[1], "function_name": "harvest-prod-worker"})
     with pytest.raises(RuntimeError):
-        wrapped({"fail": True}, {"request_id": "r3"})
+        wrapped({"fail": True}, {"request_id": OURS[2]})
     # THEN one line each, in the documented shape: only the first is a cold start, counts are per
     # invocation, durations in ms, and a raising invocation is logged as an error (lines that other
-    # tests' background threads in this process may log meanwhile are told apart by request_id)
-    lines = [line for line in _metric_lines(capsys.readouterr().out) if line.get("request_id") in OURS]
-    first, second, third = lines
+    # tests' background threads in this process may log meanwhile are told apart by request_id; a
+    # handler another test left installed would print each line twice, so one line per invocation)
+    ours = {}
+    for line in _metric_lines(capsys.readouterr().out):
+        if line.get("request_id") in OURS:
+            ours.setdefault(line["request_id"], line)
+    first, second, third = (ours[request_id] for request_id in OURS)
     assert {
         k: first[k] for k in ("message", "logger", "function", "cold_start", "duration_ms", "outcome")
     } == {
