@@ -177,3 +177,20 @@ def test_with_no_allow_list_only_the_default_destination_bucket_is_writable(
         f"{refused.code} ({refused.message!r}); the default bucket: Created;"
         " with HARVEST_ALLOWED_BUCKETS=*: Created",
     )
+
+
+def test_a_channel_scoped_key_sees_only_its_channels(scoped_stack: ApiStack) -> None:
+    # GIVEN team A's key, scoped to channel news, and the unscoped key
+    team_a, admin = client_for(scoped_stack, "AKIDteamA"), client_for(scoped_stack, SECRET_ID)
+    # WHEN each lists the channels
+    listing = models.DescribeStreamPackageChannelsRequest()
+    mine = [info.Name for info in team_a.DescribeStreamPackageChannels(listing).Infos]
+    every = [info.Name for info in admin.DescribeStreamPackageChannels(listing).Infos]
+    # THEN team A sees news only, the unscoped key both
+    assert mine == ["news"] and sorted(every) == ["news", "sports"]
+    # AND asking for the sports channel by its Id is refused, naming the key's scope
+    sports_id = next(i.Id for i in admin.DescribeStreamPackageChannels(listing).Infos if i.Name == "sports")
+    one = models.DescribeStreamPackageChannelRequest()
+    one.Id = sports_id
+    refused = sdk_error(team_a.DescribeStreamPackageChannel, one)
+    assert refused.code == "UnauthorizedOperation" and "channel 'sports'" in refused.message

@@ -130,18 +130,23 @@ def harvest_settings(
 # --- the actions (registered in actions.ACTIONS) -------------------------------------------------
 
 
+def _visible(ctx: ActionContext) -> dict[str, Channel]:
+    """The channels the caller's key may see (all of them for an unscoped key)."""
+    return {name: channel for name, channel in ctx.registry.channels.items() if ctx.caller.sees_channel(name)}
+
+
 def describe_channels(ctx: ActionContext, params: Payload) -> Payload:
     page_num = params.get("PageNum", 1)
     page_size = params.get("PageSize", DEFAULT_CHANNEL_PAGE_SIZE)
-    return list_channels(ctx.registry.channels, page_num, page_size)
+    return list_channels(_visible(ctx), page_num, page_size)
 
 
 def describe_channel(ctx: ActionContext, params: Payload) -> Payload:
-    return {"Info": find_channel(ctx.registry.channels, params["Id"])}
+    info = find_channel(ctx.registry.channels, params["Id"])
+    ctx.caller.check_channel(info["Name"])
+    return {"Info": info}
 
 
 def describe_harvest_settings(ctx: ActionContext, params: Payload) -> Payload:
     settings = ctx.settings
-    return harvest_settings(
-        ctx.registry.channels, settings.region, settings.default_destination, settings.allowed_buckets
-    )
+    return harvest_settings(_visible(ctx), settings.region, settings.default_destination, settings.destination_buckets)

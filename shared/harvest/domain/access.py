@@ -97,6 +97,9 @@ class Caller:
         if self.scope is not None and not self.scope.allows_location(location):
             raise self._refuse(f"Destination {location.bucket}/{location.prefix}")
 
+    def sees_channel(self, channel: str) -> bool:
+        return self.scope is None or self.scope.allows_channel(channel)
+
     def sees(self, channel: str, location: CosLocation | None) -> bool:
         """Whether a job of this channel writing to this location is in scope."""
         if self.scope is None:
