@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import uuid
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
