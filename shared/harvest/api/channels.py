@@ -149,4 +149,6 @@ def describe_channel(ctx: ActionContext, params: Payload) -> Payload:
 
 def describe_harvest_settings(ctx: ActionContext, params: Payload) -> Payload:
     settings = ctx.settings
-    return harvest_settings(_visible(ctx), settings.region, settings.default_destination, settings.destination_buckets)
+    return harvest_settings(
+        _visible(ctx), settings.region, settings.default_destination, settings.destination_buckets
+    )
