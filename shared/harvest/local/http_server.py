@@ -280,6 +280,19 @@ class HttpServer:
         self._socket.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def run_on_loop(self, func: Callable[[], None], timeout: float = 10.0) -> None:
+        """Run `func` on the server's event loop and wait for it: what must not interleave with a
+        connection's set-up (a certificate reload) goes through here."""
+        loop = self._loop
+        if loop is None or not self._ready.is_set() or self._thread is None:
+            func()  # not serving (yet): nothing to interleave with
+            return
+
+        async def call() -> None:
+            func()
+
+        asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)
+
     def __enter__(self) -> HttpServer:
         return self.start()
 
