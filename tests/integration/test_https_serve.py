@@ -34,6 +34,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.mdp.v20200527 import mdp_client, models
 from tests.support.engine import BUCKET, DESTINATION
 from tests.support.serve_process import (
+    HARVEST_BIN,
     SERVE_REGION,
     SERVE_SECRET_ID,
     SERVE_SECRET_KEY,
@@ -380,3 +381,24 @@ def test_old_protocols_and_weak_ciphers_are_refused(served: ServeProcess, ca: Ce
     assert (
         version == "TLSv1.2" and cipher.startswith("ECDHE-ECDSA-") and ("GCM" in cipher or "CHACHA" in cipher)
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--tls-cert", "{cert}"), "both HARVEST_TLS_CERT and HARVEST_TLS_KEY"),
+        (("--tls-cert", "{cert}", "--tls-key", "{other_key}"), "cannot be used together"),
+        (("--tls-cert", "{missing}", "--tls-key", "{other_key}"), "cannot read the TLS certificate"),
+    ],
+)
+def test_serve_refuses_an_unusable_certificate_at_start(
+    tmp_path: Path, ca: CertificateAuthority, args: tuple[str, ...], message: str
+) -> None:
+    cert, other = ca.issue(stem="a"), ca.issue(stem="b")
+    names = {"cert": cert.cert_file, "other_key": other.key_file, "missing": tmp_path / "missing.pem"}
+    registry = tmp_path / "channels.yaml"
+    registry.write_text("channels: []\n")
+    env = serve_env(tmp_path / "data", registry)
+    command = [str(HARVEST_BIN), "serve", "--channels", str(registry), *(a.format(**names) for a in args)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and message in result.stderr, result.stderr

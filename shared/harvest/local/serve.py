@@ -216,6 +216,8 @@ def build_stack(settings: Settings) -> LocalStack:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "cos").mkdir(exist_ok=True)
     registry = load_registry(settings.channels_file)
+    tls_files = _tls_files(settings)  # an unusable certificate stops start-up before anything opens
+    context = server_context(*tls_files) if tls_files else None
     backend = build_backend(settings)
     operations = build_operations(backend)
     metrics = _prometheus()
@@ -245,8 +247,6 @@ def build_stack(settings: Settings) -> LocalStack:
         max_connections=min(settings.max_connections, _connections_the_fd_limit_allows()),
         head_timeout=settings.request_head_timeout,
     )
-    tls_files = _tls_files(settings)
-    context = server_context(*tls_files) if tls_files else None
     bucket = BucketHttp(settings.data_dir / "cos")
     routes: dict[str, WsgiApp] = {"/cos/": bucket, **_ops_routes(settings, metrics, operations, deps.objects)}
     gateway = GatewayServer(
