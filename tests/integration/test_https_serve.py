@@ -245,51 +245,59 @@ def test_sighup_reloads_the_certificate_without_dropping_work(
     first = ca.issue(stem="live")
     served = start_https(tmp_path, origin, first)
     try:
-        port = int(served.endpoint.rsplit(":", 1)[1])
-        client = sdk_client(f"{TEST_HOST}:{port}", ca.ca_file, proxy)
-        assert served_certificate(port, ca.ca_file) == first.der
-        # GIVEN a job the queue pump is working on
-        create = models.CreateStreamPackageHarvestJobRequest()
-        create.from_json_string(json.dumps(job_params("tls-reload-1")))
-        client.CreateStreamPackageHarvestJob(create)
-        # AND a request in flight: its head and half its body sent on a kept-alive connection
-        context = ssl.create_default_context(cafile=str(ca.ca_file))
-        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-        conn = context.wrap_socket(raw, server_hostname=TEST_HOST)
-        body = b'{"ID": "tls-reload-1"}'
-        conn.sendall(
-            f"POST / HTTP/1.1\r\nHost: {TEST_HOST}:{port}\r\nContent-Type: application/json\r\n"
-            f"X-TC-Action: DescribeStreamPackageHarvestJob\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-            + body[:8]
-        )
-        # WHEN the certificate files are renewed in place and harvest serve gets SIGHUP
-        renewed = ca.issue(stem="renewed")
-        first.cert_file.write_bytes(renewed.cert_file.read_bytes())
-        first.key_file.write_bytes(renewed.key_file.read_bytes())
-        served.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "TLS certificate reloaded" in served.log_text(), 10, "the reload's log line")
-        # THEN the request in flight completes on its connection (old certificate) ...
-        conn.sendall(body[8:])
-        answer = _read_answer(conn)
-        assert answer.startswith(b"HTTP/1.1 200") and b'"Response"' in answer
-        assert conn.getpeercert(binary_form=True) == first.der
-        conn.close()
-        # ... new handshakes get the renewed certificate, and the log names it
-        assert served_certificate(port, ca.ca_file) == renewed.der
-        fingerprint = hashlib.sha256(renewed.der).hexdigest().upper()
-        assert ":".join(fingerprint[i : i + 2] for i in range(0, 64, 2)) in served.log_text()
-        # AND the job the pump was working on completes
-        assert wait_until_ended(client, "tls-reload-1").Status == "Completed"
-        # WHEN a broken pair is put in place and SIGHUP sent again
-        first.key_file.write_bytes(ca.issue(stem="other").key_file.read_bytes())
-        served.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "certificate not reloaded" in served.log_text(), 10, "the refusal's log line")
-        # THEN the renewed certificate still serves, and so does the API
-        assert served_certificate(port, ca.ca_file) == renewed.der
-        listing = client.DescribeStreamPackageHarvestJobs(models.DescribeStreamPackageHarvestJobsRequest())
-        assert [job.ID for job in listing.Infos] == ["tls-reload-1"]
+        _check_reload(served, ca, first, proxy)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nharvest serve's output:\n" + "\n".join(served.output[-40:])) from exc
     finally:
         served.stop(10)
+
+
+def _check_reload(
+    served: ServeProcess, ca: CertificateAuthority, first: ServerCertificate, proxy: ConnectProxy
+) -> None:
+    port = int(served.endpoint.rsplit(":", 1)[1])
+    client = sdk_client(f"{TEST_HOST}:{port}", ca.ca_file, proxy)
+    assert served_certificate(port, ca.ca_file) == first.der
+    # GIVEN a job the queue pump is working on
+    create = models.CreateStreamPackageHarvestJobRequest()
+    create.from_json_string(json.dumps(job_params("tls-reload-1")))
+    client.CreateStreamPackageHarvestJob(create)
+    # AND a request in flight: its head and half its body sent on a kept-alive connection
+    context = ssl.create_default_context(cafile=str(ca.ca_file))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn = context.wrap_socket(raw, server_hostname=TEST_HOST)
+    body = b'{"ID": "tls-reload-1"}'
+    conn.sendall(
+        f"POST / HTTP/1.1\r\nHost: {TEST_HOST}:{port}\r\nContent-Type: application/json\r\n"
+        f"X-TC-Action: DescribeStreamPackageHarvestJob\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body[:8]
+    )
+    # WHEN the certificate files are renewed in place and harvest serve gets SIGHUP
+    renewed = ca.issue(stem="renewed")
+    first.cert_file.write_bytes(renewed.cert_file.read_bytes())
+    first.key_file.write_bytes(renewed.key_file.read_bytes())
+    served.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "TLS certificate reloaded" in served.log_text(), 30, "the reload's log line")
+    # THEN the request in flight completes on its connection (old certificate) ...
+    conn.sendall(body[8:])
+    answer = _read_answer(conn)
+    assert answer.startswith(b"HTTP/1.1 200") and b'"Response"' in answer
+    assert conn.getpeercert(binary_form=True) == first.der
+    conn.close()
+    # ... new handshakes get the renewed certificate, and the log names it
+    assert served_certificate(port, ca.ca_file) == renewed.der
+    fingerprint = hashlib.sha256(renewed.der).hexdigest().upper()
+    assert ":".join(fingerprint[i : i + 2] for i in range(0, 64, 2)) in served.log_text()
+    # AND the job the pump was working on completes
+    assert wait_until_ended(client, "tls-reload-1").Status == "Completed"
+    # WHEN a broken pair is put in place and SIGHUP sent again
+    first.key_file.write_bytes(ca.issue(stem="other").key_file.read_bytes())
+    served.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "certificate not reloaded" in served.log_text(), 30, "the refusal's log line")
+    # THEN the renewed certificate still serves, and so does the API
+    assert served_certificate(port, ca.ca_file) == renewed.der
+    listing = client.DescribeStreamPackageHarvestJobs(models.DescribeStreamPackageHarvestJobsRequest())
+    assert [job.ID for job in listing.Infos] == ["tls-reload-1"]
 
 
 def _read_answer(conn: ssl.SSLSocket) -> bytes:
