@@ -107,6 +107,9 @@ class LocalStack:
         except HarvestError as exc:
             log.error("SIGHUP: certificate not reloaded, the previous one still serves: %s", exc.message)
             return
+        except Exception:  # a reload must never pass silently, whatever went wrong
+            log.exception("SIGHUP: the certificate reload failed; the previous one may still serve")
+            return
         log.info(
             "TLS certificate reloaded: %s, SHA-256 %s, valid until %s",
             ", ".join(info.names) or info.subject,
