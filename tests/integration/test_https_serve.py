@@ -328,7 +328,7 @@ def test_tls_self_signed_prints_the_fingerprint_it_serves_and_keeps_it_across_re
             cert_file = Path(re.search(r"self-signed certificate (\S+)", text).group(1))  # type: ignore[union-attr]
             printed = re.search(r"SHA-256 fingerprint ([0-9A-F:]{95})", text).group(1)  # type: ignore[union-attr]
             assert f"REQUESTS_CA_BUNDLE={cert_file}" in text
-            assert cert_file == data_dir / "tls" / "self-signed.crt"
+            assert cert_file == (data_dir / "tls" / "self-signed.crt").resolve()
             # AND the printed fingerprint is the certificate served
             port = int(served.endpoint.rsplit(":", 1)[1])
             context = ssl.create_default_context(cafile=str(cert_file))

@@ -109,6 +109,7 @@ def test_a_self_signed_certificate_is_kept_while_it_fits_and_made_anew_when_not(
     assert again.sha256 != first.sha256 and "harvest.example.com" in again.names
     # AND how to trust it names the fingerprint and the file for each kind of client
     advice = how_to_trust(cert_file, again)
+    cert_file = cert_file.resolve()
     assert again.sha256 in advice and f"REQUESTS_CA_BUNDLE={cert_file}" in advice
     assert f"certification='{cert_file}'" in advice and "update-ca-certificates" in advice
 

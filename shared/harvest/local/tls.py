@@ -213,6 +213,7 @@ def _make_self_signed(names: list[str]) -> tuple[bytes, bytes]:
 
 def how_to_trust(cert_file: Path, info: CertificateInfo) -> str:
     """What `harvest serve --tls-self-signed` prints: the fingerprint and how each client trusts it."""
+    cert_file = cert_file.resolve()  # the advice is pasted into other shells and programs
     return "\n".join(
         [
             f"harvest serve: self-signed certificate {cert_file}",
