@@ -12,15 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
-from tests.support.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    DESTINATION,
-    REGION,
-    SECRET_ID,
-    SECRET_KEY,
-    TIMEOUT_MS,
-)
+from tests.support.browser import DESTINATION, REGION, SECRET_ID, SECRET_KEY, chromium_context
 from tests.support.tls import TEST_HOST, CertificateAuthority, ServerCertificate
 
 from harvest.devtools import ChannelSpec, LiveOrigin, Pool, write_channels_yaml
@@ -74,25 +66,13 @@ def remote_browser(
     tmp_path_factory: pytest.TempPathFactory, certificate: ServerCertificate
 ) -> Iterator[BrowserContext]:
     """Chromium that resolves harvest.test to 127.0.0.1 and trusts the test certificate's key."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (make system-deps)")
-    from playwright.sync_api import sync_playwright
-
-    args = [
-        *CHROMIUM_ARGS,
+    args = (
         f"--host-resolver-rules=MAP {TEST_HOST} 127.0.0.1",
         f"--ignore-certificate-errors-spki-list={certificate.spki_hash()}",
-    ]
-    profile = tmp_path_factory.mktemp("chromium-remote-profile")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=args, timezone_id="UTC"
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        try:
-            yield context
-        finally:
-            context.close()
+    )
+    for context in chromium_context(tmp_path_factory.mktemp("chromium-remote-profile"), args):
+        assert isinstance(context, BrowserContext)
+        yield context
 
 
 @pytest.fixture
