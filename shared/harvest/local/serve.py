@@ -314,8 +314,10 @@ def serve_main() -> int:
     stack.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stack.stop_event.set())
-    # The reload waits for the server's loop: off the signal handler, in its own thread.
-    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=stack.reload_certificate).start())
+    if stack.tls is not None:
+        # SIGHUP reloads the certificate (as for nginx); without TLS it keeps its default (stop).
+        # The reload waits for the server's loop: off the signal handler, in its own thread.
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=stack.reload_certificate).start())
     if settings.tls_self_signed and stack.tls is not None:
         print(how_to_trust(stack.tls.cert_file, certificate_info(stack.tls.cert_file)), flush=True)
     print(
