@@ -92,6 +92,8 @@ def test_over_https_from_a_non_localhost_name_a_person_signs_in_and_a_job_comple
     # GIVEN the console opened over HTTPS by its name, a secure context
     page.goto(url)
     assert page.evaluate("() => [isSecureContext, typeof crypto.subtle]") == [True, "object"]
+    # (over HTTP/2: the server offers h2 by ALPN and chromium takes it)
+    assert page.evaluate("() => performance.getEntriesByType('navigation')[0].nextHopProtocol") == "h2"
     # WHEN a person signs in
     page.get_by_label("SecretId").fill(SECRET_ID)
     page.get_by_label("SecretKey").fill(SECRET_KEY)
