@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
-DEBS   := ffmpeg aria2 chromium
+DEBS   := ffmpeg aria2 chromium nginx
 CONSOLE_OUT := shared/harvest/console/static/index.html
 CONSOLE_SRC := $(wildcard console/src/*) console/build.mjs console/package-lock.json
 
@@ -63,10 +63,12 @@ toolkit-crosscheck: install
 install: system-deps $(STAMP) $(CONSOLE_OUT)
 
 # ffmpeg makes and checks the test media; aria2c is the raw-download baseline of the benchmark;
-# chromium runs the console's browser tests; node and npm build the console (Debian's, if the
-# machine has none of its own).
+# chromium runs the console's browser tests; nginx is the reverse proxy of the HTTPS tests (run
+# unprivileged from a temp dir, never as a service); node and npm build the console (Debian's, if
+# the machine has none of its own).
 system-deps:
 	@debs=""; for tool in ffmpeg ffprobe aria2c chromium; do command -v $$tool >/dev/null || debs="$(DEBS)"; done; \
+	[ -x /usr/sbin/nginx ] || debs="$(DEBS)"; \
 	command -v npm >/dev/null || debs="$$debs nodejs npm"; \
 	if [ -n "$$debs" ]; then \
 	  echo "installing Debian packages: $$debs"; \

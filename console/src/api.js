@@ -39,8 +39,10 @@ async function hmac(key, text) {
   return crypto.subtle.sign("HMAC", cryptoKey, encoder.encode(text));
 }
 
+// Browsers give WebCrypto (crypto.subtle) only to secure contexts: https://, or http://localhost
+// and 127.0.0.1 on the machine itself. Elsewhere it is undefined, and signing cannot work.
 export function webCryptoAvailable() {
-  return Boolean(globalThis.crypto && globalThis.crypto.subtle);
+  return globalThis.isSecureContext !== false && Boolean(globalThis.crypto && globalThis.crypto.subtle);
 }
 
 // The headers of one signed POST (tencent-platform.md 1.2; the SDK's own algorithm).

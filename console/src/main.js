@@ -134,17 +134,58 @@ async function render(config, api) {
   }
 }
 
-async function start() {
-  if (!webCryptoAvailable()) {
-    replaceChildren(
-      main,
+// Opened over plain http:// from another machine: say why nothing can be signed, and the two fixes.
+function renderNotSecure() {
+  document.title = "Secure connection needed · Harvest Jobs";
+  const port = location.port ? `:${location.port}` : "";
+  const local = `http://localhost${port}${location.pathname}`;
+  const tunnelPort = location.port || "80";
+  replaceChildren(
+    main,
+    h(
+      "section",
+      { className: "card notice", role: "alert", "aria-labelledby": "not-secure-title" },
+      h("h1", { id: "not-secure-title" }, "This page needs a secure connection"),
       h(
         "p",
-        { role: "alert", className: "card" },
-        "This page needs WebCrypto, which browsers offer only on https:// or on localhost. " +
-          "Open the console over https, or through an SSH tunnel to localhost.",
+        {},
+        `You opened ${location.origin}, which is plain HTTP to another machine. Browsers only let secure ` +
+          "pages (https://, or localhost on the machine itself) use WebCrypto, which this console needs " +
+          "to sign your requests, so it cannot sign in from here. Two ways to fix it:",
       ),
-    );
+      h(
+        "ol",
+        {},
+        h(
+          "li",
+          {},
+          h("strong", {}, "Serve it over HTTPS: "),
+          "start the server with ",
+          h("code", {}, "harvest serve --tls-cert FILE --tls-key FILE"),
+          " (or ",
+          h("code", {}, "--tls-self-signed"),
+          " to try it out), or put an HTTPS reverse proxy such as nginx in front; then open ",
+          h("code", {}, `https://${location.host}${location.pathname}`),
+          ".",
+        ),
+        h(
+          "li",
+          {},
+          h("strong", {}, "Open it as localhost: "),
+          "on the server itself, or through an SSH tunnel from your machine (",
+          h("code", {}, `ssh -L ${tunnelPort}:localhost:${tunnelPort} ${location.hostname}`),
+          "), then open ",
+          h("code", {}, local),
+          ".",
+        ),
+      ),
+    ),
+  );
+}
+
+async function start() {
+  if (!webCryptoAvailable()) {
+    renderNotSecure();
     return;
   }
   const config = await (await fetch("config.json", { cache: "no-store" })).json();

@@ -127,6 +127,11 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
@@ -210,6 +215,11 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_connections: int = 2048  # harvest serve: open connections at once (also capped by the fd limit)
     request_head_timeout: float = 15.0  # harvest serve: a whole request head within this; keep-alive idle
+    # harvest serve over HTTPS: a PEM certificate (chain after it) and its unencrypted key, or a
+    # self-signed pair made under data_dir/tls/ (local/tls.py)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_self_signed: bool = False
     signature_max_skew: int = 300
     replay_protection: bool = False  # refuse a signature seen before within the skew window
     # Destination defaults and limits
@@ -294,6 +304,9 @@ class Settings:
             max_body_bytes=_int(env, "HARVEST_MAX_BODY_BYTES", 1024 * 1024),
             max_connections=_int(env, "HARVEST_MAX_CONNECTIONS", 2048),
             request_head_timeout=_float(env, "HARVEST_REQUEST_HEAD_TIMEOUT", 15.0),
+            tls_cert=_path(env, "HARVEST_TLS_CERT"),
+            tls_key=_path(env, "HARVEST_TLS_KEY"),
+            tls_self_signed=_bool(env, "HARVEST_TLS_SELF_SIGNED", False),
             signature_max_skew=_int(env, "HARVEST_SIGNATURE_MAX_SKEW", 300),
             replay_protection=_bool(env, "HARVEST_REPLAY_PROTECTION", False),
             default_destination=env.get("HARVEST_DEFAULT_DESTINATION", "").strip(),
@@ -350,6 +363,10 @@ class Settings:
             raise ConfigError("HARVEST_MAX_CONNECTIONS must be >= 1")
         if self.request_head_timeout <= 0:
             raise ConfigError("HARVEST_REQUEST_HEAD_TIMEOUT must be > 0 seconds")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("HTTPS needs both HARVEST_TLS_CERT and HARVEST_TLS_KEY (--tls-cert, --tls-key)")
+        if self.tls_self_signed and self.tls_cert is not None:
+            raise ConfigError("give a certificate (--tls-cert/--tls-key) or --tls-self-signed, not both")
         if self.object_store not in ("local", "cos"):
             raise ConfigError("HARVEST_OBJECT_STORE must be 'local' or 'cos'")
         if self.queue_backend not in ("sql", "ckafka"):

@@ -12,14 +12,12 @@ from pathlib import Path
 
 import pytest
 from tests.support.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DESTINATION,
     REGION,
     SECRET_ID,
     SECRET_KEY,
-    TIMEOUT_MS,
     Console,
+    chromium_context,
 )
 
 from harvest.devtools import ChannelSpec, LiveOrigin, Pool, write_channels_yaml
@@ -58,26 +56,7 @@ def console(media_pools: dict[str, Pool], tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="module")
 def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (make system-deps)")
-    from playwright.sync_api import sync_playwright
-
-    profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh user-data dir every run
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1360, "height": 860},
-            timezone_id="UTC",
-            locale="en-GB",
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        try:
-            yield context
-        finally:
-            context.close()
+    yield from chromium_context(tmp_path_factory.mktemp("chromium-profile"))
 
 
 @pytest.fixture

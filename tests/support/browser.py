@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from harvest.local.serve import LocalStack
 
@@ -40,3 +43,26 @@ def keep_screenshot(path: Path) -> None:
     target = os.environ.get("HARVEST_CONSOLE_SCREENSHOTS", "")
     if target:
         shutil.copy(path, Path(target) / path.name)
+
+
+def chromium_context(profile: Path, extra_args: tuple[str, ...] = ()) -> Iterator[object]:
+    """Debian's chromium with a fresh user-data dir (`profile`), for as long as the caller iterates."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (make system-deps)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[*CHROMIUM_ARGS, *extra_args],
+            viewport={"width": 1360, "height": 860},
+            timezone_id="UTC",
+            locale="en-GB",
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context
+        finally:
+            context.close()

@@ -46,7 +46,7 @@ class ServeProcess:
 
     @property
     def endpoint(self) -> str:
-        return self.url.removeprefix("http://").rstrip("/")
+        return self.url.split("://", 1)[-1].rstrip("/")
 
     @property
     def alive(self) -> bool:
@@ -150,10 +150,20 @@ def serve_env(
     return env
 
 
-def start_serve(env: Mapping[str, str], data_dir: Path, timeout: float = 60.0) -> ServeProcess:
-    """Start `harvest serve --data-dir DATA_DIR` and wait until it prints its banner."""
+def start_serve(
+    env: Mapping[str, str], data_dir: Path, timeout: float = 60.0, args: tuple[str, ...] = ()
+) -> ServeProcess:
+    """Start `harvest serve --data-dir DATA_DIR [ARGS]` and wait until it prints its banner."""
     proc = subprocess.Popen(
-        [str(HARVEST_BIN), "serve", "--data-dir", str(data_dir), "--channels", env["HARVEST_CHANNELS"]],
+        [
+            str(HARVEST_BIN),
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--channels",
+            env["HARVEST_CHANNELS"],
+            *args,
+        ],
         env=dict(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

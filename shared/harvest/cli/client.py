@@ -32,6 +32,9 @@ class ClientConfig:
     region: str
     protocol: str = "http"
     token: str = ""  # with a temporary key (`harvest keys issue`)
+    # CA bundle for an https:// endpoint: the SDK trusts only certifi's bundle unless given one, and
+    # ignores REQUESTS_CA_BUNDLE, so the CLI reads that here (HARVEST_CA_BUNDLE first).
+    ca_bundle: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, endpoint: str | None = None) -> ClientConfig:
@@ -46,13 +49,19 @@ class ClientConfig:
             region=env.get("HARVEST_REGION", "") or DEFAULT_REGION,
             protocol=protocol,
             token=env.get("HARVEST_TOKEN", ""),
+            ca_bundle=env.get("HARVEST_CA_BUNDLE", "") or env.get("REQUESTS_CA_BUNDLE", "") or None,
         )
 
 
 class HarvestClient:
     def __init__(self, config: ClientConfig, timeout: int = 30) -> None:
         cred = credential.Credential(config.secret_id, config.secret_key, config.token or None)
-        http = HttpProfile(endpoint=config.endpoint, protocol=config.protocol, reqTimeout=timeout)
+        http = HttpProfile(
+            endpoint=config.endpoint,
+            protocol=config.protocol,
+            reqTimeout=timeout,
+            certification=config.ca_bundle,
+        )
         profile = ClientProfile(httpProfile=http)
         self._mdp = mdp_client.MdpClient(cred, config.region, profile)
         self._common = CommonClient("mdp", "2020-05-27", cred, config.region, profile)

@@ -19,6 +19,8 @@ SERVE_OPTIONS = {
     "database_url": "HARVEST_DATABASE_URL",
     "workers": "HARVEST_WORKERS",
     "region": "HARVEST_REGION",
+    "tls_cert": "HARVEST_TLS_CERT",
+    "tls_key": "HARVEST_TLS_KEY",
 }
 
 
@@ -44,6 +46,21 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     serve.add_argument("--workers", type=int, help="concurrent queue consumers (HARVEST_WORKERS, default 4)")
     serve.add_argument("--region", help="the region this service answers for (HARVEST_REGION)")
+    serve.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve HTTPS with this PEM certificate, chain after it (HARVEST_TLS_CERT); SIGHUP reloads it",
+    )
+    serve.add_argument(
+        "--tls-key", metavar="FILE", help="the certificate's unencrypted PEM private key (HARVEST_TLS_KEY)"
+    )
+    serve.add_argument(
+        "--tls-self-signed",
+        action="store_true",
+        default=None,
+        help="serve HTTPS with a self-signed certificate kept in DATA_DIR/tls/ (HARVEST_TLS_SELF_SIGNED);"
+        " prints its fingerprint and how to trust it",
+    )
 
     origin = sub.add_parser(
         "demo-origin",
@@ -100,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             value = getattr(args, option)
             if value is not None:
                 os.environ[env] = str(value)
+        if args.tls_self_signed:
+            os.environ["HARVEST_TLS_SELF_SIGNED"] = "1"
         from harvest.local.serve import serve_main
 
         return serve_main()

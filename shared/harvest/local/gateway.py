@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import ssl
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -146,9 +147,17 @@ class GatewayServer(HttpServer):
         function_name: str = "api",
         limits: ServerLimits | None = None,
         too_large: TooLargeAnswer = too_large_text,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         limits = replace(limits or ServerLimits(), max_body_bytes=max_body_bytes)
-        super().__init__(event_route(handler, function_name), host, port, limits, too_large=too_large)
+        super().__init__(
+            event_route(handler, function_name),
+            host,
+            port,
+            limits,
+            ssl_context=ssl_context,
+            too_large=too_large,
+        )
         for prefix, app in (extra_routes or {}).items():
             self.mount_wsgi(prefix, app)
 

@@ -56,6 +56,12 @@ _SERVER_BUSY = (
 )
 
 
+TLS_SHUTDOWN_TIMEOUT = 2.0  # seconds a closing TLS connection waits for the peer's close_notify
+# Python 3.11+ can bound that wait (30 s by default, which would keep a closed connection's slot
+# taken that long); 3.10 cannot.
+_TLS_CLOSE = {"ssl_shutdown_timeout": TLS_SHUTDOWN_TIMEOUT} if sys.version_info >= (3, 11) else {}
+
+
 @dataclass(frozen=True)
 class ServerLimits:
     max_body_bytes: int = 6 * 1024 * 1024
@@ -280,6 +286,19 @@ class HttpServer:
         self._socket.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def run_on_loop(self, func: Callable[[], None], timeout: float = 10.0) -> None:
+        """Run `func` on the server's event loop and wait for it: what must not interleave with a
+        connection's set-up (a certificate reload) goes through here."""
+        loop = self._loop
+        if loop is None or not self._ready.is_set() or self._thread is None:
+            func()  # not serving (yet): nothing to interleave with
+            return
+
+        async def call() -> None:
+            func()
+
+        asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)
+
     def __enter__(self) -> HttpServer:
         return self.start()
 
@@ -306,6 +325,10 @@ class HttpServer:
             self._connections.add(task)
             try:
                 await _TcpServer(app, self._loop, self._config, context, state, reader, writer)  # type: ignore[arg-type]
+            except (TimeoutError, ConnectionError, ssl.SSLError) as exc:
+                # A TLS peer that never answers our close_notify, or breaks the TLS close off: the
+                # connection is over either way, and nothing of it is left to answer.
+                log.debug("connection closed uncleanly: %r", exc)
             finally:
                 self._connections.discard(task)
 
@@ -318,6 +341,7 @@ class HttpServer:
                     sock=self._socket,
                     ssl=self._ssl,
                     ssl_handshake_timeout=self.limits.head_timeout,
+                    **_TLS_CLOSE,  # type: ignore[arg-type]
                 )
         except BaseException as exc:
             self._start_error = exc

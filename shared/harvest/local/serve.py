@@ -7,6 +7,8 @@
 - /metrics (Prometheus), /healthz and /readyz on the same port (local/ops_http.py);
 - a dead-lettered message holds its job Running for HARVEST_DEAD_LETTER_HOLD seconds, so an
   operator can mend the cause and `harvest admin replay` it (usecases/operations.py);
+- HTTPS with HARVEST_TLS_CERT/HARVEST_TLS_KEY or HARVEST_TLS_SELF_SIGNED (local/tls.py); SIGHUP
+  reloads the certificate while requests in flight and the queue pump carry on;
 - SIGTERM/SIGINT stop it cleanly; a restart on the same data dir resumes queued work.
 """
 
@@ -24,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harvest.adapters.objectstore.local import LocalDiskStore
@@ -48,6 +51,14 @@ from harvest.local.gateway import GatewayServer, WsgiApp
 from harvest.local.http_server import HttpResponse, ServerLimits
 from harvest.local.ops_http import Check, as_wsgi, healthz, metrics_route, readyz_route
 from harvest.local.pump import PumpConfig, QueuePump, describe_message
+from harvest.local.tls import (
+    CertificateReloader,
+    certificate_info,
+    ensure_self_signed,
+    how_to_trust,
+    self_signed_names,
+    server_context,
+)
 from harvest.logs import configure_logging
 from harvest.metrics import NO_METRICS, instrument_api_handler
 from harvest.ports import Delivery, Metrics, ObjectStore, Operations
@@ -79,10 +90,32 @@ class LocalStack:
     stop_event: threading.Event
     operations: Operations | None = None
     metrics: Metrics = NO_METRICS
+    tls: CertificateReloader | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.host}:{self.gateway.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.settings.host}:{self.gateway.port}"
+
+    def reload_certificate(self) -> None:
+        """SIGHUP: load the certificate files again for new handshakes; the old pair stays on error."""
+        if self.tls is None:
+            log.warning("SIGHUP: nothing to reload (harvest serve is not serving HTTPS)")
+            return
+        try:
+            info = self.tls.reload()
+        except HarvestError as exc:
+            log.error("SIGHUP: certificate not reloaded, the previous one still serves: %s", exc.message)
+            return
+        except Exception:  # a reload must never pass silently, whatever went wrong
+            log.exception("SIGHUP: the certificate reload failed; the previous one may still serve")
+            return
+        log.info(
+            "TLS certificate reloaded: %s, SHA-256 %s, valid until %s",
+            ", ".join(info.names) or info.subject,
+            info.sha256,
+            f"{info.not_after:%Y-%m-%d %H:%M} UTC",
+        )
 
     def start(self) -> None:
         self.gateway.start()
@@ -186,6 +219,8 @@ def build_stack(settings: Settings) -> LocalStack:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "cos").mkdir(exist_ok=True)
     registry = load_registry(settings.channels_file)
+    tls_files = _tls_files(settings)  # an unusable certificate stops start-up before anything opens
+    context = server_context(*tls_files) if tls_files else None
     backend = build_backend(settings)
     operations = build_operations(backend)
     metrics = _prometheus()
@@ -224,8 +259,19 @@ def build_stack(settings: Settings) -> LocalStack:
         extra_routes=routes,
         limits=limits,
         too_large=_too_large_for_the_api,
+        ssl_context=context,
     )
-    return LocalStack(settings, backend, deps, gateway, pump, stop_event, operations, metrics)
+    tls = CertificateReloader(context, *tls_files, gateway.run_on_loop) if context and tls_files else None
+    return LocalStack(settings, backend, deps, gateway, pump, stop_event, operations, metrics, tls)
+
+
+def _tls_files(settings: Settings) -> tuple[Path, Path] | None:
+    """The certificate and key to serve HTTPS with: the configured pair, a self-signed one, or none."""
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        return settings.tls_cert, settings.tls_key
+    if settings.tls_self_signed:
+        return ensure_self_signed(settings.data_dir / "tls", self_signed_names(settings.host))
+    return None
 
 
 def _too_large_for_the_api(limit: int) -> HttpResponse:
@@ -268,6 +314,12 @@ def serve_main() -> int:
     stack.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stack.stop_event.set())
+    if stack.tls is not None:
+        # SIGHUP reloads the certificate (as for nginx); without TLS it keeps its default (stop).
+        # The reload waits for the server's loop: off the signal handler, in its own thread.
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=stack.reload_certificate).start())
+    if settings.tls_self_signed and stack.tls is not None:
+        print(how_to_trust(stack.tls.cert_file, certificate_info(stack.tls.cert_file)), flush=True)
     print(
         f"harvest serve: API at {stack.url}/ (region {settings.region}), bucket at {stack.url}/cos/,"
         f" console at {stack.url}/console/, metrics at {stack.url}/metrics, {settings.workers} consumers,"
