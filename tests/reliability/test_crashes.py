@@ -25,7 +25,7 @@ import pytest
 from tests.reliability.table import Recorder
 from tests.support.engine import BUCKET, DESTINATION, Engine, make_engine
 from tests.support.media import TEST_NOW
-from tests.support.serve_process import CallbackReceiver, ServeProcess, serve_env, start_serve
+from tests.support.serve_process import CallbackReceiver, ServeProcess, serve_env, start_serve, wait_for
 
 from harvest.adapters.sql import Database, SqlJobStore
 from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool, write_channels_yaml
@@ -64,14 +64,6 @@ def receiver() -> Iterator[CallbackReceiver]:
     running.stop()
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def callback_recorded(engine: Engine, job_id: str) -> bool:
     return bool(engine.deps.store.get(job_id).callback_status)
 
@@ -98,13 +90,7 @@ def serve_params(job_id: str, start: int, end: int, callback_url: str) -> dict[s
 
 
 def wait_until_ended(process: ServeProcess, job_id: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = str(process.describe(job_id).Status)
-        if status != "Running":
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} still Running after {timeout} s:\n" + "\n".join(process.output[-30:]))
+    return process.wait_until_ended(job_id, timeout)
 
 
 def read_job(database_url: str, job_id: str) -> tuple[HarvestJob, Plan]:

@@ -16,12 +16,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from harvest.api import signing_v1
-from harvest.api.tc3 import SignedRequest, Tc3Verifier, parse_authorization
+from harvest.api.tc3 import SignedRequest, Tc3Verifier, check_timestamp, parse_authorization
 from harvest.domain.credentials import TemporaryKey, hash_token, scope_allows
 from harvest.errors import (
-    InvalidParameter,
     SecretIdNotFound,
-    SignatureExpire,
     SignatureFailure,
     TokenFailure,
     UnauthorizedOperation,
@@ -94,15 +92,7 @@ class Authenticator:
         key = self._key(secret_id)
         if key is None:
             raise SecretIdNotFound(f"SecretId {secret_id[:64]!r} is not known to this service")
-        raw_timestamp = signing_v1.common(params, "Timestamp")
-        if not raw_timestamp.isascii() or not raw_timestamp.isdigit() or len(raw_timestamp) > 12:
-            raise InvalidParameter(f"Timestamp must be integer Unix seconds, got {raw_timestamp[:32]!r}")
-        timestamp = int(raw_timestamp)
-        if abs(now - timestamp) > self._max_skew:
-            raise SignatureExpire(
-                f"Timestamp {timestamp} is {now - timestamp:+.0f} s from server time;"
-                f" at most {self._max_skew:.0f} s of clock skew is allowed"
-            )
+        timestamp = check_timestamp("Timestamp", signing_v1.common(params, "Timestamp"), now, self._max_skew)
         signing_v1.common(params, "Nonce")
         if not signing_v1.matches(key[0], request.method, request.host, params):
             raise SignatureFailure(

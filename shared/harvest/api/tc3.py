@@ -239,12 +239,7 @@ class Tc3Verifier:
         secret_key = self._lookup(auth.secret_id)
         if not secret_key:
             raise SecretIdNotFound(f"SecretId {auth.secret_id[:64]!r} is not known to this service")
-        timestamp = _timestamp(headers)
-        if abs(now - timestamp) > self._max_skew:
-            raise SignatureExpire(
-                f"X-TC-Timestamp {timestamp} is {now - timestamp:+.0f} s from server time;"
-                f" at most {self._max_skew:.0f} s of clock skew is allowed"
-            )
+        timestamp = check_timestamp("X-TC-Timestamp", headers.get("x-tc-timestamp", ""), now, self._max_skew)
         if auth.service != self._service:
             raise InvalidAuthorization(
                 f"the credential scope names service {auth.service!r}; this endpoint serves {self._service!r}"
@@ -281,10 +276,19 @@ class Tc3Verifier:
         return matched
 
 
-def _timestamp(headers: Mapping[str, str]) -> int:
-    raw = headers.get("x-tc-timestamp", "").strip()
+def check_timestamp(name: str, raw: str, now: float, max_skew: float) -> int:
+    """A request's signing time (`name`: the header or parameter it came in), as integer Unix
+    seconds within `max_skew` of `now`: the same rule for TC3 and the v1 signatures."""
+    raw = raw.strip()
     if not raw:
-        raise MissingParameter("the X-TC-Timestamp header is missing")
+        what = f"the {name} header" if name.startswith("X-") else name
+        raise MissingParameter(f"{what} is missing")
     if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
-        raise InvalidParameter(f"X-TC-Timestamp must be integer Unix seconds, got {raw[:32]!r}")
-    return int(raw)
+        raise InvalidParameter(f"{name} must be integer Unix seconds, got {raw[:32]!r}")
+    timestamp = int(raw)
+    if abs(now - timestamp) > max_skew:
+        raise SignatureExpire(
+            f"{name} {timestamp} is {now - timestamp:+.0f} s from server time;"
+            f" at most {max_skew:.0f} s of clock skew is allowed"
+        )
+    return timestamp
