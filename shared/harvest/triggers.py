@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harvest.domain.job import Message
+from harvest.domain.job import Message, UnreadableMessage, parse_step
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,13 @@ class TriggerRecord:
 
 def _parse_body(topic: str, key: str, body: Any) -> Message:
     if not isinstance(body, str):
-        raise ValueError("msgBody is not a string")
-    data = json.loads(body)
-    if not isinstance(data, dict) or not isinstance(data.get("job_id"), str) or not data["job_id"]:
-        raise ValueError("msgBody has no job_id")
-    if data.get("kind") not in ("plan", "chunk", "finalize", "callback"):
-        raise ValueError(f"unknown message kind {data.get('kind')!r}")
-    if data["kind"] == "chunk" and (not isinstance(data.get("chunk"), int) or data["chunk"] < 0):
-        raise ValueError("chunk message without a chunk index")
-    return Message(topic=topic, body=data, key=key if key and key != "None" else data["job_id"])
+        raise UnreadableMessage("msgBody is not a string")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise UnreadableMessage(f"msgBody is not JSON: {exc}") from None
+    step = parse_step(data)  # a body that is no known step is refused here, once, for every function
+    return Message(topic=topic, body=data, key=key if key and key != "None" else step.job_id)
 
 
 def parse_ckafka_event(event: Mapping[str, Any]) -> Iterator[TriggerRecord]:
@@ -59,7 +57,7 @@ def parse_ckafka_event(event: Mapping[str, Any]) -> Iterator[TriggerRecord]:
         offset = offset if isinstance(offset, int) else -1
         try:
             message = _parse_body(topic, str(ck.get("msgKey") or ""), ck.get("msgBody"))
-        except (ValueError, TypeError) as exc:
+        except UnreadableMessage as exc:
             yield TriggerRecord(topic, partition, offset, None, f"unreadable record: {exc}")
             continue
         yield TriggerRecord(topic, partition, offset, message)

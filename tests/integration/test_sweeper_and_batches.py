@@ -163,8 +163,16 @@ def test_a_batch_processes_every_record_skips_unreadable_ones_and_raises_for_ret
 
 def test_a_batch_of_only_unreadable_records_is_acknowledged() -> None:
     event = {"Records": [{"Ckafka": {"topic": "t", "partition": 1, "offset": 5, "msgBody": json.dumps([1])}}]}
-    assert process_records(event, None, lambda m: None) == {"processed": 0, "skipped": 1}
-    assert process_records(replace_records(event, []), None, lambda m: None) == {"processed": 0, "skipped": 0}
+    assert process_records(event, None, lambda m: None) == {
+        "processed": 0,
+        "skipped": 1,
+        "unreadable": ["t/1@5: unreadable record: the message body is not an object"],
+    }
+    assert process_records(replace_records(event, []), None, lambda m: None) == {
+        "processed": 0,
+        "skipped": 0,
+        "unreadable": [],
+    }
 
 
 def replace_records(event: dict[str, Any], records: list[Any]) -> dict[str, Any]:

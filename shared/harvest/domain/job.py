@@ -117,16 +117,76 @@ TOPIC_FINALIZE = "finalize"  # consumed by the finalizer function
 TOPIC_CALLBACK = "callback"
 
 
+class StepKind(enum.Enum):
+    """What a queue message asks for; its body's `kind`."""
+
+    PLAN = "plan"
+    CHUNK = "chunk"
+    FINALIZE = "finalize"
+    CALLBACK = "callback"
+
+
+class UnreadableMessage(ValueError):
+    """A message body that is no step this service knows: it can never succeed."""
+
+
+class MisroutedMessage(ValueError):
+    """A known step delivered to a function that does not do it (a topic wired to the wrong one)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """A message body, read: the one place that knows the body's shape (see `parse_step`)."""
+
+    kind: StepKind
+    job_id: str
+    chunk: int = -1  # the chunk index of a CHUNK step; -1 otherwise
+
+    def describe(self) -> str:
+        return f"chunk {self.chunk}" if self.kind is StepKind.CHUNK else f"{self.kind.value} step"
+
+
+def parse_step(body: Any) -> Step:
+    """The step a message body asks for; UnreadableMessage naming what is wrong otherwise."""
+    if not isinstance(body, dict):
+        raise UnreadableMessage("the message body is not an object")
+    job_id = body.get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        raise UnreadableMessage("the message body has no job_id")
+    try:
+        kind = StepKind(body.get("kind"))
+    except ValueError:
+        raise UnreadableMessage(f"unknown message kind {str(body.get('kind'))[:32]!r}") from None
+    if kind is not StepKind.CHUNK:
+        return Step(kind, job_id)
+    chunk = body.get("chunk")
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 0:
+        raise UnreadableMessage("a chunk message without a chunk index")
+    return Step(kind, job_id, chunk)
+
+
+def describe_message(body: Any) -> str:
+    """What a message asks for, in an operator's words: 'chunk 3', 'plan step', 'finalize step'."""
+    try:
+        return parse_step(body).describe()
+    except UnreadableMessage as exc:
+        return f"an unreadable message ({exc})"
+
+
+def _body(kind: StepKind, job_id: str, **extra: Any) -> dict[str, Any]:
+    return {"kind": kind.value, "job_id": job_id, **extra}
+
+
 def plan_message(job_id: str) -> Message:
-    return Message(TOPIC_WORK, {"kind": "plan", "job_id": job_id}, key=job_id)
+    return Message(TOPIC_WORK, _body(StepKind.PLAN, job_id), key=job_id)
 
 
 def chunk_message(job_id: str, chunk: int) -> Message:
-    return Message(TOPIC_WORK, {"kind": "chunk", "job_id": job_id, "chunk": chunk}, key=job_id)
+    return Message(TOPIC_WORK, _body(StepKind.CHUNK, job_id, chunk=chunk), key=job_id)
 
 
 def finalize_message(job_id: str) -> Message:
-    return Message(TOPIC_FINALIZE, {"kind": "finalize", "job_id": job_id}, key=job_id)
+    return Message(TOPIC_FINALIZE, _body(StepKind.FINALIZE, job_id), key=job_id)
 
 
 class CallbackClaim(enum.Enum):
@@ -138,4 +198,4 @@ class CallbackClaim(enum.Enum):
 
 
 def callback_message(job_id: str) -> Message:
-    return Message(TOPIC_CALLBACK, {"kind": "callback", "job_id": job_id}, key=job_id)
+    return Message(TOPIC_CALLBACK, _body(StepKind.CALLBACK, job_id), key=job_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harvest.domain.job import Message
+from harvest.domain.job import Message, MisroutedMessage, StepKind, parse_step
 from harvest.handlers.queue_records import process_records
 from harvest.usecases.harvest import HarvestDeps, deliver_callback, finalize_job
 
@@ -15,10 +15,13 @@ Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 def make_handler(deps: HarvestDeps, stopping: Callable[[], bool] = lambda: False) -> Handler:
     def main_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         def handle(message: Message) -> None:
-            if message.body["kind"] == "finalize":
-                finalize_job(deps, message.body["job_id"])
-            elif message.body["kind"] == "callback":
-                deliver_callback(deps, message.body["job_id"])
+            step = parse_step(message.body)
+            if step.kind is StepKind.FINALIZE:
+                finalize_job(deps, step.job_id)
+            elif step.kind is StepKind.CALLBACK:
+                deliver_callback(deps, step.job_id)
+            else:
+                raise MisroutedMessage(f"a {step.kind.value} message reached the finalizer function")
 
         return process_records(event, context, handle, stopping)
 

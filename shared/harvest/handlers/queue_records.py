@@ -1,9 +1,10 @@
 """Shared record loop for the CKafka-triggered functions (worker and finalizer).
 
 Powertools' partial-batch model: every record is processed even when a neighbour fails; an
-unreadable record is logged and skipped (it can never succeed, so it must not block the
-partition); if any record failed for a reason worth retrying, the invocation raises at the end so
-SCF redelivers the batch, and the records that did succeed are no-ops the second time.
+unreadable record (no step this service knows) is logged at error level, skipped so it cannot
+block a CKafka partition, and listed under "unreadable" in the result, where the local pump reads
+it to dead-letter the message; if any record failed for a reason worth retrying, the invocation
+raises at the end so SCF redelivers the batch, and the records that did succeed are no-ops then.
 
 A step that meets an outage of the database or the object store (`Unavailable`) is not failed:
 it is run again in place with backoff (every step is idempotent) until the dependency is back or
@@ -72,11 +73,11 @@ def process_records(
 ) -> dict[str, Any]:
     request_id = str((context or {}).get("request_id", "")) if isinstance(context, Mapping) else ""
     deadline = deadline_from(context)
-    done, skipped, failed = 0, 0, []
+    done, unreadable, failed = 0, [], []
     for record in parse_ckafka_event(event):
         if record.message is None:
             log.error("skipping %s: %s", record.ref, record.error)
-            skipped += 1
+            unreadable.append(f"{record.ref}: {record.error}")
             continue
         with log_context(request_id=request_id, job_id=record.message.body.get("job_id", "")):
             try:
@@ -87,4 +88,4 @@ def process_records(
                 failed.append(f"{record.ref}: {exc}")
     if failed:
         raise BatchFailed("; ".join(failed))
-    return {"processed": done, "skipped": skipped}
+    return {"processed": done, "skipped": len(unreadable), "unreadable": unreadable}

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harvest.domain.job import Message
+from harvest.domain.job import Message, MisroutedMessage, StepKind, parse_step
 from harvest.handlers.queue_records import deadline_from, process_records
 from harvest.usecases.harvest import HarvestDeps, harvest_chunk, plan_job
 
@@ -21,11 +21,13 @@ def make_handler(deps: HarvestDeps, stopping: Callable[[], bool] = lambda: False
             return stopping() or time.monotonic() > deadline
 
         def handle(message: Message) -> None:
-            body = message.body
-            if body["kind"] == "plan":
-                plan_job(deps, body["job_id"])
-            elif body["kind"] == "chunk":
-                harvest_chunk(deps, body["job_id"], body["chunk"], should_stop)
+            step = parse_step(message.body)
+            if step.kind is StepKind.PLAN:
+                plan_job(deps, step.job_id)
+            elif step.kind is StepKind.CHUNK:
+                harvest_chunk(deps, step.job_id, step.chunk, should_stop)
+            else:
+                raise MisroutedMessage(f"a {step.kind.value} message reached the worker function")
 
         return process_records(event, context, handle, stopping)
 

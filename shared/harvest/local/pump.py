@@ -58,13 +58,6 @@ class PumpConfig:
     settle_max_wait: float = 2.0  # longest wait between tries of an ack or nack the database refused
 
 
-def describe_message(body: Mapping[str, Any]) -> str:
-    kind = body.get("kind", "?")
-    if kind == "chunk":
-        return f"chunk {body.get('chunk')}"
-    return f"{kind} step"
-
-
 class QueuePump:
     def __init__(
         self,
@@ -177,13 +170,18 @@ class QueuePump:
         heartbeat = threading.Thread(target=self._heartbeat, args=(delivery.id, done), daemon=True)
         heartbeat.start()
         try:
-            handler(build_ckafka_event([(delivery.id, delivery.message)]), self._context(delivery))
+            result = handler(build_ckafka_event([(delivery.id, delivery.message)]), self._context(delivery))
         except Exception as exc:
             done.set()
             self._nack(delivery, str(exc) or type(exc).__name__)
         else:
             done.set()
-            self._settle(f"ack message {delivery.id}", lambda: self._queue.ack(delivery.id))
+            unreadable = result.get("unreadable") if isinstance(result, dict) else None
+            if unreadable:
+                # Never acked in silence: retried like any failure, then a dead letter an operator sees.
+                self._nack(delivery, "; ".join(str(reason) for reason in unreadable))
+            else:
+                self._settle(f"ack message {delivery.id}", lambda: self._queue.ack(delivery.id))
         finally:
             heartbeat.join()
             with self._busy_lock:

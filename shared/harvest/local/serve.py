@@ -40,7 +40,7 @@ from harvest.composition import (
     build_operations,
 )
 from harvest.domain.destination import parse_destination
-from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK
+from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK, describe_message
 from harvest.domain.registry import load_registry
 from harvest.errors import ConfigError, HarvestError, RequestSizeLimitExceeded, StorageError
 from harvest.handlers import finalizer, worker
@@ -50,7 +50,7 @@ from harvest.local.bucket_http import BucketHttp
 from harvest.local.gateway import GatewayServer, WsgiApp
 from harvest.local.http_server import HttpResponse, ServerLimits
 from harvest.local.ops_http import Check, as_wsgi, healthz, metrics_route, readyz_route
-from harvest.local.pump import PumpConfig, QueuePump, describe_message
+from harvest.local.pump import PumpConfig, QueuePump
 from harvest.local.tls import (
     CertificateReloader,
     certificate_info,

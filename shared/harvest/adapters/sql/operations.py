@@ -15,15 +15,10 @@ from collections.abc import Callable, Sequence
 
 from harvest.adapters.sql.db import Database, Row, placeholders
 from harvest.adapters.sql.queue import DEAD, LEASED, READY
+from harvest.domain.job import describe_message
 from harvest.ports import DeadLetter, TopicState
 
 _DEAD_COLUMNS = "id, topic, key, body, attempts, last_error, created_at"
-
-
-def describe_step(body: dict[str, object]) -> str:
-    """What a message asks for, in an operator's words: 'chunk 3', 'plan step', 'finalize step'."""
-    kind = body.get("kind", "?")
-    return f"chunk {body.get('chunk')}" if kind == "chunk" else f"{kind} step"
 
 
 def _dead_letter(row: Row) -> DeadLetter:
@@ -38,7 +33,7 @@ def _dead_letter(row: Row) -> DeadLetter:
         id=int(row["id"]),
         topic=str(row["topic"]),
         job_id=job_id if isinstance(job_id, str) else str(row["key"]),
-        step=describe_step(body),
+        step=describe_message(body),
         attempts=int(row["attempts"]),
         error=str(row["last_error"]),
         created_at=float(row["created_at"]),
