@@ -38,12 +38,14 @@ CONTENT_TYPES = {
     "vtt": "text/vtt",
     "webvtt": "text/vtt",
     "m3u8": "application/vnd.apple.mpegurl",
+    "mpd": "application/dash+xml",
+    "ttml": "application/ttml+xml",
 }
 
 
 # Suffixes that name media (segments, init sections, subtitles): a URI ending in anything else
 # (`get.php?seg=1`, `?seg=1`, `segment.m3u8`) gets its extension from what the media is.
-MEDIA_SUFFIXES = frozenset(CONTENT_TYPES) - {"m3u8"} | {"mp4a", "cmft", "ttml", "dfxp", "jpg", "jpeg", "png"}
+MEDIA_SUFFIXES = frozenset(CONTENT_TYPES) - {"m3u8", "mpd"} | {"mp4a", "cmft", "dfxp", "jpg", "jpeg", "png"}
 
 
 def safe_name(text: str, limit: int = 64) -> str:

@@ -1,0 +1,333 @@
+"""The DASH format: read a live (dynamic) MPD, write a static MPD of exactly the stored segments.
+
+The reader places every Representation's segments on the wall clock (formats.mpd) and keeps those
+whose [start, end) overlaps [StartTime, EndTime), the rule HLS uses; a window edge that crosses a
+Period boundary keeps both Periods. The writer copies the MPD's elements unchanged (Role,
+Accessibility, Label, lang, ContentProtection with its PSSH, InbandEventStream, ...) and replaces
+only what made it live: the MPD becomes type="static" with a mediaPresentationDuration, BaseURLs,
+UTCTiming and Location go, each Representation gets a SegmentTemplate (or, when the stored names
+cannot be templated, a SegmentList) with a SegmentTimeline of the stored segments, by relative URL.
+EventStream events outside the window are dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+import posixpath
+from dataclasses import dataclass, field
+from xml.etree import ElementTree as ET
+
+from harvest.engine.context import PlanContext, playlist_url
+from harvest.engine.layout import FolderNames, Layout, media_extension, stored_name
+from harvest.engine.tasks import ObjectLocator, TaskBook
+from harvest.errors import PlaylistError, WindowNotCovered
+from harvest.formats.mpd import (
+    NS,
+    SEGMENT_INFO,
+    MediaSegment,
+    PeriodInfo,
+    Track,
+    base_url,
+    format_duration,
+    parse_mpd,
+    periods,
+    q,
+    track_segments,
+    utc_timing,
+)
+from harvest.hls.window import EDGE_EPSILON
+
+NAME = "DASH"
+EXTENSION = ".mpd"
+CONTENT_TYPE = "application/dash+xml"
+_DROPPED_MPD_ATTRIBUTES = (
+    "availabilityStartTime",
+    "minimumUpdatePeriod",
+    "timeShiftBufferDepth",
+    "suggestedPresentationDelay",
+    "publishTime",
+    "availabilityEndTime",
+)
+_DROPPED_MPD_CHILDREN = ("BaseURL", "Location", "PatchLocation", "UTCTiming")
+_PREFIXES = {
+    "": NS,
+    "cenc": "urn:mpeg:cenc:2013",
+    "mspr": "urn:microsoft:playready",
+    "xlink": "http://www.w3.org/1999/xlink",
+    "xsi": "http://www.w3.org/2001/XMLSchema-instance",
+    "scte35": "http://www.scte.org/schemas/35/2016",
+}
+_TEXT_EXTENSIONS = {"text/vtt": "vtt", "application/ttml+xml": "ttml"}
+
+
+@dataclass
+class _Kept:
+    track: Track
+    folder: str
+    segments: list[MediaSegment]
+
+
+@dataclass
+class DashReading:
+    url: str
+    root: ET.Element
+    periods: list[PeriodInfo]
+    kept: list[_Kept]
+    start: float
+    end: float
+    warnings: list[str] = field(default_factory=list)
+
+    def write(self, book: TaskBook, layout: Layout, manifest_key: str) -> dict[str, str]:
+        return {manifest_key: _write(self, book, manifest_key)}
+
+
+# --- the reader ---------------------------------------------------------------------------------
+
+
+def read(ctx: PlanContext, url: str, book: TaskBook) -> DashReading:
+    """Read the MPD at `url`, keep the segments of [ctx.start, ctx.end), tell `book` what to download."""
+    endpoint = ctx.endpoint
+    fetched = ctx.origin.get_playlist(
+        playlist_url(url, endpoint.timeshift_query, ctx.start, ctx.end), endpoint.headers
+    )
+    root = parse_mpd(fetched.text, fetched.url)
+    warnings: list[str] = []
+    clock, note = utc_timing(root, lambda u: ctx.origin.get_text(u, endpoint.headers))
+    if note:
+        warnings.append(f"MPD {fetched.url}: {note}")
+    now = clock if clock is not None else ctx.now
+    mpd_base = base_url(fetched.url, [root], warnings)
+    names = FolderNames()
+    folders: dict[str, str] = {}
+    by_rep: dict[str, list[MediaSegment]] = {}
+    kept: list[_Kept] = []
+    for period in periods(root, fetched.url):
+        if period.start >= ctx.end - EDGE_EPSILON or (
+            period.end is not None and period.end <= ctx.start + EDGE_EPSILON
+        ):
+            continue
+        period_base = base_url(mpd_base, [period.element], warnings)
+        for adaptation in period.element.findall(q("AdaptationSet")):
+            adaptation_base = base_url(period_base, [adaptation], warnings)
+            for rep in adaptation.findall(q("Representation")):
+                rep_id = rep.get("id", "")
+                where = f"MPD {fetched.url} Period {period.element.get('id', period.index)} Representation {rep_id!r}"
+                base = base_url(adaptation_base, [rep], warnings)
+                init, segments, timescale, pto = track_segments(
+                    base, period, adaptation, rep, now, (ctx.start, ctx.end), where
+                )
+                chosen = [
+                    s
+                    for s in segments
+                    if s.start < ctx.end - EDGE_EPSILON and s.end > ctx.start + EDGE_EPSILON
+                ]
+                if rep_id not in folders:
+                    kind = (
+                        adaptation.get("contentType")
+                        or (adaptation.get("mimeType") or rep.get("mimeType") or "media").split("/")[0]
+                    )
+                    folders[rep_id] = names.unique(f"{kind}_{rep_id}")
+                track = Track(period.index, adaptation, rep, rep_id, init, tuple(chosen), timescale, pto)
+                kept.append(_Kept(track, folders[rep_id], chosen))
+                by_rep.setdefault(rep_id, []).extend(chosen)
+    if not kept:
+        raise WindowNotCovered(f"MPD {fetched.url} has no Period in the window")
+    for rep_id, segments in by_rep.items():
+        _check_coverage(fetched.url, rep_id, segments, ctx.start, ctx.end, now)
+    for item in kept:
+        _collect_needs(book, item)
+    return DashReading(
+        fetched.url, root, [p for p in periods(root, fetched.url)], kept, ctx.start, ctx.end, warnings
+    )
+
+
+def _check_coverage(
+    url: str, rep_id: str, segments: list[MediaSegment], start: float, end: float, now: float
+) -> None:
+    if not segments:
+        raise WindowNotCovered(f"MPD {url}: Representation {rep_id!r} has no segment in the window")
+    tolerance = max(s.end - s.start for s in segments)
+    if segments[0].start - start > tolerance:
+        raise PlaylistError(
+            f"MPD {url}: Representation {rep_id!r} does not cover the window:"
+            f" {segments[0].start - start:.1f} s missing at the start"
+        )
+    if end - segments[-1].end > tolerance:
+        raise WindowNotCovered(
+            f"MPD {url}: Representation {rep_id!r} does not cover the window:"
+            f" {end - segments[-1].end:.1f} s missing at the end (the origin's clock is at {now:.3f})"
+        )
+    for before, after in zip(segments, segments[1:], strict=False):
+        if after.start - before.end > tolerance:
+            raise PlaylistError(
+                f"MPD {url}: Representation {rep_id!r} does not cover the window:"
+                f" {after.start - before.end:.1f} s missing after segment {before.number} (time {before.time})"
+            )
+
+
+def _extension(item: _Kept, url: str) -> str:
+    mime = item.track.representation.get("mimeType") or item.track.adaptation.get("mimeType") or ""
+    return media_extension(url) or _TEXT_EXTENSIONS.get(mime, "m4s")
+
+
+def _collect_needs(book: TaskBook, item: _Kept) -> None:
+    folder = book.layout.folder(item.folder)
+    if item.track.init is not None:
+        init_url, init_range = item.track.init
+        ext = media_extension(init_url) or "mp4"
+        book.need(init_url, init_range, folder, stored_name(init_url, ext), False, ext)
+    for segment in item.segments:
+        ext = _extension(item, segment.url)
+        book.need(segment.url, segment.byterange, folder, f"{segment.number}.{ext}", True, ext)
+
+
+# --- the writer ---------------------------------------------------------------------------------
+
+
+def _write(reading: DashReading, book: TaskBook, manifest_key: str) -> str:
+    for prefix, uri in _PREFIXES.items():
+        ET.register_namespace(prefix, uri)
+    folder = posixpath.dirname(manifest_key)
+    locator = ObjectLocator(book, f"{folder}/" if folder else "")
+    root = copy.deepcopy(reading.root)
+    for name in _DROPPED_MPD_ATTRIBUTES:
+        root.attrib.pop(name, None)
+    for tag in _DROPPED_MPD_CHILDREN:
+        for child in root.findall(q(tag)):
+            root.remove(child)
+    root.set("type", "static")
+    root.set("minBufferTime", reading.root.get("minBufferTime", "PT2S"))
+
+    kept_by_period: dict[int, list[_Kept]] = {}
+    for item in reading.kept:
+        kept_by_period.setdefault(item.track.period, []).append(item)
+    origin = min(s.start for item in reading.kept for s in item.segments)
+    out_periods = []
+    for element in root.findall(q("Period")):
+        root.remove(element)
+    for info in reading.periods:
+        items = kept_by_period.get(info.index)
+        if not items:
+            continue
+        begin = min(item.segments[0].start for item in items)
+        finish = max(item.segments[-1].end for item in items)
+        out_periods.append((info, items, begin, finish))
+    last_end = origin
+    for i, (info, items, begin, finish) in enumerate(out_periods):
+        following = out_periods[i + 1][2] if i + 1 < len(out_periods) else finish
+        period = _period(info, items, begin, following, origin, reading, locator)
+        root.append(period)
+        last_end = following
+    # The schema wants Periods before Metrics, EssentialProperty, ...: move those after them.
+    for child in list(root):
+        if child.tag in (
+            q("Metrics"),
+            q("EssentialProperty"),
+            q("SupplementalProperty"),
+            q("LeapSecondInformation"),
+        ):
+            root.remove(child)
+            root.append(child)
+    root.set("mediaPresentationDuration", format_duration(last_end - origin))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _period(
+    info: PeriodInfo,
+    items: list[_Kept],
+    begin: float,
+    end: float,
+    origin: float,
+    reading: DashReading,
+    locator: ObjectLocator,
+) -> ET.Element:
+    period = copy.deepcopy(info.element)
+    for tag in ("BaseURL", *SEGMENT_INFO):
+        for child in period.findall(q(tag)):
+            period.remove(child)
+    period.set("start", format_duration(begin - origin))
+    period.set("duration", format_duration(end - begin))
+    for stream in period.findall(q("EventStream")):
+        _clip_events(stream, info.start, begin, reading.start, reading.end)
+    wanted = {(id(item.track.adaptation), item.track.rep_id): item for item in items}
+    source_sets = info.element.findall(q("AdaptationSet"))
+    for source, adaptation in zip(source_sets, period.findall(q("AdaptationSet")), strict=True):
+        for tag in ("BaseURL", *SEGMENT_INFO):
+            for child in adaptation.findall(q(tag)):
+                adaptation.remove(child)
+        for rep in adaptation.findall(q("Representation")):
+            item = wanted.get((id(source), rep.get("id", "")))
+            if item is None:
+                adaptation.remove(rep)
+                continue
+            for tag in ("BaseURL", *SEGMENT_INFO):
+                for child in rep.findall(q(tag)):
+                    rep.remove(child)
+            rep.append(_segment_info(item, info.start, begin, locator))
+    return period
+
+
+def _clip_events(stream: ET.Element, period_start: float, begin: float, start: float, end: float) -> None:
+    timescale = int(stream.get("timescale", "1"))
+    pto = int(stream.get("presentationTimeOffset", "0"))
+    for event in stream.findall(q("Event")):
+        at = period_start + (int(event.get("presentationTime", "0")) - pto) / timescale
+        length = int(event.get("duration", "0")) / timescale
+        if not (at < end and (at + length > start or (length == 0 and at >= start))):
+            stream.remove(event)
+    # Keep every event's presentationTime as it was: move the offset by where the Period now begins.
+    stream.set("presentationTimeOffset", str(pto + round((begin - period_start) * timescale)))
+
+
+def _segment_info(item: _Kept, period_start: float, begin: float, locator: ObjectLocator) -> ET.Element:
+    track = item.track
+    pto = track.pto + round((begin - period_start) * track.timescale)
+    located = [locator.located(s.url, s.byterange) for s in item.segments]
+    init = locator.located(*track.init) if track.init is not None else None
+    first = item.segments[0].number
+    names = [uri for uri, _ in located]
+    ext = names[0].rpartition(".")[2]
+    stem = names[0].rpartition("/")[0]
+    templated = (
+        all(rng is None and uri == f"{stem}/{first + i}.{ext}" for i, (uri, rng) in enumerate(located))
+        and (init is None or init[1] is None)
+        and "$" not in "".join(names)
+    )
+    attributes = {"timescale": str(track.timescale), "presentationTimeOffset": str(pto)}
+    if templated:
+        element = ET.Element(q("SegmentTemplate"), attributes)
+        element.set("startNumber", str(first))
+        element.set("media", f"{stem}/$Number$.{ext}" if stem else f"$Number$.{ext}")
+        if init is not None:
+            element.set("initialization", init[0])
+        element.append(_timeline(item.segments))
+        return element
+    element = ET.Element(q("SegmentList"), attributes)
+    if init is not None:
+        initialization = ET.SubElement(element, q("Initialization"), {"sourceURL": init[0]})
+        if init[1] is not None:
+            initialization.set("range", f"{init[1].offset}-{init[1].end - 1}")
+    element.append(_timeline(item.segments))
+    for uri, rng in located:
+        url = ET.SubElement(element, q("SegmentURL"), {"media": uri})
+        if rng is not None:
+            url.set("mediaRange", f"{rng.offset}-{rng.end - 1}")
+    return element
+
+
+def _timeline(segments: list[MediaSegment]) -> ET.Element:
+    """A SegmentTimeline of exactly these segments: runs of equal d folded into @r, @t where time jumps."""
+    timeline = ET.Element(q("SegmentTimeline"))
+    expected: int | None = None
+    last: ET.Element | None = None
+    for segment in segments:
+        if last is not None and segment.time == expected and int(last.get("d", "0")) == segment.d:
+            last.set("r", str(int(last.get("r", "0")) + 1))
+        else:
+            last = ET.SubElement(timeline, q("S"), {"t": str(segment.time), "d": str(segment.d)})
+        expected = segment.time + segment.d
+    return timeline
+
+
+__all__ = ["CONTENT_TYPE", "EXTENSION", "NAME", "DashReading", "read"]
