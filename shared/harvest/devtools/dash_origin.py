@@ -111,7 +111,8 @@ def _events(runtime: _Channel, lo: int, hi: int, pto: int) -> list[str]:
     every, length = spec.ad_breaks
     d = spec.segment_seconds * TIMESCALE
     out = [
-        f'    <EventStream schemeIdUri="urn:scte:scte35:2014:xml+bin" timescale="{TIMESCALE}" presentationTimeOffset="{pto}">'
+        '    <EventStream schemeIdUri="urn:scte:scte35:2014:xml+bin"'
+        f' timescale="{TIMESCALE}" presentationTimeOffset="{pto}">'
     ]
     for event in range((lo - every // 2) // every, (hi - every // 2) // every + 1):
         begin = event * every + every // 2
@@ -134,7 +135,8 @@ def _adaptation_sets(runtime: _Channel, mode: str, lo: int, hi: int, period_firs
     audio = [r for r in loaded if r.media_type == "AUDIO"]
     pto = period_first * d
     out = [
-        '    <AdaptationSet id="1" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1">'
+        '    <AdaptationSet id="1" contentType="video" mimeType="video/mp4"'
+        ' segmentAlignment="true" startWithSAP="1">'
     ]
     if spec.dash_protection:
         kid = DEFAULT_KID.replace("-", "")
@@ -165,13 +167,16 @@ def _adaptation_sets(runtime: _Channel, mode: str, lo: int, hi: int, period_firs
     out.append("    </AdaptationSet>")
     for i, r in enumerate(audio):
         out += [
-            f'    <AdaptationSet id="{2 + i}" contentType="audio" mimeType="audio/mp4" lang={quoteattr(r.language)} segmentAlignment="true">',
-            '      <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011"'
+            f'    <AdaptationSet id="{2 + i}" contentType="audio" mimeType="audio/mp4"'
+            f' lang={quoteattr(r.language)} segmentAlignment="true">',
+            "      <AudioChannelConfiguration"
+            ' schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011"'
             f' value="{r.channels}"/>',
             "      <Label>English</Label>",
             '      <Accessibility schemeIdUri="urn:tva:metadata:cs:AudioPurposeCS:2007" value="6"/>',
             '      <Role schemeIdUri="urn:mpeg:dash:role:2011" value="main"/>',
-            f'      <Representation id="{r.name}" bandwidth="{r.bandwidth}" codecs="{r.codecs}" audioSamplingRate="48000">',
+            f'      <Representation id="{r.name}" bandwidth="{r.bandwidth}" codecs="{r.codecs}"'
+            ' audioSamplingRate="48000">',
             *_segments(mode, lo, hi, period_first, d, pto, r.name),
             "      </Representation>",
             "    </AdaptationSet>",

@@ -154,7 +154,7 @@ def _suffixes(endpoint: Endpoint) -> list[str]:
 
 
 def default_manifest(job_id: str, endpoint: Endpoint) -> str:
-    """`<ID>/index.m3u8`, or `<ID>/index.mpd` for a DASH endpoint (CMAF: the HLS master, the MPD beside it)."""
+    """`<ID>/index.m3u8`, or `<ID>/index.mpd` for DASH (CMAF: the HLS master, with the MPD beside it)."""
     return f"{job_id}/{DEFAULT_MANIFEST_STEM}{_suffixes(endpoint)[-1]}"
 
 

@@ -38,7 +38,7 @@ class Format(Protocol):
     def read(self, ctx: PlanContext, url: str, book: TaskBook) -> Reading: ...
 
 
-FORMATS: dict[str, Format] = {hls.NAME: hls, dash.NAME: dash}  # type: ignore[dict-item]
+FORMATS: dict[str, Format] = {hls.NAME: hls, dash.NAME: dash}
 
 
 def sources(endpoint: Endpoint) -> Iterator[tuple[Format, str]]:

@@ -13,6 +13,7 @@ EventStream events outside the window are dropped.
 from __future__ import annotations
 
 import copy
+import itertools
 import posixpath
 from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
@@ -27,6 +28,7 @@ from harvest.formats.mpd import (
     MediaSegment,
     PeriodInfo,
     Track,
+    TrackSource,
     base_url,
     format_duration,
     parse_mpd,
@@ -97,6 +99,10 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> DashReading:
         warnings.append(f"MPD {fetched.url}: {note}")
     now = clock if clock is not None else ctx.now
     mpd_base = base_url(fetched.url, [root], warnings)
+
+    def fetch_range(media_url: str, span: tuple[int, int]) -> bytes:
+        return ctx.origin.get_bytes(media_url, endpoint.headers, span)
+
     names = FolderNames()
     folders: dict[str, str] = {}
     by_rep: dict[str, list[MediaSegment]] = {}
@@ -111,11 +117,12 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> DashReading:
             adaptation_base = base_url(period_base, [adaptation], warnings)
             for rep in adaptation.findall(q("Representation")):
                 rep_id = rep.get("id", "")
-                where = f"MPD {fetched.url} Period {period.element.get('id', period.index)} Representation {rep_id!r}"
+                period_id = period.element.get("id", str(period.index))
+                where = f"MPD {fetched.url} Period {period_id} Representation {rep_id!r}"
                 base = base_url(adaptation_base, [rep], warnings)
-                init, segments, timescale, pto = track_segments(
-                    base, period, adaptation, rep, now, (ctx.start, ctx.end), where
-                )
+                source = TrackSource(base, period, adaptation, rep, now, (ctx.start, ctx.end), where)
+                found = track_segments(source, fetch_range)
+                init, segments, timescale, pto = found.init, found.segments, found.timescale, found.pto
                 chosen = [
                     s
                     for s in segments
@@ -157,11 +164,12 @@ def _check_coverage(
             f"MPD {url}: Representation {rep_id!r} does not cover the window:"
             f" {end - segments[-1].end:.1f} s missing at the end (the origin's clock is at {now:.3f})"
         )
-    for before, after in zip(segments, segments[1:], strict=False):
+    for before, after in itertools.pairwise(segments):
         if after.start - before.end > tolerance:
             raise PlaylistError(
                 f"MPD {url}: Representation {rep_id!r} does not cover the window:"
-                f" {after.start - before.end:.1f} s missing after segment {before.number} (time {before.time})"
+                f" {after.start - before.end:.1f} s missing after segment number {before.number}"
+                f" (time {before.time})"
             )
 
 

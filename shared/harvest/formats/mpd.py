@@ -29,10 +29,15 @@ _DURATION = re.compile(
     r"^(-)?P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
 )
 _IDENTIFIER = re.compile(r"\$([A-Za-z]*)(%[^$]*)?\$")
+_FRACTION = re.compile(r"\.(\d+)")
 _WIDTH = re.compile(r"^%0(\d+)d$")
 _UTC_DIRECT = ("urn:mpeg:dash:utc:direct:2014", "urn:mpeg:dash:utc:direct:2012")
-_UTC_HTTP = ("urn:mpeg:dash:utc:http-iso:2014", "urn:mpeg:dash:utc:http-xsdate:2014")
-_UTC_HTTP += ("urn:mpeg:dash:utc:http-iso:2012", "urn:mpeg:dash:utc:http-xsdate:2012")
+_UTC_HTTP = (
+    "urn:mpeg:dash:utc:http-iso:2014",
+    "urn:mpeg:dash:utc:http-xsdate:2014",
+    "urn:mpeg:dash:utc:http-iso:2012",
+    "urn:mpeg:dash:utc:http-xsdate:2012",
+)
 
 
 def q(tag: str) -> str:
@@ -65,8 +70,10 @@ def duration(text: str | None, what: str) -> float | None:
 
 def date_time(text: str, what: str) -> float:
     """Epoch seconds of an xs:dateTime; a time without a zone is UTC (DASH-IF IOP 4.7)."""
+    # Python 3.10's fromisoformat wants 0, 3 or 6 fraction digits and no "Z": normalise to 6.
+    clean = _FRACTION.sub(lambda m: "." + (m[1] + "000000")[:6], text.strip().replace("Z", "+00:00"), count=1)
     try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(clean)
     except ValueError:
         raise PlaylistError(f"{what} {text!r} is not an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
@@ -140,7 +147,8 @@ def periods(root: ET.Element, url: str) -> list[PeriodInfo]:
     if ast_text is None:
         if root.get("type", "static") == "dynamic":
             raise PlaylistError(
-                f"MPD {url} is dynamic but has no availabilityStartTime: it cannot be placed on the wall clock"
+                f"MPD {url} is dynamic but has no availabilityStartTime:"
+                " it cannot be placed on the wall clock"
             )
         raise PlaylistError(
             f"MPD {url} has no availabilityStartTime: its Periods cannot be placed on the wall clock"
@@ -180,7 +188,8 @@ def base_url(base: str, elements: list[ET.Element], warnings: list[str]) -> str:
         found = element.findall(q("BaseURL"))
         if len(found) > 1:
             warnings.append(
-                f"several BaseURLs under {element.tag.rpartition('}')[2]}; the first, {(found[0].text or '').strip()!r}, is used"
+                f"several BaseURLs under {element.tag.rpartition('}')[2]};"
+                f" the first, {(found[0].text or '').strip()!r}, is used"
             )
         if found:
             base = urljoin(base, (found[0].text or "").strip())
@@ -190,7 +199,7 @@ def base_url(base: str, elements: list[ET.Element], warnings: list[str]) -> str:
 def _merged(
     elements: list[ET.Element], tag: str
 ) -> tuple[dict[str, str], ET.Element | None, ET.Element | None]:
-    """Attributes of `tag` inherited down the hierarchy (inner wins), its SegmentTimeline and innermost element."""
+    """Attributes of `tag` down the hierarchy (inner wins), its SegmentTimeline, its innermost element."""
     attributes: dict[str, str] = {}
     timeline = innermost = None
     for element in elements:
@@ -206,7 +215,7 @@ def _merged(
 
 def expand(template: str, rep: ET.Element, rep_id: str, where: str, number: int = 0, time: int = 0) -> str:
     """A SegmentTemplate URL with its identifiers replaced (§5.3.9.4.4); unsupported ones are refused."""
-    values = {
+    values: dict[str, str | int] = {
         "RepresentationID": rep_id,
         "Number": number,
         "Time": time,
@@ -219,14 +228,16 @@ def expand(template: str, rep: ET.Element, rep_id: str, where: str, number: int 
             return "$"
         if name not in values:
             raise PlaylistError(
-                f"{where}: SegmentTemplate identifier ${name}{tag or ''}$ is not supported (known: $RepresentationID$, $Number$, $Time$, $Bandwidth$)"
+                f"{where}: SegmentTemplate identifier ${name}{tag or ''}$ is not supported "
+                " (known: $RepresentationID$, $Number$, $Time$, $Bandwidth$)"
             )
         if tag is None:
             return str(values[name])
         width = _WIDTH.match(tag)
         if width is None or name == "RepresentationID":
             raise PlaylistError(
-                f"{where}: SegmentTemplate format tag {tag!r} on ${name}$ is not supported (only %0<width>d on $Number$, $Time$, $Bandwidth$)"
+                f"{where}: SegmentTemplate format tag {tag!r} on ${name}$ is not supported"
+                " (only %0<width>d on $Number$, $Time$, $Bandwidth$)"
             )
         return str(int(values[name])).zfill(int(width[1]))
 
@@ -261,106 +272,232 @@ def _timeline(timeline: ET.Element, limit: int | None, where: str) -> Iterator[t
             t += d
 
 
-def track_segments(
-    base: str,
-    period: PeriodInfo,
-    adaptation: ET.Element,
-    rep: ET.Element,
-    now: float,
-    window: tuple[float, float],
-    where: str,
-) -> tuple[tuple[str, ByteRange | None] | None, list[MediaSegment], int, int]:
-    """(init, available segments, timescale, presentationTimeOffset) of one Representation."""
-    chain = [period.element, adaptation, rep]
-    rep_id = rep.get("id", "")
-    live_end = now if period.end is None else min(now, period.end)
+@dataclass(frozen=True)
+class TrackSource:
+    """Where one Representation of one Period is, and how far the origin's clock has come."""
+
+    base: str  # the resolved BaseURL chain
+    period: PeriodInfo
+    adaptation: ET.Element
+    representation: ET.Element
+    now: float
+    window: tuple[float, float]
+    where: str  # "MPD <url> Period <id> Representation <id>", for errors
+
+    @property
+    def rep_id(self) -> str:
+        return self.representation.get("id", "")
+
+    @property
+    def live_end(self) -> float:
+        return self.now if self.period.end is None else min(self.now, self.period.end)
+
+
+@dataclass(frozen=True)
+class Addressing:
+    init: tuple[str, ByteRange | None] | None
+    segments: list[MediaSegment]  # those available at the origin's clock
+    timescale: int
+    pto: int
+
+
+FetchRange = Callable[[str, tuple[int, int]], bytes]
+
+
+def track_segments(source: TrackSource, fetch_range: FetchRange) -> Addressing:
+    """The segments of one Representation: SegmentTemplate, SegmentList or SegmentBase, inherited
+    from the Period and AdaptationSet (attributes of inner levels win)."""
+    chain = [source.period.element, source.adaptation, source.representation]
     for tag in ("SegmentTemplate", "SegmentList", "SegmentBase"):
         attributes, timeline, innermost = _merged(chain, tag)
         if innermost is None:
             continue
-        timescale = int(attributes.get("timescale", "1"))
-        pto = int(attributes.get("presentationTimeOffset", "0"))
-        start_number = int(attributes.get("startNumber", "1"))
-
-        def wall(t: int) -> float:
-            return period.start + (t - pto) / timescale
-
-        limit = math.floor((live_end - period.start) * timescale) + pto
-        if tag == "SegmentBase":
-            raise PlaylistError(
-                f"{where}: SegmentBase addressing (one file with an index) is not supported by this reader"
-            )
+        timescale = _int(attributes, "timescale", "1", source.where)
+        pto = _int(attributes, "presentationTimeOffset", "0", source.where)
+        if timescale <= 0:
+            raise PlaylistError(f"{source.where}: timescale must be positive, got {timescale}")
+        clock = _Clock(source.period.start, pto, timescale)
         if tag == "SegmentTemplate":
-            init_template = attributes.get("initialization")
-            init = (urljoin(base, expand(init_template, rep, rep_id, where)), None) if init_template else None
-            media = attributes.get("media")
-            if media is None:
-                raise PlaylistError(f"{where}: SegmentTemplate has no media attribute")
-            if timeline is not None:
-                times = list(_timeline(timeline, limit, where))
-            else:
-                if "duration" not in attributes:
-                    raise PlaylistError(
-                        f"{where}: SegmentTemplate has neither a SegmentTimeline nor a duration"
-                    )
-                d = int(attributes["duration"])
-                # Only the numbers near the window: an MPD anchored at 1970 has ~10^9 of them.
-                count = max(0, math.floor((live_end - period.start) * timescale / d))
-                first = max(0, math.floor((window[0] - period.start) * timescale / d) - 1)
-                stop = min(count, math.ceil((window[1] - period.start) * timescale / d) + 1)
-                times = [(pto + k * d, d) for k in range(first, stop)]
-                start_number += first
-            segments = [
-                MediaSegment(
-                    url=urljoin(base, expand(media, rep, rep_id, where, start_number + k, t)),
-                    byterange=None,
-                    start=wall(t),
-                    end=wall(t + d),
-                    number=start_number + k,
-                    time=t,
-                    d=d,
-                )
-                for k, (t, d) in enumerate(times)
-            ]
+            init, segments = _template(source, attributes, timeline, clock)
+        elif tag == "SegmentList":
+            init, segments = _list(source, attributes, timeline, innermost, clock)
         else:
-            assert innermost is not None
-            init_element = innermost.find(q("Initialization"))
-            init = None
-            if init_element is not None:
-                init = (
-                    urljoin(base, init_element.get("sourceURL", "")),
-                    _range(init_element.get("range"), where),
-                )
-            urls = innermost.findall(q("SegmentURL"))
-            if timeline is not None:
-                times = list(_timeline(timeline, limit, where))[: len(urls)]
-            else:
-                if "duration" not in attributes:
-                    raise PlaylistError(f"{where}: SegmentList has neither a SegmentTimeline nor a duration")
-                d = int(attributes["duration"])
-                times = [(pto + k * d, d) for k in range(len(urls))]
-            segments = [
-                MediaSegment(
-                    url=urljoin(base, element.get("media", "")),
-                    byterange=_range(element.get("mediaRange"), where),
-                    start=wall(t),
-                    end=wall(t + d),
-                    number=start_number + k,
-                    time=t,
-                    d=d,
-                )
-                for k, ((t, d), element) in enumerate(zip(times, urls, strict=False))
-            ]
-        available = [s for s in segments if s.end <= live_end + 1e-6]
-        return init, available, timescale, pto
+            init, segments, clock = _indexed(source, innermost, clock, fetch_range)
+            timescale, pto = clock.timescale, clock.pto
+        available = [s for s in segments if s.end <= source.live_end + 1e-6]
+        return Addressing(init, available, timescale, pto)
     # No segment information at all: the Representation is one file (a sidecar subtitle track).
-    end = period.end if period.end is not None else now
-    return (
-        None,
-        [MediaSegment(base, None, period.start, end, 0, 0, max(1, round((end - period.start) * 1000)))],
-        1000,
-        0,
+    period = source.period
+    end = period.end if period.end is not None else source.now
+    whole = MediaSegment(
+        source.base, None, period.start, end, 0, 0, max(1, round((end - period.start) * 1000))
     )
+    return Addressing(None, [whole], 1000, 0)
+
+
+def _int(attributes: dict[str, str], name: str, default: str, where: str) -> int:
+    try:
+        return int(attributes.get(name, default))
+    except ValueError:
+        raise PlaylistError(f"{where}: @{name} {attributes[name]!r} is not an integer") from None
+
+
+def _times(
+    source: TrackSource, attributes: dict[str, str], timeline: ET.Element | None, clock: _Clock, tag: str
+) -> tuple[list[tuple[int, int]], int]:
+    """(t, d) of the segments near the window, and the index of the first among all the Period's."""
+    limit = math.floor((source.live_end - clock.period_start) * clock.timescale) + clock.pto
+    if timeline is not None:
+        return list(_timeline(timeline, limit, source.where)), 0
+    if "duration" not in attributes:
+        raise PlaylistError(f"{source.where}: {tag} has neither a SegmentTimeline nor a duration")
+    d = _int(attributes, "duration", "0", source.where)
+    if d <= 0:
+        raise PlaylistError(f"{source.where}: {tag} duration must be positive, got {d}")
+    # Only the numbers near the window: an MPD anchored at 1970 has ~10^9 of them.
+    scale = clock.timescale / d
+    count = max(0, math.floor((source.live_end - clock.period_start) * scale))
+    first = max(0, math.floor((source.window[0] - clock.period_start) * scale) - 1)
+    stop = min(count, math.ceil((source.window[1] - clock.period_start) * scale) + 1)
+    return [(clock.pto + k * d, d) for k in range(first, stop)], first
+
+
+def _template(
+    source: TrackSource, attributes: dict[str, str], timeline: ET.Element | None, clock: _Clock
+) -> tuple[tuple[str, ByteRange | None] | None, list[MediaSegment]]:
+    rep, rep_id, where = source.representation, source.rep_id, source.where
+    init_template = attributes.get("initialization")
+    init = (urljoin(source.base, expand(init_template, rep, rep_id, where)), None) if init_template else None
+    media = attributes.get("media")
+    if media is None:
+        raise PlaylistError(f"{where}: SegmentTemplate has no media attribute")
+    times, first = _times(source, attributes, timeline, clock, "SegmentTemplate")
+    start_number = _int(attributes, "startNumber", "1", where) + first
+    segments = [
+        MediaSegment(
+            url=urljoin(source.base, expand(media, rep, rep_id, where, start_number + k, t)),
+            byterange=None,
+            start=clock(t),
+            end=clock(t + d),
+            number=start_number + k,
+            time=t,
+            d=d,
+        )
+        for k, (t, d) in enumerate(times)
+    ]
+    return init, segments
+
+
+def _list(
+    source: TrackSource,
+    attributes: dict[str, str],
+    timeline: ET.Element | None,
+    innermost: ET.Element,
+    clock: _Clock,
+) -> tuple[tuple[str, ByteRange | None] | None, list[MediaSegment]]:
+    where = source.where
+    init_element = innermost.find(q("Initialization"))
+    init = None
+    if init_element is not None:
+        init_url = urljoin(source.base, init_element.get("sourceURL", ""))
+        init = (init_url, _range(init_element.get("range"), where))
+    urls = innermost.findall(q("SegmentURL"))
+    if timeline is not None:
+        times = list(_timeline(timeline, None if urls else 0, where))[: len(urls)]
+    else:
+        d = _int(attributes, "duration", "0", where)
+        if d <= 0:
+            raise PlaylistError(f"{where}: SegmentList has neither a SegmentTimeline nor a positive duration")
+        times = [(clock.pto + k * d, d) for k in range(len(urls))]
+    start_number = _int(attributes, "startNumber", "1", where)
+    return init, [
+        MediaSegment(
+            url=urljoin(source.base, element.get("media", "") or source.base),
+            byterange=_range(element.get("mediaRange"), where),
+            start=clock(t),
+            end=clock(t + d),
+            number=start_number + k,
+            time=t,
+            d=d,
+        )
+        for k, ((t, d), element) in enumerate(zip(times, urls, strict=False))
+    ]
+
+
+def _indexed(
+    source: TrackSource, element: ET.Element, clock: _Clock, fetch_range: FetchRange
+) -> tuple[tuple[str, ByteRange | None] | None, list[MediaSegment], _Clock]:
+    """SegmentBase: one file per Representation, its segments listed by the 'sidx' at @indexRange.
+
+    Segment times are in the sidx's timescale, which becomes the track's (presentationTimeOffset
+    converted to it); the returned clock places them.
+    """
+    where = source.where
+    index = _range(element.get("indexRange"), where)
+    if index is None:
+        raise PlaylistError(f"{where}: SegmentBase without indexRange: its segments cannot be located")
+    init_element = element.find(q("Initialization"))
+    init = None
+    if init_element is not None and init_element.get("range"):
+        init = (
+            urljoin(source.base, init_element.get("sourceURL") or source.base),
+            _range(init_element.get("range"), where),
+        )
+    data = fetch_range(source.base, (index.offset, index.length))
+    references, timescale, earliest, first_offset = parse_sidx(data, where)
+    sidx_clock = _Clock(clock.period_start, round(clock.pto * timescale / clock.timescale), timescale)
+    offset = index.end + first_offset  # ISO/IEC 14496-12 §8.16.3: counted from the byte after the sidx
+    t = earliest
+    segments = []
+    for k, (size, d) in enumerate(references):
+        segments.append(
+            MediaSegment(source.base, ByteRange(size, offset), sidx_clock(t), sidx_clock(t + d), k, t, d)
+        )
+        offset += size
+        t += d
+    return init, segments, sidx_clock
+
+
+def parse_sidx(data: bytes, where: str) -> tuple[list[tuple[int, int]], int, int, int]:
+    """(referenced size, duration) per reference, timescale, earliest presentation time, first offset."""
+    if len(data) < 12 or data[4:8] != b"sidx":
+        raise PlaylistError(f"{where}: the bytes at indexRange are not a 'sidx' box")
+    version = data[8]
+    pos = 12 + 8  # reference_ID, timescale
+    timescale = int.from_bytes(data[16:20], "big")
+    size = 8 if version else 4
+    try:
+        earliest = int.from_bytes(data[pos : pos + size], "big")
+        first_offset = int.from_bytes(data[pos + size : pos + 2 * size], "big")
+        pos += 2 * size + 2
+        count = int.from_bytes(data[pos : pos + 2], "big")
+        pos += 2
+        references = []
+        for _ in range(count):
+            word = int.from_bytes(data[pos : pos + 4], "big")
+            if word >> 31:
+                raise PlaylistError(
+                    f"{where}: the 'sidx' points to another 'sidx' (hierarchical index), not supported"
+                )
+            references.append((word & 0x7FFFFFFF, int.from_bytes(data[pos + 4 : pos + 8], "big")))
+            pos += 12
+    except IndexError:
+        raise PlaylistError(f"{where}: the 'sidx' box is truncated") from None
+    if pos > len(data) or timescale == 0:
+        raise PlaylistError(f"{where}: the 'sidx' box is truncated or has timescale 0")
+    return references, timescale, earliest, first_offset
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """Wall-clock time of a media time in one Representation of one Period."""
+
+    period_start: float
+    pto: int
+    timescale: int
+
+    def __call__(self, t: int) -> float:
+        return self.period_start + (t - self.pto) / self.timescale
 
 
 def _range(text: str | None, where: str) -> ByteRange | None:
