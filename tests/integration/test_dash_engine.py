@@ -237,3 +237,29 @@ def test_a_missing_dash_segment_fails_the_job_naming_it(
     # THEN the job fails, naming the segment as the origin addresses it: representation and number
     assert status is JobStatus.FAILED
     assert f"segment v1/n{first + 2:06d}.m4s: HTTP 404" in error
+
+
+def test_a_segment_base_representation_is_harvested_by_byte_ranges_into_one_file_per_segment(
+    engine_factory: Callable[..., Engine],
+    start_origin: Callable[..., LiveOrigin],
+    media_pools: dict[str, Pool],
+) -> None:
+    # GIVEN a DASH channel where each Representation is one file per Period, indexed by a 'sidx'
+    spec = ChannelSpec("fmp4", media_pools["fmp4"], dvr_window=600, dash="indexed", dash_period=POOL)
+    first, last = FIRST + 1, LAST
+    # WHEN four segments of one Period are harvested
+    engine, status, error = harvest(engine_factory, start_origin, spec, "dash", (first, last))
+    assert status is JobStatus.COMPLETED, error
+    mpd_path = engine.bucket_root / "out" / "show" / "index.mpd"
+    text = mpd_path.read_text()
+    assert_valid_mpd(text)
+    # THEN each byte range the sidx lists was fetched into an object of its own, addressed by a
+    # SegmentTemplate (numbers count the sidx's references from 0): the origin's bytes exactly
+    lists = stored_segments(ET.fromstring(text), mpd_path.parent)
+    assert set(lists) == {"v0", "v1", "v2", "audio"}
+    for rep_id, (init, files) in lists.items():
+        assert init.read_bytes() == engine.origin.init_bytes("live", rep_id)
+        assert list(files) == [n % POOL for n in range(first, last + 1)]
+        for n, path in zip(range(first, last + 1), files.values(), strict=True):
+            assert path.read_bytes() == engine.origin.segment_bytes("live", rep_id, n)
+    assert ffmpeg_decode_errors(mpd_path) == ""

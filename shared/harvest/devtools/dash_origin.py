@@ -9,6 +9,10 @@ segments (made by ffmpeg), in one of the addressing modes packagers use:
     "time-timeline"     SegmentTemplate media="$RepresentationID$/t$Time$.m4s" + SegmentTimeline whose last
                         S has r="-1" (repeat up to the live edge)
     "list"              SegmentList of SegmentURLs + SegmentTimeline
+    "indexed"           SegmentBase: one file per Representation and Period, $RepresentationID$/loop.mp4
+                        (the init section, a 'sidx' indexing the pool's segments, the segments), found
+                        through a Representation BaseURL, @indexRange and Initialization@range; every
+                        Period is one loop of the pool (dash_period is the pool's size)
 
 Segment n covers [epoch0 + n*d, epoch0 + (n+1)*d); the MPD's availabilityStartTime is epoch0 and its
 timescale 1000, so segment n has media time n*d*1000. With `dash_period=P` a new Period starts every
@@ -28,7 +32,8 @@ from xml.sax.saxutils import quoteattr
 if TYPE_CHECKING:
     from harvest.devtools.origin import _Channel
 
-DASH_MODES = ("number", "number-timeline", "time-timeline", "list")
+DASH_MODES = ("number", "number-timeline", "time-timeline", "list", "indexed")
+INDEXED_NAME = "loop.mp4"
 TIMESCALE = 1000
 DEFAULT_KID = "10000000-1000-1000-1000-100000000001"
 WIDEVINE = "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"
@@ -47,6 +52,20 @@ def pssh_box(system_id: str, data: bytes) -> str:
         b"\x00\x00\x00\x00" + bytes.fromhex(system_id.replace("-", "")) + struct.pack(">I", len(data)) + data
     )
     return base64.b64encode(struct.pack(">I", 8 + len(body)) + b"pssh" + body).decode()
+
+
+def sidx_box(sizes: list[int], duration: int) -> bytes:
+    """A version-0 'sidx' (ISO/IEC 14496-12 §8.16.3) for segments of `sizes` bytes, each `duration` long."""
+    body = b"\x00\x00\x00\x00" + struct.pack(">IIIIHH", 1, TIMESCALE, 0, 0, 0, len(sizes))
+    for size in sizes:
+        body += struct.pack(">III", size, duration, 0x90000000)  # starts with SAP type 1
+    return struct.pack(">I", 8 + len(body)) + b"sidx" + body
+
+
+def indexed_file(init: bytes, segments: tuple[bytes, ...], segment_seconds: int) -> tuple[bytes, int, int]:
+    """(the file, init length, sidx length) of one loop of the pool in SegmentBase form."""
+    sidx = sidx_box([len(s) for s in segments], segment_seconds * TIMESCALE)
+    return init + sidx + b"".join(segments), len(init), len(sidx)
 
 
 def media_template(mode: str) -> str:
@@ -133,7 +152,6 @@ def _adaptation_sets(runtime: _Channel, mode: str, lo: int, hi: int, period_firs
     loaded = [entry.rendition for entry in runtime.renditions.values()]
     video = [r for r in loaded if r.media_type == "VIDEO"]
     audio = [r for r in loaded if r.media_type == "AUDIO"]
-    pto = period_first * d
     out = [
         '    <AdaptationSet id="1" contentType="video" mimeType="video/mp4"'
         ' segmentAlignment="true" startWithSAP="1">'
@@ -162,7 +180,7 @@ def _adaptation_sets(runtime: _Channel, mode: str, lo: int, hi: int, period_firs
             f'      <Representation id="{r.name}" bandwidth="{r.bandwidth}" codecs="{r.codecs}"'
             f' width="{width}" height="{height}" frameRate="25">'
         )
-        out += _segments(mode, lo, hi, period_first, d, pto, r.name)
+        out += _segments(runtime, mode, lo, hi, period_first, r.name)
         out.append("      </Representation>")
     out.append("    </AdaptationSet>")
     for i, r in enumerate(audio):
@@ -177,15 +195,29 @@ def _adaptation_sets(runtime: _Channel, mode: str, lo: int, hi: int, period_firs
             '      <Role schemeIdUri="urn:mpeg:dash:role:2011" value="main"/>',
             f'      <Representation id="{r.name}" bandwidth="{r.bandwidth}" codecs="{r.codecs}"'
             ' audioSamplingRate="48000">',
-            *_segments(mode, lo, hi, period_first, d, pto, r.name),
+            *_segments(runtime, mode, lo, hi, period_first, r.name),
             "      </Representation>",
             "    </AdaptationSet>",
         ]
     return out
 
 
-def _segments(mode: str, lo: int, hi: int, period_first: int, d: int, pto: int, rep: str) -> list[str]:
+def _segments(runtime: _Channel, mode: str, lo: int, hi: int, period_first: int, rep: str) -> list[str]:
     pad = "        "
+    d = runtime.spec.segment_seconds * TIMESCALE
+    pto = period_first * d
+    if mode == "indexed":
+        loaded = runtime.renditions[rep]
+        _, init_length, sidx_length = indexed_file(
+            loaded.init or b"", loaded.segments, runtime.spec.segment_seconds
+        )
+        return [
+            f"{pad}<BaseURL>{rep}/{INDEXED_NAME}</BaseURL>",
+            f'{pad}<SegmentBase timescale="{TIMESCALE}"'
+            f' indexRange="{init_length}-{init_length + sidx_length - 1}">',
+            f'{pad}  <Initialization range="0-{init_length - 1}"/>',
+            f"{pad}</SegmentBase>",
+        ]
     init = 'initialization="$RepresentationID$/init.mp4"'
     if mode == "number":
         return [

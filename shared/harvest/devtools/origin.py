@@ -69,7 +69,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from harvest.devtools.dash_origin import DASH_MODES, render_mpd, segment_number
+from harvest.devtools.dash_origin import DASH_MODES, INDEXED_NAME, indexed_file, render_mpd, segment_number
 from harvest.devtools.faults import Fault, FaultInjector, FaultPlan
 from harvest.devtools.media import KINDS, Pool, Rendition, build_pool
 from harvest.errors import ConfigError
@@ -121,6 +121,8 @@ class ChannelSpec:
             raise ConfigError("key_rotation and segments_per_resource must be >= 1")
         if self.dash is not None and (self.kind != "fmp4" or self.dash not in DASH_MODES):
             raise ConfigError(f"dash is one of {', '.join(DASH_MODES)}, for an 'fmp4' channel only")
+        if self.dash == "indexed" and self.dash_period != self.pool.size:
+            raise ConfigError("an 'indexed' (SegmentBase) DASH channel has one Period per loop of the pool")
         if self.ad_breaks is not None and not 0 < self.ad_breaks[1] < self.ad_breaks[0]:
             raise ConfigError("ad_breaks is (every, length) with 0 < length < every")
 
@@ -479,6 +481,9 @@ class LiveOrigin:
         edge = runtime.live_edge(self.clock())
         if leaf == "get.php" and runtime.spec.script_uris and (n := parse_qs(query).get("seg")):
             leaf = f"{n[0]}.{loaded.rendition.extension}"
+        if leaf == INDEXED_NAME and runtime.spec.dash == "indexed":
+            body, _, _ = indexed_file(loaded.init or b"", loaded.segments, runtime.spec.segment_seconds)
+            return "segment", _Response(200, body, _CONTENT_TYPES["mp4"]), []
         dash_msn = segment_number(leaf, runtime.spec.segment_seconds) if runtime.spec.dash else None
         if dash_msn is not None:
             leaf = f"{dash_msn}.m4s"

@@ -36,6 +36,7 @@ class _Resource:
     whole_name: str | None = None  # set once any rendition needs the whole file
     whole_counts: bool = False
     ranges: list[tuple[int, int, bool]] = field(default_factory=list)  # (offset, end, is media)
+    separate: dict[tuple[int, int], str] = field(default_factory=dict)  # (offset, end) -> its own file
     whole_key: str | None = None
     runs: list[_Run] = field(default_factory=list)
     run_starts: list[int] = field(default_factory=list)
@@ -52,8 +53,22 @@ class TaskBook:
         self.tasks: list[dict[str, Any]] = []
 
     def need(
-        self, url: str, byterange: ByteRange | None, folder: str, filename: str, media: bool, ext: str
+        self,
+        url: str,
+        byterange: ByteRange | None,
+        folder: str,
+        filename: str,
+        media: bool,
+        ext: str,
+        separate: bool = False,
     ) -> None:
+        """Ask for `url` (or its `byterange`), stored in `folder` as `filename` when it is first asked for.
+
+        Byte ranges into one resource are merged into contiguous runs named after the resource,
+        unless `separate`: then the range is an object of its own named `filename` (a DASH
+        SegmentBase segment becomes a file a SegmentTemplate can address, and a player that ignores
+        byte ranges can still play it).
+        """
         resource = self.resources.get(url)
         if resource is None:
             resource = self.resources[url] = _Resource(url=url, folder=folder, ext=ext)
@@ -63,6 +78,8 @@ class TaskBook:
             resource.whole_counts = resource.whole_counts or media
         else:
             resource.ranges.append((byterange.offset, byterange.end, media))
+            if separate:
+                resource.separate.setdefault((byterange.offset, byterange.end), filename)
 
     @property
     def downloads(self) -> int:
@@ -93,7 +110,11 @@ class TaskBook:
     def _ranged(self, resource: _Resource) -> None:
         runs: list[_Run] = []
         for offset, end, media in sorted(resource.ranges):
-            if runs and offset <= runs[-1].end:  # touching or overlapping: one contiguous run
+            if (offset, end) in resource.separate:
+                if not (runs and (runs[-1].offset, runs[-1].end) == (offset, end)):
+                    runs.append(_Run(offset=offset, end=end, counts=media))
+                continue
+            if runs and offset <= runs[-1].end and (runs[-1].offset, runs[-1].end) not in resource.separate:
                 runs[-1].end = max(runs[-1].end, end)
                 runs[-1].counts = runs[-1].counts or media
             else:
@@ -102,7 +123,9 @@ class TaskBook:
         stem, dot, ext = basename.rpartition(".")
         for run in runs:
             # One run keeps the source's name; several are told apart by where they start.
-            if len(runs) == 1:
+            if (run.offset, run.end) in resource.separate:
+                filename = resource.separate[(run.offset, run.end)]
+            elif len(runs) == 1:
                 filename = basename
             else:
                 filename = f"{stem}_{run.offset}.{ext}" if dot else f"{basename}_{run.offset}"
@@ -129,12 +152,20 @@ class TaskBook:
         )
 
     def locate(self, url: str, byterange: ByteRange | None) -> tuple[str, ByteRange | None]:
-        """The stored object holding (url, byterange), and the range re-based to that object."""
+        """The stored object holding (url, byterange), and the range re-based to that object.
+
+        A range stored as an object of its own (`need(..., separate=True)`) is that whole object: None.
+        """
         resource = self.resources[url]
         if resource.whole_key is not None:
             return resource.whole_key, byterange
         assert byterange is not None  # a resource without a whole-file need has only ranges
         run = resource.runs[bisect.bisect_right(resource.run_starts, byterange.offset) - 1]
+        if (byterange.offset, byterange.end) == (run.offset, run.end) and (
+            run.offset,
+            run.end,
+        ) in resource.separate:
+            return run.key, None
         return run.key, ByteRange(byterange.length, byterange.offset - run.offset)
 
 

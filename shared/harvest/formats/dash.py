@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
 from harvest.engine.context import PlanContext, playlist_url
-from harvest.engine.layout import FolderNames, Layout, media_extension, stored_name
+from harvest.engine.layout import FolderNames, Layout, media_extension
 from harvest.engine.tasks import ObjectLocator, TaskBook
 from harvest.errors import PlaylistError, WindowNotCovered
 from harvest.formats.mpd import (
@@ -175,7 +175,10 @@ def _check_coverage(
 
 def _extension(item: _Kept, url: str) -> str:
     mime = item.track.representation.get("mimeType") or item.track.adaptation.get("mimeType") or ""
-    return media_extension(url) or _TEXT_EXTENSIONS.get(mime, "m4s")
+    if mime in _TEXT_EXTENSIONS:
+        return media_extension(url) or _TEXT_EXTENSIONS[mime]
+    # A segment is an fMP4 fragment even when it is a byte range of an .mp4 (SegmentBase).
+    return "m4s" if media_extension(url) in ("", "mp4") else media_extension(url)
 
 
 def _collect_needs(book: TaskBook, item: _Kept) -> None:
@@ -183,10 +186,10 @@ def _collect_needs(book: TaskBook, item: _Kept) -> None:
     if item.track.init is not None:
         init_url, init_range = item.track.init
         ext = media_extension(init_url) or "mp4"
-        book.need(init_url, init_range, folder, stored_name(init_url, ext), False, ext)
+        book.need(init_url, init_range, folder, f"init.{ext}", False, ext, separate=True)
     for segment in item.segments:
         ext = _extension(item, segment.url)
-        book.need(segment.url, segment.byterange, folder, f"{segment.number}.{ext}", True, ext)
+        book.need(segment.url, segment.byterange, folder, f"{segment.number}.{ext}", True, ext, separate=True)
 
 
 # --- the writer ---------------------------------------------------------------------------------
