@@ -5,13 +5,12 @@ ISO/IEC 23009-1 schema, byte for byte against the origin, and decoded by ffmpeg 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
+from tests.support.dash import NS, assert_valid_mpd, stored_segments
 from tests.support.engine import Engine, ffmpeg_decode_errors
 from tests.support.media import TEST_NOW
-from tests.support.mpd_schema import assert_valid_mpd
 
 from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool
 from harvest.domain.job import JobStatus
@@ -22,7 +21,6 @@ pytest_plugins = ("tests.support.media", "tests.support.engine")
 
 pytestmark = pytest.mark.media
 
-NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
 SEGMENT = 2
 EDGE = int(TEST_NOW) // SEGMENT - 1  # the live edge's segment number at TEST_NOW
 POOL = 6  # segments in the 12 s test pool: the origin loops it, so media timestamps restart every POOL
@@ -64,22 +62,6 @@ def harvest(
     create(engine, "job", endpoint, first * SEGMENT, (last + 1) * SEGMENT, manifest)
     job = engine.wait("job")
     return engine, job.status, job.err_message
-
-
-def stored_segments(mpd: ET.Element, folder: Path) -> dict[str, tuple[Path, dict[int, Path]]]:
-    """Representation id -> (its init file, segment number -> file), from its SegmentTemplate."""
-    found: dict[str, tuple[Path, dict[int, Path]]] = {}
-    for rep in mpd.iterfind(".//d:Representation", NS):
-        template = rep.find("d:SegmentTemplate", NS)
-        assert template is not None
-        number = int(template.get("startNumber", "1"))
-        init, files = folder / template.get("initialization", ""), found.get(rep.get("id", ""), (None, {}))[1]
-        for s in template.iterfind("d:SegmentTimeline/d:S", NS):
-            for _ in range(int(s.get("r", "0")) + 1):
-                files[number] = folder / template.get("media", "").replace("$Number$", str(number))
-                number += 1
-        found[rep.get("id", "")] = (init, files)
-    return found
 
 
 @pytest.mark.parametrize("mode", ["number", "number-timeline", "time-timeline", "list"])

@@ -168,6 +168,8 @@ def check_manifest_format(manifest_key: str, endpoint: Endpoint) -> None:
             "Manifest",
             f"Manifest {shown(manifest_key)} names a {named[0]} manifest, but endpoint"
             f" {shown(endpoint.name)} is {endpoint.protocol}: use {' or '.join(allowed)}",
+            zh=f"Manifest {shown(manifest_key)} 是 {named[0]} 清单,但端点 {shown(endpoint.name)}"
+            f" 的协议是 {endpoint.protocol}:请使用 {' 或 '.join(allowed)}",
         )
 
 
