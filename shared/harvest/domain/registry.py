@@ -136,7 +136,7 @@ def _check_suffixes(protocol: str, urls: Mapping[str, str], where: str) -> None:
         for other, suffix in MANIFEST_SUFFIXES.items():
             if other != fmt and path.endswith(suffix):
                 raise ConfigError(
-                    f"{where}: {url_field} {urls[url_field]!r} is a {other} manifest ({suffix}),"
+                    f"{where}: {url_field} {urls[url_field]!r} names a {other} manifest ({suffix}),"
                     f" but protocol {protocol} reads {url_field} as {fmt}"
                     f" (rule: an endpoint's URL must be a manifest of its protocol's format)"
                 )
