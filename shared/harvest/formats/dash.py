@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
 from harvest.engine.context import PlanContext, playlist_url
-from harvest.engine.layout import FolderNames, Layout, media_extension
+from harvest.engine.layout import FolderNames, Layout, media_extension, stored_name
 from harvest.engine.tasks import ObjectLocator, TaskBook
 from harvest.errors import PlaylistError, WindowNotCovered
 from harvest.formats.mpd import (
@@ -134,7 +134,9 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> DashReading:
                         or (adaptation.get("mimeType") or rep.get("mimeType") or "media").split("/")[0]
                     )
                     folders[rep_id] = names.unique(f"{kind}_{rep_id}")
-                track = Track(period.index, adaptation, rep, rep_id, init, tuple(chosen), timescale, pto)
+                track = Track(
+                    period.index, adaptation, rep, rep_id, init, tuple(chosen), timescale, pto, found.sidecar
+                )
                 kept.append(_Kept(track, folders[rep_id], chosen))
                 by_rep.setdefault(rep_id, []).extend(chosen)
     if not kept:
@@ -189,7 +191,9 @@ def _collect_needs(book: TaskBook, item: _Kept) -> None:
         book.need(init_url, init_range, folder, f"init.{ext}", False, ext, separate=True)
     for segment in item.segments:
         ext = _extension(item, segment.url)
-        book.need(segment.url, segment.byterange, folder, f"{segment.number}.{ext}", True, ext, separate=True)
+        # Segments are named by number (a SegmentTemplate can address them); a sidecar keeps its name.
+        name = stored_name(segment.url, ext) if item.track.sidecar else f"{segment.number}.{ext}"
+        book.need(segment.url, segment.byterange, folder, name, True, ext, separate=True)
 
 
 # --- the writer ---------------------------------------------------------------------------------
@@ -212,7 +216,7 @@ def _write(reading: DashReading, book: TaskBook, manifest_key: str) -> str:
     kept_by_period: dict[int, list[_Kept]] = {}
     for item in reading.kept:
         kept_by_period.setdefault(item.track.period, []).append(item)
-    origin = min(s.start for item in reading.kept for s in item.segments)
+    origin = min(s.start for item in _timed(reading.kept) for s in item.segments)
     out_periods = []
     for element in root.findall(q("Period")):
         root.remove(element)
@@ -220,8 +224,8 @@ def _write(reading: DashReading, book: TaskBook, manifest_key: str) -> str:
         items = kept_by_period.get(info.index)
         if not items:
             continue
-        begin = min(item.segments[0].start for item in items)
-        finish = max(item.segments[-1].end for item in items)
+        begin = max(info.start, min(item.segments[0].start for item in _timed(items)))
+        finish = max(item.segments[-1].end for item in _timed(items))
         out_periods.append((info, items, begin, finish))
     last_end = origin
     for i, (info, items, begin, finish) in enumerate(out_periods):
@@ -275,8 +279,21 @@ def _period(
             for tag in ("BaseURL", *SEGMENT_INFO):
                 for child in rep.findall(q(tag)):
                     rep.remove(child)
-            rep.append(_segment_info(item, info.start, begin, locator))
+            if item.track.sidecar:
+                # One file for the whole Period (a sidecar subtitle track): a BaseURL, as in the source.
+                (segment,) = item.segments
+                base = ET.Element(q("BaseURL"))
+                base.text = locator.located(segment.url, None)[0]
+                subs = rep.findall(q("SubRepresentation"))
+                rep.insert(list(rep).index(subs[0]) if subs else len(rep), base)
+            else:
+                rep.append(_segment_info(item, info.start, begin, locator))
     return period
+
+
+def _timed(items: list[_Kept]) -> list[_Kept]:
+    """The items whose segments place the VOD in time (a sidecar file spans its whole Period)."""
+    return [item for item in items if not item.track.sidecar] or items
 
 
 def _clip_events(stream: ET.Element, period_start: float, begin: float, start: float, end: float) -> None:

@@ -111,6 +111,7 @@ class Track:
     segments: tuple[MediaSegment, ...]
     timescale: int
     pto: int
+    sidecar: bool = False  # no segment information: the Representation is one file at its BaseURL
 
 
 @dataclass(frozen=True)
@@ -299,6 +300,7 @@ class Addressing:
     segments: list[MediaSegment]  # those available at the origin's clock
     timescale: int
     pto: int
+    sidecar: bool = False
 
 
 FetchRange = Callable[[str, tuple[int, int]], bytes]
@@ -332,7 +334,7 @@ def track_segments(source: TrackSource, fetch_range: FetchRange) -> Addressing:
     whole = MediaSegment(
         source.base, None, period.start, end, 0, 0, max(1, round((end - period.start) * 1000))
     )
-    return Addressing(None, [whole], 1000, 0)
+    return Addressing(None, [whole], 1000, 0, sidecar=True)
 
 
 def _int(attributes: dict[str, str], name: str, default: str, where: str) -> int:

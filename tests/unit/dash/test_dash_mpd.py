@@ -308,3 +308,40 @@ def test_a_job_on_a_dash_endpoint_defaults_to_index_mpd_and_refuses_an_m3u8_mani
     ) as caught:
         validate_create(replace(params, manifest="show/index.m3u8"), registry, settings, now)
     assert caught.value.code.startswith("InvalidParameter")
+
+
+def test_text_tracks_sidecar_webvtt_and_ttml_in_mp4_are_kept_with_language_and_role() -> None:
+    from tests.support.dash import assert_valid_mpd
+
+    # GIVEN video, a sidecar WebVTT file (no segment information: one file at its BaseURL) and TTML
+    # in fMP4 segments (stpp), each text set with its language, Role and Label
+    media = "$RepresentationID$/$Number$.m4s"
+    info = f'<SegmentTemplate timescale="1" duration="2" startNumber="0" media="{media}"/>'
+    text_sets = (
+        '<AdaptationSet contentType="text" mimeType="text/vtt" lang="fr">'
+        '<Label>Français</Label><Role schemeIdUri="urn:mpeg:dash:role:2011" value="subtitle"/>'
+        '<Representation id="vtt-fr" bandwidth="1000"><BaseURL>subs/fr.vtt</BaseURL></Representation>'
+        "</AdaptationSet>"
+        '<AdaptationSet contentType="text" mimeType="application/mp4" codecs="stpp" lang="de">'
+        '<Role schemeIdUri="urn:mpeg:dash:role:2011" value="caption"/>'
+        f'<Representation id="ttml-de" bandwidth="2000">{info}</Representation></AdaptationSet>'
+    )
+    text = mpd(f'<Period id="p" start="PT0S">{video(info)}{text_sets}</Period>')
+    # WHEN [100 s, 104 s) is planned
+    result, out = plan(text, 100, 104)
+    # THEN the sidecar is fetched whole, once, and the TTML segments like any other
+    urls = [task["url"].split("/live/", 1)[1] for task in result.tasks]
+    assert urls == ["v0/50.m4s", "v0/51.m4s", "subs/fr.vtt", "ttml-de/50.m4s", "ttml-de/51.m4s"]
+    # AND the MPD keeps both sets with language, Role and Label; the sidecar is a relative BaseURL
+    sets = out.findall(".//d:AdaptationSet", NS)
+    assert [(s.get("lang"), s.find("d:Role", NS).get("value")) for s in sets[1:]] == [  # type: ignore[union-attr]
+        ("fr", "subtitle"),
+        ("de", "caption"),
+    ]
+    base = sets[1].find("d:Representation/d:BaseURL", NS)
+    assert base is not None and base.text == "index/text_vtt-fr/fr.vtt"
+    assert result.tasks[2]["key"] == "vod/show/index/text_vtt-fr/fr.vtt"
+    assert result.tasks[2]["content_type"] == "text/vtt"
+    # AND the sidecar (which spans the whole Period) does not move the VOD's start or length
+    assert out.get("mediaPresentationDuration") == "PT4.000S"
+    assert_valid_mpd(result.playlists["vod/show/index.mpd"])
