@@ -167,7 +167,8 @@ def test_a_cmaf_endpoint_writes_an_hls_master_and_an_mpd_over_the_same_objects(
     start_origin: Callable[..., LiveOrigin],
     media_pools: dict[str, Pool],
 ) -> None:
-    # GIVEN a CMAF endpoint: an HLS master and an MPD over the same fMP4 segments
+    # GIVEN a CMAF endpoint: an HLS master and an MPD over the same fMP4 segments ("cmaf"), or an
+    # HLS master alone ("cmaf-hls": the MPD is then written from the HLS playlists)
     spec = ChannelSpec("fmp4", media_pools["fmp4"], dvr_window=600, dash="number-timeline")
     first, last = FIRST, LAST
     # WHEN it is harvested with Manifest main.m3u8

@@ -966,5 +966,7 @@ def write_channels_yaml(
             common = {k: v for k, v in endpoint.items() if k not in ("name", "url", "protocol")}
             endpoints.append({"name": "dash", "url": mpd, "protocol": "DASH", **common})
             endpoints.append({**endpoint, "name": "cmaf", "protocol": "CMAF", "dash_url": mpd})
+            # CMAF without a dash_url: the MPD is written from the HLS playlists.
+            endpoints.append({**endpoint, "name": "cmaf-hls", "protocol": "CMAF"})
         entries.append({"name": name, "endpoints": endpoints})
     Path(path).write_text(yaml.safe_dump({"channels": entries}, sort_keys=False), encoding="utf-8")

@@ -9,15 +9,15 @@ protocol, and from which endpoint URL. A third format is one module here and one
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from harvest.domain.registry import PROTOCOLS, Endpoint
 from harvest.engine.context import PlanContext
 from harvest.engine.layout import Layout
 from harvest.engine.tasks import TaskBook
 from harvest.errors import ConfigError
-from harvest.formats import dash, hls
+from harvest.formats import dash, dash_from_hls, hls
 
 
 class Reading(Protocol):
@@ -40,6 +40,13 @@ class Format(Protocol):
 
 FORMATS: dict[str, Format] = {hls.NAME: hls, dash.NAME: dash}
 
+# A format a protocol promises but the endpoint gives no URL for, written from another format's
+# reading: (protocol, format) -> (the reading's format, the writer). A CMAF endpoint without a
+# dash_url still gets its MPD, over the objects its HLS playlists name.
+DERIVED: dict[tuple[str, str], tuple[str, Callable[[Any, TaskBook, str], str]]] = {
+    ("CMAF", dash.NAME): (hls.NAME, dash_from_hls.write),
+}
+
 
 def sources(endpoint: Endpoint) -> Iterator[tuple[Format, str]]:
     """(format, URL) pairs that read `endpoint`, in the order their readers run.
@@ -53,6 +60,12 @@ def sources(endpoint: Endpoint) -> Iterator[tuple[Format, str]]:
             yield FORMATS[name], url
 
 
+def derived(endpoint: Endpoint, name: str, read: set[str]) -> bool:
+    """Whether format `name` is written for `endpoint` from another format's reading (see DERIVED)."""
+    row = DERIVED.get((endpoint.protocol, name))
+    return name not in read and row is not None and row[0] in read
+
+
 def manifest_keys(endpoint: Endpoint, master_key: str) -> dict[str, str]:
     """The object key of each format's manifest: the Manifest for its own format, siblings beside it.
 
@@ -63,6 +76,8 @@ def manifest_keys(endpoint: Endpoint, master_key: str) -> dict[str, str]:
     rows = [(field, name) for field, name in PROTOCOLS[endpoint.protocol] if getattr(endpoint, field)]
     if not rows:
         raise ConfigError(f"endpoint {endpoint.name!r} has no URL for protocol {endpoint.protocol}")
+    read = {name for _, name in rows}
+    rows += [(field, name) for field, name in PROTOCOLS[endpoint.protocol] if derived(endpoint, name, read)]
     stem, ext = posixpath.splitext(master_key)
     own = next((name for _, name in rows if ext.lower() == FORMATS[name].EXTENSION), None)
     own = own or next((name for field, name in rows if field == "url"), rows[0][1])

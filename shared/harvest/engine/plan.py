@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from harvest.domain.registry import Endpoint
 from harvest.engine.context import DEFAULT_PLAN_LIMITS, MAX_WARNINGS, PlanContext, PlanLimits, playlist_url
-from harvest.engine.formats import FORMATS, manifest_keys, sources
+from harvest.engine.formats import DERIVED, FORMATS, derived, manifest_keys, sources
 from harvest.engine.layout import content_type, layout_for
 from harvest.engine.tasks import TaskBook
 from harvest.errors import PlaylistError
@@ -137,6 +137,11 @@ def build_plan(
     for fmt, reading in readings:
         manifests.update(reading.write(book, layout, keys[fmt.NAME]))
         warnings += reading.warnings
+    by_name = {fmt.NAME: reading for fmt, reading in readings}
+    for name, key in keys.items():
+        if derived(endpoint, name, set(by_name)):
+            source, writer = DERIVED[(endpoint.protocol, name)]
+            manifests[key] = writer(by_name[source], book, key)
     if len(warnings) > MAX_WARNINGS:
         warnings[MAX_WARNINGS:] = [f"... and {len(warnings) - MAX_WARNINGS} more"]
     return Plan(

@@ -63,7 +63,7 @@ _TEXT_EXTENSIONS = {"text/vtt": "vtt", "application/ttml+xml": "ttml"}
 
 
 @dataclass
-class _Kept:
+class KeptTrack:
     track: Track
     folder: str
     segments: list[MediaSegment]
@@ -74,7 +74,7 @@ class DashReading:
     url: str
     root: ET.Element
     periods: list[PeriodInfo]
-    kept: list[_Kept]
+    kept: list[KeptTrack]
     start: float
     end: float
     warnings: list[str] = field(default_factory=list)
@@ -106,7 +106,7 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> DashReading:
     names = FolderNames()
     folders: dict[str, str] = {}
     by_rep: dict[str, list[MediaSegment]] = {}
-    kept: list[_Kept] = []
+    kept: list[KeptTrack] = []
     for period in periods(root, fetched.url):
         if period.start >= ctx.end - EDGE_EPSILON or (
             period.end is not None and period.end <= ctx.start + EDGE_EPSILON
@@ -137,7 +137,7 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> DashReading:
                 track = Track(
                     period.index, adaptation, rep, rep_id, init, tuple(chosen), timescale, pto, found.sidecar
                 )
-                kept.append(_Kept(track, folders[rep_id], chosen))
+                kept.append(KeptTrack(track, folders[rep_id], chosen))
                 by_rep.setdefault(rep_id, []).extend(chosen)
     if not kept:
         raise WindowNotCovered(f"MPD {fetched.url} has no Period in the window")
@@ -175,7 +175,7 @@ def _check_coverage(
             )
 
 
-def _extension(item: _Kept, url: str) -> str:
+def _extension(item: KeptTrack, url: str) -> str:
     mime = item.track.representation.get("mimeType") or item.track.adaptation.get("mimeType") or ""
     if mime in _TEXT_EXTENSIONS:
         return media_extension(url) or _TEXT_EXTENSIONS[mime]
@@ -183,7 +183,7 @@ def _extension(item: _Kept, url: str) -> str:
     return "m4s" if media_extension(url) in ("", "mp4") else media_extension(url)
 
 
-def _collect_needs(book: TaskBook, item: _Kept) -> None:
+def _collect_needs(book: TaskBook, item: KeptTrack) -> None:
     folder = book.layout.folder(item.folder)
     if item.track.init is not None:
         init_url, init_range = item.track.init
@@ -200,8 +200,6 @@ def _collect_needs(book: TaskBook, item: _Kept) -> None:
 
 
 def _write(reading: DashReading, book: TaskBook, manifest_key: str) -> str:
-    for prefix, uri in _PREFIXES.items():
-        ET.register_namespace(prefix, uri)
     folder = posixpath.dirname(manifest_key)
     locator = ObjectLocator(book, f"{folder}/" if folder else "")
     root = copy.deepcopy(reading.root)
@@ -213,7 +211,7 @@ def _write(reading: DashReading, book: TaskBook, manifest_key: str) -> str:
     root.set("type", "static")
     root.set("minBufferTime", reading.root.get("minBufferTime", "PT2S"))
 
-    kept_by_period: dict[int, list[_Kept]] = {}
+    kept_by_period: dict[int, list[KeptTrack]] = {}
     for item in reading.kept:
         kept_by_period.setdefault(item.track.period, []).append(item)
     origin = min(s.start for item in _timed(reading.kept) for s in item.segments)
@@ -244,13 +242,20 @@ def _write(reading: DashReading, book: TaskBook, manifest_key: str) -> str:
             root.remove(child)
             root.append(child)
     root.set("mediaPresentationDuration", format_duration(last_end - origin))
+    return serialise(root)
+
+
+def serialise(root: ET.Element) -> str:
+    """The MPD as UTF-8 XML text, DASH's namespace as the default one."""
+    for prefix, uri in _PREFIXES.items():
+        ET.register_namespace(prefix, uri)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def _period(
     info: PeriodInfo,
-    items: list[_Kept],
+    items: list[KeptTrack],
     begin: float,
     end: float,
     origin: float,
@@ -287,11 +292,11 @@ def _period(
                 subs = rep.findall(q("SubRepresentation"))
                 rep.insert(list(rep).index(subs[0]) if subs else len(rep), base)
             else:
-                rep.append(_segment_info(item, info.start, begin, locator))
+                rep.append(segment_info(item, info.start, begin, locator))
     return period
 
 
-def _timed(items: list[_Kept]) -> list[_Kept]:
+def _timed(items: list[KeptTrack]) -> list[KeptTrack]:
     """The items whose segments place the VOD in time (a sidecar file spans its whole Period)."""
     return [item for item in items if not item.track.sidecar] or items
 
@@ -308,7 +313,7 @@ def _clip_events(stream: ET.Element, period_start: float, begin: float, start: f
     stream.set("presentationTimeOffset", str(pto + round((begin - period_start) * timescale)))
 
 
-def _segment_info(item: _Kept, period_start: float, begin: float, locator: ObjectLocator) -> ET.Element:
+def segment_info(item: KeptTrack, period_start: float, begin: float, locator: ObjectLocator) -> ET.Element:
     track = item.track
     pto = track.pto + round((begin - period_start) * track.timescale)
     located = [locator.located(s.url, s.byterange) for s in item.segments]
@@ -356,6 +361,3 @@ def _timeline(segments: list[MediaSegment]) -> ET.Element:
             last = ET.SubElement(timeline, q("S"), {"t": str(segment.time), "d": str(segment.d)})
         expected = segment.time + segment.d
     return timeline
-
-
-__all__ = ["CONTENT_TYPE", "EXTENSION", "NAME", "DashReading", "read"]

@@ -56,7 +56,7 @@ class _Rendition:
 
 
 @dataclass(frozen=True)
-class _Clip:
+class Clip:
     rendition: _Rendition
     window: Window
 
@@ -147,7 +147,7 @@ def _copyable(key: Key) -> bool:
 
 
 def _collect_needs(
-    book: TaskBook, clip: _Clip, folder: str, copy_keys: bool, sniff: Callable[[Segment], str]
+    book: TaskBook, clip: Clip, folder: str, copy_keys: bool, sniff: Callable[[Segment], str]
 ) -> None:
     """Record every object the clip needs. Names: see _segment_extension."""
     window = clip.window
@@ -194,7 +194,7 @@ class HlsReading:
     """The windows chosen in every rendition, ready to be written once the book has assigned keys."""
 
     master: MasterPlaylist | None
-    clips: list[_Clip]
+    clips: list[Clip]
     dateranges: tuple[DateRange, ...]
     warnings: list[str]
 
@@ -227,7 +227,7 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> HlsReading:
         live_edge = now if ctx.pdt_fallback and not playlist.ended else None
         window = select_window(playlist, start, end, rendition.name, live_edge)
         _check_problems(window, warnings)
-        clips.append(_Clip(rendition, window))
+        clips.append(Clip(rendition, window))
     dateranges = overlapping_dateranges(_every_daterange(clips), start, end)
     sniff = _Sniffer(ctx.origin, endpoint.headers)
     for clip in clips:
@@ -302,7 +302,7 @@ def _check_problems(window: Window, warnings: list[str]) -> None:
         warnings.append(f"playlist {url} {problem} (after the last segment, ignored)")
 
 
-def _every_daterange(clips: list[_Clip]) -> list[DateRange]:
+def _every_daterange(clips: list[Clip]) -> list[DateRange]:
     """The date ranges of every rendition, one per ID (the first that knows the range's start wins)."""
     found: dict[str, DateRange] = {}
     for clip in clips:
@@ -332,7 +332,7 @@ class _Sniffer:
 
 def _render(
     master: MasterPlaylist | None,
-    clips: list[_Clip],
+    clips: list[Clip],
     layout: Layout,
     book: TaskBook,
     dateranges: tuple[DateRange, ...],

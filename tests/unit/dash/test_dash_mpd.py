@@ -246,8 +246,11 @@ def test_manifest_keys_put_the_other_format_beside_the_manifest() -> None:
     cmaf = Endpoint(name="c", url="http://o/x.m3u8", protocol="CMAF", dash_url="http://o/x.mpd")
     assert manifest_keys(cmaf, "vod/main.m3u8") == {"DASH": "vod/main.mpd", "HLS": "vod/main.m3u8"}
     assert manifest_keys(cmaf, "vod/main.mpd") == {"DASH": "vod/main.mpd", "HLS": "vod/main.m3u8"}
+    # Without a dash_url the MPD is still written (from the HLS reading), beside the master
     only_hls = Endpoint(name="c", url="http://o/x.m3u8", protocol="CMAF")
-    assert manifest_keys(only_hls, "vod/main.m3u8") == {"HLS": "vod/main.m3u8"}
+    assert manifest_keys(only_hls, "vod/main.m3u8") == {"DASH": "vod/main.mpd", "HLS": "vod/main.m3u8"}
+    hls = Endpoint(name="h", url="http://o/x.m3u8", protocol="HLS")
+    assert manifest_keys(hls, "vod/main.m3u8") == {"HLS": "vod/main.m3u8"}
 
 
 @pytest.mark.parametrize(
