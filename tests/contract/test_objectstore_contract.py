@@ -132,10 +132,9 @@ def test_an_object_above_the_multipart_threshold_comes_back_byte_exact(target: T
     target.store.put(target.bucket, "vod/whole.mp4", payload, "video/mp4")
     # THEN it is the same object, byte for byte
     assert target.store.size(target.bucket, "vod/whole.mp4") == len(payload)
-    assert (
-        hashlib.sha256(target.store.get(target.bucket, "vod/whole.mp4")).digest()
-        == hashlib.sha256(payload).digest()
-    )
+    assert hashlib.sha256(target.store.get(target.bucket, "vod/whole.mp4")).digest() == hashlib.sha256(
+        payload
+    ).digest()
 
 
 def pieces(payload: bytes, sizes: tuple[int, ...] = (1, 255, 65536, 300_001)) -> Iterator[bytes]:

@@ -178,3 +178,4 @@ def test_urls_lose_user_info_and_queries_and_local_paths_their_folders(logger: l
     assert entry["message"] == "playlist http://origin.example/a.m3u8 failed; data in .../harvest.db"
     assert entry["endpoint"] == "https://cdn.example/x"
     assert "'.../x.ts'" in str(entry["exception"]) and 'File "' in str(entry["exception"])
+
