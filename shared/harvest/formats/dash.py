@@ -103,11 +103,11 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> DashReading:
     def fetch_range(media_url: str, span: tuple[int, int]) -> bytes:
         return ctx.origin.get_bytes(media_url, endpoint.headers, span)
 
-    names = FolderNames()
-    folders: dict[str, str] = {}
+    folders = _Folders()
     by_rep: dict[str, list[MediaSegment]] = {}
     kept: list[KeptTrack] = []
-    for period in periods(root, fetched.url):
+    every_period = periods(root, fetched.url)
+    for period in every_period:
         if period.start >= ctx.end - EDGE_EPSILON or (
             period.end is not None and period.end <= ctx.start + EDGE_EPSILON
         ):
@@ -122,32 +122,41 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> DashReading:
                 base = base_url(adaptation_base, [rep], warnings)
                 source = TrackSource(base, period, adaptation, rep, now, (ctx.start, ctx.end), where)
                 found = track_segments(source, fetch_range)
-                init, segments, timescale, pto = found.init, found.segments, found.timescale, found.pto
                 chosen = [
                     s
-                    for s in segments
+                    for s in found.segments
                     if s.start < ctx.end - EDGE_EPSILON and s.end > ctx.start + EDGE_EPSILON
                 ]
-                if rep_id not in folders:
-                    kind = (
-                        adaptation.get("contentType")
-                        or (adaptation.get("mimeType") or rep.get("mimeType") or "media").split("/")[0]
-                    )
-                    folders[rep_id] = names.unique(f"{kind}_{rep_id}")
-                track = Track(
-                    period.index, adaptation, rep, rep_id, init, tuple(chosen), timescale, pto, found.sidecar
-                )
-                kept.append(KeptTrack(track, folders[rep_id], chosen))
                 by_rep.setdefault(rep_id, []).extend(chosen)
+                if chosen:  # a Representation with nothing in this Period's part of the window is left out
+                    track = Track(
+                        period.index, adaptation, rep, rep_id, found.init, tuple(chosen),
+                        found.timescale, found.pto, found.sidecar,
+                    )  # fmt: skip
+                    kept.append(KeptTrack(track, folders.of(adaptation, rep), chosen))
     if not kept:
         raise WindowNotCovered(f"MPD {fetched.url} has no Period in the window")
     for rep_id, segments in by_rep.items():
         _check_coverage(fetched.url, rep_id, segments, ctx.start, ctx.end, now)
     for item in kept:
         _collect_needs(book, item)
-    return DashReading(
-        fetched.url, root, [p for p in periods(root, fetched.url)], kept, ctx.start, ctx.end, warnings
-    )
+    return DashReading(fetched.url, root, every_period, kept, ctx.start, ctx.end, warnings)
+
+
+class _Folders:
+    """One folder per Representation id, named <contentType>_<id>, for every Period it appears in."""
+
+    def __init__(self) -> None:
+        self.names = FolderNames()
+        self.folders: dict[str, str] = {}
+
+    def of(self, adaptation: ET.Element, rep: ET.Element) -> str:
+        rep_id = rep.get("id", "")
+        if rep_id not in self.folders:
+            mime = adaptation.get("mimeType") or rep.get("mimeType") or "media"
+            kind = adaptation.get("contentType") or mime.split("/")[0]
+            self.folders[rep_id] = self.names.unique(f"{kind}_{rep_id}")
+        return self.folders[rep_id]
 
 
 def _check_coverage(
@@ -293,6 +302,8 @@ def _period(
                 rep.insert(list(rep).index(subs[0]) if subs else len(rep), base)
             else:
                 rep.append(segment_info(item, info.start, begin, locator))
+        if adaptation.find(q("Representation")) is None:
+            period.remove(adaptation)  # nothing of it in this part of the window
     return period
 
 
