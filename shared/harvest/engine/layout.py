@@ -1,6 +1,6 @@
 """Where a harvested asset's objects go in the bucket: deterministic, readable keys.
 
-    Destination prefix `vod/` + Manifest `show/index.m3u8`
+    Destination prefix `vod/` + Manifest `show/index.m3u8` (an HLS endpoint; formats/ name the rest)
       vod/show/index.m3u8                          the master (the Manifest)
       vod/show/index/v0_640x360/playlist.m3u8      one folder per rendition, named after it
       vod/show/index/v0_640x360/14096535.ts        whole-file segments: <media sequence>.<ext>
@@ -123,9 +123,6 @@ class Layout:
 
     def folder(self, rendition: str) -> str:
         return f"{self.root}{rendition}/"
-
-    def playlist_key(self, rendition: str) -> str:
-        return f"{self.root}{rendition}/playlist.m3u8"
 
     @property
     def keys_folder(self) -> str:

@@ -43,6 +43,11 @@ EXTENSION = ".m3u8"
 CONTENT_TYPE = "application/vnd.apple.mpegurl"
 SNIFF_BYTES = 189  # a TS packet and the next sync byte: enough to tell TS, fMP4, WebVTT, packed audio
 
+def playlist_key(layout: Layout, rendition: str) -> str:
+    """Where a rendition's VOD media playlist goes: `<root>/<rendition>/playlist.m3u8`."""
+    return f"{layout.folder(rendition)}playlist{EXTENSION}"
+
+
 # --- renditions ---------------------------------------------------------------------------------
 
 MAIN, SUBTITLES, IFRAME = "main", "subtitles", "iframe"
@@ -352,9 +357,9 @@ def _render(
         name = clip.rendition.name
         target = main_target if clip.rendition.kind == MAIN else None
         locator = _Locator(book, layout.folder(name))
-        playlists[layout.playlist_key(name)] = render_media(clip.window, locator, target, dateranges)
+        playlists[playlist_key(layout, name)] = render_media(clip.window, locator, target, dateranges)
     uris = {
-        clip.rendition.url: relative_uri(layout.playlist_key(clip.rendition.name), master_folder)
+        clip.rendition.url: relative_uri(playlist_key(layout, clip.rendition.name), master_folder)
         for clip in clips
     }
     playlists[master_key] = render_master(master, uris, _Locator(book, master_folder).key)
