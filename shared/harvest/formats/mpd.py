@@ -159,6 +159,10 @@ def periods(root: ET.Element, url: str) -> list[PeriodInfo]:
     found: list[PeriodInfo] = []
     previous_end: float | None = ast
     for i, element in enumerate(elements):
+        if element.get("{http://www.w3.org/1999/xlink}href"):
+            raise PlaylistError(
+                f"MPD {url}: Period {i} is remote (xlink:href), which this reader does not resolve"
+            )
         start = duration(element.get("start"), f"Period {i} start")
         if start is not None:
             begin = ast + start

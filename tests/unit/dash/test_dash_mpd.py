@@ -348,3 +348,9 @@ def test_text_tracks_sidecar_webvtt_and_ttml_in_mp4_are_kept_with_language_and_r
     # AND the sidecar (which spans the whole Period) does not move the VOD's start or length
     assert out.get("mediaPresentationDuration") == "PT4.000S"
     assert_valid_mpd(result.playlists["vod/show/index.mpd"])
+
+
+def test_a_remote_period_is_refused_naming_it() -> None:
+    text = mpd('<Period xmlns:xlink="http://www.w3.org/1999/xlink" xlink:href="http://o/p.xml"/>')
+    with pytest.raises(PlaylistError, match=r"Period 0 is remote \(xlink:href\)"):
+        plan(text, 0, 4)
