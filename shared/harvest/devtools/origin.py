@@ -15,6 +15,9 @@ URLs (relative inside playlists, so a client must resolve them):
     /<channel>/<rendition>/init.mp4           fMP4 initialization section
     /<channel>/<rendition>/pack-<j>.ts        "byterange" resource: segments j*P .. j*P+P-1
     /<channel>/keys/<k>.key                   "aes" key k, used by segments k*K .. k*K+K-1
+    /<channel>/manifest.mpd                   "fmp4" channels with `dash`: the same segments as live
+                                              DASH (devtools.dash_origin: addressing modes, Periods,
+                                              ContentProtection, SCTE-35 EventStream, UTCTiming)
 
 Broadcast features (ChannelSpec flags, any kind):
     ad_breaks=(every, length)   an SCTE-35 ad break of `length` segments every `every` segments,
