@@ -18,6 +18,7 @@ import posixpath
 from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
+from harvest.domain.urlpolicy import same_origin
 from harvest.engine.context import PlanContext, playlist_url
 from harvest.engine.layout import FolderNames, Layout, media_extension, stored_name
 from harvest.engine.tasks import ObjectLocator, TaskBook
@@ -89,9 +90,9 @@ class DashReading:
 def read(ctx: PlanContext, url: str, book: TaskBook) -> DashReading:
     """Read the MPD at `url`, keep the segments of [ctx.start, ctx.end), tell `book` what to download."""
     endpoint = ctx.endpoint
-    fetched = ctx.origin.get_playlist(
-        playlist_url(url, endpoint.timeshift_query, ctx.start, ctx.end), endpoint.headers
-    )
+    # The time-shift query, like the headers, is the endpoint's: never sent to another host.
+    query = endpoint.timeshift_query if same_origin(url, endpoint.url) else ""
+    fetched = ctx.origin.get_playlist(playlist_url(url, query, ctx.start, ctx.end), endpoint.headers)
     root = parse_mpd(fetched.text, fetched.url)
     warnings: list[str] = []
     clock, note = utc_timing(root, lambda u: ctx.origin.get_text(u, endpoint.headers))

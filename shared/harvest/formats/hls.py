@@ -43,6 +43,7 @@ EXTENSION = ".m3u8"
 CONTENT_TYPE = "application/vnd.apple.mpegurl"
 SNIFF_BYTES = 189  # a TS packet and the next sync byte: enough to tell TS, fMP4, WebVTT, packed audio
 
+
 def playlist_key(layout: Layout, rendition: str) -> str:
     """Where a rendition's VOD media playlist goes: `<root>/<rendition>/playlist.m3u8`."""
     return f"{layout.folder(rendition)}playlist{EXTENSION}"
