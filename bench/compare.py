@@ -14,7 +14,7 @@ from typing import Any
 from bench.ffmpeg_copy import run_ffmpeg
 from bench.harvest_run import BenchError, ServeOptions, harvest_once
 from bench.measure import Measured, cpu_seconds
-from bench.origin_setup import OriginProcess, Window
+from bench.origin_setup import BenchChannel, OriginProcess, Window
 from bench.raw import run_aria2c, run_curl
 
 TARGET_HARVEST_OVER_RAW = 1.3  # at most
@@ -56,6 +56,42 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if len(runs) > 1:
         chosen["stdev_s"] = round(statistics.stdev(r["seconds"] for r in runs), 3)
     return chosen
+
+
+def harvest_dash(
+    work: Path,
+    channel: BenchChannel,
+    window: Window,
+    latency_ms: float,
+    repeat: int,
+    options: ServeOptions,
+    hls: dict[str, Any],
+) -> dict[str, Any]:
+    """(b) again on the same window from a DASH endpoint: the same content as CMAF segments padded
+    to the same size, read through a live MPD (SegmentTemplate + SegmentTimeline) and written as a
+    static MPD. `hls` is the HLS harvest row it is compared with (segments and bytes must match)."""
+    rows = []
+    with OriginProcess([channel], work, latency_ms=latency_ms) as origin:
+        channels = origin.write_channels(work / "channels-dash.yaml")
+        for i in range(repeat):
+            log(f"  run {i + 1}/{repeat}: harvest serve, DASH endpoint")
+            settle()
+            result = harvest_once(
+                work,
+                channels,
+                origin.pid,
+                channel.name,
+                window,
+                options,
+                label="harvest-dash",
+                endpoint="dash",
+            )
+            if result.segments != hls["segments"]:
+                raise BenchError(f"the DASH harvest stored {result.segments} segments, HLS {hls['segments']}")
+            row = result.to_json()
+            row["same_bytes_as_hls"] = round(result.bytes / 1e6, 2) == hls["mb"]
+            rows.append(row)
+    return _median(rows)
 
 
 def compare_tools(

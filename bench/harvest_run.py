@@ -206,16 +206,18 @@ class HarvestResult:
         }
 
 
-def create_params(job_id: str, channel: str, window: Window, region: str) -> dict[str, str]:
+def create_params(
+    job_id: str, channel: str, window: Window, region: str, endpoint: str = "hls"
+) -> dict[str, str]:
     return {
         "ID": job_id,
         "ChannelName": channel,
-        "EndpointName": "hls",
+        "EndpointName": endpoint,
         "TimeFormat": "Epoch seconds",
         "StartTime": str(window.start),
         "EndTime": str(window.end),
         "Destination": destination(region),
-        "Manifest": f"{job_id}/index.m3u8",
+        "Manifest": f"{job_id}/index.{'mpd' if endpoint == 'dash' else 'm3u8'}",
     }
 
 
@@ -239,7 +241,13 @@ class _Poller:
 
 
 def run_job(
-    serves: Sequence[ServeProcess], origin_pid: int, channel: str, window: Window, job_id: str, timeout: float
+    serves: Sequence[ServeProcess],
+    origin_pid: int,
+    channel: str,
+    window: Window,
+    job_id: str,
+    timeout: float,
+    endpoint: str = "hls",
 ) -> HarvestResult:
     """Create one job on the first serve process and wait for it; the measurement."""
     client = serves[0].client()
@@ -251,7 +259,7 @@ def run_job(
     state: dict[str, Any] = {}
     with TreeSampler(roots) as sampler:
         began = time.perf_counter()
-        client.create(create_params(job_id, channel, window, serves[0].options.region))
+        client.create(create_params(job_id, channel, window, serves[0].options.region, endpoint))
         poll = _Poller(client, job_id)
         while True:
             state = poll()
@@ -270,8 +278,8 @@ def run_job(
         info = client.describe(job_id)
         raise BenchError(f"job {job_id} ended {info.get('Status')}: {info.get('ErrMessage')}")
     bucket_dir = serves[0].data_dir / "cos" / BUCKET
-    segments, size = bytes_under(bucket_dir)
-    playlists, _ = bytes_under(bucket_dir, (".m3u8",))
+    segments, size = bytes_under(bucket_dir, (".m4s",) if endpoint == "dash" else (".ts",))
+    playlists, _ = bytes_under(bucket_dir, (".m3u8", ".mpd"))
     chunks = state.get("ChunksTotal")
     return HarvestResult(
         seconds=seconds,
@@ -297,6 +305,7 @@ def harvest_once(
     processes: int = 1,
     label: str = "harvest",
     timeout: float = 3600.0,
+    endpoint: str = "hls",
 ) -> HarvestResult:
     """Start `processes` serve processes on one fresh data dir, run one job, stop them, clean up."""
     data_dir = work / label
@@ -307,7 +316,7 @@ def harvest_once(
         for serve in serves:
             serve.start()
         os.sync()  # the previous run's dirty pages are written back before this one is timed
-        result = run_job(serves, origin_pid, channel, window, f"{label}-{os.getpid()}", timeout)
+        result = run_job(serves, origin_pid, channel, window, f"{label}-{os.getpid()}", timeout, endpoint)
     except BenchError as exc:
         raise BenchError(f"{exc}\n--- serve log ---\n{serves[0].log_tail()}") from exc
     finally:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,12 +45,13 @@ class PoolRequest:
     segment_seconds: int
     segment_kb: int
     pool_segments: int  # distinct segments per rendition; the origin loops them
+    container: str = "ts"  # "fmp4": CMAF segments + init.mp4, padded with a 'free' box (the DASH row)
 
     @property
     def tag(self) -> str:
         return (
             f"v{POOL_VERSION}-r{self.renditions}-d{self.segment_seconds}-kb{self.segment_kb}"
-            f"-n{self.pool_segments}"
+            f"-n{self.pool_segments}" + ("-fmp4" if self.container == "fmp4" else "")
         )
 
     @property
@@ -89,12 +91,14 @@ def build_bench_pool(media_dir: Path, request: PoolRequest) -> Pool:
 
 def load_bench_pool(root: Path) -> Pool:
     data = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    container = data.get("container", "ts")
     renditions = tuple(
         Rendition(
             name=r["name"],
             media_type="VIDEO",
-            extension="ts",
+            extension="m4s" if container == "fmp4" else "ts",
             segment_files=tuple(root / f for f in r["files"]),
+            init_file=root / r["init"] if r.get("init") else None,
             durations=tuple(r["durations"]),
             codecs=r["codecs"],
             bandwidth=r["bandwidth"],
@@ -105,8 +109,8 @@ def load_bench_pool(root: Path) -> Pool:
         for r in data["renditions"]
     )
     return Pool(
-        kind="ts",
-        container="ts",
+        kind=container,
+        container=container,
         root=root,
         seconds=data["segment_seconds"] * data["pool_segments"],
         segment_seconds=data["segment_seconds"],
@@ -137,9 +141,11 @@ def _encode_args(request: PoolRequest, index: int, out: Path) -> list[str]:
         "-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
     ]  # fmt: skip
     args += ["-c:a", "aac", "-b:a", f"{AUDIO_KBPS}k", "-ac", "2"] if with_audio else ["-an"]
+    fmp4 = request.container == "fmp4"
+    args += ["-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4"] if fmp4 else []
     args += [
         "-f", "hls", "-hls_time", str(request.segment_seconds), "-hls_list_size", "0", "-start_number", "0",
-        "-hls_segment_filename", str(out / "%d.ts"), str(out / "index.m3u8"),
+        "-hls_segment_filename", str(out / ("%d.m4s" if fmp4 else "%d.ts")), str(out / "index.m3u8"),
     ]  # fmt: skip
     return args
 
@@ -158,7 +164,8 @@ def _build(work: Path, request: PoolRequest) -> None:
                 f"ffmpeg cut {name} into {len(files)} segments, expected {request.pool_segments}"
             )
         durations, files = durations[: request.pool_segments], files[: request.pool_segments]
-        sizes = [_pad(out / f, request.target_bytes) for f in files]
+        pad = _pad_fmp4 if request.container == "fmp4" else _pad
+        sizes = [pad(out / f, request.target_bytes) for f in files]
         peak = max(size * 8 / max(float(d), 0.001) for size, d in zip(sizes, durations, strict=True))
         width, height = (int(v) for v in _resolution_of(args).split("x"))
         renditions.append(
@@ -169,6 +176,7 @@ def _build(work: Path, request: PoolRequest) -> None:
                 "codecs": H264_CODECS + (f",{AAC_CODECS}" if "sine=" in " ".join(args) else ""),
                 "bandwidth": round(peak),
                 "resolution": f"{width}x{height}",
+                **({"init": f"{name}/init.mp4"} if request.container == "fmp4" else {}),
             }
         )
     manifest = {
@@ -177,6 +185,7 @@ def _build(work: Path, request: PoolRequest) -> None:
         "pool_segments": request.pool_segments,
         "fps": request.fps,
         "target_bytes": request.target_bytes,
+        "container": request.container,
         "renditions": renditions,
     }
     (work / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -197,6 +206,16 @@ def _read_playlist(path: Path) -> tuple[list[str], list[str]]:
             files.append(line)
     path.unlink()
     return durations, files
+
+
+def _pad_fmp4(path: Path, target: int) -> int:
+    """Append a 'free' box (ISO/IEC 14496-12 §8.1.2, skipped by every reader) up to `target` bytes."""
+    size = path.stat().st_size
+    if size + 8 <= target:
+        with open(path, "ab") as handle:
+            handle.write(struct.pack(">I", target - size) + b"free" + bytes(target - size - 8))
+        size = target
+    return size
 
 
 def _pad(path: Path, target: int) -> int:

@@ -27,10 +27,11 @@ from harvest.devtools.origin import ChannelSpec, LiveOrigin
 def channel_specs(spec: dict[str, Any]) -> dict[str, ChannelSpec]:
     return {
         channel["name"]: ChannelSpec(
-            kind="ts",
+            kind="fmp4" if channel.get("dash") else "ts",
             pool=load_bench_pool(Path(channel["pool_dir"])),
             segment_seconds=int(channel["segment_seconds"]),
             dvr_window=int(channel["dvr_window"]),
+            dash="number-timeline" if channel.get("dash") else None,
         )
         for channel in spec["channels"]
     }

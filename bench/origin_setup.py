@@ -42,6 +42,7 @@ class BenchChannel:
     name: str
     pool: Pool
     dvr_window: int  # seconds of history the origin serves; must outlast the benchmark
+    dash: bool = False  # an fMP4 pool, also served as a live MPD (the DASH row)
 
     @property
     def segment_seconds(self) -> int:
@@ -52,6 +53,10 @@ class BenchChannel:
         return [r.name for r in self.pool.renditions]
 
     def spec(self) -> ChannelSpec:
+        if self.dash:
+            return ChannelSpec(
+                "fmp4", self.pool, self.segment_seconds, self.dvr_window, dash="number-timeline"
+            )
         return ChannelSpec("ts", self.pool, self.segment_seconds, self.dvr_window)
 
 
@@ -112,6 +117,7 @@ class OriginProcess:
                     "pool_dir": str(c.pool.root),
                     "segment_seconds": c.segment_seconds,
                     "dvr_window": c.dvr_window,
+                    "dash": c.dash,
                 }
                 for c in self.channels.values()
             ],

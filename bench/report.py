@@ -19,6 +19,7 @@ def _tools_block(block: dict[str, Any]) -> list[str]:
         "aria2c": f"(a) raw: aria2c -j {block['jobs']} -x 1",
         "curl": f"    raw: curl --parallel-max {block['jobs']}",
         "harvest": "(b) harvest serve, Create->Completed",
+        "harvest_dash": "(b) the same from a DASH endpoint (MPD)",
         "ffmpeg": f"(c) ffmpeg -c copy ({block['ffmpeg_mode']})",
     }
     lines = [

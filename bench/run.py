@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.api_load import measure_api
-from bench.compare import compare_tools, log
+from bench.compare import compare_tools, harvest_dash, log
 from bench.harvest_run import ServeOptions
 from bench.media import PoolRequest, build_bench_pool
 from bench.origin_setup import REPO_ROOT, BenchChannel, OriginProcess, recent_window
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-compare", action="store_true", help="skip (a)(b)(c) and the sweep (long runs only)")
     p.add_argument("--no-sweep", action="store_true", help="skip the throughput sweep and plot")
+    p.add_argument("--no-dash", action="store_true", help="skip the DASH row of (b)")
     p.add_argument("--no-api", action="store_true", help="skip the API load")
     p.add_argument("--no-planning", action="store_true", help="skip the planning measurement")
     p.add_argument("--api-seconds", type=float, default=5.0, help="measured seconds per API action")
@@ -225,6 +226,24 @@ def run_comparison(bench: Bench) -> None:
             blocks.append(block)
             bench.results["comparison"] = blocks
             bench.save()
+            if not a.no_dash:
+                dash_pool = build_bench_pool(
+                    bench.media,
+                    PoolRequest(
+                        a.renditions, a.segment_seconds, a.segment_kb, a.pool_segments, container="fmp4"
+                    ),
+                )
+                dash = BenchChannel("bench-dash", dash_pool, int(a.window) + DVR_MARGIN_S, dash=True)
+                block["tools"]["harvest_dash"] = harvest_dash(
+                    bench.work,
+                    dash,
+                    window,
+                    latency,
+                    a.repeat,
+                    bench.serve_options(),
+                    block["tools"]["harvest"],
+                )
+                bench.save()
             if not a.no_sweep:
                 log(f" throughput sweep at {latency:g} ms: HARVEST_DOWNLOAD_CONCURRENCY {a.sweep}")
                 rows = concurrency_sweep(

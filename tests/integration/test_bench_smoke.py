@@ -22,6 +22,7 @@ PRINTED = [
     "(a) raw: aria2c",
     "raw: curl --parallel-max",
     "(b) harvest serve, Create->Completed",
+    "(b) the same from a DASH endpoint (MPD)",
     "(c) ffmpeg -c copy (sequential)",
     "harvest / raw (aria2c) time",
     "harvest / fastest raw time",
@@ -77,6 +78,11 @@ def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_pat
         assert tools["aria2c"]["bytes_written"] == tools["curl"]["bytes_written"]
         assert round(tools["aria2c"]["bytes_written"] / 1e6, 2) == tools["harvest"]["mb"]
         assert tools["harvest"]["playlists"] == 3  # master + one per rendition
+        # AND the DASH row harvested the same window: as many segments, as many bytes, one MPD
+        _positive_measurement(tools["harvest_dash"])
+        assert tools["harvest_dash"]["segments"] == expected_segments
+        assert tools["harvest_dash"]["same_bytes_as_hls"] is True
+        assert tools["harvest_dash"]["playlists"] == 1
         for ratio in ("harvest_over_raw", "harvest_over_fastest_raw", "ffmpeg_over_harvest"):
             assert block["ratios"][ratio]["value"] > 0
 

@@ -99,6 +99,13 @@ def test_demo_ends_with_a_playable_vod_and_leaves_nothing_running(tmp_path: Path
     assert re.search(r"ad breaks:\s+splice-\d+ from ", out), out
     variant = next(masters[0].parent.rglob("v0_*/playlist.m3u8")).read_text()
     assert "#EXT-X-DATERANGE:" in variant and "#EXT-X-CUE-" in variant
+    # It harvested the CMAF channel's DASH endpoint (a static MPD) and its CMAF endpoint (both manifests)
+    cos = tmp_path / "demo" / "cos"
+    (dash_mpd,) = cos.rglob("*-dash/index.mpd")
+    (cmaf_mpd,) = cos.rglob("*-cmaf/main.mpd")
+    assert 'type="static"' in dash_mpd.read_text() and 'type="static"' in cmaf_mpd.read_text()
+    assert cmaf_mpd.with_suffix(".m3u8").read_text().startswith("#EXTM3U")
+    assert out.count("MPD (static):") == 2 and "HLS master:" in out and "the MPD lasts" in out
     # Nothing it started still listens: the API and the live channel's ports are closed.
     ports = {int(m) for m in re.findall(r"http://127\.0\.0\.1:(\d+)/", out)}
     assert len(ports) == 2

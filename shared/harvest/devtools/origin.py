@@ -15,6 +15,9 @@ URLs (relative inside playlists, so a client must resolve them):
     /<channel>/<rendition>/init.mp4           fMP4 initialization section
     /<channel>/<rendition>/pack-<j>.ts        "byterange" resource: segments j*P .. j*P+P-1
     /<channel>/keys/<k>.key                   "aes" key k, used by segments k*K .. k*K+K-1
+    /<channel>/manifest.mpd                   "fmp4" channels with `dash`: the same segments as live
+                                              DASH (devtools.dash_origin: addressing modes, Periods,
+                                              ContentProtection, SCTE-35 EventStream, UTCTiming)
 
 Broadcast features (ChannelSpec flags, any kind):
     ad_breaks=(every, length)   an SCTE-35 ad break of `length` segments every `every` segments,
@@ -69,6 +72,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from harvest.devtools.dash_origin import DASH_MODES, INDEXED_NAME, indexed_file, render_mpd, segment_number
 from harvest.devtools.faults import Fault, FaultInjector, FaultPlan
 from harvest.devtools.media import KINDS, Pool, Rendition, build_pool
 from harvest.errors import ConfigError
@@ -102,6 +106,9 @@ class ChannelSpec:
     broken_tag_msn: int | None = None  # a malformed EXT-X-DATERANGE before this segment
     timeshift: bool = True  # False: ?start=&end= is ignored, every playlist is the whole DVR window
     extras: bool = False  # the tags real packagers add; see the module doc
+    dash: str | None = None  # "fmp4" only: also serve manifest.mpd in this mode (devtools.dash_origin)
+    dash_period: int | None = None  # DASH: a new Period every this many segments
+    dash_protection: bool = False  # DASH: CENC / Widevine / PlayReady ContentProtection on the video set
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -115,6 +122,10 @@ class ChannelSpec:
             raise ConfigError("dvr_window must be at least 3 segments long")
         if self.key_rotation < 1 or self.segments_per_resource < 1:
             raise ConfigError("key_rotation and segments_per_resource must be >= 1")
+        if self.dash is not None and (self.kind != "fmp4" or self.dash not in DASH_MODES):
+            raise ConfigError(f"dash is one of {', '.join(DASH_MODES)}, for an 'fmp4' channel only")
+        if self.dash == "indexed" and self.dash_period != self.pool.size:
+            raise ConfigError("an 'indexed' (SegmentBase) DASH channel has one Period per loop of the pool")
         if self.ad_breaks is not None and not 0 < self.ad_breaks[1] < self.ad_breaks[0]:
             raise ConfigError("ad_breaks is (every, length) with 0 < length < every")
 
@@ -457,6 +468,8 @@ class LiveOrigin:
             if parts[1] == "master.m3u8":
                 master = self._cached(("master", runtime.name, query), lambda: _master(runtime, query))
                 return "master", master, []
+            if parts[1] == "manifest.mpd" and runtime.spec.dash is not None:
+                return "master", self._mpd(runtime, query), []
             return "other", _text(404, "not found\n"), []
         folder, leaf = parts[1], parts[2]
         if folder == "keys" and runtime.spec.kind == "aes" and (m := _KEY.match(leaf)):
@@ -471,6 +484,12 @@ class LiveOrigin:
         edge = runtime.live_edge(self.clock())
         if leaf == "get.php" and runtime.spec.script_uris and (n := parse_qs(query).get("seg")):
             leaf = f"{n[0]}.{loaded.rendition.extension}"
+        if leaf == INDEXED_NAME and runtime.spec.dash == "indexed":
+            body, _, _ = indexed_file(loaded.init or b"", loaded.segments, runtime.spec.segment_seconds)
+            return "segment", _Response(200, body, _CONTENT_TYPES["mp4"]), []
+        dash_msn = segment_number(leaf, runtime.spec.segment_seconds) if runtime.spec.dash else None
+        if dash_msn is not None:
+            leaf = f"{dash_msn}.m4s"
         if (m := _SEGMENT.match(leaf)) and m[2] == loaded.rendition.extension:
             msn = int(m[1])
             if msn > edge:
@@ -516,6 +535,22 @@ class LiveOrigin:
             return _text(404, "no segments in the requested window\n")
         key = ("playlist", runtime.name, loaded.rendition.name, iframes, first, last, endlist)
         return self._cached(key, lambda: _media_playlist(runtime, loaded, first, last, endlist, iframes))
+
+    def _mpd(self, runtime: _Channel, query: str) -> _Response:
+        """The live MPD: the DVR window, or the part of it from the time-shift query's start."""
+        now = self.clock()
+        first, last = runtime.live_window(now)
+        if query and runtime.spec.timeshift:
+            try:
+                window = _timeshift(parse_qs(query))
+            except ValueError as exc:
+                return _text(400, f"bad timeshift query: {exc}" + "\n")
+            if window is not None and window[0] is not None:
+                d = runtime.spec.segment_seconds
+                first = max(first, math.floor((window[0] - runtime.spec.anchor) / d))
+        if last < first:
+            return _text(404, "no segments in the requested window" + "\n")
+        return _Response(200, render_mpd(runtime, now, first, last), "application/dash+xml")
 
     def _cached(self, key: tuple[Any, ...], render: Callable[[], bytes]) -> _Response:
         # Playlists are pure functions of the key, so a cached one never goes stale.
@@ -927,5 +962,14 @@ def write_channels_yaml(
         }
         if spec.required_headers:
             endpoint["headers"] = dict(spec.required_headers)
-        entries.append({"name": name, "endpoints": [endpoint]})
+        endpoints = [endpoint]
+        if spec.dash is not None:
+            # The same channel as a DASH endpoint and as a CMAF one (HLS master + MPD, shared segments).
+            mpd = f"{origin_url.rstrip('/')}/{name}/manifest.mpd"
+            common = {k: v for k, v in endpoint.items() if k not in ("name", "url", "protocol")}
+            endpoints.append({"name": "dash", "url": mpd, "protocol": "DASH", **common})
+            endpoints.append({**endpoint, "name": "cmaf", "protocol": "CMAF", "dash_url": mpd})
+            # CMAF without a dash_url: the MPD is written from the HLS playlists.
+            endpoints.append({**endpoint, "name": "cmaf-hls", "protocol": "CMAF"})
+        entries.append({"name": name, "endpoints": endpoints})
     Path(path).write_text(yaml.safe_dump({"channels": entries}, sort_keys=False), encoding="utf-8")

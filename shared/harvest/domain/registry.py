@@ -19,7 +19,17 @@ import yaml
 from harvest.domain.urlpolicy import ScopedHeaders
 from harvest.errors import ChannelNotFound, ConfigError, EndpointNotFound
 
-PROTOCOLS = ("HLS", "DASH", "CMAF")
+# Endpoint protocol -> the manifest formats that read it, each from one endpoint URL field, in the
+# order their readers run (engine.formats.sources). CMAF segments are read through the DASH MPD first
+# (when there is one) so they are stored under names a SegmentTemplate can address.
+PROTOCOLS: dict[str, tuple[tuple[str, str], ...]] = {
+    "HLS": (("url", "HLS"),),
+    "DASH": (("url", "DASH"),),
+    "CMAF": (("dash_url", "DASH"), ("url", "HLS")),
+}
+# The path suffix that marks a URL as one format's manifest: a URL with another format's suffix is
+# a registry mistake (an .mpd under an HLS endpoint), refused at load.
+MANIFEST_SUFFIXES = {"HLS": ".m3u8", "DASH": ".mpd"}
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
@@ -31,6 +41,7 @@ class Endpoint:
     startover_window: int = 86400  # seconds of history the endpoint serves
     timeshift_query: str = ""  # e.g. "start={start}&end={end}" (epoch seconds)
     headers: dict[str, str] = field(default_factory=dict)  # sent only to the url's own origin
+    dash_url: str = ""  # CMAF: the MPD over the same segments as the HLS master at `url`
 
     def __post_init__(self) -> None:
         # The headers are often the origin's secret: they carry the one origin they may go to, so the
@@ -103,14 +114,32 @@ def _endpoint(raw: Mapping[str, Any], where: str) -> Endpoint:
     headers = raw.get("headers") or {}
     if not isinstance(headers, dict):
         raise ConfigError(f"{where} endpoint {name!r}: headers must be a mapping")
+    dash_url = str(raw.get("dash_url") or "")
+    if dash_url and (protocol != "CMAF" or urlsplit(dash_url).scheme not in ("http", "https")):
+        raise ConfigError(f"{where} endpoint {name!r}: dash_url is an http(s) URL, for protocol CMAF only")
+    _check_suffixes(protocol, {"url": url, "dash_url": dash_url}, f"{where} endpoint {name!r}")
     return Endpoint(
         name=name,
         url=url,
         protocol=protocol,
+        dash_url=dash_url,
         startover_window=window,
         timeshift_query=str(raw.get("timeshift_query") or ""),
         headers={str(k): str(v) for k, v in headers.items()},
     )
+
+
+def _check_suffixes(protocol: str, urls: Mapping[str, str], where: str) -> None:
+    """Refuse a URL whose path names another format's manifest than the one that will read it."""
+    for url_field, fmt in PROTOCOLS[protocol]:
+        path = urlsplit(urls[url_field]).path.lower()
+        for other, suffix in MANIFEST_SUFFIXES.items():
+            if other != fmt and path.endswith(suffix):
+                raise ConfigError(
+                    f"{where}: {url_field} {urls[url_field]!r} names a {other} manifest ({suffix}),"
+                    f" but protocol {protocol} reads {url_field} as {fmt}"
+                    f" (rule: an endpoint's URL must be a manifest of its protocol's format)"
+                )
 
 
 def parse_registry(data: Any, source: str = "registry") -> Registry:
@@ -130,7 +159,7 @@ def parse_registry(data: Any, source: str = "registry") -> Registry:
         for raw_ep in raw.get("endpoints") or []:
             if not isinstance(raw_ep, dict):
                 raise ConfigError(f"{where}: each endpoint must be a mapping")
-            ep = _endpoint(raw_ep, where)
+            ep = _endpoint(raw_ep, f"{where} channel {name!r}")
             if ep.name in endpoints:
                 raise ConfigError(f"{where}: endpoint {ep.name!r} is listed twice")
             endpoints[ep.name] = ep

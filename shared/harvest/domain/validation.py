@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from harvest.domain.destination import CosLocation, normalize_manifest, parse_destination
-from harvest.domain.registry import Channel, Endpoint, Registry
+from harvest.domain.registry import MANIFEST_SUFFIXES, PROTOCOLS, Channel, Endpoint, Registry
 from harvest.domain.timeparse import TimeFormat, parse_time, parse_time_format, shown
 from harvest.domain.urlpolicy import Resolver, UrlPolicy, local_names_only, system_resolver
 from harvest.errors import (
@@ -28,7 +28,7 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")  # the registry's rule for channel and endpoint names
 MAX_WINDOW_SECONDS = 24 * 3600
 MAX_CALLBACK_URL_CHARS = 2048
-DEFAULT_MANIFEST = "index.m3u8"
+DEFAULT_MANIFEST_STEM = "index"  # + the endpoint's manifest suffix: index.m3u8, index.mpd
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,30 @@ def check_callback_url(url: str) -> str:
     return url
 
 
+def _suffixes(endpoint: Endpoint) -> list[str]:
+    return [MANIFEST_SUFFIXES[fmt] for _, fmt in PROTOCOLS[endpoint.protocol]]
+
+
+def default_manifest(job_id: str, endpoint: Endpoint) -> str:
+    """`<ID>/index.m3u8`, or `<ID>/index.mpd` for DASH (CMAF: the HLS master, with the MPD beside it)."""
+    return f"{job_id}/{DEFAULT_MANIFEST_STEM}{_suffixes(endpoint)[-1]}"
+
+
+def check_manifest_format(manifest_key: str, endpoint: Endpoint) -> None:
+    """Refuse a Manifest named for a format the endpoint cannot write (`x.m3u8` for a DASH endpoint)."""
+    suffix = "." + manifest_key.rpartition(".")[2].lower() if "." in manifest_key else ""
+    allowed = _suffixes(endpoint)
+    named = [fmt for fmt, known in MANIFEST_SUFFIXES.items() if known == suffix]
+    if named and suffix not in allowed:
+        raise FieldError(
+            "Manifest",
+            f"Manifest {shown(manifest_key)} names a {named[0]} manifest, but endpoint"
+            f" {shown(endpoint.name)} is {endpoint.protocol}: use {' or '.join(allowed)}",
+            zh=f"Manifest {shown(manifest_key)} 是 {named[0]} 清单,但端点 {shown(endpoint.name)}"
+            f" 的协议是 {endpoint.protocol}:请使用 {' 或 '.join(allowed)}",
+        )
+
+
 def validate_create(params: CreateParams, registry: Registry, settings: Settings, now: float) -> ValidCreate:
     """Check every rule, in the order the fields appear in the API; the first broken rule raises."""
     check_job_id(params.id)
@@ -179,8 +203,9 @@ def validate_create(params: CreateParams, registry: Registry, settings: Settings
             "Destination is required: this service has no default destination (HARVEST_DEFAULT_DESTINATION)"
         )
     location = parse_destination(destination, settings.region, settings.destination_buckets)
-    manifest = params.manifest if params.manifest is not None else f"{params.id}/{DEFAULT_MANIFEST}"
+    manifest = params.manifest if params.manifest is not None else default_manifest(params.id, endpoint)
     manifest_key = normalize_manifest(manifest)
+    check_manifest_format(manifest_key, endpoint)
     callback_url = check_callback_url(params.callback_url) if params.callback_url else ""
     if callback_url:
         # Refuse a private target now rather than only when the job ends; the notifier checks again

@@ -1,6 +1,6 @@
 """Where a harvested asset's objects go in the bucket: deterministic, readable keys.
 
-    Destination prefix `vod/` + Manifest `show/index.m3u8`
+    Destination prefix `vod/` + Manifest `show/index.m3u8` (an HLS endpoint; formats/ name the rest)
       vod/show/index.m3u8                          the master (the Manifest)
       vod/show/index/v0_640x360/playlist.m3u8      one folder per rendition, named after it
       vod/show/index/v0_640x360/14096535.ts        whole-file segments: <media sequence>.<ext>
@@ -38,12 +38,14 @@ CONTENT_TYPES = {
     "vtt": "text/vtt",
     "webvtt": "text/vtt",
     "m3u8": "application/vnd.apple.mpegurl",
+    "mpd": "application/dash+xml",
+    "ttml": "application/ttml+xml",
 }
 
 
 # Suffixes that name media (segments, init sections, subtitles): a URI ending in anything else
 # (`get.php?seg=1`, `?seg=1`, `segment.m3u8`) gets its extension from what the media is.
-MEDIA_SUFFIXES = frozenset(CONTENT_TYPES) - {"m3u8"} | {"mp4a", "cmft", "ttml", "dfxp", "jpg", "jpeg", "png"}
+MEDIA_SUFFIXES = frozenset(CONTENT_TYPES) - {"m3u8", "mpd"} | {"mp4a", "cmft", "dfxp", "jpg", "jpeg", "png"}
 
 
 def safe_name(text: str, limit: int = 64) -> str:
@@ -121,9 +123,6 @@ class Layout:
 
     def folder(self, rendition: str) -> str:
         return f"{self.root}{rendition}/"
-
-    def playlist_key(self, rendition: str) -> str:
-        return f"{self.root}{rendition}/playlist.m3u8"
 
     @property
     def keys_folder(self) -> str:

@@ -1,8 +1,10 @@
 """`harvest demo-origin` and `harvest demo`: the product end to end on one machine.
 
-The demo starts a real live HLS channel (ffmpeg-made media, DVR window, PDT), the local stack
-(`harvest serve` in-process), creates a harvest job for a recent window through the Tencent SDK,
-shows its progress, then summarises the VOD with ffprobe and says where it plays. It stops
+The demo starts a real live HLS channel (ffmpeg-made media, DVR window, PDT) and a CMAF channel
+served both as HLS and as live DASH, the local stack (`harvest serve` in-process), creates a harvest
+job for a recent window through the Tencent SDK, shows its progress, then summarises the VOD with
+ffprobe and says where it plays; then it harvests the same window from the DASH endpoint (a static
+MPD) and from the CMAF endpoint (an HLS master and an MPD over the same segments). It stops
 everything it started before it returns.
 """
 
@@ -14,6 +16,7 @@ import shutil
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +99,37 @@ def _ad_breaks(master: Path) -> list[str]:
     ]
 
 
+def _dash_and_cmaf(client: HarvestClient, job_id: str, start: int, end: int, data_dir: Path, api: str) -> int:
+    """Harvest the window again from the CMAF channel's DASH endpoint and its CMAF endpoint."""
+    for endpoint, manifest in (("dash", "index.mpd"), ("cmaf", "main.m3u8")):
+        dash_id = f"{job_id}-{endpoint}"
+        _step(f"harvest job {dash_id}: the same window from the {endpoint.upper()} endpoint of demo-cmaf")
+        client.create(
+            {
+                "ID": dash_id,
+                "ChannelName": "demo-cmaf",
+                "EndpointName": endpoint,
+                "TimeFormat": "Epoch seconds",
+                "StartTime": str(start),
+                "EndTime": str(end),
+                "Manifest": f"{dash_id}/{manifest}",
+            }
+        )
+        code = wait_for(client, dash_id, 120.0, sys.stdout)
+        if code != 0:
+            print(json.dumps(client.describe(dash_id), indent=2))
+            return code
+        folder = data_dir / "cos" / DEMO_BUCKET / "vod" / dash_id
+        for written in sorted(folder.glob("*.m*")):
+            kind = "MPD (static)" if written.suffix == ".mpd" else "HLS master"
+            print(f"{kind + ':':15} {written}")
+            print(f"{'plays at:':15} http://{api}/cos/{DEMO_BUCKET}/vod/{dash_id}/{written.name}")
+        mpd = folder / ("index.mpd" if endpoint == "dash" else "main.mpd")
+        duration = probe(str(mpd), "-show_entries", "format=duration").get("format", {}).get("duration")
+        print(f"{'ffprobe:':15} the MPD lasts {float(duration or 0):.3f} s")
+    return 0
+
+
 def demo_main(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     # A clean table and bucket every run; the media pool under media/ is kept (it takes seconds to make).
@@ -107,8 +141,12 @@ def demo_main(args: argparse.Namespace) -> int:
             path.unlink()
     data_dir.mkdir(parents=True, exist_ok=True)
 
-    _step("making the demo channel's media with ffmpeg (cached after the first run)")
-    channels = demo_channels(data_dir, ("ts",), dvr_window=3600)
+    _step("making the demo channels' media with ffmpeg (cached after the first run)")
+    channels = demo_channels(data_dir, ("ts", "fmp4"), dvr_window=3600)
+    # The CMAF channel also serves a live MPD; a Period per loop of its media pool, so the media
+    # timestamps never jump back inside a Period.
+    cmaf = channels.pop("demo-fmp4")
+    channels["demo-cmaf"] = replace(cmaf, dash="number-timeline", dash_period=cmaf.pool.size)
     origin = LiveOrigin(channels).start()
     stack = None
     try:
@@ -117,6 +155,10 @@ def demo_main(args: argparse.Namespace) -> int:
         print(
             f"live channel: {origin.master_url('demo')} (DVR window 3600 s, PDT on every segment,"
             " an SCTE-35 ad break of 10 s every 20 s as EXT-X-DATERANGE and CUE-OUT/CUE-IN)"
+        )
+        print(
+            f"CMAF channel: {origin.master_url('demo-cmaf')} and, as live DASH,"
+            f" {origin.url}/demo-cmaf/manifest.mpd (endpoints hls, dash, cmaf)"
         )
 
         _step("starting the local stack (API, queue pump, local bucket)")
@@ -180,7 +222,7 @@ def demo_main(args: argparse.Namespace) -> int:
         else:
             print(f"plays at:       {url} while the stack runs: `harvest demo --keep-running`,")
             print(f"                or play the file directly: ffplay {master}")
-        return 0
+        return _dash_and_cmaf(client, job_id, start, end, data_dir, api)
     except HarvestError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2

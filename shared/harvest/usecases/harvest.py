@@ -28,7 +28,7 @@ from harvest.domain.job import (
     finalize_message,
 )
 from harvest.domain.registry import Registry
-from harvest.engine.plan import Plan, PlanLimits, build_plan
+from harvest.engine.plan import Plan, PlanLimits, build_plan, manifest_content_type
 from harvest.errors import (
     HarvestError,
     HarvestFailure,
@@ -407,13 +407,13 @@ def finalize_job(deps: HarvestDeps, job_id: str) -> None:
         return
     for key, text in plan.playlists.items():
         if key != plan.master_key:
-            deps.objects.put(plan.bucket, key, text.encode(), "application/vnd.apple.mpegurl")
-    # The master goes last: once it exists, everything it points to exists too.
+            deps.objects.put(plan.bucket, key, text.encode(), manifest_content_type(key))
+    # The Manifest goes last: once it exists, everything it points to exists too.
     deps.objects.put(
         plan.bucket,
         plan.master_key,
         plan.playlists[plan.master_key].encode(),
-        "application/vnd.apple.mpegurl",
+        manifest_content_type(plan.master_key),
     )
     try:
         deps.store.finish(job_id, JobStatus.COMPLETED, outbox=[callback_message(job_id)])

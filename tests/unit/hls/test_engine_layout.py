@@ -18,6 +18,7 @@ from harvest.engine.layout import (
     url_extension,
 )
 from harvest.errors import HarvestFailure
+from harvest.formats.hls import playlist_key
 
 
 @pytest.mark.parametrize(
@@ -35,7 +36,7 @@ def test_master_key_and_children_folder(prefix: str, manifest: str, master: str,
     layout = layout_for(prefix, manifest)
     # THEN the master sits at prefix + Manifest and the children in a folder named after it
     assert (layout.master_key, layout.root) == (master, root)
-    assert layout.playlist_key("v0_640x360") == f"{root}v0_640x360/playlist.m3u8"
+    assert playlist_key(layout, "v0_640x360") == f"{root}v0_640x360/playlist.m3u8"
     assert layout.keys_folder == f"{root}keys/"
 
 
