@@ -132,9 +132,10 @@ def test_an_object_above_the_multipart_threshold_comes_back_byte_exact(target: T
     target.store.put(target.bucket, "vod/whole.mp4", payload, "video/mp4")
     # THEN it is the same object, byte for byte
     assert target.store.size(target.bucket, "vod/whole.mp4") == len(payload)
-    assert hashlib.sha256(target.store.get(target.bucket, "vod/whole.mp4")).digest() == hashlib.sha256(
-        payload
-    ).digest()
+    assert (
+        hashlib.sha256(target.store.get(target.bucket, "vod/whole.mp4")).digest()
+        == hashlib.sha256(payload).digest()
+    )
 
 
 def pieces(payload: bytes, sizes: tuple[int, ...] = (1, 255, 65536, 300_001)) -> Iterator[bytes]:
@@ -159,6 +160,21 @@ def test_a_streamed_object_is_stored_byte_exact(target: Target, size: int) -> No
     # THEN every byte arrived, and the store reports the size it wrote
     assert written == size == target.store.size(target.bucket, "vod/streamed.ts")
     assert target.store.get(target.bucket, "vod/streamed.ts") == payload
+
+
+def test_objects_written_without_sync_each_are_whole_and_synced_once(target: Target) -> None:
+    # GIVEN a chunk's segments written with durable=False (the chunk loop's way: no fsync each)
+    payloads = {f"vod/v{i % 2}/seg{i}.ts": patterned(1000 + i, seed=i) for i in range(6)}
+    for key, payload in payloads.items():
+        assert target.store.put_stream(
+            target.bucket, key, pieces(payload), "video/mp2t", durable=False
+        ) == len(payload)
+    # WHEN the chunk syncs them all at once
+    target.store.sync(target.bucket, list(payloads))
+    # THEN every object is there, byte exact, and listed with its size
+    for key, payload in payloads.items():
+        assert target.store.get(target.bucket, key) == payload
+    assert target.store.list(target.bucket, "vod/") == sorted((k, len(v)) for k, v in payloads.items())
 
 
 def test_a_stream_that_fails_part_way_leaves_the_old_object_whole(target: Target) -> None:

@@ -257,8 +257,9 @@ def _fetch_and_store(
     def store(chunks: Iterator[bytes]) -> int:
         # Straight from the origin's socket to the store, a buffer at a time: a 512 MB segment
         # never sits in memory whole.
+        # Not synced one by one: the chunk syncs all its objects once, before it is recorded done.
         return deps.objects.put_stream(
-            bucket, task["key"], _sized(chunks, expected, task["name"]), content_type
+            bucket, task["key"], _sized(chunks, expected, task["name"]), content_type, durable=False
         )
 
     return deps.origin.stream(task["url"], headers, (rng[0], rng[1]) if rng else None, store)
@@ -296,6 +297,7 @@ def harvest_chunk(
     nbytes = _run_tasks(deps, job_id, bucket, endpoint.headers, chunk.tasks, should_stop)
     if nbytes is None:
         return  # the job failed (a segment that could not be fetched) or was cancelled
+    deps.objects.sync(bucket, [task["key"] for task in chunk.tasks])
     segments = sum(1 for task in chunk.tasks if task.get("counts", True))
     last = deps.store.complete_chunk(job_id, index, segments, nbytes, [finalize_message(job_id)])
     if last:
