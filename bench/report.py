@@ -6,7 +6,7 @@ from typing import Any
 
 
 def _verdict(ok: bool | None) -> str:
-    return "" if ok is None else ("PASS" if ok else "FAIL")
+    return "" if ok is None else ("met" if ok else "MISSED")
 
 
 def _mb(value: float | None) -> str:
@@ -38,10 +38,13 @@ def _tools_block(block: dict[str, Any]) -> list[str]:
     labels = {
         "harvest_over_raw": "harvest / raw (aria2c) time",
         "harvest_over_fastest_raw": "harvest / fastest raw time",
+        "harvest_cpu_over_curl": "harvest / curl CPU seconds",
         "ffmpeg_over_harvest": "ffmpeg / harvest time",
     }
     for key, label in labels.items():
-        ratio = block["ratios"][key]
+        ratio = block["ratios"].get(key)
+        if ratio is None:
+            continue
         target = f"   target {ratio['target']:<8} {_verdict(ratio['pass'])}" if ratio["target"] else ""
         lines.append(f"    {label:<32}{ratio['value']:>6.2f}x{target}")
     return lines
@@ -139,11 +142,17 @@ def render(results: dict[str, Any]) -> str:
     if workers:
         lines += _harvest_rows(
             f"\nworkers scaling: N harvest serve processes on one PostgreSQL, {workers['window_s']} s window,"
-            f" {workers['segment_kb']} KB segments",
+            f" {workers['segment_kb']} KB segments, origin latency {workers.get('latency_ms', 0):g} ms",
             workers["rows"],
             "processes",
             "processes",
         )
+    targets = results.get("targets")
+    if targets:
+        lines += ["", "targets (issue 17), measured in this run"]
+        for row in targets:
+            target = f"target {row['target']:<14}{_verdict(row['pass'])}"
+            lines.append(f"    {row['name']:<58}{row['measured']:>12}   {target}")
     for problem in results.get("errors", []):
         lines.append(f"\nERROR in {problem['stage']}: {problem['error']}")
     lines.append("")

@@ -35,6 +35,10 @@ PRINTED = [
     "memory run:",
     "scaling: harvest time vs window length",
     "workers scaling:",
+    "targets (issue 17), measured in this run",
+    "harvest time / faster of aria2c and curl, 20 ms",
+    "harvest CPU seconds / curl's, 0 ms",
+    "ffmpeg -c copy time / harvest time, 20 ms",
 ]
 
 
@@ -77,7 +81,12 @@ def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_pat
         assert tools["aria2c"]["bytes_written"] == tools["curl"]["bytes_written"]
         assert round(tools["aria2c"]["bytes_written"] / 1e6, 2) == tools["harvest"]["mb"]
         assert tools["harvest"]["playlists"] == 3  # master + one per rendition
-        for ratio in ("harvest_over_raw", "harvest_over_fastest_raw", "ffmpeg_over_harvest"):
+        for ratio in (
+            "harvest_over_raw",
+            "harvest_over_fastest_raw",
+            "harvest_cpu_over_curl",
+            "ffmpeg_over_harvest",
+        ):
             assert block["ratios"][ratio]["value"] > 0
 
     # AND planning, API load, the sweep and the long runs each report their numbers
@@ -94,9 +103,16 @@ def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_pat
     _positive_measurement(results["memory_run"])
     assert results["memory_run"]["segments"] == 2 * 60 // 6
     assert [row["window_s"] for row in results["scaling"]["rows"]] == [36, 60]
-    assert [row["processes"] for row in results["workers_scaling"]["rows"]] == [1, 4]
+    assert [row["processes"] for row in results["workers_scaling"]["rows"]] == [1, 2, 4]
+    assert results["workers_scaling"]["latency_ms"] == 20.0
     for row in results["scaling"]["rows"] + results["workers_scaling"]["rows"]:
         _positive_measurement(row)
+
+    # AND every target is reported with a verdict: 3 per latency profile but ffmpeg's at 0 ms, the
+    # 24 h run's two, planning
+    names = [row["name"] for row in results["targets"]]
+    assert len(names) == 2 + 3 + 2 + 1, names
+    assert all(isinstance(row["pass"], bool) and row["measured"] for row in results["targets"])
 
     # AND the throughput plot is a real PNG image
     png = (out / "throughput.png").read_bytes()
