@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--segment-kb", type=int, default=1024)
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--top", type=int, default=15)
+    p.add_argument(
+        "--gil", action="store_true", help="only samples holding the GIL (Python CPU, no I/O waits)"
+    )
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out")
     args = p.parse_args(argv)
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         serve = ServeProcess(work / "serve", channels, ServeOptions(), work / "serve.log").start()
         spy = subprocess.Popen(
             [pyspy, "record", "--pid", str(serve.pid), "--format", "raw", "--output", str(raw),
-             "--rate", "100", "--nonblocking"],
+             "--rate", "100", "--nonblocking", *(["--gil"] if args.gil else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
