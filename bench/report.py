@@ -147,6 +147,9 @@ def render(results: dict[str, Any]) -> str:
             "processes",
             "processes",
         )
+    scf = results.get("scf_cost")
+    if scf:
+        lines += _scf_lines(scf)
     targets = results.get("targets")
     if targets:
         lines += ["", "targets (issue 17), measured in this run"]
@@ -162,3 +165,26 @@ def render(results: dict[str, Any]) -> str:
 def _api_label(key: str) -> str:
     action, _, rate = key.partition("_at_")
     return f"{action.capitalize()} paced {rate}/s" if rate else f"{action.capitalize()} closed loop"
+
+
+def _scf_lines(scf: dict[str, Any]) -> list[str]:
+    source = scf["prices"]["source"]
+    lines = ["", f"SCF cost per harvested hour, worker {scf['worker_memory_mb']} MB (prices: {source})"]
+    for run in scf["measured"]:
+        wall, cpu = 1000 * run["worker_s_per_segment"], 1000 * run["cpu_s_per_segment"]
+        lines.append(
+            f"    measured: 1 worker, 20 ms origin, {run['segment_seconds']} s segments of"
+            f" {run['segment_kb']} KB: {wall:.1f} ms wall, {cpu:.2f} ms CPU per segment;"
+            f" plan {run['plan_seconds']:.2f} s;"
+            f" peak RSS {run['peak_rss_mb']:.0f} MB"
+        )
+    header = ("renditions", "segment s", "segments", "chunks", "invocations", "GB-s", "USD")
+    widths = (12, 10, 10, 8, 13, 9, 11)
+    lines.append("    " + "".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
+    for row in scf["rows"]:
+        cells = (
+            row["renditions"], row["segment_seconds"], row["segments"], row["chunks"], row["invocations"],
+            f"{row['gb_s']:.2f}", f"{row['usd']:.6f}",
+        )  # fmt: skip
+        lines.append("    " + "".join(f"{c!s:>{w}}" for c, w in zip(cells, widths, strict=True)))
+    return lines

@@ -30,6 +30,7 @@ from bench.planning import measure_planning
 from bench.plot import Reference, Series, line_chart
 from bench.report import render
 from bench.scaling import POSTGRES_URL, concurrency_sweep, memory_run, window_scaling, workers_scaling
+from bench.scf_cost import cost_table
 from harvest.cli.jobs import parse_duration
 from harvest.settings import DEFAULT_REGION, Settings
 
@@ -117,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-scale-out", action="store_true", help="skip 1, 2, 4 harvest serve processes on one PostgreSQL"
     )
+    p.add_argument("--no-scf-cost", action="store_true", help="skip the SCF cost per harvested hour")
+    p.add_argument(
+        "--scf-window", type=parse_duration, default=3600.0, help="window measured for the SCF cost"
+    )
     p.add_argument("--worker-processes", type=_ints, default=[1, 2, 4])
     p.add_argument("--workers-window", type=parse_duration, default=4 * 3600.0)
     p.add_argument(
@@ -148,6 +153,7 @@ def apply_quick(args: argparse.Namespace) -> None:
     args.api_seconds, args.api_processes, args.api_threads = 1.0, 1, 2
     args.planning_hours, args.planning_runs = 1.0, 1
     args.memory_window, args.scaling_windows, args.workers_window = 60.0, [36, 60], 60.0
+    args.scf_window = 60.0
     args.long_segment_kb = 16
 
 
@@ -332,6 +338,10 @@ def run_workers(bench: Bench) -> None:
     }
 
 
+def run_scf_cost(bench: Bench) -> None:
+    bench.results["scf_cost"] = cost_table(bench.work, bench.media, int(bench.args.scf_window))
+
+
 def _row(name: str, measured: str, target: str, ok: bool) -> dict[str, Any]:
     return {"name": name, "measured": measured, "target": target, "pass": ok}
 
@@ -416,6 +426,10 @@ def main(argv: list[str] | None = None) -> int:
         bench.stage("window scaling", lambda: run_scaling(bench))
     if not args.no_scale_out:
         bench.stage("workers scaling", lambda: run_workers(bench))
+    if not args.no_scf_cost:
+        bench.stage(
+            "SCF cost", lambda: bench.results.__setitem__("scf_cost", cost_table(bench.work, bench.media))
+        )
     shutil.rmtree(work, ignore_errors=True)
     bench.results["targets"] = target_rows(bench.results)
     bench.save()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -280,6 +281,17 @@ def test_local_objects_live_at_root_bucket_key_and_never_outside(tmp_path: Path)
         path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*") if path.is_file()
     )
     assert every_file == [f"data/cos/{LOCAL_BUCKET}/vod/job/seg.ts"]
+
+
+def test_a_local_directory_removed_between_writes_is_made_again(tmp_path: Path) -> None:
+    # GIVEN a store that has written into vod/job/ (and remembers that directory exists)
+    store = LocalDiskStore(tmp_path)
+    store.put(LOCAL_BUCKET, "vod/job/a.ts", b"first", "video/mp2t")
+    # WHEN the directory is removed behind its back (a cleanup), and the next object goes there
+    shutil.rmtree(tmp_path / LOCAL_BUCKET / "vod")
+    store.put(LOCAL_BUCKET, "vod/job/b.ts", b"second", "video/mp2t")
+    # THEN it is written whole
+    assert store.list(LOCAL_BUCKET, "vod/") == [("vod/job/b.ts", 6)]
 
 
 def test_local_writes_leave_no_temporary_files_behind(tmp_path: Path) -> None:

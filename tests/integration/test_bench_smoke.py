@@ -36,6 +36,7 @@ PRINTED = [
     "scaling: harvest time vs window length",
     "workers scaling:",
     "targets (issue 17), measured in this run",
+    "SCF cost per harvested hour",
     "harvest time / faster of aria2c and curl, 20 ms",
     "harvest CPU seconds / curl's, 0 ms",
     "ffmpeg -c copy time / harvest time, 20 ms",
@@ -107,6 +108,14 @@ def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_pat
     assert results["workers_scaling"]["latency_ms"] == 20.0
     for row in results["scaling"]["rows"] + results["workers_scaling"]["rows"]:
         _positive_measurement(row)
+
+    # AND the SCF cost table has a row per rendition count (1, 3, 6) and segment length (6 s, 2 s)
+    scf = results["scf_cost"]
+    assert [(row["renditions"], row["segment_seconds"]) for row in scf["rows"]] == [
+        (1, 6), (3, 6), (6, 6), (1, 2), (3, 2), (6, 2)
+    ]  # fmt: skip
+    assert all(row["gb_s"] > 0 and row["usd"] > 0 and row["invocations"] > 4 for row in scf["rows"])
+    assert scf["worker_memory_mb"] >= 1.5 * max(run["peak_rss_mb"] for run in scf["measured"])
 
     # AND every target is reported with a verdict: 3 per latency profile but ffmpeg's at 0 ms, the
     # 24 h run's two, planning

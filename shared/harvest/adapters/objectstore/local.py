@@ -43,6 +43,9 @@ _FILE_MODE = 0o644  # mkstemp creates 0600; the bucket is meant to be served to 
 class LocalDiskStore:
     def __init__(self, root: Path) -> None:
         self._root = Path(root)
+        # Directories made (or found) by this store: a chunk writes hundreds of segments into one
+        # directory, and a mkdir per segment was a visible share of the benchmark's profile.
+        self._made: set[Path] = set()
 
     @property
     def root(self) -> Path:
@@ -67,7 +70,9 @@ class LocalDiskStore:
         if path.name.startswith(TEMP_PREFIX):
             raise StorageError(f"object names starting with {TEMP_PREFIX!r} are reserved: {key!r}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.parent not in self._made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._made.add(path.parent)
             return _write_atomically(path, chunks, durable)
         except OSError as exc:
             raise StorageError(f"cannot write {bucket}/{key}: {exc}") from exc
@@ -130,8 +135,16 @@ class LocalDiskStore:
         return found
 
 
+def _temp_file(directory: Path) -> tuple[int, str]:
+    try:
+        return tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX)
+    except FileNotFoundError:  # removed since this store made it (a cleanup): make it again
+        directory.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX)
+
+
 def _write_atomically(path: Path, chunks: Iterable[bytes], durable: bool) -> int:
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
+    fd, temp_name = _temp_file(path.parent)
     written = 0
     try:
         with os.fdopen(fd, "wb") as handle:
