@@ -13,7 +13,7 @@ import posixpath
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -344,7 +344,8 @@ def _run_tasks(
                 pending.add(pool.submit(run, task))
             if not pending:
                 break
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION, timeout=1.0)
+            # Refilled as each fetch ends, so a straggler never idles the other threads.
+            done, pending = wait(pending, return_when=FIRST_COMPLETED, timeout=1.0)
             for future in done:
                 exc = future.exception()
                 if exc is not None:
