@@ -21,6 +21,7 @@ from bench.harvest_run import ServeOptions
 from bench.media import PoolRequest, build_bench_pool
 from bench.origin_setup import BenchChannel, OriginProcess
 from bench.scaling import harvest_latest
+from harvest.settings import Settings
 from harvest.usecases.harvest import chunk_size
 
 # SCF pay-as-you-go unit prices (Tencent Cloud International, USD), from the "Billing Overview"
@@ -63,9 +64,16 @@ def measure_worker(
     }
 
 
-def worker_memory_mb(peak_rss_mb: float) -> int:
-    """The smallest SCF size with HEADROOM over the measured peak: at equal wall time, the cheapest."""
-    return next(size for size in SCF_SIZES_MB if size >= peak_rss_mb * HEADROOM)
+def worker_memory_mb(peak_rss_mb: float, segment_kb: int) -> int:
+    """The smallest SCF size with HEADROOM over what a worker holds: the cheapest at equal wall time.
+
+    The measured peak is on the local disk; COS's put_stream holds up to its 1 MiB multipart
+    threshold per segment in flight, once as a buffer and once as the PUT body, so the download
+    threads' share of that is added.
+    """
+    cos_buffers_mb = Settings().download_concurrency * 2 * max(segment_kb, 1024) / 1024
+    need = (peak_rss_mb + cos_buffers_mb) * HEADROOM
+    return next(size for size in SCF_SIZES_MB if size >= need)
 
 
 def hour_cost(measured: dict[str, Any], renditions: int, worker_mb: int) -> dict[str, Any]:
@@ -94,7 +102,7 @@ def cost_table(work: Path, media: Path, window_s: int = HOUR) -> dict[str, Any]:
         measure_worker(work, media, 6, 1024, window_s),
         measure_worker(work, media, 2, 1024 // 3, window_s),
     ]
-    worker_mb = worker_memory_mb(max(run["peak_rss_mb"] for run in runs))
+    worker_mb = max(worker_memory_mb(run["peak_rss_mb"], run["segment_kb"]) for run in runs)
     rows = [hour_cost(run, r, worker_mb) for run in runs for r in (1, 3, 6)]
     # At equal wall time the cost grows with the size: what the choice saves, 3 renditions, 6 s segments.
     by_size = {size: hour_cost(runs[0], 3, size)["usd"] for size in sorted({worker_mb, 512, 1024, 2048})}

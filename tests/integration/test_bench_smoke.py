@@ -116,6 +116,7 @@ def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_pat
     ]  # fmt: skip
     assert all(row["gb_s"] > 0 and row["usd"] > 0 and row["invocations"] > 4 for row in scf["rows"])
     assert scf["worker_memory_mb"] >= 1.5 * max(run["peak_rss_mb"] for run in scf["measured"])
+    assert scf["usd_per_hour_3x6s_by_worker_mb"]
 
     # AND every target is reported with a verdict: 3 per latency profile but ffmpeg's at 0 ms, the
     # 24 h run's two, planning
