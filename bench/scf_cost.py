@@ -67,11 +67,11 @@ def measure_worker(
 def worker_memory_mb(peak_rss_mb: float, segment_kb: int) -> int:
     """The smallest SCF size with HEADROOM over what a worker holds: the cheapest at equal wall time.
 
-    The measured peak is on the local disk; COS's put_stream holds up to its 1 MiB multipart
-    threshold per segment in flight, once as a buffer and once as the PUT body, so the download
-    threads' share of that is added.
+    The measured peak is on the local disk; COS's put_stream holds a segment below its 16 MiB
+    multipart threshold whole, once as a buffer and once as the PUT body, in each download thread,
+    so that is added. Bigger segments need more: about HARVEST_DOWNLOAD_CONCURRENCY x 2 x the size.
     """
-    cos_buffers_mb = Settings().download_concurrency * 2 * max(segment_kb, 1024) / 1024
+    cos_buffers_mb = Settings().download_concurrency * 2 * segment_kb / 1024
     need = (peak_rss_mb + cos_buffers_mb) * HEADROOM
     return next(size for size in SCF_SIZES_MB if size >= need)
 
