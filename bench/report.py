@@ -188,3 +188,48 @@ def _scf_lines(scf: dict[str, Any]) -> list[str]:
         )  # fmt: skip
         lines.append("    " + "".join(f"{c!s:>{w}}" for c, w in zip(cells, widths, strict=True)))
     return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The README's benchmark tables from one run (written to bench/out/README-tables.md)."""
+    names = {"aria2c": "(a) aria2c -j 16", "curl": "curl --parallel-max 16", "harvest": "(b) harvest serve",
+             "ffmpeg": "(c) ffmpeg -c copy"}  # fmt: skip
+    lines = [
+        "| origin latency | tool | time (runs) | MB/s | seg/s | peak RSS | CPU s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for block in results.get("comparison", []):
+        for key, label in names.items():
+            row = block["tools"].get(key)
+            if row is None:
+                continue
+            runs = ", ".join(f"{value:.2f}" for value in row.get("runs_s", []))
+            lines.append(
+                f"| {block['latency_ms']:g} ms | {label} | {row['seconds']:.2f} s ({runs})"
+                f" | {row['mb_per_s']:.0f} | {row['segments_per_s']:.0f} | {row['peak_rss_mb']:.0f} MB"
+                f" | {row['cpu_seconds']:.2f} |"
+            )
+    lines += ["", "| target | measured | |", "|---|---|---|"]
+    for row in results.get("targets", []):
+        lines.append(f"| {row['name']}: {row['target']} | {row['measured']} | {_verdict(row['pass'])} |")
+    workers = results.get("workers_scaling")
+    if workers:
+        lines += ["", "| processes | segments | time | seg/s | CPU s |", "|---|---|---|---|---|"]
+        for row in workers["rows"]:
+            lines.append(
+                f"| {row['processes']} | {row['segments']:,} | {row['seconds']:.2f} s"
+                f" | {row['segments_per_s']:.0f} | {row['cpu_seconds']:.2f} |"
+            )
+    scf = results.get("scf_cost")
+    if scf:
+        lines += [
+            "",
+            "| renditions | segments | segments per hour | chunks | invocations | GB-s | USD |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in scf["rows"]:
+            lines.append(
+                f"| {row['renditions']} | {row['segment_seconds']} s | {row['segments']:,} | {row['chunks']}"
+                f" | {row['invocations']} | {row['gb_s']:.2f} | {row['usd']:.6f} |"
+            )
+    return "\n".join(lines) + "\n"

@@ -28,7 +28,7 @@ from bench.media import PoolRequest, build_bench_pool
 from bench.origin_setup import REPO_ROOT, BenchChannel, OriginProcess, recent_window
 from bench.planning import measure_planning
 from bench.plot import Reference, Series, line_chart
-from bench.report import render
+from bench.report import markdown, render
 from bench.scaling import POSTGRES_URL, concurrency_sweep, memory_run, window_scaling, workers_scaling
 from bench.scf_cost import cost_table
 from harvest.cli.jobs import parse_duration
@@ -434,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.results["targets"] = target_rows(bench.results)
     bench.save()
     print(render(bench.results))
-    print(f"results: {out / 'results.json'}")
+    (out / "README-tables.md").write_text(markdown(bench.results), encoding="utf-8")
+    print(f"results: {out / 'results.json'} (README tables: {out / 'README-tables.md'})")
     return 1 if bench.results.get("errors") else 0
 
 
