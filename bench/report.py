@@ -224,7 +224,7 @@ def markdown(results: dict[str, Any]) -> str:
     if scf:
         lines += [
             "",
-            "| renditions | segments | segments per hour | chunks | invocations | GB-s | USD |",
+            "| renditions | segment length | segments per hour | chunks | invocations | GB-s | USD |",
             "|---|---|---|---|---|---|---|",
         ]
         for row in scf["rows"]:
