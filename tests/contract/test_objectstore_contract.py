@@ -21,6 +21,7 @@ import pytest
 import requests
 from tests.support.cos_server import APPID, CosServer, cos_signature
 
+from harvest.adapters.objectstore import local as local_store
 from harvest.adapters.objectstore.cos import CosStore
 from harvest.adapters.objectstore.local import TEMP_PREFIX, LocalDiskStore
 from harvest.errors import ConfigError, RetryableError, StorageError
@@ -292,6 +293,29 @@ def test_a_local_directory_removed_between_writes_is_made_again(tmp_path: Path) 
     store.put(LOCAL_BUCKET, "vod/job/b.ts", b"second", "video/mp2t")
     # THEN it is written whole
     assert store.list(LOCAL_BUCKET, "vod/") == [("vod/job/b.ts", 6)]
+
+
+def test_local_sync_without_syncfs_fsyncs_each_object_and_each_directory_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a platform without syncfs(2), and a chunk's objects written with durable=False
+    monkeypatch.setattr(local_store, "_syncfs_function", lambda: None)
+    store = LocalDiskStore(tmp_path)
+    keys = ["vod/v1/a.ts", "vod/v1/b.ts", "vod/v2/c.ts"]
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.fstat(fd).st_ino) or real_fsync(fd))
+    for key in keys:
+        store.put_stream(LOCAL_BUCKET, key, [b"x" * 100], "video/mp2t", durable=False)
+    assert synced == []  # nothing fsynced while writing
+    # WHEN the chunk syncs them
+    store.sync(LOCAL_BUCKET, keys)
+    # THEN every file and each of their directories was fsynced exactly once
+    paths = [tmp_path / LOCAL_BUCKET / key for key in keys] + [
+        tmp_path / LOCAL_BUCKET / "vod" / "v1",
+        tmp_path / LOCAL_BUCKET / "vod" / "v2",
+    ]
+    assert sorted(synced) == sorted(path.stat().st_ino for path in paths)
 
 
 def test_local_writes_leave_no_temporary_files_behind(tmp_path: Path) -> None:

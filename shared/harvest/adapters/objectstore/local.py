@@ -80,14 +80,16 @@ class LocalDiskStore:
     def sync(self, bucket: str, keys: Sequence[str]) -> None:
         """Make `keys` (written with durable=False) durable: one syncfs of the bucket's file system
         where the platform has it, else an fsync of each file and of each directory once."""
+        if not keys:
+            return
         bucket_dir = self._root / check_bucket(bucket)
         try:
             if _syncfs(bucket_dir):
                 return
             for key in keys:
-                _fsync_path(self.path_of(bucket, key), os.O_RDONLY)
+                _fsync_path(self.path_of(bucket, key))
             for directory in {self.path_of(bucket, key).parent for key in keys}:
-                _fsync_path(directory, os.O_RDONLY)
+                _fsync_path(directory)
         except OSError as exc:
             raise StorageError(f"cannot sync {bucket}: {exc}") from exc
 
@@ -163,12 +165,12 @@ def _write_atomically(path: Path, chunks: Iterable[bytes], durable: bool) -> int
     if durable:
         # The rename is only durable once the directory entry is on disk; callers record the chunk
         # as done right after, so a power cut must not lose the object behind that record.
-        _fsync_path(path.parent, os.O_RDONLY)
+        _fsync_path(path.parent)
     return written
 
 
-def _fsync_path(path: Path, flags: int) -> None:
-    fd = os.open(path, flags)
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
