@@ -404,6 +404,19 @@ def test_cos_small_objects_are_one_put_with_content_md5_and_content_type(
     assert head["Content-Type"] == "application/vnd.apple.mpegurl"
 
 
+def test_a_streamed_segment_below_the_threshold_costs_one_put_and_no_head(
+    cos_server: CosServer, cos: tuple[CosStore, str]
+) -> None:
+    store, bucket = cos
+    # WHEN a segment below the multipart threshold is streamed, as the chunk loop does
+    payload = patterned(300_000, seed=9)
+    store.put_stream(bucket, "vod/seg-1.ts", pieces(payload), "video/mp2t", durable=False)
+    # THEN COS saw one PUT (its MD5 ETag checked) and no HEAD to re-read the size
+    seen = [(r.method, r.path) for r in cos_server.requests_for(bucket) if r.path.endswith("seg-1.ts")]
+    assert [method for method, _path in seen] == ["PUT"]
+    assert store.get(bucket, "vod/seg-1.ts") == payload
+
+
 def test_a_large_stream_goes_up_part_by_part_and_a_failed_one_is_aborted(
     cos_server: CosServer, cos: tuple[CosStore, str]
 ) -> None:
