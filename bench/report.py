@@ -6,7 +6,7 @@ from typing import Any
 
 
 def _verdict(ok: bool | None) -> str:
-    return "" if ok is None else ("PASS" if ok else "FAIL")
+    return "" if ok is None else ("met" if ok else "MISSED")
 
 
 def _mb(value: float | None) -> str:
@@ -39,10 +39,13 @@ def _tools_block(block: dict[str, Any]) -> list[str]:
     labels = {
         "harvest_over_raw": "harvest / raw (aria2c) time",
         "harvest_over_fastest_raw": "harvest / fastest raw time",
+        "harvest_cpu_over_curl": "harvest / curl CPU seconds",
         "ffmpeg_over_harvest": "ffmpeg / harvest time",
     }
     for key, label in labels.items():
-        ratio = block["ratios"][key]
+        ratio = block["ratios"].get(key)
+        if ratio is None:
+            continue
         target = f"   target {ratio['target']:<8} {_verdict(ratio['pass'])}" if ratio["target"] else ""
         lines.append(f"    {label:<32}{ratio['value']:>6.2f}x{target}")
     return lines
@@ -140,11 +143,20 @@ def render(results: dict[str, Any]) -> str:
     if workers:
         lines += _harvest_rows(
             f"\nworkers scaling: N harvest serve processes on one PostgreSQL, {workers['window_s']} s window,"
-            f" {workers['segment_kb']} KB segments",
+            f" {workers['segment_kb']} KB segments, origin latency {workers.get('latency_ms', 0):g} ms",
             workers["rows"],
             "processes",
             "processes",
         )
+    scf = results.get("scf_cost")
+    if scf:
+        lines += _scf_lines(scf)
+    targets = results.get("targets")
+    if targets:
+        lines += ["", "targets (issue 17), measured in this run"]
+        for row in targets:
+            target = f"target {row['target']:<14}{_verdict(row['pass'])}"
+            lines.append(f"    {row['name']:<58}{row['measured']:>12}   {target}")
     for problem in results.get("errors", []):
         lines.append(f"\nERROR in {problem['stage']}: {problem['error']}")
     lines.append("")
@@ -154,3 +166,71 @@ def render(results: dict[str, Any]) -> str:
 def _api_label(key: str) -> str:
     action, _, rate = key.partition("_at_")
     return f"{action.capitalize()} paced {rate}/s" if rate else f"{action.capitalize()} closed loop"
+
+
+def _scf_lines(scf: dict[str, Any]) -> list[str]:
+    source = scf["prices"]["source"]
+    lines = ["", f"SCF cost per harvested hour, worker {scf['worker_memory_mb']} MB (prices: {source})"]
+    for run in scf["measured"]:
+        wall, cpu = 1000 * run["worker_s_per_segment"], 1000 * run["cpu_s_per_segment"]
+        lines.append(
+            f"    measured: 1 worker, 20 ms origin, {run['segment_seconds']} s segments of"
+            f" {run['segment_kb']} KB: {wall:.1f} ms wall, {cpu:.2f} ms CPU per segment;"
+            f" plan {run['plan_seconds']:.2f} s;"
+            f" peak RSS {run['peak_rss_mb']:.0f} MB"
+        )
+    header = ("renditions", "segment s", "segments", "chunks", "invocations", "GB-s", "USD")
+    widths = (12, 10, 10, 8, 13, 9, 11)
+    lines.append("    " + "".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
+    for row in scf["rows"]:
+        cells = (
+            row["renditions"], row["segment_seconds"], row["segments"], row["chunks"], row["invocations"],
+            f"{row['gb_s']:.2f}", f"{row['usd']:.6f}",
+        )  # fmt: skip
+        lines.append("    " + "".join(f"{c!s:>{w}}" for c, w in zip(cells, widths, strict=True)))
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The README's benchmark tables from one run (written to bench/out/README-tables.md)."""
+    names = {"aria2c": "(a) aria2c -j 16", "curl": "curl --parallel-max 16", "harvest": "(b) harvest serve",
+             "ffmpeg": "(c) ffmpeg -c copy"}  # fmt: skip
+    lines = [
+        "| origin latency | tool | time (runs) | MB/s | seg/s | peak RSS | CPU s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for block in results.get("comparison", []):
+        for key, label in names.items():
+            row = block["tools"].get(key)
+            if row is None:
+                continue
+            runs = ", ".join(f"{value:.2f}" for value in row.get("runs_s", []))
+            lines.append(
+                f"| {block['latency_ms']:g} ms | {label} | {row['seconds']:.2f} s ({runs})"
+                f" | {row['mb_per_s']:.0f} | {row['segments_per_s']:.0f} | {row['peak_rss_mb']:.0f} MB"
+                f" | {row['cpu_seconds']:.2f} |"
+            )
+    lines += ["", "| target | measured | |", "|---|---|---|"]
+    for row in results.get("targets", []):
+        lines.append(f"| {row['name']}: {row['target']} | {row['measured']} | {_verdict(row['pass'])} |")
+    workers = results.get("workers_scaling")
+    if workers:
+        lines += ["", "| processes | segments | time | seg/s | CPU s |", "|---|---|---|---|---|"]
+        for row in workers["rows"]:
+            lines.append(
+                f"| {row['processes']} | {row['segments']:,} | {row['seconds']:.2f} s"
+                f" | {row['segments_per_s']:.0f} | {row['cpu_seconds']:.2f} |"
+            )
+    scf = results.get("scf_cost")
+    if scf:
+        lines += [
+            "",
+            "| renditions | segment length | segments per hour | chunks | invocations | GB-s | USD |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in scf["rows"]:
+            lines.append(
+                f"| {row['renditions']} | {row['segment_seconds']} s | {row['segments']:,} | {row['chunks']}"
+                f" | {row['invocations']} | {row['gb_s']:.2f} | {row['usd']:.6f} |"
+            )
+    return "\n".join(lines) + "\n"

@@ -28,12 +28,15 @@ from bench.media import PoolRequest, build_bench_pool
 from bench.origin_setup import REPO_ROOT, BenchChannel, OriginProcess, recent_window
 from bench.planning import measure_planning
 from bench.plot import Reference, Series, line_chart
-from bench.report import render
+from bench.report import markdown, render
 from bench.scaling import POSTGRES_URL, concurrency_sweep, memory_run, window_scaling, workers_scaling
+from bench.scf_cost import cost_table
 from harvest.cli.jobs import parse_duration
 from harvest.settings import DEFAULT_REGION, Settings
 
-PLANNING_TARGET_S = 0.5
+PLANNING_TARGET_S = 0.15
+MEMORY_RUN_SEGMENTS_PER_S = 1500.0  # at least, 24 h x 3 renditions
+MEMORY_RUN_PEAK_MB = 250.0  # at most
 API_TARGETS = {"describe": 500.0, "create": 200.0}  # requests/s, at least
 API_P99_TARGET_MS = 50.0
 # Extra DVR history beyond the window, so the window is still served when the last tool runs.
@@ -102,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-threads", type=int, default=4, help="connections per load process (default 4)")
     p.add_argument("--planning-hours", type=float, default=24.0, help="planned window (default 24 h)")
     p.add_argument("--planning-runs", type=int, default=5)
-    p.add_argument("--memory-run", action="store_true", help="peak RSS of a 24 h x renditions harvest (long)")
+    p.add_argument(
+        "--no-memory-run", action="store_true", help="skip the 24 h x renditions harvest (speed and peak RSS)"
+    )
     p.add_argument("--memory-window", type=parse_duration, default=86400.0)
     p.add_argument("--scaling", action="store_true", help="harvest time vs window length (long)")
     p.add_argument(
@@ -112,10 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="windows for --scaling (default 15m,1h,4h,24h)",
     )
     p.add_argument(
-        "--workers-scaling", action="store_true", help="1 vs 4 harvest serve processes sharing one PostgreSQL"
+        "--no-scale-out", action="store_true", help="skip 1, 2, 4 harvest serve processes on one PostgreSQL"
     )
-    p.add_argument("--worker-processes", type=_ints, default=[1, 4])
+    p.add_argument("--no-scf-cost", action="store_true", help="skip the SCF cost per harvested hour")
+    p.add_argument(
+        "--scf-window", type=parse_duration, default=3600.0, help="window measured for the SCF cost"
+    )
+    p.add_argument("--worker-processes", type=_ints, default=[1, 2, 4])
     p.add_argument("--workers-window", type=parse_duration, default=4 * 3600.0)
+    p.add_argument(
+        "--workers-latency-ms",
+        type=float,
+        default=20.0,
+        help="origin latency of the scale-out run (default 20: latency-bound, not CPU-bound)",
+    )
     p.add_argument(
         "--long-segment-kb",
         type=int,
@@ -123,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="segment size of the memory, scaling and workers runs (default 64)",
     )
     p.add_argument("--long-latency-ms", type=float, default=0.0, help="origin latency of the long runs")
-    p.add_argument("--postgres-url", default=POSTGRES_URL, help="for --workers-scaling (a schema is added)")
-    p.add_argument("--all", action="store_true", help="also --memory-run, --scaling and --workers-scaling")
+    p.add_argument("--postgres-url", default=POSTGRES_URL, help="for the scale-out run (a schema is added)")
+    p.add_argument("--all", action="store_true", help="also --scaling")
     p.add_argument("--quick", action="store_true", help="a tiny run of everything (the smoke test uses it)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out", help="output directory")
     p.add_argument("--media-dir", type=Path, default=None, help="media cache (default OUT/media)")
@@ -139,6 +154,7 @@ def apply_quick(args: argparse.Namespace) -> None:
     args.api_seconds, args.api_processes, args.api_threads = 1.0, 1, 2
     args.planning_hours, args.planning_runs = 1.0, 1
     args.memory_window, args.scaling_windows, args.workers_window = 60.0, [36, 60], 60.0
+    args.scf_window = 60.0
     args.long_segment_kb = 16
 
 
@@ -301,10 +317,11 @@ def run_api(bench: Bench) -> None:
     bench.results["api"] = api
 
 
-def _long_origin(bench: Bench, seconds: int) -> OriginProcess:
+def _long_origin(bench: Bench, seconds: int, latency_ms: float | None = None) -> OriginProcess:
     pool = bench.pool(bench.args.long_segment_kb)
     channel = BenchChannel("bench", pool, seconds + DVR_MARGIN_S)
-    return OriginProcess([channel], bench.work, latency_ms=bench.args.long_latency_ms)
+    latency = bench.args.long_latency_ms if latency_ms is None else latency_ms
+    return OriginProcess([channel], bench.work, latency_ms=latency)
 
 
 def run_memory(bench: Bench) -> None:
@@ -312,6 +329,7 @@ def run_memory(bench: Bench) -> None:
     with _long_origin(bench, int(a.memory_window)) as origin:
         channels = origin.write_channels(bench.work / "channels-long.yaml")
         row = memory_run(bench.work, origin, channels, int(a.memory_window), bench.serve_options().workers)
+    row["targets"] = {"segments_per_s": MEMORY_RUN_SEGMENTS_PER_S, "peak_rss_mb": MEMORY_RUN_PEAK_MB}
     bench.results["memory_run"] = row | {"segment_kb": a.long_segment_kb}
 
 
@@ -325,7 +343,7 @@ def run_scaling(bench: Bench) -> None:
 
 def run_workers(bench: Bench) -> None:
     a = bench.args
-    with _long_origin(bench, int(a.workers_window)) as origin:
+    with _long_origin(bench, int(a.workers_window), a.workers_latency_ms) as origin:
         channels = origin.write_channels(bench.work / "channels-long.yaml")
         rows = workers_scaling(
             bench.work, origin, channels, int(a.workers_window), a.worker_processes,
@@ -334,8 +352,57 @@ def run_workers(bench: Bench) -> None:
     bench.results["workers_scaling"] = {
         "segment_kb": a.long_segment_kb,
         "window_s": int(a.workers_window),
+        "latency_ms": a.workers_latency_ms,
         "rows": rows,
     }
+
+
+def run_scf_cost(bench: Bench) -> None:
+    bench.results["scf_cost"] = cost_table(bench.work, bench.media, int(bench.args.scf_window))
+
+
+def _row(name: str, measured: str, target: str, ok: bool) -> dict[str, Any]:
+    return {"name": name, "measured": measured, "target": target, "pass": ok}
+
+
+def target_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target of the issue that this run measured, each with its ratio or value and verdict."""
+    rows = []
+    labels = {
+        "harvest_over_fastest_raw": "harvest time / faster of aria2c and curl",
+        "harvest_cpu_over_curl": "harvest CPU seconds / curl's",
+        "ffmpeg_over_harvest": "ffmpeg -c copy time / harvest time",
+    }
+    for block in results.get("comparison", []):
+        for key, label in labels.items():
+            ratio = block["ratios"].get(key)
+            if ratio and ratio["target"]:
+                name = f"{label}, {block['latency_ms']:g} ms"
+                rows.append(_row(name, f"{ratio['value']:.2f}x", ratio["target"], ratio["pass"]))
+    memory = results.get("memory_run")
+    if memory:
+        span = memory["window_s"]
+        length = f"{span // 3600} h" if span % 3600 == 0 else f"{span} s"
+        what = f"{memory['renditions']} renditions x {length} ({memory['segments']} segments)"
+        rate, peak = memory["segments_per_s"], memory["peak_rss_mb"]
+        rows.append(
+            _row(f"{what}: seg/s", f"{rate:,.0f}/s", f">= {MEMORY_RUN_SEGMENTS_PER_S:,.0f}/s",
+                 rate >= MEMORY_RUN_SEGMENTS_PER_S)
+        )  # fmt: skip
+        rows.append(
+            _row(
+                f"{what}: peak RSS",
+                f"{peak:,.0f} MB",
+                f"<= {MEMORY_RUN_PEAK_MB:g} MB",
+                peak <= MEMORY_RUN_PEAK_MB,
+            )
+        )
+    planning = results.get("planning")
+    if planning:
+        row = planning["media_playlist"]
+        name = f"planning a {row['segments']:,}-segment media playlist (best)"
+        rows.append(_row(name, f"{row['best_s']:.3f} s", f"<= {PLANNING_TARGET_S} s", row["pass"]))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         apply_quick(args)
     if args.all:
-        args.memory_run = args.scaling = args.workers_scaling = True
+        args.scaling = True
     for tool in ("aria2c", "ffmpeg"):
         if shutil.which(tool) is None:
             print(f"error: {tool} is not installed (`make system-deps` installs it)", file=sys.stderr)
@@ -372,15 +439,22 @@ def main(argv: list[str] | None = None) -> int:
         bench.stage("planning", lambda: run_planning(bench))
     if not args.no_api:
         bench.stage("API load", lambda: run_api(bench))
-    if args.memory_run:
+    if not args.no_memory_run:
         bench.stage("memory run", lambda: run_memory(bench))
     if args.scaling:
         bench.stage("window scaling", lambda: run_scaling(bench))
-    if args.workers_scaling:
+    if not args.no_scale_out:
         bench.stage("workers scaling", lambda: run_workers(bench))
+    if not args.no_scf_cost:
+        bench.stage(
+            "SCF cost", lambda: bench.results.__setitem__("scf_cost", cost_table(bench.work, bench.media))
+        )
     shutil.rmtree(work, ignore_errors=True)
+    bench.results["targets"] = target_rows(bench.results)
+    bench.save()
     print(render(bench.results))
-    print(f"results: {out / 'results.json'}")
+    (out / "README-tables.md").write_text(markdown(bench.results), encoding="utf-8")
+    print(f"results: {out / 'results.json'} (README tables: {out / 'README-tables.md'})")
     return 1 if bench.results.get("errors") else 0
 
 

@@ -155,12 +155,18 @@ class ObjectStore(Protocol):
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
 
-    def put_stream(self, bucket: str, key: str, chunks: Iterable[bytes], content_type: str) -> int:
+    def put_stream(
+        self, bucket: str, key: str, chunks: Iterable[bytes], content_type: str, durable: bool = True
+    ) -> int:
         """Write an object from `chunks` in bounded memory; the bytes written.
 
         The object appears only whole: an exception from `chunks` leaves no object (nor a partial
-        one) behind and is passed on untouched.
+        one) behind and is passed on untouched. With `durable=False` the store may delay making it
+        durable until `sync` (a chunk syncs once for all its segments).
         """
+
+    def sync(self, bucket: str, keys: Sequence[str]) -> None:
+        """Make the objects `keys`, written with durable=False, durable (a no-op where every put is)."""
 
     def size(self, bucket: str, key: str) -> int | None:
         """The object's size in bytes, or None when it does not exist."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pytest
 import requests
 from tests.support.cos_server import APPID, CosServer, cos_signature
 
+from harvest.adapters.objectstore import local as local_store
 from harvest.adapters.objectstore.cos import CosStore
 from harvest.adapters.objectstore.local import TEMP_PREFIX, LocalDiskStore
 from harvest.errors import ConfigError, RetryableError, StorageError
@@ -132,9 +134,10 @@ def test_an_object_above_the_multipart_threshold_comes_back_byte_exact(target: T
     target.store.put(target.bucket, "vod/whole.mp4", payload, "video/mp4")
     # THEN it is the same object, byte for byte
     assert target.store.size(target.bucket, "vod/whole.mp4") == len(payload)
-    assert hashlib.sha256(target.store.get(target.bucket, "vod/whole.mp4")).digest() == hashlib.sha256(
-        payload
-    ).digest()
+    assert (
+        hashlib.sha256(target.store.get(target.bucket, "vod/whole.mp4")).digest()
+        == hashlib.sha256(payload).digest()
+    )
 
 
 def pieces(payload: bytes, sizes: tuple[int, ...] = (1, 255, 65536, 300_001)) -> Iterator[bytes]:
@@ -159,6 +162,21 @@ def test_a_streamed_object_is_stored_byte_exact(target: Target, size: int) -> No
     # THEN every byte arrived, and the store reports the size it wrote
     assert written == size == target.store.size(target.bucket, "vod/streamed.ts")
     assert target.store.get(target.bucket, "vod/streamed.ts") == payload
+
+
+def test_objects_written_without_sync_each_are_whole_and_synced_once(target: Target) -> None:
+    # GIVEN a chunk's segments written with durable=False (the chunk loop's way: no fsync each)
+    payloads = {f"vod/v{i % 2}/seg{i}.ts": patterned(1000 + i, seed=i) for i in range(6)}
+    for key, payload in payloads.items():
+        assert target.store.put_stream(
+            target.bucket, key, pieces(payload), "video/mp2t", durable=False
+        ) == len(payload)
+    # WHEN the chunk syncs them all at once
+    target.store.sync(target.bucket, list(payloads))
+    # THEN every object is there, byte exact, and listed with its size
+    for key, payload in payloads.items():
+        assert target.store.get(target.bucket, key) == payload
+    assert target.store.list(target.bucket, "vod/") == sorted((k, len(v)) for k, v in payloads.items())
 
 
 def test_a_stream_that_fails_part_way_leaves_the_old_object_whole(target: Target) -> None:
@@ -266,6 +284,40 @@ def test_local_objects_live_at_root_bucket_key_and_never_outside(tmp_path: Path)
     assert every_file == [f"data/cos/{LOCAL_BUCKET}/vod/job/seg.ts"]
 
 
+def test_a_local_directory_removed_between_writes_is_made_again(tmp_path: Path) -> None:
+    # GIVEN a store that has written into vod/job/ (and remembers that directory exists)
+    store = LocalDiskStore(tmp_path)
+    store.put(LOCAL_BUCKET, "vod/job/a.ts", b"first", "video/mp2t")
+    # WHEN the directory is removed behind its back (a cleanup), and the next object goes there
+    shutil.rmtree(tmp_path / LOCAL_BUCKET / "vod")
+    store.put(LOCAL_BUCKET, "vod/job/b.ts", b"second", "video/mp2t")
+    # THEN it is written whole
+    assert store.list(LOCAL_BUCKET, "vod/") == [("vod/job/b.ts", 6)]
+
+
+def test_local_sync_without_syncfs_fsyncs_each_object_and_each_directory_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a platform without syncfs(2), and a chunk's objects written with durable=False
+    monkeypatch.setattr(local_store, "_syncfs_function", lambda: None)
+    store = LocalDiskStore(tmp_path)
+    keys = ["vod/v1/a.ts", "vod/v1/b.ts", "vod/v2/c.ts"]
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.fstat(fd).st_ino) or real_fsync(fd))
+    for key in keys:
+        store.put_stream(LOCAL_BUCKET, key, [b"x" * 100], "video/mp2t", durable=False)
+    assert synced == []  # nothing fsynced while writing
+    # WHEN the chunk syncs them
+    store.sync(LOCAL_BUCKET, keys)
+    # THEN every file and each of their directories was fsynced exactly once
+    paths = [tmp_path / LOCAL_BUCKET / key for key in keys] + [
+        tmp_path / LOCAL_BUCKET / "vod" / "v1",
+        tmp_path / LOCAL_BUCKET / "vod" / "v2",
+    ]
+    assert sorted(synced) == sorted(path.stat().st_ino for path in paths)
+
+
 def test_local_writes_leave_no_temporary_files_behind(tmp_path: Path) -> None:
     # GIVEN a store that has written and rewritten a few objects
     store = LocalDiskStore(tmp_path)
@@ -350,6 +402,19 @@ def test_cos_small_objects_are_one_put_with_content_md5_and_content_type(
     assert puts[0].headers["content-md5"] == base64.b64encode(hashlib.md5(b"#EXTM3U\n").digest()).decode()
     head = cos_server.cos_client().head_object(Bucket=bucket, Key="vod/main.m3u8")
     assert head["Content-Type"] == "application/vnd.apple.mpegurl"
+
+
+def test_a_streamed_segment_below_the_threshold_costs_one_put_and_no_head(
+    cos_server: CosServer, cos: tuple[CosStore, str]
+) -> None:
+    store, bucket = cos
+    # WHEN a segment below the multipart threshold is streamed, as the chunk loop does
+    payload = patterned(300_000, seed=9)
+    store.put_stream(bucket, "vod/seg-1.ts", pieces(payload), "video/mp2t", durable=False)
+    # THEN COS saw one PUT (its MD5 ETag checked) and no HEAD to re-read the size
+    seen = [(r.method, r.path) for r in cos_server.requests_for(bucket) if r.path.endswith("seg-1.ts")]
+    assert [method for method, _path in seen] == ["PUT"]
+    assert store.get(bucket, "vod/seg-1.ts") == payload
 
 
 def test_a_large_stream_goes_up_part_by_part_and_a_failed_one_is_aborted(

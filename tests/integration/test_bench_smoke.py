@@ -36,6 +36,11 @@ PRINTED = [
     "memory run:",
     "scaling: harvest time vs window length",
     "workers scaling:",
+    "targets (issue 17), measured in this run",
+    "SCF cost per harvested hour",
+    "harvest time / faster of aria2c and curl, 20 ms",
+    "harvest CPU seconds / curl's, 0 ms",
+    "ffmpeg -c copy time / harvest time, 20 ms",
 ]
 
 
@@ -83,7 +88,12 @@ def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_pat
         assert tools["harvest_dash"]["segments"] == expected_segments
         assert tools["harvest_dash"]["same_bytes_as_hls"] is True
         assert tools["harvest_dash"]["playlists"] == 1
-        for ratio in ("harvest_over_raw", "harvest_over_fastest_raw", "ffmpeg_over_harvest"):
+        for ratio in (
+            "harvest_over_raw",
+            "harvest_over_fastest_raw",
+            "harvest_cpu_over_curl",
+            "ffmpeg_over_harvest",
+        ):
             assert block["ratios"][ratio]["value"] > 0
 
     # AND planning, API load, the sweep and the long runs each report their numbers
@@ -100,9 +110,25 @@ def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_pat
     _positive_measurement(results["memory_run"])
     assert results["memory_run"]["segments"] == 2 * 60 // 6
     assert [row["window_s"] for row in results["scaling"]["rows"]] == [36, 60]
-    assert [row["processes"] for row in results["workers_scaling"]["rows"]] == [1, 4]
+    assert [row["processes"] for row in results["workers_scaling"]["rows"]] == [1, 2, 4]
+    assert results["workers_scaling"]["latency_ms"] == 20.0
     for row in results["scaling"]["rows"] + results["workers_scaling"]["rows"]:
         _positive_measurement(row)
+
+    # AND the SCF cost table has a row per rendition count (1, 3, 6) and segment length (6 s, 2 s)
+    scf = results["scf_cost"]
+    assert [(row["renditions"], row["segment_seconds"]) for row in scf["rows"]] == [
+        (1, 6), (3, 6), (6, 6), (1, 2), (3, 2), (6, 2)
+    ]  # fmt: skip
+    assert all(row["gb_s"] > 0 and row["usd"] > 0 and row["invocations"] > 4 for row in scf["rows"])
+    assert scf["worker_memory_mb"] >= 1.5 * max(run["peak_rss_mb"] for run in scf["measured"])
+    assert scf["usd_per_hour_3x6s_by_worker_mb"]
+
+    # AND every target is reported with a verdict: 3 per latency profile but ffmpeg's at 0 ms, the
+    # 24 h run's two, planning
+    names = [row["name"] for row in results["targets"]]
+    assert len(names) == 2 + 3 + 2 + 1, names
+    assert all(isinstance(row["pass"], bool) and row["measured"] for row in results["targets"])
 
     # AND the throughput plot is a real PNG image
     png = (out / "throughput.png").read_bytes()

@@ -13,7 +13,7 @@ import posixpath
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -257,8 +257,9 @@ def _fetch_and_store(
     def store(chunks: Iterator[bytes]) -> int:
         # Straight from the origin's socket to the store, a buffer at a time: a 512 MB segment
         # never sits in memory whole.
+        # Not synced one by one: the chunk syncs all its objects once, before it is recorded done.
         return deps.objects.put_stream(
-            bucket, task["key"], _sized(chunks, expected, task["name"]), content_type
+            bucket, task["key"], _sized(chunks, expected, task["name"]), content_type, durable=False
         )
 
     return deps.origin.stream(task["url"], headers, (rng[0], rng[1]) if rng else None, store)
@@ -296,6 +297,7 @@ def harvest_chunk(
     nbytes = _run_tasks(deps, job_id, bucket, endpoint.headers, chunk.tasks, should_stop)
     if nbytes is None:
         return  # the job failed (a segment that could not be fetched) or was cancelled
+    deps.objects.sync(bucket, [task["key"] for task in chunk.tasks])
     segments = sum(1 for task in chunk.tasks if task.get("counts", True))
     last = deps.store.complete_chunk(job_id, index, segments, nbytes, [finalize_message(job_id)])
     if last:
@@ -342,7 +344,8 @@ def _run_tasks(
                 pending.add(pool.submit(run, task))
             if not pending:
                 break
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION, timeout=1.0)
+            # Refilled as each fetch ends, so a straggler never idles the other threads.
+            done, pending = wait(pending, return_when=FIRST_COMPLETED, timeout=1.0)
             for future in done:
                 exc = future.exception()
                 if exc is not None:

@@ -1,0 +1,167 @@
+"""`python -m bench.clients`: what the HTTP client costs per segment, measured, not guessed.
+
+The same segment URLs (the benchmark's window, from the benchmark's origin in its own process) are
+downloaded by several Python HTTP clients with the same parallelism, bodies read in 256 KB pieces
+and dropped, so only the client's own work is timed: wall seconds and this process's CPU seconds
+(every thread). `HttpOrigin` is the product's client (requests + the connect-time URL guard +
+retries + strict lengths); the others are the lighter candidates underneath it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import resource
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+import urllib3
+
+from bench.media import PoolRequest, build_bench_pool
+from bench.origin_setup import REPO_ROOT, BenchChannel, OriginProcess, recent_window
+from harvest.adapters.http_origin import HttpOrigin
+from harvest.adapters.retry import RetryPolicy
+from harvest.domain.urlpolicy import UrlPolicy
+from harvest.settings import Settings
+
+READ = 256 * 1024
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _threaded(urls: Sequence[str], threads: int, fetch: Callable[[str], int]) -> int:
+    with ThreadPoolExecutor(threads) as pool:
+        return sum(pool.map(fetch, urls))
+
+
+def product(urls: Sequence[str], threads: int) -> int:
+    origin = HttpOrigin(RetryPolicy(3, 0.1), 10.0, threads, targets=UrlPolicy.for_origins(Settings()))
+
+    def drain(chunks: Iterator[bytes]) -> int:
+        return sum(len(chunk) for chunk in chunks)
+
+    with origin:
+        return _threaded(urls, threads, lambda url: origin.stream(url, {}, None, drain))
+
+
+def plain_requests(urls: Sequence[str], threads: int) -> int:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=threads, pool_maxsize=threads, max_retries=0)
+    session.mount("http://", adapter)
+
+    def fetch(url: str) -> int:
+        with session.get(url, stream=True, timeout=10) as response:
+            return sum(len(chunk) for chunk in iter(lambda: response.raw.read(READ), b""))
+
+    return _threaded(urls, threads, fetch)
+
+
+def plain_urllib3(urls: Sequence[str], threads: int) -> int:
+    pool = urllib3.PoolManager(maxsize=threads, retries=False, timeout=10.0)
+
+    def fetch(url: str) -> int:
+        response = pool.request("GET", url, preload_content=False)
+        try:
+            return sum(len(chunk) for chunk in iter(lambda: response.read(READ), b""))
+        finally:
+            response.release_conn()
+
+    return _threaded(urls, threads, fetch)
+
+
+def pycurl_multi(urls: Sequence[str], threads: int) -> int:
+    import pycurl  # measured only where it is installed: not a project dependency
+
+    multi = pycurl.CurlMulti()
+    free = []
+    for _ in range(threads):
+        handle = pycurl.Curl()
+        handle.setopt(pycurl.NOSIGNAL, 1)
+        free.append(handle)
+    pending = list(reversed(urls))
+    total = 0
+    sizes: dict[int, list[int]] = {}
+
+    def start(handle: Any) -> None:
+        counter = [0]
+        sizes[id(handle)] = counter
+        handle.setopt(pycurl.URL, pending.pop())
+        handle.setopt(pycurl.WRITEFUNCTION, lambda data: counter.__setitem__(0, counter[0] + len(data)))
+        multi.add_handle(handle)
+
+    while free and pending:
+        start(free.pop())
+    active = threads - len(free)
+    while active:
+        while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+            pass
+        _queued, ok, failed = multi.info_read()
+        for handle in ok:
+            multi.remove_handle(handle)
+            total += sizes[id(handle)][0]
+            active -= 1
+            if pending:
+                start(handle)
+                active += 1
+        if failed:
+            raise RuntimeError(f"pycurl: {failed[0][2]}")
+        multi.select(0.1)
+    return total
+
+
+CLIENTS: dict[str, Callable[[Sequence[str], int], int]] = {
+    "HttpOrigin (product: requests + URL guard)": product,
+    "requests.Session": plain_requests,
+    "urllib3.PoolManager": plain_urllib3,
+    "pycurl multi (libcurl)": pycurl_multi,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.clients", description=__doc__)
+    p.add_argument("--window", type=float, default=900.0)
+    p.add_argument("--renditions", type=int, default=3)
+    p.add_argument("--segment-kb", type=int, default=1024)
+    p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out")
+    args = p.parse_args(argv)
+    work = args.out.resolve() / "clients-work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    pool = build_bench_pool(
+        args.out.resolve() / "media", PoolRequest(args.renditions, 6, args.segment_kb, 10)
+    )
+    report = io.StringIO()
+    with OriginProcess([BenchChannel("bench", pool, int(args.window) + 3 * 3600)], work) as origin:
+        urls = [url for _, url in origin.segment_urls("bench", recent_window(int(args.window), 6))]
+        print(f"{len(urls)} segments, {args.threads} parallel, best of {args.repeat}", file=report)
+        print("| client | wall s | CPU s | CPU ms per segment |\n|---|---:|---:|---:|", file=report)
+        for name, client in CLIENTS.items():
+            try:
+                runs = []
+                for _ in range(args.repeat):
+                    cpu, began = _cpu(), time.perf_counter()
+                    client(urls, args.threads)
+                    runs.append((time.perf_counter() - began, _cpu() - cpu))
+            except ImportError:
+                print(f"| {name} | not installed | | |", file=report)
+                continue
+            wall, cpu = min(runs, key=lambda run: run[1])
+            print(f"| {name} | {wall:.2f} | {cpu:.2f} | {1000 * cpu / len(urls):.2f} |", file=report)
+    shutil.rmtree(work, ignore_errors=True)
+    print(report.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
