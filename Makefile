@@ -28,6 +28,10 @@ test-py310: system-deps
 	  [ -x .venv310/bin/python ] || $(PY310) -m venv .venv310; \
 	  .venv310/bin/pip install -q -e '.[local,serve,test]' && .venv310/bin/python -m pytest -q -p no:cacheprovider tests/unit; fi
 
+# The quick loop while working: the unit tests only (no media, servers or browser).
+unit: install
+	$(BIN)/python -m pytest -q -n 2 tests/unit
+
 lint: install
 	$(BIN)/ruff check shared tests functions bench packaging
 
