@@ -26,12 +26,13 @@ from tests.support.serve_process import (
     SERVE_SECRET_ID,
     SERVE_SECRET_KEY,
     CallbackReceiver,
+    channels_file_for,
     serve_env,
     start_serve,
     wait_for,
 )
 
-from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, Pool, write_channels_yaml
+from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, Pool
 
 pytest_plugins = ("tests.support.media", "tests.support.serve_process")
 pytestmark = pytest.mark.media
@@ -64,12 +65,10 @@ def test_a_cancelled_job_stops_fetching_within_a_second_and_calls_back_once(
         {"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)},
         faults=FaultPlan(stall_rate=1.0, stall_seconds=0.3, seed=3),
     ).start()
-    registry = tmp_path / "channels.yaml"
-    write_channels_yaml(registry, origin.url, origin.channels)
     data_dir = tmp_path / "data"
     env = serve_env(
         data_dir,
-        registry,
+        channels_file_for(origin, tmp_path),
         workers=2,
         extra={"HARVEST_DOWNLOAD_CONCURRENCY": "4", "HARVEST_ALLOW_PRIVATE_CALLBACKS": "true"},
     )

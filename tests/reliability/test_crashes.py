@@ -25,7 +25,14 @@ import pytest
 from tests.reliability.table import Recorder
 from tests.support.engine import BUCKET, DESTINATION, Engine, make_engine
 from tests.support.media import TEST_NOW
-from tests.support.serve_process import CallbackReceiver, ServeProcess, serve_env, start_serve, wait_for
+from tests.support.serve_process import (
+    CallbackReceiver,
+    ServeProcess,
+    channels_file_for,
+    serve_env,
+    start_serve,
+    wait_for,
+)
 
 from harvest.adapters.sql import Database, SqlJobStore
 from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool, write_channels_yaml
@@ -118,12 +125,10 @@ def test_a_serve_process_killed_mid_harvest_resumes_and_completes_the_job_once(
     faults = FaultPlan(stall_rate=0.10, stall_seconds=0.2, seed=11)
     origin = CountingOrigin({"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}, faults=faults)
     origin.start()
-    registry = tmp_path / "channels.yaml"
-    write_channels_yaml(registry, origin.url, origin.channels)
     data_dir = tmp_path / "data"
     env = serve_env(
         data_dir,
-        registry,
+        channels_file_for(origin, tmp_path),
         workers=2,
         extra={
             "HARVEST_VISIBILITY_TIMEOUT": "3",

@@ -24,10 +24,16 @@ from tests.reliability.test_crashes import CountingOrigin, read_job, serve_param
 from tests.support.engine import BUCKET, make_engine
 from tests.support.media import TEST_NOW
 from tests.support.pg_cluster import PrivateCluster
-from tests.support.serve_process import CallbackReceiver, ServeProcess, serve_env, start_serve
+from tests.support.serve_process import (
+    CallbackReceiver,
+    ServeProcess,
+    channels_file_for,
+    serve_env,
+    start_serve,
+)
 
 from harvest.adapters.objectstore.cos import CosStore
-from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool, write_channels_yaml
+from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool
 from harvest.domain.job import JobStatus
 from harvest.engine.plan import Plan
 
@@ -84,12 +90,10 @@ def test_a_postgres_crash_mid_harvest_is_survived_by_two_serve_processes(
     faults = FaultPlan(stall_rate=1.0, stall_seconds=0.08, max_failures_per_path=1, seed=3)
     origin = CountingOrigin({"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}, faults=faults)
     origin.start()
-    registry = tmp_path / "channels.yaml"
-    write_channels_yaml(registry, origin.url, origin.channels)
     data_dir = tmp_path / "data"
     env = serve_env(
         data_dir,
-        registry,
+        channels_file_for(origin, tmp_path),
         database_url=private_postgres.url(),
         workers=2,
         extra={"HARVEST_DOWNLOAD_CONCURRENCY": "2", "HARVEST_ALLOW_PRIVATE_CALLBACKS": "true"},

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from tests.reliability.table import Recorder
 from tests.reliability.test_crashes import read_job, serve_params, wait_for, wait_until_ended
-from tests.support.serve_process import serve_env, start_serve
+from tests.support.serve_process import channels_file_for, serve_env, start_serve
 
-from harvest.devtools import ChannelSpec, LiveOrigin, Pool, write_channels_yaml
+from harvest.devtools import ChannelSpec, LiveOrigin, Pool
 
 pytest_plugins = ("tests.support.media",)
 
@@ -82,12 +82,10 @@ def test_a_trickling_callback_receiver_delays_no_other_job(
 ) -> None:
     # GIVEN `harvest serve` with one queue consumer, a 3 s callback deadline and 2 attempts
     origin = LiveOrigin({"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}).start()
-    registry = tmp_path / "channels.yaml"
-    write_channels_yaml(registry, origin.url, origin.channels)
     data_dir = tmp_path / "data"
     env = serve_env(
         data_dir,
-        registry,
+        channels_file_for(origin, tmp_path),
         workers=1,
         extra={
             "HARVEST_ALLOW_PRIVATE_CALLBACKS": "true",
@@ -135,12 +133,10 @@ def test_a_callback_whose_deliverer_was_killed_is_delivered_after_the_restart(
     # with short leases, a 5 s callback deadline and one attempt (so a claim goes stale after 20 s)
     trickler = Trickler(trickle_first=1)
     origin = LiveOrigin({"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}).start()
-    registry = tmp_path / "channels.yaml"
-    write_channels_yaml(registry, origin.url, origin.channels)
     data_dir = tmp_path / "data"
     env = serve_env(
         data_dir,
-        registry,
+        channels_file_for(origin, tmp_path),
         extra={
             "HARVEST_ALLOW_PRIVATE_CALLBACKS": "true",
             "HARVEST_CALLBACK_DEADLINE": "5",

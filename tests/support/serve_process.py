@@ -28,6 +28,8 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.mdp.v20200527 import mdp_client, models
 
+from harvest.devtools import LiveOrigin, write_channels_yaml
+
 SERVE_SECRET_ID = "AKIDserveprocess"
 SERVE_SECRET_KEY = "serve-process-secret-key"
 SERVE_REGION = "ap-singapore"
@@ -116,6 +118,13 @@ class ServeProcess:
             if line.startswith(BANNER) and not self._banner.is_set():
                 self.url = line[len(BANNER) :].split("/ ", 1)[0].split(" ", 1)[0].rstrip("/")
                 self._banner.set()
+
+
+def channels_file_for(origin: LiveOrigin, directory: Path) -> Path:
+    """`directory`/channels.yaml naming every channel of `origin`: the registry for a serve process."""
+    registry = directory / "channels.yaml"
+    write_channels_yaml(registry, origin.url, origin.channels)
+    return registry
 
 
 def serve_env(
