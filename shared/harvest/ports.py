@@ -16,6 +16,10 @@ from harvest.domain.job import CallbackClaim, HarvestJob, JobStatus, Message
 
 T = TypeVar("T")
 
+# What every function's entry point is, on SCF and under `harvest serve` alike: (event, context) ->
+# the response SCF hands back (the API's envelope, a queue function's summary).
+Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
+
 
 @dataclass(frozen=True)
 class ChunkRecord:
@@ -148,6 +152,21 @@ class ConsumableQueue(Queue, Protocol):
         """Give a message back for redelivery after `delay`. True if it was dead-lettered instead."""
 
     def dead_letters(self) -> list[tuple[Delivery, str]]: ...
+
+
+class LeaseQueue(ConsumableQueue, Protocol):
+    """A consumable queue that leases by topic and lets a consumer hold its lease while it works
+    (the local queue pump's needs)."""
+
+    def receive(
+        self, max_messages: int, visibility_timeout: float, topics: Sequence[str] | None = None
+    ) -> list[Delivery]: ...
+
+    def extend(self, delivery_id: int, visibility_timeout: float) -> None:
+        """Push the lease of a message still in hand `visibility_timeout` seconds into the future."""
+
+    def pop_dead_letters(self) -> list[tuple[Delivery, str]]:
+        """Dead letters not yet reported, each handed out once."""
 
 
 class ObjectStore(Protocol):

@@ -44,7 +44,7 @@ from harvest.errors import (
     UnsupportedRegion,
 )
 from harvest.logs import log_context
-from harvest.ports import CredentialStore, JobStore, Relay
+from harvest.ports import CredentialStore, Handler, JobStore, Relay
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,6 @@ INTERNAL_MESSAGE = {
 }
 LANGUAGES = ("en-US", "zh-CN")  # what API 3.0 answers in; en-US when the request names none
 
-Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 
 
 @dataclass(frozen=True)
