@@ -106,6 +106,37 @@ class JobStore(Protocol):
         """Forget published outbox rows."""
 
 
+class Notifier(Protocol):
+    """Delivers a job's CallbackURL notification; returns how it went (delivered | failed | refused)."""
+
+    def notify(self, url: str, payload: dict[str, Any]) -> str: ...
+
+
+class DestinationLike(Protocol):
+    """Where the asset goes: a bucket and a key prefix (harvest.domain.destination satisfies it)."""
+
+    @property
+    def bucket(self) -> str: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+
+# --- the API's guards (in-process in harvest.api.ratelimit, service-wide in harvest.adapters.sql.guards)
+
+
+class Limiter(Protocol):
+    """Raises RequestLimitExceeded when `secret_id` has used up `action`'s rate."""
+
+    def acquire(self, secret_id: str, action: str) -> None: ...
+
+
+class SignatureLedger(Protocol):
+    """Remembers signatures within their validity; False for one seen before (a replay)."""
+
+    def check_and_remember(self, sig: str, timestamp: int, now: float) -> bool: ...
+
+
 class CredentialStore(Protocol):
     """Temporary keys (`harvest keys issue`), kept in the job database."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from harvest.domain.registry import Endpoint
 from harvest.engine.context import DEFAULT_PLAN_LIMITS, MAX_WARNINGS, PlanContext, PlanLimits, playlist_url
@@ -18,21 +18,11 @@ from harvest.engine.formats import DERIVED, FORMATS, derived, manifest_keys, sou
 from harvest.engine.layout import content_type, layout_for
 from harvest.engine.tasks import TaskBook
 from harvest.errors import PlaylistError
-from harvest.ports import Origin
+from harvest.ports import DestinationLike, Origin
 
 __all__ = ["Plan", "PlanLimits", "build_plan", "playlist_url"]
 
 PLAN_FORMAT = 1
-
-
-class DestinationLike(Protocol):
-    """Where the asset goes: a bucket and a key prefix (harvest.domain.destination satisfies it)."""
-
-    @property
-    def bucket(self) -> str: ...
-
-    @property
-    def prefix(self) -> str: ...
 
 
 @dataclass(frozen=True)

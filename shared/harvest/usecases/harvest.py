@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from harvest.domain.destination import normalize_manifest, parse_destination
 from harvest.domain.job import (
@@ -42,7 +42,7 @@ from harvest.errors import (
     WindowNotCovered,
 )
 from harvest.logs import public_text
-from harvest.ports import JobStore, ObjectStore, Origin, Queue, Relay
+from harvest.ports import JobStore, Notifier, ObjectStore, Origin, Queue, Relay
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,6 @@ MIN_CHUNKS = 8
 
 def chunk_size(tasks: int) -> int:
     return min(CHUNK_MAX_TASKS, max(CHUNK_MIN_TASKS, -(-tasks // MIN_CHUNKS)))
-
-
-class Notifier(Protocol):
-    def notify(self, url: str, payload: dict[str, Any]) -> str: ...
 
 
 @dataclass(frozen=True)
