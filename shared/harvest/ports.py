@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from harvest.domain.credentials import TemporaryKey
+from harvest.domain.download import DownloadTask
 from harvest.domain.job import CallbackClaim, HarvestJob, JobStatus, Message
 
 T = TypeVar("T")
@@ -27,7 +28,7 @@ class ChunkRecord:
 
     job_id: str
     index: int
-    tasks: list[dict[str, Any]]  # engine-defined download tasks (url, key, byte range, size)
+    tasks: list[DownloadTask]
     done: bool = False
     segments: int = 0
     bytes: int = 0
@@ -63,7 +64,7 @@ class JobStore(Protocol):
         self,
         job_id: str,
         plan: Mapping[str, Any],
-        chunks: Sequence[Sequence[Mapping[str, Any]]],
+        chunks: Sequence[Sequence[DownloadTask]],
         segments_total: int,
         outbox: Sequence[Message],
     ) -> bool:
