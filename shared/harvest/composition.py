@@ -29,7 +29,7 @@ from harvest.handlers.api import ApiDeps
 from harvest.invocation import InvocationMetrics, measured
 from harvest.metrics import NO_METRICS, InstrumentedJobStore, OriginErrors, instrument_api_handler
 from harvest.ports import Handler, JobStore, LeaseQueue, Metrics, ObjectStore, Operations, Queue
-from harvest.settings import Settings, check_scf_environment, running_on_scf
+from harvest.settings import LiveEventConfig, Settings, check_scf_environment, running_on_scf
 from harvest.usecases.harvest import HarvestDeps
 
 
@@ -202,7 +202,7 @@ def build_live_event_end_handler() -> Handler:
     from harvest.adapters.sql.live_events import SqlLiveEventLedger
     from harvest.handlers.live_event_end import LiveEventDeps, make_handler, unconfigured_handler
     from harvest.logs import configure_logging
-    from harvest.usecases.live_events import LiveEventConfig, SourceRateLimiter
+    from harvest.usecases.live_events import SourceRateLimiter
 
     metrics = InvocationMetrics()
     try:
