@@ -7,7 +7,7 @@ Handlers receive what they need from here; nothing below the handlers reads the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +28,8 @@ from harvest.errors import ConfigError
 from harvest.handlers.api import ApiDeps
 from harvest.invocation import InvocationMetrics, measured
 from harvest.metrics import NO_METRICS, InstrumentedJobStore, OriginErrors, instrument_api_handler
-from harvest.ports import JobStore, Metrics, ObjectStore, Operations, Queue
-from harvest.settings import Settings, check_scf_environment, running_on_scf
+from harvest.ports import Handler, JobStore, LeaseQueue, Metrics, ObjectStore, Operations, Queue
+from harvest.settings import LiveEventConfig, Settings, check_scf_environment, running_on_scf
 from harvest.usecases.harvest import HarvestDeps
 
 
@@ -41,6 +41,16 @@ class Backend:
     store: SqlJobStore
     queue: Queue
     relay: OutboxRelay
+    # The same queue, typed for consuming, when it is the SQL queue this process leases from
+    # (`harvest serve`); None with CKafka, whose messages SCF's trigger delivers instead.
+    consumable: LeaseQueue | None = None
+
+
+def lease_queue(backend: Backend) -> LeaseQueue:
+    """The queue a local pump consumes. Raises ConfigError when the backend's queue is CKafka."""
+    if backend.consumable is None:
+        raise ConfigError("HARVEST_QUEUE is ckafka: SCF's trigger consumes it, no local pump leases from it")
+    return backend.consumable
 
 
 def _role_keys(settings: Settings) -> KeySource:
@@ -54,14 +64,15 @@ def _role_keys(settings: Settings) -> KeySource:
 def build_backend(settings: Settings) -> Backend:
     db = Database.connect(settings.effective_database_url, pool_size=max(8, settings.workers * 2 + 4))
     store = SqlJobStore(db)
-    queue: Queue
     if settings.queue_backend == "ckafka":
         from harvest.adapters.ckafka import CKafkaQueue  # the Tencent SDK is only imported when used
 
         queue = CKafkaQueue.from_settings(settings, _role_keys(settings))
-    else:
-        queue = SqlQueue(db, max_attempts=settings.queue_max_attempts)
-    return Backend(db=db, store=store, queue=queue, relay=OutboxRelay(store, queue))
+        return Backend(db=db, store=store, queue=queue, relay=OutboxRelay(store, queue))
+    sql_queue = SqlQueue(db, max_attempts=settings.queue_max_attempts)
+    return Backend(
+        db=db, store=store, queue=sql_queue, relay=OutboxRelay(store, sql_queue), consumable=sql_queue
+    )
 
 
 def build_object_store(settings: Settings) -> ObjectStore:
@@ -147,7 +158,6 @@ def build_api_deps(
 # the API with InternalError and a RequestId, live_event_end with HTTP 503, the queue and timer
 # functions by failing the invocation (the trigger retries; the log says why).
 
-Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 log = logging.getLogger(__name__)
 
 
@@ -192,7 +202,7 @@ def build_live_event_end_handler() -> Handler:
     from harvest.adapters.sql.live_events import SqlLiveEventLedger
     from harvest.handlers.live_event_end import LiveEventDeps, make_handler, unconfigured_handler
     from harvest.logs import configure_logging
-    from harvest.usecases.live_events import LiveEventConfig, SourceRateLimiter
+    from harvest.usecases.live_events import SourceRateLimiter
 
     metrics = InvocationMetrics()
     try:

@@ -27,10 +27,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from harvest.logs import log_context
+from harvest.ports import Handler
 
 log = logging.getLogger("harvest.metrics")
 
-Handler = Callable[[Mapping[str, Any], Any], Any]
 
 COUNT_NAMES = (
     "jobs_created",

@@ -22,9 +22,7 @@ from typing import Any
 
 from harvest.domain.job import HarvestJob, JobStatus, Message
 from harvest.errors import API_CODES
-from harvest.ports import ChunkRecord, JobStore, Metrics
-
-Handler = Callable[[Mapping[str, Any], Any], Any]
+from harvest.ports import ChunkRecord, Handler, JobStore, Metrics
 
 
 class NoMetrics:

@@ -12,9 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from harvest.domain.credentials import TemporaryKey
+from harvest.domain.download import DownloadTask
 from harvest.domain.job import CallbackClaim, HarvestJob, JobStatus, Message
 
 T = TypeVar("T")
+
+# What every function's entry point is, on SCF and under `harvest serve` alike: (event, context) ->
+# the response SCF hands back (the API's envelope, a queue function's summary).
+Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -23,7 +28,7 @@ class ChunkRecord:
 
     job_id: str
     index: int
-    tasks: list[dict[str, Any]]  # engine-defined download tasks (url, key, byte range, size)
+    tasks: list[DownloadTask]
     done: bool = False
     segments: int = 0
     bytes: int = 0
@@ -59,7 +64,7 @@ class JobStore(Protocol):
         self,
         job_id: str,
         plan: Mapping[str, Any],
-        chunks: Sequence[Sequence[Mapping[str, Any]]],
+        chunks: Sequence[Sequence[DownloadTask]],
         segments_total: int,
         outbox: Sequence[Message],
     ) -> bool:
@@ -100,6 +105,37 @@ class JobStore(Protocol):
 
     def delete_outbox(self, ids: Sequence[int]) -> None:
         """Forget published outbox rows."""
+
+
+class Notifier(Protocol):
+    """Delivers a job's CallbackURL notification; returns how it went (delivered | failed | refused)."""
+
+    def notify(self, url: str, payload: dict[str, Any]) -> str: ...
+
+
+class DestinationLike(Protocol):
+    """Where the asset goes: a bucket and a key prefix (harvest.domain.destination satisfies it)."""
+
+    @property
+    def bucket(self) -> str: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+
+# --- the API's guards (in-process in harvest.api.ratelimit, service-wide in harvest.adapters.sql.guards)
+
+
+class Limiter(Protocol):
+    """Raises RequestLimitExceeded when `secret_id` has used up `action`'s rate."""
+
+    def acquire(self, secret_id: str, action: str) -> None: ...
+
+
+class SignatureLedger(Protocol):
+    """Remembers signatures within their validity; False for one seen before (a replay)."""
+
+    def check_and_remember(self, sig: str, timestamp: int, now: float) -> bool: ...
 
 
 class CredentialStore(Protocol):
@@ -148,6 +184,21 @@ class ConsumableQueue(Queue, Protocol):
         """Give a message back for redelivery after `delay`. True if it was dead-lettered instead."""
 
     def dead_letters(self) -> list[tuple[Delivery, str]]: ...
+
+
+class LeaseQueue(ConsumableQueue, Protocol):
+    """A consumable queue that leases by topic and lets a consumer hold its lease while it works
+    (the local queue pump's needs)."""
+
+    def receive(
+        self, max_messages: int, visibility_timeout: float, topics: Sequence[str] | None = None
+    ) -> list[Delivery]: ...
+
+    def extend(self, delivery_id: int, visibility_timeout: float) -> None:
+        """Push the lease of a message still in hand `visibility_timeout` seconds into the future."""
+
+    def pop_dead_letters(self) -> list[tuple[Delivery, str]]:
+        """Dead letters not yet reported, each handed out once."""
 
 
 class ObjectStore(Protocol):

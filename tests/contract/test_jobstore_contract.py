@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
 import pytest
+from tests.support.tasks import download_task
 
 from harvest.adapters.sql.db import Database, Transaction
 from harvest.adapters.sql.jobstore import SqlJobStore
 from harvest.adapters.sql.schema import MIGRATIONS, migrate, schema_version
+from harvest.domain.download import DownloadTask
 from harvest.domain.job import (
     CallbackClaim,
     HarvestJob,
@@ -47,7 +50,7 @@ def _outbox_bodies(store: SqlJobStore) -> list[dict[str, Any]]:
 
 def _planned(store: SqlJobStore, make_job: MakeJob, job_id: str, chunks: int) -> None:
     store.create(make_job(job_id), [])
-    tasks = [[{"url": f"https://origin.invalid/{job_id}/{n}.ts", "size": 100}] for n in range(chunks)]
+    tasks = [[download_task(f"https://origin.invalid/{job_id}/{n}.ts", 100)] for n in range(chunks)]
     assert store.save_plan(job_id, {"renditions": 1}, tasks, chunks, [])
 
 
@@ -259,12 +262,12 @@ def test_concurrent_finishes_have_exactly_one_winner(
 def test_save_plan_once(store: SqlJobStore, make_job: MakeJob) -> None:
     # GIVEN a queued job
     store.create(make_job("p"), [])
-    chunks = [[{"url": "u0", "size": 10}], [{"url": "u1", "size": 20}, {"url": "u2", "size": 30}]]
+    chunks = [[download_task("u0", 10)], [download_task("u1", 20), download_task("u2", 30)]]
     # WHEN it is planned, and a repeated plan message plans it again
     first = store.save_plan(
         "p", {"variants": ["720p"]}, chunks, 3, [chunk_message("p", 0), chunk_message("p", 1)]
     )
-    second = store.save_plan("p", {"variants": ["other"]}, [[{"url": "x"}]], 1, [chunk_message("p", 0)])
+    second = store.save_plan("p", {"variants": ["other"]}, [[download_task("x")]], 1, [chunk_message("p", 0)])
     # THEN only the first was stored, with its chunks, totals and messages
     assert (first, second) == (True, False)
     assert store.get_plan("p") == {"variants": ["720p"]}
@@ -274,12 +277,35 @@ def test_save_plan_once(store: SqlJobStore, make_job: MakeJob) -> None:
     assert len(store.pending_outbox(10)) == 2
 
 
+# A chunk row as an earlier release wrote it, before tasks were typed.
+STORED_CHUNK = (
+    '[{"url": "http://origin.example/live/main.mp4", "key": "vod/v0/main_0.mp4", "range": [0, 800],'
+    ' "size": 800, "name": "v0/main_0.mp4 (bytes 0-799 of main.mp4)", "content_type": "video/mp4",'
+    ' "counts": false}]'
+)
+
+
+def test_chunks_are_stored_as_the_json_earlier_releases_wrote_and_read(
+    db: Database, store: SqlJobStore, make_job: MakeJob
+) -> None:
+    # GIVEN a job planned with a chunk an earlier release stored (a rolling upgrade mid-job)
+    store.create(make_job("old"), [])
+    task = DownloadTask.from_json(json.loads(STORED_CHUNK)[0])
+    assert store.save_plan("old", {}, [[task]], 0, [])
+    # THEN the row holds the very text the earlier release wrote, and reads back as the same task
+    with db.transaction(write=False) as tx:
+        [row] = tx.execute("SELECT tasks FROM chunks WHERE job_id = ? AND idx = 0", ("old",))
+    assert row["tasks"] == STORED_CHUNK
+    assert store.get_chunk("old", 0).tasks == [task]
+    assert task.range == (0, 800) and task.counts is False
+
+
 def test_save_plan_of_finished_job_writes_nothing(store: SqlJobStore, make_job: MakeJob) -> None:
     # GIVEN a job failed before it was planned
     store.create(make_job("f"), [])
     store.finish("f", JobStatus.FAILED, "cancelled")
     # WHEN a plan arrives late
-    planned = store.save_plan("f", {"a": 1}, [[{"url": "u"}]], 1, [chunk_message("f", 0)])
+    planned = store.save_plan("f", {"a": 1}, [[download_task("u")]], 1, [chunk_message("f", 0)])
     # THEN nothing is stored
     assert planned is False
     with pytest.raises(JobNotFound):
@@ -316,7 +342,7 @@ def test_complete_chunk_counts_once_and_flags_the_last(store: SqlJobStore, make_
     assert (first, repeat, last) == (False, False, True)
     job = store.get("c")
     assert (job.chunks_done, job.segments_done, job.bytes_done, job.phase) == (2, 12, 1200, Phase.FINALIZING)
-    tasks = [{"url": "https://origin.invalid/c/1.ts", "size": 100}]
+    tasks = [download_task("https://origin.invalid/c/1.ts", 100)]
     assert store.get_chunk("c", 1) == ChunkRecord("c", 1, tasks, done=True, segments=7, bytes=700)
     assert [message for _, message in store.pending_outbox(10)] == [finalize_message("c")]
     # AND a redelivery of the last chunk does not queue it again
@@ -429,7 +455,13 @@ def test_running_jobs_lists_only_stale_running_ones(
 def test_outbox_is_oldest_first_limited_and_deletable(store: SqlJobStore, make_job: MakeJob) -> None:
     # GIVEN three messages queued by two writes
     store.create(make_job("o"), [plan_message("o")])
-    store.save_plan("o", {}, [[{}], [{}]], 2, [chunk_message("o", 0), chunk_message("o", 1)])
+    store.save_plan(
+        "o",
+        {},
+        [[download_task("a")], [download_task("b")]],
+        2,
+        [chunk_message("o", 0), chunk_message("o", 1)],
+    )
     # WHEN read two at a time and the first batch deleted
     batch = store.pending_outbox(2)
     store.delete_outbox([outbox_id for outbox_id, _ in batch])

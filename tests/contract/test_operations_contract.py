@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.support.tasks import download_task
 
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql.db import Database
@@ -198,7 +199,9 @@ def test_replaying_a_job_without_dead_letters_queues_its_unfinished_steps(
 ) -> None:
     # GIVEN a planned job with 3 chunks, chunk 1 done, and no message left for it (as after CKafka gave up)
     store.create(make_job("lost", create_time=int(clock())).replace(callback_url=""), [])
-    store.save_plan("lost", {"plan": 1}, [[{"key": "k0"}], [{"key": "k1"}], [{"key": "k2"}]], 3, [])
+    store.save_plan(
+        "lost", {"plan": 1}, [[download_task("k0")], [download_task("k1")], [download_task("k2")]], 3, []
+    )
     store.complete_chunk("lost", 1, 1, 10, [])
     # WHEN an operator replays the job
     result = replay(store, queue, ops, job_id="lost")

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from tests.support.tasks import download_task
 
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql.db import Database
@@ -40,7 +41,13 @@ def test_flush_publishes_in_order_then_empties_the_outbox(
 ) -> None:
     # GIVEN a job whose create and plan queued three messages
     store.create(make_job("j"), [plan_message("j")])
-    store.save_plan("j", {}, [[{}], [{}]], 2, [chunk_message("j", 0), chunk_message("j", 1)])
+    store.save_plan(
+        "j",
+        {},
+        [[download_task("a")], [download_task("b")]],
+        2,
+        [chunk_message("j", 0), chunk_message("j", 1)],
+    )
     # WHEN the relay flushes
     published = OutboxRelay(store, queue).flush()
     # THEN all three are on the queue in order and the outbox is empty

@@ -303,7 +303,7 @@ def deployment(
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def _origin_bytes(url: str, byte_range: list[int] | None) -> bytes:
+def _origin_bytes(url: str, byte_range: tuple[int, int] | None) -> bytes:
     request = urllib.request.Request(url)
     if byte_range:
         request.add_header("Range", f"bytes={byte_range[0]}-{byte_range[0] + byte_range[1] - 1}")
@@ -370,11 +370,11 @@ def test_a_job_created_through_the_function_url_completes_byte_exact(deployment:
                        Scheme="http", IP=deployment.cos.ip, Port=deployment.cos.port)  # fmt: skip
     client = CosS3Client(config, retry=0)
     for task in plan.tasks:
-        stored = client.get_object(Bucket=deployment.bucket, Key=task["key"])["Body"].get_raw_stream().read()
+        stored = client.get_object(Bucket=deployment.bucket, Key=task.key)["Body"].get_raw_stream().read()
         assert (
             hashlib.sha256(stored).hexdigest()
-            == hashlib.sha256(_origin_bytes(task["url"], task["range"])).hexdigest()
-        ), task["key"]
+            == hashlib.sha256(_origin_bytes(task.url, task.range)).hexdigest()
+        ), task.key
     master = client.get_object(Bucket=deployment.bucket, Key=plan.master_key)["Body"].get_raw_stream().read()
     assert master.startswith(b"#EXTM3U")
     # AND both SDKs signed with the role's keys of the moment: the token went along, old and new

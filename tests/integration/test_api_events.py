@@ -32,6 +32,7 @@ from harvest.composition import build_api_deps
 from harvest.domain.job import HarvestJob
 from harvest.handlers.api import make_handler
 from harvest.local.gateway import GatewayServer
+from harvest.ports import Handler
 from harvest.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,6 @@ TWENTY_YEARS = 20 * 365 * 86400  # a startover window long enough for the files'
 
 pytest_plugins = ("tests.support.api_stack",)  # the no_proxy fixture
 
-Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -176,12 +176,12 @@ def test_a_broadcast_channel_harvests_to_a_vod_with_every_break_in_every_renditi
         db.close()
     assert plan.tasks
     for task in plan.tasks:
-        assert "/redirect/" not in task["url"] and "{$" not in task["url"]
-        channel, rendition, leaf = urlsplit(task["url"]).path.strip("/").split("/")
-        assert channel == "news" and re.fullmatch(r"\d+\.(ts|aac|vtt)", leaf), task["url"]
+        assert "/redirect/" not in task.url and "{$" not in task.url
+        channel, rendition, leaf = urlsplit(task.url).path.strip("/").split("/")
+        assert channel == "news" and re.fullmatch(r"\d+\.(ts|aac|vtt)", leaf), task.url
         source = broadcast.segment_bytes("news", rendition, int(leaf.split(".")[0]))
-        assert (bucket / task["key"]).read_bytes() == source, task["name"]
-        assert requests.get(task["url"], timeout=10).content == source
+        assert (bucket / task.key).read_bytes() == source, task.name
+        assert requests.get(task.url, timeout=10).content == source
     # AND ffmpeg decodes every rendition without a single error
     assert ffmpeg_decode_errors(master_path) == ""
 
@@ -220,14 +220,14 @@ def test_every_kind_of_broadcast_channel_harvests_byte_exact_with_the_same_break
     assert (job.status, job.err_message) == (JobStatus.COMPLETED, "")
     plan = Plan.from_json(engine.deps.store.get_plan(job.id))
     for task in plan.tasks:
-        rng = task["range"]
-        source = engine.deps.origin.get_bytes(task["url"], {}, (rng[0], rng[1]) if rng else None)
-        assert (engine.bucket_root / task["key"]).read_bytes() == source, task["name"]
-        extension = task["key"].rsplit(".", 1)[1]
-        assert extension in ("ts", "m4s", "mp4", "vtt", "key"), task["key"]
-        assert task["content_type"] != "application/octet-stream" or extension == "key", task
+        rng = task.range
+        source = engine.deps.origin.get_bytes(task.url, {}, (rng[0], rng[1]) if rng else None)
+        assert (engine.bucket_root / task.key).read_bytes() == source, task.name
+        extension = task.key.rsplit(".", 1)[1]
+        assert extension in ("ts", "m4s", "mp4", "vtt", "key"), task.key
+        assert task.content_type != "application/octet-stream" or extension == "key", task
     assert origin.stats.snapshot()["requests"].get("pathway-b", 0) == 0
-    assert any("get.php?seg=" in task["url"] for task in plan.tasks) == spec.script_uris
+    assert any("get.php?seg=" in task.url for task in plan.tasks) == spec.script_uris
     # AND every media playlist holds the same date ranges: the breaks overlapping the window
     master = engine.bucket_root / plan.master_key
     expected = sorted(breaks_overlapping(float(int(start)), float(int(end))))

@@ -81,17 +81,17 @@ def test_ffmpegs_live_mpd_is_harvested_to_a_static_mpd_that_decodes(
     endpoint = Endpoint(name="ffmpeg", url=f"{url}/live.mpd", protocol="DASH")
     plan = build_plan(origin, endpoint, ast + 2, ast + 4, _Dest(), "vod/index.mpd", now=now)
     # THEN it asks for the init sections and the segments of both streams that overlap the window
-    names = sorted(task["url"].rsplit("/", 1)[1] for task in plan.tasks)
+    names = sorted(task.url.rsplit("/", 1)[1] for task in plan.tasks)
     assert [n for n in names if n.startswith("init")] == ["init-stream0.m4s", "init-stream1.m4s"]
     media = [n for n in names if n.startswith("chunk")]
     assert {n.split("-")[1] for n in media} == {"stream0", "stream1"} and len(media) >= 4
     # AND once stored (each the origin's bytes), the static MPD validates and decodes with -xerror
     out = tmp_path / "bucket"
     for task in plan.tasks:
-        target = out / task["key"]
+        target = out / task.key
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(origin.get_bytes(task["url"], {}))
-        assert target.read_bytes() == (folder / task["url"].rsplit("/", 1)[1]).read_bytes()
+        target.write_bytes(origin.get_bytes(task.url, {}))
+        assert target.read_bytes() == (folder / task.url.rsplit("/", 1)[1]).read_bytes()
     mpd_text = plan.playlists["out/vod/index.mpd"]
     assert_valid_mpd(mpd_text)
     mpd = ET.fromstring(mpd_text)

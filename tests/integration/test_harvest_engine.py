@@ -54,10 +54,10 @@ def assert_byte_exact(engine: Engine, job_id: str) -> Plan:
     plan = Plan.from_json(engine.deps.store.get_plan(job_id))
     assert plan.tasks, "the plan has no downloads"
     for task in plan.tasks:
-        rng = task["range"]
-        source = engine.deps.origin.get_bytes(task["url"], {}, (rng[0], rng[1]) if rng else None)
-        stored = (engine.bucket_root / task["key"]).read_bytes()
-        assert stored == source, f"{task['name']} differs from the source"
+        rng = task.range
+        source = engine.deps.origin.get_bytes(task.url, {}, (rng[0], rng[1]) if rng else None)
+        stored = (engine.bucket_root / task.key).read_bytes()
+        assert stored == source, f"{task.name} differs from the source"
     return plan
 
 
@@ -237,7 +237,7 @@ def test_a_harvest_into_cos_is_byte_exact(
     assert (job.status, job.err_message) == (JobStatus.COMPLETED, "")
     plan = Plan.from_json(engine.deps.store.get_plan("job-cos"))
     for task in plan.tasks:
-        rng = task["range"]
-        source = engine.deps.origin.get_bytes(task["url"], {}, (rng[0], rng[1]) if rng else None)
-        assert engine.deps.objects.get(bucket, task["key"]) == source
+        rng = task.range
+        source = engine.deps.origin.get_bytes(task.url, {}, (rng[0], rng[1]) if rng else None)
+        assert engine.deps.objects.get(bucket, task.key) == source
     assert engine.deps.objects.get(bucket, "cos-out/job-cos/index.m3u8").startswith(b"#EXTM3U")

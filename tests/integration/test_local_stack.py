@@ -252,8 +252,8 @@ def test_the_sdk_harvests_every_kind_of_channel_through_serve(
     plan = Plan.from_json(stack.deps.store.get_plan(f"sdk-{kind}"))
     root = stack.settings.data_dir / "cos" / plan.bucket
     for task in plan.tasks:
-        rng = task["range"]
-        assert (root / task["key"]).read_bytes() == stack.deps.origin.get_bytes(
-            task["url"], {}, (rng[0], rng[1]) if rng else None
-        ), task["name"]
+        rng = task.range
+        assert (root / task.key).read_bytes() == stack.deps.origin.get_bytes(
+            task.url, {}, (rng[0], rng[1]) if rng else None
+        ), task.name
     assert ffmpeg_decode_errors(root / plan.master_key) == ""

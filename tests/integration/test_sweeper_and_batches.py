@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.tasks import download_task
 
 from harvest.adapters.objectstore.local import LocalDiskStore
 from harvest.adapters.relay import OutboxRelay
@@ -89,7 +90,7 @@ def _queued(deps: HarvestDeps) -> list[dict[str, Any]]:
 def test_sweeper_fails_jobs_past_their_deadline_saying_how_far_they_got(deps: HarvestDeps) -> None:
     # GIVEN a job created two hours ago (deadline one hour), still touched a moment ago
     deps.store.create(_job("old", NOW - 7200), [])
-    deps.store.save_plan("old", {"bucket": "b"}, [[{"key": "a"}], [{"key": "b"}]], 2, [])
+    deps.store.save_plan("old", {"bucket": "b"}, [[download_task("a")], [download_task("b")]], 2, [])
     deps.store.add_progress("old", 1, 100)
     # WHEN the sweeper runs
     report = sweep(deps, stale_after=300)
@@ -108,9 +109,9 @@ def test_sweeper_requeues_what_a_stalled_job_is_waiting_for(deps: HarvestDeps, c
     clock.now = NOW - 900
     for job_id in ("unplanned", "harvesting", "finalizing"):
         store.create(_job(job_id, NOW - 1000), [])
-    store.save_plan("harvesting", {}, [[{"k": 0}], [{"k": 1}]], 2, [])
+    store.save_plan("harvesting", {}, [[download_task("0")], [download_task("1")]], 2, [])
     store.complete_chunk("harvesting", 0, 1, 10, [])
-    store.save_plan("finalizing", {}, [[{"k": 0}]], 1, [])
+    store.save_plan("finalizing", {}, [[download_task("0")]], 1, [])
     store.complete_chunk("finalizing", 0, 1, 10, [])
     assert store.get("finalizing").phase is Phase.FINALIZING
     clock.now = NOW

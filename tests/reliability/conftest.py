@@ -22,6 +22,7 @@ import pytest
 import requests
 from tests.reliability.table import ROWS_FILE, SCENARIOS, Recorder
 
+from harvest.domain.download import DownloadTask
 from harvest.engine.plan import Plan
 
 _records: list[dict[str, str]] = []
@@ -64,14 +65,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # --- shared checks -------------------------------------------------------------------------------
 
 
-def fetch_source(task: dict[str, Any]) -> bytes:
+def fetch_source(task: DownloadTask) -> bytes:
     """A planned object's bytes as the origin serves them (a plain GET, the origin's faults off)."""
     headers = {"Accept-Encoding": "identity"}
-    rng = task.get("range")
+    rng = task.range
     if rng:
         headers["Range"] = f"bytes={rng[0]}-{rng[0] + rng[1] - 1}"
-    response = requests.get(task["url"], headers=headers, timeout=10)
-    assert response.status_code in (200, 206), f"{task['name']}: origin answered {response.status_code}"
+    response = requests.get(task.url, headers=headers, timeout=10)
+    assert response.status_code in (200, 206), f"{task.name}: origin answered {response.status_code}"
     return response.content
 
 
@@ -82,8 +83,8 @@ def check_byte_exact() -> Callable[[Path, Plan], int]:
     def check(bucket_root: Path, plan: Plan) -> int:
         assert plan.tasks, "the plan has no downloads"
         for task in plan.tasks:
-            stored = (bucket_root / task["key"]).read_bytes()
-            assert stored == fetch_source(task), f"{task['name']} differs from the source"
+            stored = (bucket_root / task.key).read_bytes()
+            assert stored == fetch_source(task), f"{task.name} differs from the source"
         return len(plan.tasks)
 
     return check

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from tests.support.serve_process import (
 
 from harvest.adapters.sql import Database, SqlJobStore
 from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool, write_channels_yaml
+from harvest.domain.download import DownloadTask
 from harvest.domain.job import HarvestJob, JobStatus, Message, chunk_message, finalize_message, plan_message
 from harvest.engine.plan import Plan
 
@@ -59,9 +60,9 @@ class CountingOrigin(LiveOrigin):
             self.paths[urlsplit(handler.path).path] += 1
         super()._serve(handler, head)
 
-    def counts_for(self, tasks: Sequence[Mapping[str, Any]]) -> list[int]:
+    def counts_for(self, tasks: Sequence[DownloadTask]) -> list[int]:
         with self._paths_lock:
-            return [self.paths[urlsplit(task["url"]).path] for task in tasks]
+            return [self.paths[urlsplit(task.url).path] for task in tasks]
 
 
 @pytest.fixture

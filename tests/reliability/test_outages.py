@@ -184,7 +184,7 @@ def test_a_cos_outage_mid_chunk_is_waited_out(
         queue: Any = engine.deps.queue
         dead = queue.counts()["dead"]
         plan = Plan.from_json(engine.deps.store.get_plan("cosdown"))
-        exact = sum(store.get(bucket, task["key"]) == fetch_source(task) for task in plan.tasks)
+        exact = sum(store.get(bucket, task.key) == fetch_source(task) for task in plan.tasks)
     finally:
         stop()
     # THEN the job is Completed soon after COS is back, no message dead-lettered, every object exact

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harvest.composition import build_backend, build_harvest_deps
+from harvest.composition import build_backend, build_harvest_deps, lease_queue
 from harvest.devtools import LiveOrigin, write_channels_yaml
 from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK, HarvestJob, JobStatus
 from harvest.domain.registry import load_registry
@@ -111,7 +111,7 @@ def make_engine(
         TOPIC_CALLBACK: finalizer.make_handler(deps),
     }
     pump = QueuePump(
-        backend.queue,  # type: ignore[arg-type]
+        lease_queue(backend),
         backend.relay,
         handlers,
         _dead_letter_handler(deps),

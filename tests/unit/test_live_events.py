@@ -23,10 +23,9 @@ from harvest.errors import (
     SignatureExpire,
     SignatureFailure,
 )
-from harvest.settings import Settings
+from harvest.settings import LiveEventConfig, Settings
 from harvest.usecases.live_events import (
     MAX_JOB_ID_LENGTH,
-    LiveEventConfig,
     LiveEventDeps,
     flatten_payload,
     handle_live_event,

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from tests.contract.conftest import build_job
 from tests.support.scrape import parse
+from tests.support.tasks import download_task
 
 from harvest.adapters.prometheus import PrometheusMetrics
 from harvest.adapters.sql.db import Database
@@ -84,7 +85,7 @@ def test_the_instrumented_store_counts_jobs_chunks_and_callbacks_once_each(db: D
     # WHEN two jobs are created, one planned in two chunks that finish 2 s apart, one failed twice
     store.create(_job("a"), [])
     store.create(_job("b"), [])
-    store.save_plan("a", {"p": 1}, [[{"key": "k0"}], [{"key": "k1"}]], 2, [])
+    store.save_plan("a", {"p": 1}, [[download_task("k0")], [download_task("k1")]], 2, [])
     store.get_chunk("a", 0)
     now[0] += 2.0
     store.complete_chunk("a", 0, 5, 4_000_000, [])

@@ -21,8 +21,7 @@ import pytest
 
 import harvest.settings
 import harvest.usecases.live_events
-from harvest.settings import SCF_REQUIRED_SETTINGS, Settings, check_scf_environment
-from harvest.usecases.live_events import LiveEventConfig
+from harvest.settings import SCF_REQUIRED_SETTINGS, LiveEventConfig, Settings, check_scf_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_PATH = ROOT / "serverless.yml"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 from harvest.errors import RequestLimitExceeded
 
@@ -31,18 +30,6 @@ REPLAY_PROTECTED_ACTIONS = frozenset(
         "CancelStreamPackageHarvestJob",
     }
 )
-
-
-class Limiter(Protocol):
-    """Raises RequestLimitExceeded when `secret_id` has used up `action`'s rate."""
-
-    def acquire(self, secret_id: str, action: str) -> None: ...
-
-
-class SignatureLedger(Protocol):
-    """Remembers signatures within their validity; False for one seen before (a replay)."""
-
-    def check_and_remember(self, sig: str, timestamp: int, now: float) -> bool: ...
 
 
 def limit_exceeded(action: str, rate: float) -> RequestLimitExceeded:

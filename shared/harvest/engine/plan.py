@@ -10,49 +10,38 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from harvest.domain.download import DownloadTask
 from harvest.domain.registry import Endpoint
 from harvest.engine.context import DEFAULT_PLAN_LIMITS, MAX_WARNINGS, PlanContext, PlanLimits, playlist_url
 from harvest.engine.formats import DERIVED, FORMATS, derived, manifest_keys, sources
 from harvest.engine.layout import content_type, layout_for
 from harvest.engine.tasks import TaskBook
 from harvest.errors import PlaylistError
-from harvest.ports import Origin
+from harvest.ports import DestinationLike, Origin
 
 __all__ = ["Plan", "PlanLimits", "build_plan", "playlist_url"]
 
 PLAN_FORMAT = 1
 
 
-class DestinationLike(Protocol):
-    """Where the asset goes: a bucket and a key prefix (harvest.domain.destination satisfies it)."""
-
-    @property
-    def bucket(self) -> str: ...
-
-    @property
-    def prefix(self) -> str: ...
-
-
 @dataclass(frozen=True)
 class Plan:
     """Download tasks and output playlists of one job.
 
-    A task is a dict: url, key (object key in `bucket`), range ([offset, length] or None), size
-    (expected bytes or None when the origin alone knows), name (for error messages), content_type,
-    counts (True when it holds media segments, False for init sections and keys).
+    Each task (harvest.domain.download.DownloadTask) stores one object in `bucket`.
     """
 
     bucket: str
     master_key: str
     playlists: dict[str, str]  # object key -> manifest text; the Manifest itself is at `master_key`
-    tasks: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[DownloadTask] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # malformed tags outside the window, etc.
 
     @property
     def segment_count(self) -> int:
-        return sum(1 for task in self.tasks if task.get("counts", True))
+        return sum(1 for task in self.tasks if task.counts)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,7 +49,7 @@ class Plan:
             "bucket": self.bucket,
             "master_key": self.master_key,
             "playlists": dict(self.playlists),
-            "tasks": [dict(task) for task in self.tasks],
+            "tasks": [task.to_json() for task in self.tasks],
             "warnings": list(self.warnings),
         }
 
@@ -70,22 +59,22 @@ class Plan:
             bucket=str(data["bucket"]),
             master_key=str(data["master_key"]),
             playlists={str(k): str(v) for k, v in data["playlists"].items()},
-            tasks=[dict(task) for task in data["tasks"]],
+            tasks=[DownloadTask.from_json(task) for task in data["tasks"]],
             warnings=[str(w) for w in data.get("warnings", ())],
         )
 
-    def chunks(self, max_tasks: int, max_bytes: int) -> list[list[dict[str, Any]]]:
+    def chunks(self, max_tasks: int, max_bytes: int) -> list[list[DownloadTask]]:
         """Split the tasks, in order, into chunks of at most `max_tasks` tasks and `max_bytes` known bytes.
 
         Deterministic (the same plan always splits the same way); a single task larger than
         `max_bytes` gets a chunk of its own. Tasks of unknown size count 0 bytes.
         """
         max_tasks = max(1, max_tasks)
-        chunks: list[list[dict[str, Any]]] = []
-        current: list[dict[str, Any]] = []
+        chunks: list[list[DownloadTask]] = []
+        current: list[DownloadTask] = []
         current_bytes = 0
         for task in self.tasks:
-            size = task.get("size") or 0
+            size = task.size or 0
             if current and (len(current) >= max_tasks or current_bytes + size > max_bytes):
                 chunks.append(current)
                 current, current_bytes = [], 0

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Any
 
+from harvest.domain.download import DownloadTask
 from harvest.engine.layout import KeyAllocator, Layout, content_type, relative_uri, stored_name, url_basename
 from harvest.hls.model import ByteRange
 
@@ -50,7 +50,7 @@ class TaskBook:
         self.resources: dict[str, _Resource] = {}
         self.keys: dict[str, str] = {}  # key file URL -> object key (copy_keys only)
         self.allocator = KeyAllocator()
-        self.tasks: list[dict[str, Any]] = []
+        self.tasks: list[DownloadTask] = []
 
     def need(
         self,
@@ -139,17 +139,7 @@ class TaskBook:
         name = key[len(self.layout.root) :] if key.startswith(self.layout.root) else key
         if rng is not None:
             name += f" (bytes {rng[0]}-{rng[0] + rng[1] - 1} of {url_basename(url)})"
-        self.tasks.append(
-            {
-                "url": url,
-                "key": key,
-                "range": [rng[0], rng[1]] if rng is not None else None,
-                "size": size,
-                "name": name,
-                "content_type": content_type(key),
-                "counts": counts,
-            }
-        )
+        self.tasks.append(DownloadTask(url, key, rng, size, name, content_type(key), counts))
 
     def locate(self, url: str, byterange: ByteRange | None) -> tuple[str, ByteRange | None]:
         """The stored object holding (url, byterange), and the range re-based to that object.

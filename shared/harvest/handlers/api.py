@@ -27,7 +27,7 @@ from harvest.api.envelope import error_body, integration_response, read_flat_par
 from harvest.api.envelope import parse_query_params as nest_params
 from harvest.api.events import ApiRequest, parse_event
 from harvest.api.i18n import message_for
-from harvest.api.ratelimit import REPLAY_PROTECTED_ACTIONS, Limiter, RateLimiter, SignatureLedger
+from harvest.api.ratelimit import REPLAY_PROTECTED_ACTIONS, RateLimiter
 from harvest.api.tc3 import ReplayCache, SignedRequest
 from harvest.console import static as console
 from harvest.domain import access
@@ -44,7 +44,7 @@ from harvest.errors import (
     UnsupportedRegion,
 )
 from harvest.logs import log_context
-from harvest.ports import CredentialStore, JobStore, Relay
+from harvest.ports import CredentialStore, Handler, JobStore, Limiter, Relay, SignatureLedger
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,6 @@ INTERNAL_MESSAGE = {
 }
 LANGUAGES = ("en-US", "zh-CN")  # what API 3.0 answers in; en-US when the request names none
 
-Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 
 
 @dataclass(frozen=True)

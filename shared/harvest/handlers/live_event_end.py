@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from harvest.api.events import parse_event
@@ -26,11 +26,11 @@ from harvest.errors import (
     StorageError,
 )
 from harvest.logs import log_context
+from harvest.ports import Handler
 from harvest.usecases.live_events import LiveEventDeps, handle_live_event
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 
 
 def _response(status: int, body: Mapping[str, Any]) -> dict[str, Any]:

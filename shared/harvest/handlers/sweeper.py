@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from harvest.logs import log_context
+from harvest.ports import Handler
 from harvest.usecases.harvest import HarvestDeps
 from harvest.usecases.sweep import sweep
-
-Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 
 
 def make_handler(deps: HarvestDeps, stale_after: float) -> Handler:

@@ -8,9 +8,8 @@ from typing import Any
 
 from harvest.domain.job import Message, MisroutedMessage, StepKind, parse_step
 from harvest.handlers.queue_records import deadline_from, process_records
+from harvest.ports import Handler
 from harvest.usecases.harvest import HarvestDeps, harvest_chunk, plan_job
-
-Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 
 
 def make_handler(deps: HarvestDeps, stopping: Callable[[], bool] = lambda: False) -> Handler:

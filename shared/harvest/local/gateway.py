@@ -16,7 +16,7 @@ import json
 import logging
 import ssl
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
@@ -31,10 +31,10 @@ from harvest.local.http_server import (
     WsgiApp,
     too_large_text,
 )
+from harvest.ports import Handler
 
 log = logging.getLogger(__name__)
 
-EventHandler = Callable[[Mapping[str, Any], Any], Any]
 
 SCF_SYNC_EVENT_LIMIT = 6 * 1024 * 1024  # SCF refuses larger synchronous events
 
@@ -104,7 +104,7 @@ def _integration_response(result: Any) -> tuple[int, dict[str, str], bytes]:
     return int(result["statusCode"]), headers, data
 
 
-def event_route(handler: EventHandler, function_name: str = "api") -> Route:
+def event_route(handler: Handler, function_name: str = "api") -> Route:
     """A route that calls an SCF function's handler with the API-gateway event for each request."""
 
     def route(request: HttpRequest) -> HttpResponse:
@@ -139,7 +139,7 @@ class GatewayServer(HttpServer):
 
     def __init__(
         self,
-        handler: EventHandler,
+        handler: Handler,
         host: str = "127.0.0.1",
         port: int = 0,
         extra_routes: Mapping[str, WsgiApp] | None = None,

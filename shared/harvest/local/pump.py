@@ -23,26 +23,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK
-from harvest.ports import ConsumableQueue, Delivery, Relay
+from harvest.ports import Delivery, Handler, LeaseQueue, Relay
 from harvest.triggers import build_ckafka_event
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Mapping[str, Any], Any], Any]
 T = TypeVar("T")
-
-
-class LeaseQueue(ConsumableQueue, Protocol):
-    def receive(
-        self, max_messages: int, visibility_timeout: float, topics: Sequence[str] | None = None
-    ) -> list[Delivery]: ...
-
-    def extend(self, delivery_id: int, visibility_timeout: float) -> None: ...
-
-    def pop_dead_letters(self) -> list[tuple[Delivery, str]]: ...
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from harvest.composition import (
     build_backend,
     build_harvest_deps,
     build_operations,
+    lease_queue,
 )
 from harvest.domain.destination import parse_destination
 from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK, describe_message
@@ -235,9 +236,8 @@ def build_stack(settings: Settings) -> LocalStack:
         TOPIC_FINALIZE: finalizer.make_handler(deps, stopping=stop_event.is_set),
         TOPIC_CALLBACK: finalizer.make_handler(deps, stopping=stop_event.is_set),
     }
-    queue = backend.queue
     pump = QueuePump(
-        queue,  # type: ignore[arg-type]  # build_backend returns the SqlQueue when queue_backend is sql
+        lease_queue(backend),
         backend.relay,
         handlers,
         _dead_letter_handler(deps, metrics, settings.dead_letter_hold),

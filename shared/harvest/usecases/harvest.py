@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from harvest.domain.destination import normalize_manifest, parse_destination
+from harvest.domain.download import DownloadTask
 from harvest.domain.job import (
     CallbackClaim,
     HarvestJob,
@@ -42,7 +42,7 @@ from harvest.errors import (
     WindowNotCovered,
 )
 from harvest.logs import public_text
-from harvest.ports import JobStore, ObjectStore, Origin, Queue, Relay
+from harvest.ports import JobStore, Notifier, ObjectStore, Origin, Queue, Relay
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,6 @@ MIN_CHUNKS = 8
 
 def chunk_size(tasks: int) -> int:
     return min(CHUNK_MAX_TASKS, max(CHUNK_MIN_TASKS, -(-tasks // MIN_CHUNKS)))
-
-
-class Notifier(Protocol):
-    def notify(self, url: str, payload: dict[str, Any]) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -244,25 +240,21 @@ def plan_job(deps: HarvestDeps, job_id: str) -> None:
 # --- chunk --------------------------------------------------------------------------------------
 
 
-def _fetch_and_store(
-    deps: HarvestDeps, headers: Mapping[str, str], bucket: str, task: Mapping[str, Any]
-) -> int:
-    expected = task.get("size")
-    existing = deps.objects.size(bucket, task["key"])
+def _fetch_and_store(deps: HarvestDeps, headers: Mapping[str, str], bucket: str, task: DownloadTask) -> int:
+    expected = task.size
+    existing = deps.objects.size(bucket, task.key)
     if existing is not None and expected is not None and existing == expected:
         return 0  # stored by an earlier delivery of this chunk
-    rng = task.get("range")
-    content_type = task.get("content_type") or "application/octet-stream"
 
     def store(chunks: Iterator[bytes]) -> int:
         # Straight from the origin's socket to the store, a buffer at a time: a 512 MB segment
         # never sits in memory whole.
         # Not synced one by one: the chunk syncs all its objects once, before it is recorded done.
         return deps.objects.put_stream(
-            bucket, task["key"], _sized(chunks, expected, task["name"]), content_type, durable=False
+            bucket, task.key, _sized(chunks, expected, task.name), task.content_type, durable=False
         )
 
-    return deps.origin.stream(task["url"], headers, (rng[0], rng[1]) if rng else None, store)
+    return deps.origin.stream(task.url, headers, task.range, store)
 
 
 def _sized(chunks: Iterator[bytes], expected: int | None, name: str) -> Iterator[bytes]:
@@ -297,8 +289,8 @@ def harvest_chunk(
     nbytes = _run_tasks(deps, job_id, bucket, endpoint.headers, chunk.tasks, should_stop)
     if nbytes is None:
         return  # the job failed (a segment that could not be fetched) or was cancelled
-    deps.objects.sync(bucket, [task["key"] for task in chunk.tasks])
-    segments = sum(1 for task in chunk.tasks if task.get("counts", True))
+    deps.objects.sync(bucket, [task.key for task in chunk.tasks])
+    segments = sum(1 for task in chunk.tasks if task.counts)
     last = deps.store.complete_chunk(job_id, index, segments, nbytes, [finalize_message(job_id)])
     if last:
         deps.relay.flush()
@@ -309,7 +301,7 @@ def _run_tasks(
     job_id: str,
     bucket: str,
     headers: Mapping[str, str],
-    tasks: Sequence[Mapping[str, Any]],
+    tasks: Sequence[DownloadTask],
     should_stop: Callable[[], bool],
 ) -> int | None:
     """Run tasks with bounded parallelism; None when the job failed (a permanent fetch failure) or
@@ -319,11 +311,11 @@ def _run_tasks(
     progress = [0, 0]  # segments, bytes not yet reported
     still_running = _StillRunning(deps.store, job_id)
 
-    def run(task: Mapping[str, Any]) -> int:
+    def run(task: DownloadTask) -> int:
         if should_stop():
-            raise Interrupted(f"stopped before {task['name']}")
+            raise Interrupted(f"stopped before {task.name}")
         if not still_running():  # cancelled: fetches under way finish their segment, no new one starts
-            raise JobEnded(f"job ended before {task['name']}")
+            raise JobEnded(f"job ended before {task.name}")
         n = _fetch_and_store(deps, headers, bucket, task)
         with lock:
             progress[0] += 1
@@ -381,16 +373,15 @@ def _run_tasks(
 
 def _missing_objects(deps: HarvestDeps, plan: Plan) -> list[str]:
     # One listing instead of a HEAD per object: 43,200 HEADs would take minutes on COS.
-    prefix = posixpath.commonprefix([task["key"] for task in plan.tasks]).rpartition("/")[0]
+    prefix = posixpath.commonprefix([task.key for task in plan.tasks]).rpartition("/")[0]
     stored = dict(deps.objects.list(plan.bucket, prefix + "/" if prefix else ""))
     missing = []
     for task in plan.tasks:
-        size = stored.get(task["key"])
-        expected = task.get("size")
+        size = stored.get(task.key)
         if size is None:
-            missing.append(f"{task['name']} is missing from the bucket")
-        elif expected is not None and size != expected:
-            missing.append(f"{task['name']} has {size} bytes, expected {expected}")
+            missing.append(f"{task.name} is missing from the bucket")
+        elif task.size is not None and size != task.size:
+            missing.append(f"{task.name} has {size} bytes, expected {task.size}")
     return missing
 
 

@@ -29,7 +29,6 @@ import hashlib
 import hmac
 import logging
 import math
-import os
 import re
 import threading
 import time
@@ -42,7 +41,6 @@ from harvest.domain.registry import Registry, StreamRule
 from harvest.domain.validation import CreateParams
 from harvest.errors import (
     AuthFailure,
-    ConfigError,
     InvalidParameter,
     JobAlreadyExists,
     RequestLimitExceeded,
@@ -50,7 +48,7 @@ from harvest.errors import (
     SignatureFailure,
 )
 from harvest.ports import JobStore, LiveEventLedger, Relay
-from harvest.settings import Settings
+from harvest.settings import LiveEventConfig, Settings
 from harvest.usecases.api_jobs import create_job
 
 log = logging.getLogger(__name__)
@@ -62,49 +60,6 @@ STREAMLIVE_PUSH_STOP = 330
 MAX_WINDOW_SECONDS = 24 * 3600  # the longest harvest the API accepts
 MAX_JOB_ID_LENGTH = 128
 _NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def _env_seconds(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a whole number of seconds, got {raw!r}") from exc
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-@dataclass(frozen=True)
-class LiveEventConfig:
-    callback_key: str
-    lead_seconds: int = 10  # harvest this much before the push started
-    tail_seconds: int = 10  # ... and after it stopped
-    default_duration: int = 3600  # session length assumed when nothing tells us where it started
-    # CSS and StreamLive sign with t = now + 10 min: a t further ahead was not made by them (or a
-    # captured signature is being stretched), so it is refused.
-    sign_max_ahead: int = 900
-    rate_limit: float = 5.0  # notifications per second per source address (burst: RATE_BURST_SECONDS)
-    pipeline_window: int = 120  # StreamLive stops of one input this close together are one stop
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> LiveEventConfig:
-        env = os.environ if env is None else env
-        key = env.get("HARVEST_CALLBACK_KEY", "").strip()
-        if not key:
-            # Without a key anyone could compute md5("" + t): refuse to start rather than accept forgeries.
-            raise ConfigError("HARVEST_CALLBACK_KEY must be set to the CSS/StreamLive callback key")
-        return cls(
-            callback_key=key,
-            lead_seconds=_env_seconds(env, "HARVEST_LIVE_LEAD_SECONDS", 10, 0),
-            tail_seconds=_env_seconds(env, "HARVEST_LIVE_TAIL_SECONDS", 10, 0),
-            default_duration=_env_seconds(env, "HARVEST_LIVE_DEFAULT_DURATION", 3600, 1),
-            sign_max_ahead=_env_seconds(env, "HARVEST_LIVE_SIGN_MAX_AHEAD", 900, 1),
-            rate_limit=float(_env_seconds(env, "HARVEST_LIVE_RATE_LIMIT", 5, 0)),
-            pipeline_window=_env_seconds(env, "HARVEST_LIVE_PIPELINE_WINDOW", 120, 1),
-        )
 
 
 class SessionStarts:

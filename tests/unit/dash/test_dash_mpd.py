@@ -49,7 +49,7 @@ def plan(
 
 
 def segment_urls(result: Plan) -> list[str]:
-    return [task["url"].rsplit("/", 1)[1] for task in result.tasks if task["counts"]]
+    return [task.url.rsplit("/", 1)[1] for task in result.tasks if task.counts]
 
 
 def timeline(element: ET.Element) -> list[tuple[str | None, str, str | None]]:
@@ -103,7 +103,7 @@ def test_segment_list_keeps_its_urls_and_byte_ranges_into_one_stored_object_per_
         + "</SegmentList>"
     )
     result, out = plan(mpd(f'<Period start="PT0S">{video(info)}</Period>'), 2, 6)
-    assert [task["range"] for task in result.tasks] == [[0, 100], [110, 10], [120, 10]]
+    assert [task.range for task in result.tasks] == [(0, 100), (110, 10), (120, 10)]
     template = out.find(".//d:SegmentTemplate", NS)
     assert template is not None and template.get("media") == "index/video_v0/$Number$.m4s"
 
@@ -193,7 +193,7 @@ def test_base_url_chains_resolve_and_the_first_of_several_is_used_with_a_warning
         extra="<BaseURL>http://cdn.example/root/</BaseURL>",
     )
     result, out = plan(text, 0, 2)
-    assert [task["url"] for task in result.tasks] == ["http://cdn.example/root/p/a/0.m4s"]
+    assert [task.url for task in result.tasks] == ["http://cdn.example/root/p/a/0.m4s"]
     assert any("several BaseURLs" in w and "'a/'" in w for w in result.warnings)
     assert out.find(".//d:BaseURL", NS) is None
 
@@ -333,7 +333,7 @@ def test_text_tracks_sidecar_webvtt_and_ttml_in_mp4_are_kept_with_language_and_r
     # WHEN [100 s, 104 s) is planned
     result, out = plan(text, 100, 104)
     # THEN the sidecar is fetched whole, once, and the TTML segments like any other
-    urls = [task["url"].split("/live/", 1)[1] for task in result.tasks]
+    urls = [task.url.split("/live/", 1)[1] for task in result.tasks]
     assert urls == ["v0/50.m4s", "v0/51.m4s", "subs/fr.vtt", "ttml-de/50.m4s", "ttml-de/51.m4s"]
     # AND the MPD keeps both sets with language, Role and Label; the sidecar is a relative BaseURL
     sets = out.findall(".//d:AdaptationSet", NS)
@@ -343,8 +343,8 @@ def test_text_tracks_sidecar_webvtt_and_ttml_in_mp4_are_kept_with_language_and_r
     ]
     base = sets[1].find("d:Representation/d:BaseURL", NS)
     assert base is not None and base.text == "index/text_vtt-fr/fr.vtt"
-    assert result.tasks[2]["key"] == "vod/show/index/text_vtt-fr/fr.vtt"
-    assert result.tasks[2]["content_type"] == "text/vtt"
+    assert result.tasks[2].key == "vod/show/index/text_vtt-fr/fr.vtt"
+    assert result.tasks[2].content_type == "text/vtt"
     # AND the sidecar (which spans the whole Period) does not move the VOD's start or length
     assert out.get("mediaPresentationDuration") == "PT4.000S"
     assert_valid_mpd(result.playlists["vod/show/index.mpd"])

@@ -21,6 +21,7 @@ from hls_playlists import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harvest.domain.download import DownloadTask
 from harvest.domain.registry import Endpoint
 from harvest.engine.plan import Plan, playlist_url
 from harvest.errors import PlaylistError
@@ -74,7 +75,7 @@ def test_master_channel_plans_every_rendition_with_relative_uris() -> None:
     # (their byte ranges live inside v0's whole-file segments)
     by_folder: dict[str, list[str]] = {}
     for task in plan.tasks:
-        folder, _, name = task["key"][len(ROOT) :].partition("/")
+        folder, _, name = task.key[len(ROOT) :].partition("/")
         by_folder.setdefault(folder, []).append(name)
     assert by_folder == {
         "v0_640x360": [f"{n}.ts" for n in range(101, 109)],
@@ -82,15 +83,15 @@ def test_master_channel_plans_every_rendition_with_relative_uris() -> None:
         "audio_aac_en": [f"{n}.aac" for n in range(101, 109)],
         "subs_subs_en": [f"{n}.vtt" for n in range(101, 105)],
     }
-    assert plan.tasks[0] == {
-        "url": f"{ORIGIN}/v360/seg_101.ts",
-        "key": f"{ROOT}v0_640x360/101.ts",
-        "range": None,
-        "size": None,
-        "name": "v0_640x360/101.ts",
-        "content_type": "video/mp2t",
-        "counts": True,
-    }
+    assert plan.tasks[0] == DownloadTask(
+        url=f"{ORIGIN}/v360/seg_101.ts",
+        key=f"{ROOT}v0_640x360/101.ts",
+        range=None,
+        size=None,
+        name="v0_640x360/101.ts",
+        content_type="video/mp2t",
+        counts=True,
+    )
     assert plan.segment_count == 28
     # AND child playlists point at their segments relatively; I-frames into v0's objects
     assert "101.ts" in lines_of(plan, "v0_640x360")
@@ -106,8 +107,8 @@ def test_every_task_is_unique_and_planning_is_deterministic() -> None:
     first, _ = plan_for(master_channel(20), 10, 50)
     second, _ = plan_for(master_channel(20), 10, 50)
     assert first.to_json() == second.to_json()
-    assert len({(t["url"], str(t["range"])) for t in first.tasks}) == len(first.tasks)
-    assert len({t["key"] for t in first.tasks}) == len(first.tasks)
+    assert len({(t.url, str(t.range)) for t in first.tasks}) == len(first.tasks)
+    assert len({t.key for t in first.tasks}) == len(first.tasks)
 
 
 def test_renditions_stay_aligned_and_share_one_target_duration() -> None:
@@ -142,9 +143,9 @@ def test_byte_ranges_become_one_task_per_contiguous_run_with_rebased_offsets() -
     url = f"{ORIGIN}/single/index.m3u8"
     plan, _ = plan_for({url: single_file_fmp4(10)}, 12, 30, url=url)
     # THEN two runs are fetched: the init section and segments 2..4 (bytes 11000..26000)
-    assert [(t["key"], t["range"], t["size"], t["counts"]) for t in plan.tasks] == [
-        (f"{ROOT}v0/main_0.mp4", [0, 800], 800, False),
-        (f"{ROOT}v0/main_11000.mp4", [11000, 15000], 15000, True),
+    assert [(t.key, t.range, t.size, t.counts) for t in plan.tasks] == [
+        (f"{ROOT}v0/main_0.mp4", (0, 800), 800, False),
+        (f"{ROOT}v0/main_11000.mp4", (11000, 15000), 15000, True),
     ]
     # AND the Manifest is the VOD media playlist itself, offsets relative to each stored object
     lines = plan.playlists[plan.master_key].splitlines()
@@ -165,7 +166,7 @@ def test_touching_byte_ranges_merge_into_one_object_named_after_the_source() -> 
     url = f"{ORIGIN}/single/index.m3u8"
     text = single_file_fmp4(10).replace('BYTERANGE="800@0"', 'BYTERANGE="1000@0"')
     plan, _ = plan_for({url: text}, 0, 12, url=url)
-    assert [(t["key"], t["range"]) for t in plan.tasks] == [(f"{ROOT}v0/main.mp4", [0, 11000])]
+    assert [(t.key, t.range) for t in plan.tasks] == [(f"{ROOT}v0/main.mp4", (0, 11000))]
     assert '#EXT-X-MAP:URI="index/v0/main.mp4",BYTERANGE="1000@0"' in plan.playlists[plan.master_key]
 
 
@@ -179,12 +180,12 @@ def test_iframe_ranges_without_a_whole_file_task_are_fetched_as_ranges() -> None
     channel[f"{ORIGIN}/v360/iframes.m3u8"] = media(iframe_segs, header=["#EXT-X-I-FRAMES-ONLY"], msn=100)
     plan, _ = plan_for(channel, 12, 24)
     # THEN each non-contiguous range is its own task, named by its offset
-    iframe_tasks = [t for t in plan.tasks if t["key"].startswith(f"{ROOT}iframe_0_640x360/")]
-    assert [(t["key"][len(ROOT) :], t["range"]) for t in iframe_tasks] == [
-        ("iframe_0_640x360/keyframes_4000.mp4", [4000, 500]),
-        ("iframe_0_640x360/keyframes_6000.mp4", [6000, 500]),
+    iframe_tasks = [t for t in plan.tasks if t.key.startswith(f"{ROOT}iframe_0_640x360/")]
+    assert [(t.key[len(ROOT) :], t.range) for t in iframe_tasks] == [
+        ("iframe_0_640x360/keyframes_4000.mp4", (4000, 500)),
+        ("iframe_0_640x360/keyframes_6000.mp4", (6000, 500)),
     ]
-    assert iframe_tasks[0]["name"] == "iframe_0_640x360/keyframes_4000.mp4 (bytes 4000-4499 of keyframes.mp4)"
+    assert iframe_tasks[0].name == "iframe_0_640x360/keyframes_4000.mp4 (bytes 4000-4499 of keyframes.mp4)"
 
 
 # --- requests -----------------------------------------------------------------------------------
@@ -240,15 +241,15 @@ def test_keys_stay_on_the_key_server_by_default() -> None:
     text = plan.playlists[plan.master_key]
     assert f'#EXT-X-KEY:METHOD=AES-128,URI="{ORIGIN}/enc/keys/k1.key"' in text
     assert f'#EXT-X-KEY:METHOD=AES-128,URI="{ORIGIN}/enc/keys/k2.key"' in text
-    assert all(task["counts"] for task in plan.tasks) and len(plan.tasks) == 5
+    assert all(task.counts for task in plan.tasks) and len(plan.tasks) == 5
 
 
 def test_copy_keys_downloads_http_keys_and_points_at_the_copies() -> None:
     url = f"{ORIGIN}/enc/index.m3u8"
     plan, _ = plan_for(_encrypted(url), 0, 30, url=url, copy_keys=True)
-    key_tasks = [t for t in plan.tasks if not t["counts"]]
+    key_tasks = [t for t in plan.tasks if not t.counts]
     # THEN the two AES-128 keys are tasks of 16 bytes each; the FairPlay skd:// key is not
-    assert [(t["url"], t["key"], t["size"]) for t in key_tasks] == [
+    assert [(t.url, t.key, t.size) for t in key_tasks] == [
         (f"{ORIGIN}/enc/keys/k1.key", f"{ROOT}keys/0.key", 16),
         (f"{ORIGIN}/enc/keys/k2.key", f"{ROOT}keys/1.key", 16),
     ]
@@ -262,7 +263,7 @@ def test_copy_keys_downloads_http_keys_and_points_at_the_copies() -> None:
 def test_gap_segments_are_never_planned_but_stay_in_the_playlist() -> None:
     url = f"{ORIGIN}/gappy/index.m3u8"
     plan, _ = plan_for({url: media(with_tags(steady(5), 2, "#EXT-X-GAP"))}, 0, 30, url=url)
-    assert [t["url"].rsplit("/", 1)[1] for t in plan.tasks] == [
+    assert [t.url.rsplit("/", 1)[1] for t in plan.tasks] == [
         "seg_0.ts",
         "seg_1.ts",
         "seg_3.ts",
@@ -294,7 +295,7 @@ def test_no_pdt_fails_for_an_ended_playlist_and_uses_the_live_edge_for_a_live_on
         plan_for({url: ended}, 48, 60, url=url, now=BASE + 60)
     # GIVEN the same playlist still live, read at BASE + 60: its last segment ends then
     plan, _ = plan_for({url: media(steady(10, pdt="none"))}, 48, 60, url=url, now=BASE + 60)
-    assert [t["url"].rsplit("/", 1)[1] for t in plan.tasks] == ["seg_8.ts", "seg_9.ts"]
+    assert [t.url.rsplit("/", 1)[1] for t in plan.tasks] == ["seg_8.ts", "seg_9.ts"]
     # AND the guessed times are not written as if the origin had said them
     assert "#EXT-X-PROGRAM-DATE-TIME" not in plan.playlists[plan.master_key]
 
@@ -321,8 +322,8 @@ def test_plan_survives_a_json_round_trip() -> None:
     assert stored["format"] == 1 and again.segment_count == plan.segment_count
 
 
-def _task(n: int, size: int | None) -> dict[str, object]:
-    return {"url": f"u{n}", "key": f"k{n}", "range": None, "size": size, "name": f"t{n}", "counts": True}
+def _task(n: int, size: int | None) -> DownloadTask:
+    return DownloadTask(f"u{n}", f"k{n}", None, size, f"t{n}", "video/mp2t")
 
 
 @pytest.mark.parametrize(
@@ -341,7 +342,7 @@ def test_chunks_split_in_order_within_both_limits(
 ) -> None:
     plan = Plan(bucket="b", master_key="m", playlists={}, tasks=[_task(n, s) for n, s in enumerate(sizes)])
     chunks = plan.chunks(max_tasks, max_bytes)
-    assert [[task["url"] for task in chunk] for chunk in chunks] == [[f"u{n}" for n in c] for c in expected]
+    assert [[task.url for task in chunk] for chunk in chunks] == [[f"u{n}" for n in c] for c in expected]
     assert plan.chunks(max_tasks, max_bytes) == chunks  # deterministic
 
 
@@ -355,7 +356,7 @@ def test_a_24_hour_playlist_of_14400_segments_plans() -> None:
     # WHEN the whole day but the first minute is planned
     plan, _ = plan_for({url: text}, 60, 86_400, url=url)
     # THEN every segment from msn 1010 on is a task, and the playlist round-trips
-    assert len(plan.tasks) == 14_390 and plan.tasks[0]["key"] == f"{ROOT}v0/1010.ts"
+    assert len(plan.tasks) == 14_390 and plan.tasks[0].key == f"{ROOT}v0/1010.ts"
     again = parse_media(plan.playlists[plan.master_key], f"http://127.0.0.1:9/{plan.master_key}")
     assert len(again.segments) == 14_390 and again.segments[0].msn == 1010
 
@@ -389,14 +390,14 @@ def test_every_output_byte_range_points_at_the_same_source_bytes(case: tuple[str
     plan, _ = plan_for({url: text}, start, end, url=url)
     source = parse_media(text, url)
     output = parse_media(plan.playlists[plan.master_key], f"http://out/{plan.master_key}")
-    tasks = {f"http://out/{task['key']}": task for task in plan.tasks}
+    tasks = {f"http://out/{task.key}": task for task in plan.tasks}
     # THEN each output range, shifted by its object's start, is the source range, inside the object
     by_msn = {s.msn: s for s in source.segments}
     for segment in output.segments:
         task, src = tasks[segment.uri], by_msn[segment.msn]
         assert segment.byterange is not None and src.byterange is not None
-        assert task["range"][0] + segment.byterange.offset == src.byterange.offset
-        assert segment.byterange.end <= task["range"][1] == task["size"]
+        assert task.range[0] + segment.byterange.offset == src.byterange.offset
+        assert segment.byterange.end <= task.range[1] == task.size
     # AND no two tasks overlap or touch (touching ranges are one run)
-    spans = sorted((t["range"][0], t["range"][0] + t["range"][1]) for t in plan.tasks)
+    spans = sorted((t.range[0], t.range[0] + t.range[1]) for t in plan.tasks)
     assert all(a_end < b_start for (_, a_end), (b_start, _) in pairwise(spans))

@@ -251,7 +251,7 @@ def test_4_define_values_imports_and_query_params_are_substituted_and_no_define_
     # WHEN harvested
     result = plan({}, 0, 24, url=master_url, origin=origin)
     # THEN segments are fetched from the substituted URIs
-    assert [t["url"] for t in result.tasks] == [f"https://cdn.example/live/s{i}.ts?sig=1" for i in range(4)]
+    assert [t.url for t in result.tasks] == [f"https://cdn.example/live/s{i}.ts?sig=1" for i in range(4)]
     # AND the written master carries the substituted CODECS and no DEFINE
     master = single(result)
     assert '#EXT-X-STREAM-INF:BANDWIDTH=900000,CODECS="avc1.64001f,mp4a.40.2",RESOLUTION=640x360' in master
@@ -321,7 +321,7 @@ def test_5_relative_uris_resolve_against_the_url_after_redirects() -> None:
         MASTER_URL,
         "http://edge.example/moved/live/v360/index.m3u8",
     ]
-    assert {t["url"].rsplit("/", 2)[0] for t in result.tasks} == {"http://edge.example/moved/live"}
+    assert {t.url.rsplit("/", 2)[0] for t in result.tasks} == {"http://edge.example/moved/live"}
 
 
 # --- 6, 7: attributes passed through, interstitials ---------------------------------------------------
@@ -401,11 +401,11 @@ def test_10_a_clock_that_goes_back_at_a_discontinuity_never_duplicates_media() -
     # WHEN a 12 s window inside the second timeline only is harvested
     result = plan({MEDIA_URL: text}, 48, 60, url=MEDIA_URL)
     # THEN it holds 12 s of media from that timeline alone
-    assert [t["url"].rsplit("/", 1)[1] for t in result.tasks] == ["seg_12.ts", "seg_13.ts"]
+    assert [t.url.rsplit("/", 1)[1] for t in result.tasks] == ["seg_12.ts", "seg_13.ts"]
     # WHEN the window lies whole in the second timeline and only partly in the first
     result = plan({MEDIA_URL: text}, 30, 42, url=MEDIA_URL)
     # THEN only the timeline holding the whole window is used
-    assert [t["url"].rsplit("/", 1)[1] for t in result.tasks] == ["seg_9.ts", "seg_10.ts"]
+    assert [t.url.rsplit("/", 1)[1] for t in result.tasks] == ["seg_9.ts", "seg_10.ts"]
     # WHEN the clock goes back right where the window sits: both timelines hold [24, 36) back to back
     again = media(
         steady(6)
@@ -435,8 +435,8 @@ def test_11_a_rendition_without_pdt_is_aligned_to_its_sibling_and_gets_no_invent
     # WHEN read with a clock 5 s past the video's live edge (the live-edge guess would be 5 s off)
     result = plan(channel, 24, 48, now=BASE + 125)
     # THEN the subtitles are cut at the same segments as the video, and carry no PDT of ours
-    video = [t["key"].rsplit("/", 1)[1] for t in result.tasks if "/v0_" in t["key"]]
-    subtitles = [t["key"].rsplit("/", 1)[1] for t in result.tasks if "/subs_" in t["key"]]
+    video = [t.key.rsplit("/", 1)[1] for t in result.tasks if "/v0_" in t.key]
+    subtitles = [t.key.rsplit("/", 1)[1] for t in result.tasks if "/subs_" in t.key]
     assert video == ["104.ts", "105.ts", "106.ts", "107.ts"]
     assert subtitles == ["104.vtt", "105.vtt", "106.vtt", "107.vtt"]
     assert not tagged(lines_of(result, "subs_subs_en"), "#EXT-X-PROGRAM-DATE-TIME")
@@ -458,7 +458,7 @@ def test_11_alignment_by_a_shared_discontinuity_when_segment_lengths_differ() ->
     # WHEN the window [32, 52) is harvested
     result = plan(channel, 32, 52)
     # THEN subtitles 2 and 3 ([32, 52) from the boundary at 12 s) are chosen
-    assert [t["url"].rsplit("/", 1)[1] for t in result.tasks if "/subs_" in t["key"]] == [
+    assert [t.url.rsplit("/", 1)[1] for t in result.tasks if "/subs_" in t.key] == [
         "s_2.vtt",
         "s_3.vtt",
     ]
@@ -514,7 +514,7 @@ def test_13_segments_are_named_by_their_media_never_as_playlists_or_scripts() ->
     # WHEN harvested
     result = plan({}, 0, 18, url=MEDIA_URL, origin=origin)
     # THEN every one is stored as .ts with the TS content type, sniffed once from the first
-    assert [(t["key"].rsplit("/", 1)[1], t["content_type"]) for t in result.tasks] == [
+    assert [(t.key.rsplit("/", 1)[1], t.content_type) for t in result.tasks] == [
         ("0.ts", "video/mp2t"),
         ("1.ts", "video/mp2t"),
         ("2.ts", "video/mp2t"),
@@ -526,7 +526,7 @@ def test_13_segments_are_named_by_their_media_never_as_playlists_or_scripts() ->
     )
     fmp4 = with_tags([Seg(f"frag?n={i}", pdt=BASE + 6 * i) for i in range(6)], 0, '#EXT-X-MAP:URI="init?v=1"')
     channel[f"{ORIGIN}/v720/index.m3u8"] = media(fmp4, msn=100)
-    names = {t["key"][len(ROOT) :] for t in plan(channel, 0, 24).tasks}
+    names = {t.key[len(ROOT) :] for t in plan(channel, 0, 24).tasks}
     assert {"subs_subs_en/100.vtt", "v1_1280x720/100.m4s", "v1_1280x720/init.mp4"} <= names
 
 
@@ -562,7 +562,7 @@ def test_14_only_the_initial_pathway_is_harvested_and_no_steering_is_written() -
         f"{ORIGIN}/a/v360/index.m3u8",
         f"{ORIGIN}/a/audio/en.m3u8",
     }
-    assert all("/a/" in t["url"] for t in result.tasks) and len(result.tasks) == 8
+    assert all("/a/" in t.url for t in result.tasks) and len(result.tasks) == 8
     # AND the master names one variant and its audio, with no steering left
     text = result.playlists[result.master_key]
     assert "CONTENT-STEERING" not in text and "PATHWAY-ID" not in text and "aud-b" not in text

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harvest.adapters.sql.db import Database, DuplicateKey, Row, Transaction, placeholders
+from harvest.domain.download import DownloadTask
 from harvest.domain.job import CallbackClaim, HarvestJob, JobStatus, Message, Phase, check_transition
 from harvest.errors import InvalidTransition, JobAlreadyExists, JobNotDeletable, JobNotFound
 from harvest.ports import ChunkRecord, JobPage
@@ -204,7 +205,7 @@ class SqlJobStore:
         self,
         job_id: str,
         plan: Mapping[str, Any],
-        chunks: Sequence[Sequence[Mapping[str, Any]]],
+        chunks: Sequence[Sequence[DownloadTask]],
         segments_total: int,
         outbox: Sequence[Message],
     ) -> bool:
@@ -237,7 +238,7 @@ class SqlJobStore:
             tx.execute("INSERT INTO plans (job_id, plan) VALUES (?, ?)", (job_id, json.dumps(plan)))
             tx.executemany(
                 "INSERT INTO chunks (job_id, idx, tasks) VALUES (?, ?, ?)",
-                [(job_id, index, json.dumps(tasks)) for index, tasks in enumerate(chunks)],
+                [(job_id, index, _tasks_json(tasks)) for index, tasks in enumerate(chunks)],
             )
             self._queue_outbox(tx, outbox)
         return True
@@ -262,7 +263,7 @@ class SqlJobStore:
         return ChunkRecord(
             job_id,
             index,
-            json.loads(row["tasks"]),
+            [DownloadTask.from_json(task) for task in json.loads(row["tasks"])],
             bool(row["done"]),
             int(row["segments"]),
             int(row["bytes"]),
@@ -343,3 +344,8 @@ class SqlJobStore:
             _INSERT_OUTBOX,
             [(message.topic, message.key, json.dumps(message.body), now) for message in messages],
         )
+
+
+def _tasks_json(tasks: Sequence[DownloadTask]) -> str:
+    """A chunk's tasks as stored: the same text a chunk held before tasks were typed."""
+    return json.dumps([task.to_json() for task in tasks])
