@@ -7,7 +7,7 @@ Handlers receive what they need from here; nothing below the handlers reads the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,26 +225,27 @@ def build_live_event_end_handler() -> Handler:
     return measured(make_handler(deps), "live_event_end", metrics)
 
 
+def _queue_function(name: str, make_handler: Callable[[HarvestDeps], Handler]) -> Handler:
+    """A CKafka-triggered function (worker, finalizer): its handler on HarvestDeps, measured; one
+    that cannot start fails every invocation, so the trigger retries rather than losing records."""
+    metrics = InvocationMetrics()
+    try:
+        deps = build_harvest_deps(_settings(name), metrics=metrics)
+    except ConfigError as exc:
+        return _failing_invocation(_unconfigured(name, exc))
+    return measured(make_handler(deps), name, metrics)
+
+
 def build_worker_handler() -> Handler:
     from harvest.handlers.worker import make_handler
 
-    metrics = InvocationMetrics()
-    try:
-        deps = build_harvest_deps(_settings("worker"), metrics=metrics)
-    except ConfigError as exc:
-        return _failing_invocation(_unconfigured("worker", exc))
-    return measured(make_handler(deps), "worker", metrics)
+    return _queue_function("worker", make_handler)
 
 
 def build_finalizer_handler() -> Handler:
     from harvest.handlers.finalizer import make_handler
 
-    metrics = InvocationMetrics()
-    try:
-        deps = build_harvest_deps(_settings("finalizer"), metrics=metrics)
-    except ConfigError as exc:
-        return _failing_invocation(_unconfigured("finalizer", exc))
-    return measured(make_handler(deps), "finalizer", metrics)
+    return _queue_function("finalizer", make_handler)
 
 
 def build_sweeper_handler() -> Handler:
