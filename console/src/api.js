@@ -45,7 +45,7 @@ export function webCryptoAvailable() {
   return globalThis.isSecureContext !== false && Boolean(globalThis.crypto && globalThis.crypto.subtle);
 }
 
-// The headers of one signed POST (tencent-platform.md 1.2; the SDK's own algorithm).
+// The headers of one signed POST (docs/platform/api3.md "TC3-HMAC-SHA256"; the SDK's own algorithm).
 export async function signedHeaders({ secretId, secretKey, host, action, region, body, timestamp }) {
   const date = new Date(timestamp * 1000).toISOString().slice(0, 10);
   const canonicalRequest = [

@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any
 
 from harvest.domain.job import HarvestJob, JobStatus, Message
-from harvest.errors import API_CODES
+from harvest.errors import API_CODES, HarvestError
 from harvest.ports import ChunkRecord, Handler, JobStore, Metrics
 
 
@@ -213,12 +213,17 @@ def instrument_api_handler(
 
 
 def _action_of(event: Mapping[str, Any], actions: Sequence[str]) -> str:
-    headers = event.get("headers")
-    if isinstance(headers, Mapping):
-        for name, value in headers.items():
-            if str(name).lower() == "x-tc-action":
-                return api_action_label(str(value), actions)
-    return "other"
+    """The action a request named: the X-TC-Action header (TC3), else the `Action` parameter of an
+    HmacSHA1/HmacSHA256 (v1) request, read by the API's own event and parameter parsers."""
+    from harvest.api.envelope import read_flat_params
+    from harvest.api.events import parse_event
+
+    try:
+        request = parse_event(event)
+        action = request.header("x-tc-action") or read_flat_params(request).get("Action", "")
+    except HarvestError:
+        return "other"
+    return api_action_label(action.strip(), actions) if action else "other"
 
 
 def _code_of(result: Any) -> str:

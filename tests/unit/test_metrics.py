@@ -218,6 +218,28 @@ def test_api_requests_are_counted_by_known_action_and_code_and_timed() -> None:
     assert "Evil" not in scraped.text
 
 
+def test_a_v1_signed_request_is_counted_under_its_action() -> None:
+    # GIVEN the api handler wrapped, and an HmacSHA256 request: its action is a form parameter
+    def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        return {"statusCode": 200, "headers": {}, "body": json.dumps({"Response": {"RequestId": "r"}})}
+
+    metrics = PrometheusMetrics()
+    wrapped = instrument_api_handler(handler, metrics, ("DescribeStreamPackageHarvestJobs",))
+    form = "Action=DescribeStreamPackageHarvestJobs&SignatureMethod=HmacSHA256&Nonce=1"
+    event = {
+        "httpMethod": "POST",
+        "headers": {"content-type": "application/x-www-form-urlencoded"},
+        "body": form,
+    }
+    # WHEN it is answered
+    wrapped(event, {})
+    # THEN it counts under its action, as a TC3 request would, not under 'other'
+    scraped = parse(metrics.exposition().decode())
+    assert (
+        scraped.value("harvest_api_requests_total", action="DescribeStreamPackageHarvestJobs", code="OK") == 1
+    )
+
+
 def _metric_lines(text: str) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     return [line for line in lines if line.get("metric") == "invocation"]

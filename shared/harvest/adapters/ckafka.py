@@ -32,9 +32,10 @@ _RETRYABLE_CODES = frozenset(
     {"ClientNetworkError", "ServerNetworkError", "InternalError", "ServiceUnavailable"}
 )
 _LOCAL_HOSTS = ("127.0.0.1", "localhost")
-# What API 3.0 answers when a role's temporary keys have expired or been replaced (common error
-# codes, 1.5 in tencent-platform.md). Worth one immediate retry with the keys read again; if they
-# are still the stale ones, the queue's redelivery retries later, with the next invocation's keys.
+# What API 3.0 answers when a role's temporary keys have expired or been replaced (its common error
+# codes: docs/platform/api3.md, "Common error codes"). Worth one immediate retry with the keys read
+# again; if they are still the stale ones, the queue's redelivery retries later, with the next
+# invocation's keys.
 EXPIRED_TOKEN_CODES = frozenset({"AuthFailure.TokenFailure", "AuthFailure.SecretIdNotFound"})
 
 
