@@ -152,6 +152,7 @@ def build(out: Path, python_version: str = "3.10") -> tuple[int, int]:
             if product.name not in KEEP_SDK_PRODUCTS:
                 shutil.rmtree(product) if product.is_dir() else product.unlink()
         shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts: nothing runs them on SCF
+        shutil.rmtree(target / "Crypto" / "SelfTest", ignore_errors=True)  # pycryptodome's own tests
         _check_imports(_copy_package(target), target)
         for cache in list(target.rglob("__pycache__")):
             shutil.rmtree(cache, ignore_errors=True)

@@ -289,6 +289,9 @@ def zip_code(folder: Path, out: Path) -> Path:
     """The function's code zip as uploadCodeToCos makes it: the folder's contents at the zip root."""
     import zipfile
 
+    if not (folder / "index.py").is_file():
+        # An unstaged folder would upload an empty zip that SCF accepts and then cannot run.
+        raise SystemExit(f"{folder} has no index.py: stage the functions first (`make functions`)")
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(folder.rglob("*")):
