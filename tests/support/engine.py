@@ -1,7 +1,7 @@
 """A harvest engine on one machine for tests: real handlers, real pump, SQLite, local disk, HTTP origin.
 
-Jobs are created through the real create use case; the pump delivers CKafka-trigger events to the
-real worker and finalizer handlers, exactly as `harvest serve` does.
+Jobs are created through the real create use case; the pump runs messages through the real
+worker's and finalizer's record loop, exactly as `harvest serve` does.
 """
 
 from __future__ import annotations
@@ -106,9 +106,9 @@ def make_engine(
     if objects is not None:
         deps = replace(deps, objects=objects)
     handlers = {
-        TOPIC_WORK: worker.make_handler(deps),
-        TOPIC_FINALIZE: finalizer.make_handler(deps),
-        TOPIC_CALLBACK: finalizer.make_handler(deps),
+        TOPIC_WORK: worker.record_handler(deps),
+        TOPIC_FINALIZE: finalizer.record_handler(deps),
+        TOPIC_CALLBACK: finalizer.record_handler(deps),
     }
     pump = QueuePump(
         lease_queue(backend),
