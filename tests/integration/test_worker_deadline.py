@@ -159,8 +159,8 @@ def test_a_chunk_running_at_the_deadline_stops_between_downloads_and_resumes(
     # THEN chunk 0 stopped at the deadline: after 6 segments (60 s), plus the 2 already downloading
     result = info.value.result
     assert [(r.outcome, r.error) for r in result.records] == [
-        (Outcome.LEFT, "chunk 0 interrupted: the invocation's deadline"),
-        (Outcome.LEFT, "chunk 0 interrupted: the invocation's deadline"),
+        (Outcome.LEFT, "chunk 0 interrupted: the invocation's deadline came"),
+        (Outcome.LEFT, "chunk 0 interrupted: the invocation's deadline came"),
     ]
     assert chunks_done(deps, "cut-short")[:2] == [False, False]
     root = deps.settings.data_dir / "cos" / BUCKET

@@ -178,7 +178,7 @@ def test_an_outage_that_outlasts_the_deadline_leaves_the_record_and_the_rest() -
     assert handle.seen == ["a"] * len(handle.seen) and len(handle.seen) > 10
     assert [r.outcome for r in result.records] == [Outcome.LEFT, Outcome.LEFT]
     assert result.left_because == (
-        "PostgreSQL is unavailable: connection refused, until the invocation's deadline"
+        "PostgreSQL is unavailable: connection refused, still when the invocation's deadline came"
     )
 
 
@@ -227,7 +227,7 @@ def test_a_chunk_interrupted_at_the_deadline_is_left_with_the_records_after_it()
     # THEN the chunk stopped at the deadline (60 s: six segments), and it and the next are left
     assert len(segments) == 6 and handle.seen == ["a"]
     assert [r.outcome for r in result.records] == [Outcome.LEFT, Outcome.LEFT]
-    assert result.left_because == "chunk 0 interrupted: the invocation's deadline"
+    assert result.left_because == "chunk 0 interrupted: the invocation's deadline came"
     assert result.must_redeliver
 
 
@@ -270,7 +270,7 @@ def test_an_outage_at_shutdown_leaves_the_record_instead_of_failing_it() -> None
         event(plan_message("a")), CONTEXT
     )
     assert [(r.outcome, r.error) for r in result.records] == [
-        (Outcome.LEFT, "COS is unavailable: HTTP 503, until the process is stopping")
+        (Outcome.LEFT, "COS is unavailable: HTTP 503, still when the process is stopping")
     ]
 
 

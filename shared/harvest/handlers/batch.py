@@ -231,13 +231,13 @@ class BatchProcessor(Generic[B]):
             except Interrupted as exc:
                 return self._left(record, f"{step.describe()} interrupted: {self._why_stopped()}", str(exc))
             except Unavailable as exc:  # still down when the time to wait it out ran out
-                return self._left(record, f"{exc.message}, until {self._why_stopped()}", "")
+                return self._left(record, f"{exc.message}, still when {self._why_stopped()}", "")
             except Exception as exc:  # any step's error: kept for the result, the neighbours go on
                 return self._failed(record, exc)
         return RecordResult(record, Outcome.DONE)
 
     def _why_stopped(self) -> str:
-        return "the process is stopping" if self._stopping() else "the invocation's deadline"
+        return "the process is stopping" if self._stopping() else "the invocation's deadline came"
 
     def _left(self, record: TriggerRecord, why: str, detail: str) -> RecordResult:
         log.warning("%s left for redelivery: %s%s", record.ref, why, f" ({detail})" if detail else "")
