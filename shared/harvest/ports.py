@@ -197,6 +197,10 @@ class LeaseQueue(ConsumableQueue, Protocol):
     def extend(self, delivery_id: int, visibility_timeout: float) -> None:
         """Push the lease of a message still in hand `visibility_timeout` seconds into the future."""
 
+    def release(self, delivery_id: int) -> None:
+        """Give a leased message back at once without spending an attempt: its consumer stopped
+        (at a deadline, or shutting down) before it could finish, which is not the message's fault."""
+
     def pop_dead_letters(self) -> list[tuple[Delivery, str]]:
         """Dead letters not yet reported, each handed out once."""
 

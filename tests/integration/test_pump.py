@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,12 @@ import pytest
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql import Database, SqlJobStore
 from harvest.adapters.sql.queue import SqlQueue
-from harvest.domain.job import TOPIC_CALLBACK, TOPIC_WORK, callback_message, plan_message
+from harvest.domain.job import TOPIC_CALLBACK, TOPIC_WORK, Step, callback_message, plan_message
 from harvest.errors import Unavailable
+from harvest.handlers.batch import ShouldStop
 from harvest.local.pump import PumpConfig, QueuePump
-from harvest.triggers import parse_ckafka_event
+from harvest.ports import Delivery
+from harvest.usecases.harvest import Interrupted
 
 
 class FlakyQueue(SqlQueue):
@@ -42,6 +44,21 @@ class FlakyQueue(SqlQueue):
         return super().nack(delivery_id, error, delay)
 
 
+class CountingQueue(SqlQueue):
+    """A SqlQueue that records the attempt number of every delivery it hands out."""
+
+    def __init__(self, db: Database, max_attempts: int) -> None:
+        super().__init__(db, max_attempts=max_attempts)
+        self.attempts: list[int] = []
+
+    def receive(
+        self, max_messages: int, visibility_timeout: float, topics: Sequence[str] | None = None
+    ) -> list[Delivery]:
+        deliveries = super().receive(max_messages, visibility_timeout, topics)
+        self.attempts += [delivery.attempts for delivery in deliveries]
+        return deliveries
+
+
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[Database]:
     db = Database.connect(f"sqlite:///{tmp_path / 'pump.db'}")
@@ -63,15 +80,18 @@ def start_pump(queue: SqlQueue, db: Database, handlers: Mapping[str, Any], consu
     return pump
 
 
-def job_ids(event: Mapping[str, Any]) -> list[str]:
-    return [record.message.body["job_id"] for record in parse_ckafka_event(event) if record.message]
+def recording(handled: list[str]) -> Callable[[Step, ShouldStop], None]:
+    def handle(step: Step, should_stop: ShouldStop) -> None:
+        handled.append(step.job_id)
+
+    return handle
 
 
 def test_acks_the_database_refuses_are_retried_and_the_consumer_lives_on(database: Database) -> None:
     # GIVEN one consumer on a queue whose first three acks fail as if the database were restarting
     queue = FlakyQueue(database, failures=3)
     handled: list[str] = []
-    pump = start_pump(queue, database, {TOPIC_WORK: lambda event, context: handled.extend(job_ids(event))}, 1)
+    pump = start_pump(queue, database, {TOPIC_WORK: recording(handled)}, 1)
     try:
         # WHEN two messages are published one after the other
         queue.publish([plan_message("first")])
@@ -92,14 +112,14 @@ def test_a_handler_blocked_on_a_callback_holds_up_no_job_message(database: Datab
     started, release = threading.Event(), threading.Event()
     handled: list[str] = []
 
-    def callback(event: Mapping[str, Any], context: Any) -> None:
+    def callback(step: Step, should_stop: ShouldStop) -> None:
         started.set()
         release.wait(20)
 
     pump = start_pump(
         queue,
         database,
-        {TOPIC_CALLBACK: callback, TOPIC_WORK: lambda event, context: handled.extend(job_ids(event))},
+        {TOPIC_CALLBACK: callback, TOPIC_WORK: recording(handled)},
         consumers=1,
     )
     try:
@@ -113,3 +133,57 @@ def test_a_handler_blocked_on_a_callback_holds_up_no_job_message(database: Datab
     finally:
         release.set()
         pump.stop(5)
+
+
+def test_a_record_stopped_by_shutdown_is_released_without_spending_an_attempt(database: Database) -> None:
+    # GIVEN a queue allowing one attempt, and a chunk handler that runs until told to stop
+    queue = CountingQueue(database, max_attempts=1)
+    started = threading.Event()
+
+    def long_chunk(step: Step, should_stop: ShouldStop) -> None:
+        started.set()
+        while not should_stop():
+            time.sleep(0.01)
+        raise Interrupted("stopped before v0/7.ts")
+
+    pump = start_pump(queue, database, {TOPIC_WORK: long_chunk}, consumers=1)
+    queue.publish([plan_message("interrupted")])
+    wait_for(started.is_set, "the record to start")
+    # WHEN the pump stops while the record runs
+    pump.stop(5)
+    # THEN the message is ready again, not dead, and its one attempt is still to come
+    assert queue.counts() == {"ready": 1, "leased": 0, "dead": 0}
+    # AND a pump started afterwards does it, on attempt 1
+    handled: list[str] = []
+    pump = start_pump(queue, database, {TOPIC_WORK: recording(handled)}, consumers=1)
+    try:
+        wait_for(lambda: queue.pending_count() == 0, "the released message to be done")
+    finally:
+        pump.stop(5)
+    assert handled == ["interrupted"] and queue.attempts == [1, 1]
+    assert queue.counts()["dead"] == 0
+
+
+def test_a_failing_record_is_given_back_with_its_error_and_dead_lettered_after_its_attempts(
+    database: Database,
+) -> None:
+    # GIVEN a queue allowing two attempts and a handler that always fails
+    queue = SqlQueue(database, max_attempts=2)
+    calls: list[str] = []
+
+    def broken(step: Step, should_stop: ShouldStop) -> None:
+        calls.append(step.job_id)
+        raise OSError(28, "No space left on device")
+
+    pump = start_pump(queue, database, {TOPIC_WORK: broken}, consumers=1)
+    try:
+        # WHEN its message is published
+        queue.publish([plan_message("full-disk")])
+        wait_for(lambda: queue.counts()["dead"] == 1, "the dead letter")
+    finally:
+        pump.stop(5)
+    # THEN it ran once per attempt, and the dead letter carries the error itself
+    assert calls == ["full-disk", "full-disk"]
+    ((delivery, error),) = queue.dead_letters()
+    assert delivery.message == plan_message("full-disk")
+    assert error == "[Errno 28] No space left on device"

@@ -1,7 +1,7 @@
 """A harvest engine on one machine for tests: real handlers, real pump, SQLite, local disk, HTTP origin.
 
-Jobs are created through the real create use case; the pump delivers CKafka-trigger events to the
-real worker and finalizer handlers, exactly as `harvest serve` does.
+Jobs are created through the real create use case; the pump runs messages through the real
+worker's and finalizer's record loop, exactly as `harvest serve` does.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harvest.composition import build_backend, build_harvest_deps, lease_queue
+from harvest.composition import Backend, build_backend, build_harvest_deps, lease_queue
 from harvest.devtools import LiveOrigin, write_channels_yaml
 from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK, HarvestJob, JobStatus
 from harvest.domain.registry import load_registry
@@ -33,6 +33,24 @@ BUCKET = "vod-1250000000"
 DESTINATION = f"https://{BUCKET}.cos.{REGION}.myqcloud.com/out/"
 
 
+def create(
+    deps: HarvestDeps, now: float, job_id: str, channel: str, start: float, end: float, **extra: Any
+) -> HarvestJob:
+    """A job on the "hls" endpoint of `channel`, through the real create use case."""
+    params = CreateParams(
+        id=job_id,
+        channel_name=channel,
+        endpoint_name="hls",
+        time_format="Epoch seconds",
+        start_time=str(int(start)),
+        end_time=str(int(end)),
+        destination=extra.get("destination", DESTINATION),
+        manifest=extra.get("manifest", f"{job_id}/index.m3u8"),
+        callback_url=extra.get("callback_url"),
+    )
+    return create_job(deps.store, deps.relay, deps.registry, deps.settings, params, now)
+
+
 @dataclass
 class Engine:
     settings: Settings
@@ -46,20 +64,7 @@ class Engine:
         return self.settings.data_dir / "cos" / BUCKET
 
     def create(self, job_id: str, channel: str, start: float, end: float, **extra: Any) -> HarvestJob:
-        params = CreateParams(
-            id=job_id,
-            channel_name=channel,
-            endpoint_name="hls",
-            time_format="Epoch seconds",
-            start_time=str(int(start)),
-            end_time=str(int(end)),
-            destination=extra.get("destination", DESTINATION),
-            manifest=extra.get("manifest", f"{job_id}/index.m3u8"),
-            callback_url=extra.get("callback_url"),
-        )
-        return create_job(
-            self.deps.store, self.deps.relay, self.deps.registry, self.settings, params, self.clock()
-        )
+        return create(self.deps, self.clock(), job_id, channel, start, end, **extra)
 
     def pending_after_drain(self, timeout: float = 10.0) -> int:
         """Messages still queued once the pump has acked what it holds (a job ends before the ack)."""
@@ -79,16 +84,10 @@ class Engine:
         raise AssertionError(f"job {job_id} still Running after {timeout} s: {self.deps.store.get(job_id)}")
 
 
-def make_engine(
-    tmp_path: Path,
-    origin: LiveOrigin,
-    clock: Callable[[], float],
-    *,
-    objects: ObjectStore | None = None,
-    lease_seconds: float = 10,
-    **overrides: Any,
-) -> tuple[Engine, Callable[[], None]]:
-    """An engine on `origin`; `objects` replaces the local-disk bucket (COS tests), `overrides` Settings."""
+def make_deps(
+    tmp_path: Path, origin: LiveOrigin, clock: Callable[[], float], **overrides: Any
+) -> tuple[Backend, HarvestDeps]:
+    """What the functions run on, on `origin`, with no pump: SQLite, local disk; `overrides` Settings."""
     registry_file = tmp_path / "channels.yaml"
     write_channels_yaml(registry_file, origin.url, origin.channels)
     options: dict[str, Any] = {
@@ -102,13 +101,27 @@ def make_engine(
     settings = Settings(**{**options, **overrides})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     backend = build_backend(settings)
-    deps = replace(build_harvest_deps(settings, backend, load_registry(registry_file)), clock=clock)
+    return backend, replace(build_harvest_deps(settings, backend, load_registry(registry_file)), clock=clock)
+
+
+def make_engine(
+    tmp_path: Path,
+    origin: LiveOrigin,
+    clock: Callable[[], float],
+    *,
+    objects: ObjectStore | None = None,
+    lease_seconds: float = 10,
+    **overrides: Any,
+) -> tuple[Engine, Callable[[], None]]:
+    """An engine on `origin`; `objects` replaces the local-disk bucket (COS tests), `overrides` Settings."""
+    backend, deps = make_deps(tmp_path, origin, clock, **overrides)
+    settings = deps.settings
     if objects is not None:
         deps = replace(deps, objects=objects)
     handlers = {
-        TOPIC_WORK: worker.make_handler(deps),
-        TOPIC_FINALIZE: finalizer.make_handler(deps),
-        TOPIC_CALLBACK: finalizer.make_handler(deps),
+        TOPIC_WORK: worker.record_handler(deps),
+        TOPIC_FINALIZE: finalizer.record_handler(deps),
+        TOPIC_CALLBACK: finalizer.record_handler(deps),
     }
     pump = QueuePump(
         lease_queue(backend),

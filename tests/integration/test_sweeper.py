@@ -1,11 +1,10 @@
-"""The sweeper on a real SQLite table and queue, and the CKafka batch loop of the worker/finalizer.
+"""The sweeper on a real SQLite table and queue (the record loop is tested in tests/unit/test_batch.py).
 
 The sweeper's clock is injected, so "an hour later" needs no sleeping.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,7 @@ from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql import Database, SqlJobStore, SqlQueue
 from harvest.domain.job import HarvestJob, JobStatus, Phase, chunk_message, finalize_message, plan_message
 from harvest.domain.registry import Registry
-from harvest.handlers.queue_records import BatchFailed, process_records
 from harvest.settings import Settings
-from harvest.triggers import build_ckafka_event
 from harvest.usecases.harvest import HarvestDeps
 from harvest.usecases.sweep import sweep
 
@@ -136,45 +133,3 @@ def test_sweeper_leaves_moving_jobs_alone_and_publishes_the_outbox(deps: Harvest
     # THEN it re-queues nothing for it, but publishes the committed outbox row
     assert report.requeued == {} and report.published == 1
     assert _queued(deps) == [plan_message("fresh").body]
-
-
-def test_a_batch_processes_every_record_skips_unreadable_ones_and_raises_for_retries() -> None:
-    # GIVEN a CKafka batch: a good record, an unreadable one, one whose handling fails, another good one
-    event = build_ckafka_event(
-        [(1, plan_message("a")), (2, plan_message("boom")), (3, finalize_message("c"))]
-    )
-    event["Records"].insert(
-        1, {"Ckafka": {"topic": "t", "partition": 0, "offset": 9, "msgBody": "{not json"}}
-    )
-    seen: list[str] = []
-
-    def handle(message: Any) -> None:
-        seen.append(message.body["job_id"])
-        if message.body["job_id"] == "boom":
-            raise RuntimeError("database unavailable")
-
-    # WHEN the batch is processed
-    with pytest.raises(BatchFailed, match="database unavailable") as info:
-        process_records(event, {"request_id": "r"}, handle)
-    # THEN the neighbours of the failing record still ran, the unreadable one was skipped (it would
-    # block the partition for ever), and the raise makes SCF redeliver the batch
-    assert seen == ["a", "boom", "c"]
-    assert "t/0@9" not in str(info.value)
-
-
-def test_a_batch_of_only_unreadable_records_is_acknowledged() -> None:
-    event = {"Records": [{"Ckafka": {"topic": "t", "partition": 1, "offset": 5, "msgBody": json.dumps([1])}}]}
-    assert process_records(event, None, lambda m: None) == {
-        "processed": 0,
-        "skipped": 1,
-        "unreadable": ["t/1@5: unreadable record: the message body is not an object"],
-    }
-    assert process_records(replace_records(event, []), None, lambda m: None) == {
-        "processed": 0,
-        "skipped": 0,
-        "unreadable": [],
-    }
-
-
-def replace_records(event: dict[str, Any], records: list[Any]) -> dict[str, Any]:
-    return {**event, "Records": records}
