@@ -1,4 +1,6 @@
-"""SqlQueue against ports.ConsumableQueue, on SQLite and PostgreSQL (see conftest's `db` fixture)."""
+"""SqlQueue against ports.LeaseQueue, on SQLite and PostgreSQL (see conftest's `db` fixture): leases,
+redelivery, nack and dead letters. What every backend, CKafka included, promises about publishing
+and consuming is in test_queue_backends_contract.py."""
 
 from __future__ import annotations
 

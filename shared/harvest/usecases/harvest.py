@@ -42,7 +42,7 @@ from harvest.errors import (
     WindowNotCovered,
 )
 from harvest.logs import public_text
-from harvest.ports import JobStore, Notifier, ObjectStore, Origin, Queue, Relay
+from harvest.ports import HarvestStore, JobRecords, Notifier, ObjectStore, Origin, Queue, Relay
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def chunk_size(tasks: int) -> int:
 class HarvestDeps:
     settings: Settings
     registry: Registry
-    store: JobStore
+    store: HarvestStore  # every concern but the outbox: the relay publishes what the steps commit
     queue: Queue  # direct publishing, for the sweeper's re-queues
     relay: Relay
     objects: ObjectStore
@@ -93,7 +93,7 @@ class JobEnded(Exception):
 class _StillRunning:
     """Whether the job is still Running, read from the store at most every CANCEL_POLL_SECONDS."""
 
-    def __init__(self, store: JobStore, job_id: str) -> None:
+    def __init__(self, store: JobRecords, job_id: str) -> None:
         self._store, self._job_id = store, job_id
         self._lock = threading.Lock()
         self._checked_at = time.monotonic()
