@@ -1,7 +1,8 @@
 """The queue backends the queue contract suite runs on, each with its publish and its consume side.
 
 - `SqlBackend` (SQLite, as `harvest serve` runs it, and PostgreSQL): `SqlQueue` publishes into the
-  queue table; consumers lease with `receive` and `ack`, as the local pump does.
+  queue table; consumers lease with `receive`, read the deliveries with
+  `harvest.triggers.parse_deliveries` and `ack`, as the local pump does.
 - `CKafkaBackend`: `CKafkaQueue.from_settings` publishes through the real Tencent SDK into
   TencentApiStandIn, which checks what CKafka's API would receive (TC3 signature and token,
   SendMessage's shape, at most 500 messages a request, the topic's largest message). A small model
@@ -32,7 +33,7 @@ from harvest.adapters.sql.queue import SqlQueue
 from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK, Message
 from harvest.ports import Queue
 from harvest.settings import Settings
-from harvest.triggers import parse_ckafka_event
+from harvest.triggers import delivery_ref, parse_ckafka_event, parse_deliveries
 
 LEASE = 60.0
 
@@ -75,9 +76,13 @@ class SqlBackend:
     def consume(self) -> list[Message]:
         consumed: list[Message] = []
         while deliveries := self.queue.receive(50, LEASE):
-            for delivery in deliveries:
+            # Read as the local pump reads them: through the same parser the batch processor is given.
+            for delivery, record in zip(deliveries, parse_deliveries(deliveries), strict=True):
                 assert delivery.attempts == 1, f"{delivery.message} delivered {delivery.attempts} times"
-                consumed.append(delivery.message)
+                assert record.error == "", f"the pump could not read {record.ref}: {record.error}"
+                assert record.message is not None
+                assert record.ref == delivery_ref(delivery), f"{record.ref} is not the leased message"
+                consumed.append(record.message)
                 self.queue.ack(delivery.id)
         return consumed
 
@@ -202,11 +207,8 @@ class CKafkaBackend:
             assert record.error == "", f"{topic.name}: the function could not read a record: {record.error}"
             assert record.message is not None
             ckafka = raw["Ckafka"]
-            assert (record.topic, record.partition, record.offset) == (
-                ckafka["topic"],
-                ckafka["partition"],
-                ckafka["offset"],
-            ), f"record reference {record.ref} is not the delivered one"
+            delivered = f"{ckafka['topic']}/{ckafka['partition']}@{ckafka['offset']}"
+            assert record.ref == delivered, f"record reference {record.ref} is not the delivered {delivered}"
             assert record.message.topic == topic.name, f"parsed as topic {record.message.topic!r}"
             # The function sees the CKafka topic's name; the port's topic is the one it is wired to.
             messages.append(replace(record.message, topic=topic.port_topic))
