@@ -205,7 +205,7 @@ def create_trigger_request(trigger: Mapping[str, Any], function_name: str, names
         }
         if params.get("corsConfig"):
             raise PlanError("corsConfig is not rendered here")
-        fixed = ("authType", "netConfig", "qualifier", "corsConfig", "enable", "name")
+        fixed: tuple[str, ...] = ("authType", "netConfig", "qualifier", "corsConfig", "enable", "name")
         rest = {key: value for key, value in params.items() if key not in fixed}
         return {
             **base,
@@ -215,8 +215,7 @@ def create_trigger_request(trigger: Mapping[str, Any], function_name: str, names
             "Enable": "OPEN",
         }
     if kind == "ckafka":  # triggers/ckafka.ts; 2.27.6 names it `${instanceId}-${topic}` unless `name`
-        fixed = ("qualifier", "maxMsgNum", "offset", "retry", "timeout", "consumerGroupName", "enable")
-        fixed = (*fixed, "name")
+        fixed = ("qualifier", "maxMsgNum", "offset", "retry", "timeout", "consumerGroupName", "enable", "name")
         rest = {key: value for key, value in params.items() if key not in fixed}
         desc = {
             "maxMsgNum": params.get("maxMsgNum", 100),
@@ -259,7 +258,7 @@ def plan(config: Path, env: Mapping[str, str] | None = None, code_root: Path | N
     inputs = document["inputs"]
     root_src = inputs.get("src")
     root_dir = code_root or config.parent / (
-        root_src.get("src") if isinstance(root_src, Mapping) else root_src or "."
+        (root_src.get("src") or ".") if isinstance(root_src, Mapping) else root_src or "."
     )
     common = {**inputs, **{key: inputs.get(key) or default for key, default in DEFAULTS.items()}}
     common.pop("src", None)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from tests.support.tasks import download_task
+from tests.support.unused_ports import UnusedNotifier, UnusedObjectStore, UnusedOrigin
 
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql.db import Database
@@ -27,6 +28,7 @@ from harvest.domain.job import (
     finalize_message,
     plan_message,
 )
+from harvest.domain.registry import Registry
 from harvest.settings import Settings
 from harvest.usecases.harvest import HarvestDeps
 from harvest.usecases.operations import fail_held_jobs, replay, stuck_jobs
@@ -137,13 +139,13 @@ def _deps(store: SqlJobStore, queue: SqlQueue, clock: Any) -> HarvestDeps:
     # Only the store, queue and clock are used by these use cases (the jobs have no CallbackURL).
     return HarvestDeps(
         settings=Settings(),
-        registry=None,  # type: ignore[arg-type]
+        registry=Registry(channels={}),
         store=store,
         queue=queue,
         relay=OutboxRelay(store, queue),
-        objects=None,  # type: ignore[arg-type]
-        origin=None,  # type: ignore[arg-type]
-        notifier=None,  # type: ignore[arg-type]
+        objects=UnusedObjectStore(),
+        origin=UnusedOrigin(),
+        notifier=UnusedNotifier(),
         clock=clock,
     )
 

@@ -389,7 +389,12 @@ def test_gateway_answers_502_when_the_handler_breaks_the_contract(
 
 def test_gateway_refuses_bodies_beyond_its_event_limit(no_proxy: None) -> None:
     calls: list[Any] = []
-    with GatewayServer(lambda event, context: calls.append(event), max_body_bytes=16) as gateway:
+
+    def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        calls.append(event)
+        return {"statusCode": 200, "body": ""}
+
+    with GatewayServer(handler, max_body_bytes=16) as gateway:
         response = requests.post(f"http://{gateway.endpoint}/", data=b"x" * 17, timeout=10)
     assert response.status_code == 413 and calls == []
 

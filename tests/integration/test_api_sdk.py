@@ -546,7 +546,7 @@ def test_delete_many_checks_its_ids(api_stack: Stack, ids: list[str], code: str)
 
 
 class BrokenRelay:
-    def flush(self) -> int:
+    def flush(self, limit: int = 500) -> int:
         raise QueueError("queue unreachable")
 
 

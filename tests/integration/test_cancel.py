@@ -64,7 +64,8 @@ def test_a_cancelled_job_stops_fetching_within_a_second_and_calls_back_once(
     origin = TimedOrigin(
         {"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)},
         faults=FaultPlan(stall_rate=1.0, stall_seconds=0.3, seed=3),
-    ).start()
+    )
+    origin.start()
     data_dir = tmp_path / "data"
     env = serve_env(
         data_dir,

@@ -305,7 +305,9 @@ def _read_answer(conn: ssl.SSLSocket) -> bytes:
     while b"\r\n\r\n" not in data:
         data += conn.recv(65536)
     head, _, rest = data.partition(b"\r\n\r\n")
-    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    found = re.search(rb"(?i)content-length: *(\d+)", head)
+    assert found, head
+    length = int(found.group(1))
     while len(rest) < length:
         rest += conn.recv(65536)
     return head + b"\r\n\r\n" + rest
@@ -325,8 +327,12 @@ def test_tls_self_signed_prints_the_fingerprint_it_serves_and_keeps_it_across_re
         try:
             text = served.log_text()
             # THEN it prints the certificate's file, fingerprint and how to trust it
-            cert_file = Path(re.search(r"self-signed certificate (\S+)", text).group(1))  # type: ignore[union-attr]
-            printed = re.search(r"SHA-256 fingerprint ([0-9A-F:]{95})", text).group(1)  # type: ignore[union-attr]
+            named = re.search(r"self-signed certificate (\S+)", text)
+            fingerprint = re.search(r"SHA-256 fingerprint ([0-9A-F:]{95})", text)
+            assert named, text
+            assert fingerprint, text
+            cert_file = Path(named.group(1))
+            printed = fingerprint.group(1)
             assert f"REQUESTS_CA_BUNDLE={cert_file}" in text
             assert cert_file == (data_dir / "tls" / "self-signed.crt").resolve()
             # AND the printed fingerprint is the certificate served
@@ -367,7 +373,9 @@ def test_old_protocols_and_weak_ciphers_are_refused(served: ServeProcess, ca: Ce
             socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
             context.wrap_socket(raw, server_hostname=TEST_HOST) as tls,
         ):
-            return f"{tls.version()} {tls.cipher()[0]}"  # type: ignore[index]
+            cipher = tls.cipher()
+            assert cipher is not None  # None only before the handshake, which wrap_socket has done
+            return f"{tls.version()} {cipher[0]}"
 
     modern = ssl.create_default_context(cafile=str(ca.ca_file))
     assert handshake(modern).startswith("TLSv1.3")

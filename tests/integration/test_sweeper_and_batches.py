@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from tests.support.tasks import download_task
+from tests.support.unused_ports import UnusedOrigin
 
 from harvest.adapters.objectstore.local import LocalDiskStore
 from harvest.adapters.relay import OutboxRelay
@@ -76,7 +77,7 @@ def deps(tmp_path: Path, clock: Clock) -> HarvestDeps:
         queue=queue,
         relay=OutboxRelay(store, queue),
         objects=LocalDiskStore(tmp_path / "cos"),
-        origin=None,  # type: ignore[arg-type]  # the sweeper never fetches
+        origin=UnusedOrigin(),  # the sweeper never fetches
         notifier=NoNotifier(),
         clock=clock,
     )

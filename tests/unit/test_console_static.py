@@ -91,7 +91,9 @@ def test_an_unbuilt_console_says_how_to_build_it(tmp_path: Path) -> None:
 
 def test_text_travels_as_text_in_the_integration_response(root: Path) -> None:
     page = integration_response(console_response("GET", "/console/", {}, CONFIG, root))
-    assert page["isBase64Encoded"] is False and page["body"].startswith("<!doctype html>")
+    assert page["isBase64Encoded"] is False
+    assert isinstance(page["body"], str)
+    assert page["body"].startswith("<!doctype html>")
     (root / "image.bin").write_bytes(b"\xff\xfe\x00")
     binary = integration_response(console_response("GET", "/console/image.bin", {}, CONFIG, root))
     assert binary["isBase64Encoded"] is True and binary["body"] == "//4A"

@@ -67,8 +67,8 @@ def _sdk_mdp_codes() -> set[str]:
     }
 
 
-def _all_subclasses(cls: type) -> list[type]:
-    found = []
+def _all_subclasses(cls: type[HarvestError]) -> list[type[HarvestError]]:
+    found: list[type[HarvestError]] = []
     for sub in cls.__subclasses__():
         found.append(sub)
         found.extend(_all_subclasses(sub))
@@ -86,7 +86,7 @@ def test_every_code_in_the_table_is_an_mdp_or_common_code() -> None:
 
 
 def test_every_named_error_answers_with_a_code_from_the_table() -> None:
-    classes = [HarvestError, *_all_subclasses(HarvestError)]
+    classes: list[type[HarvestError]] = [HarvestError, *_all_subclasses(HarvestError)]
     assert len(classes) > 30
     assert {cls.__name__: cls.code for cls in classes if cls.code not in API_CODES} == {}
     # FieldError picks its code per field; every one of those is in the table too.

@@ -4,6 +4,7 @@ the server context's defaults, the self-signed certificate's life cycle, and the
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,9 +76,9 @@ def test_a_failed_reload_keeps_the_live_pair(tmp_path: Path) -> None:
     context = server_context(cert.cert_file, cert.key_file)
     ran: list[str] = []
 
-    def on_loop(func: object) -> None:
+    def on_loop(func: Callable[[], None]) -> None:
         ran.append("loop")
-        func()  # type: ignore[operator]
+        func()
 
     reloader = CertificateReloader(context, cert.cert_file, cert.key_file, on_loop)
     # WHEN the key is replaced by another certificate's, THEN the reload refuses before the loop

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from harvest.domain.urlpolicy import (
+    Resolver,
     ScopedHeaders,
     UrlPolicy,
     check_scheme,
@@ -17,7 +18,7 @@ from harvest.domain.urlpolicy import (
 from harvest.errors import TargetRefused
 
 
-def resolving_to(*addresses: str):  # type: ignore[no-untyped-def]
+def resolving_to(*addresses: str) -> Resolver:
     def resolve(host: str, port: int) -> Sequence[str]:
         return list(addresses)
 

@@ -6,6 +6,7 @@ of real media from a live origin is in tests/integration/test_dash_engine.py.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -40,9 +41,9 @@ def video(segment_info: str, rep_id: str = "v0", extra: str = "") -> str:
 
 
 def plan(
-    text: str, start: float, end: float, now: float = AST + 1000, **kw: object
+    text: str, start: float, end: float, now: float = AST + 1000, more: Mapping[str, str] | None = None
 ) -> tuple[Plan, ET.Element]:
-    origin = FakeOrigin({URL: text, **kw.pop("more", {})})  # type: ignore[dict-item]
+    origin = FakeOrigin({URL: text, **(more or {})})
     endpoint = Endpoint(name="dash", url=URL, protocol="DASH")
     result = build_plan(origin, endpoint, AST + start, AST + end, Dest(), "show/index.mpd", now=now)
     return result, ET.fromstring(result.playlists["vod/show/index.mpd"])
@@ -337,7 +338,8 @@ def test_text_tracks_sidecar_webvtt_and_ttml_in_mp4_are_kept_with_language_and_r
     assert urls == ["v0/50.m4s", "v0/51.m4s", "subs/fr.vtt", "ttml-de/50.m4s", "ttml-de/51.m4s"]
     # AND the MPD keeps both sets with language, Role and Label; the sidecar is a relative BaseURL
     sets = out.findall(".//d:AdaptationSet", NS)
-    assert [(s.get("lang"), s.find("d:Role", NS).get("value")) for s in sets[1:]] == [  # type: ignore[union-attr]
+    labelled = [(s.get("lang"), s.find("d:Role", NS)) for s in sets[1:]]
+    assert [(lang, role.get("value") if role is not None else None) for lang, role in labelled] == [
         ("fr", "subtitle"),
         ("de", "caption"),
     ]
