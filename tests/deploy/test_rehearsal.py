@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -47,6 +47,8 @@ from tests.deploy.harness import (
     unpack,
 )
 from tests.support.cos_server import CosServer, start_cos_server
+from tests.support.polling import eventually
+from tests.support.signing import live_event_signed
 from tests.support.tencent_api_standin import TencentApiStandIn
 
 from harvest.adapters.sql.db import Database
@@ -312,14 +314,21 @@ def _origin_bytes(url: str, byte_range: tuple[int, int] | None) -> bytes:
     return data
 
 
-def _wait_until(done: Callable[[], bool], deployment: Deployment, timeout: float = JOB_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            logs = {name: i.log_text()[-1500:] for name, i in deployment.instances.items()}
-            raise AssertionError(f"timed out; function logs: {json.dumps(logs, indent=1)}")
-        if not deployment.deliver_all():
-            time.sleep(0.2)
+def _run_until_ended(deployment: Deployment, job_id: str) -> models.HarvestJobResp:
+    """Play the CKafka triggers (deliver what the functions publish) until the job leaves Running."""
+    describe = models.DescribeStreamPackageHarvestJobRequest()
+    describe.ID = job_id
+
+    def ended() -> models.HarvestJobResp | None:
+        deployment.deliver_all()
+        info = deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info
+        return None if info.Status == "Running" else info
+
+    def logs() -> str:
+        tails = {name: i.log_text()[-1500:] for name, i in deployment.instances.items()}
+        return f"job {job_id} to end; function logs: {json.dumps(tails, indent=1)}"
+
+    return eventually(ended, JOB_TIMEOUT, logs, interval=0.2)
 
 
 # --- the rehearsal ------------------------------------------------------------------------------------
@@ -349,14 +358,8 @@ def test_a_job_created_through_the_function_url_completes_byte_exact(deployment:
     # AND the role's keys rotate before the worker runs (the old ones are refused from now on)
     deployment.rotate_keys()
     # AND the CKafka triggers deliver what the functions publish until the job ends
-    describe = models.DescribeStreamPackageHarvestJobRequest()
-    describe.ID = "rehearsal-1"
-    _wait_until(
-        lambda: deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info.Status != "Running",
-        deployment,
-    )
+    info = _run_until_ended(deployment, "rehearsal-1")
     # THEN the job is Completed, in the default destination's bucket
-    info = deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info
     assert (info.Status, info.ErrMessage) == ("Completed", "")
     assert info.Destination == f"https://{deployment.bucket}.cos.{REGION}.myqcloud.com/vod/"
     # AND every planned object is in COS, byte-exact with what the origin serves
@@ -393,12 +396,7 @@ def test_a_css_stream_end_callback_through_its_function_url_creates_a_job_that_c
     stop = int(time.time()) - 20
     expiry = int(time.time()) + 600
     body = json.loads(json.loads((ROOT / "events" / "css_push_stop.json").read_text())["body"])
-    body.update(
-        event_time=stop,
-        push_duration="30000",
-        t=expiry,
-        sign=hashlib.md5(f"{CALLBACK_KEY}{expiry}".encode()).hexdigest(),
-    )
+    body.update(live_event_signed({"event_time": stop, "push_duration": "30000"}, expiry, CALLBACK_KEY))
     # WHEN CSS posts it to live_event_end's function URL
     request = urllib.request.Request(
         f"http://{deployment.urls['live_event_end'].host}/",
@@ -418,11 +416,7 @@ def test_a_css_stream_end_callback_through_its_function_url_creates_a_job_that_c
     info = deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info
     assert (info.ChannelName, info.EndpointName, info.Status) == ("news", "hls", "Running")
     # AND the session's job runs to Completed through the worker and finalizer
-    _wait_until(
-        lambda: deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info.Status != "Running",
-        deployment,
-    )
-    assert deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info.Status == "Completed"
+    assert _run_until_ended(deployment, answer["job_id"]).Status == "Completed"
 
 
 def test_the_console_is_served_through_the_api_function_url(deployment: Deployment) -> None:

@@ -25,9 +25,9 @@ from urllib.parse import urlencode
 import pytest
 import requests
 from tests.support.api_stack import SECRET_ID, SECRET_KEY, write_registry
+from tests.support.signing import signed_headers
 
 from harvest.adapters.sql import Database, SqlJobStore, SqlQueue
-from harvest.api.tc3 import sign_request
 from harvest.composition import build_api_deps
 from harvest.domain.job import HarvestJob
 from harvest.handlers.api import make_handler
@@ -62,14 +62,13 @@ def resign(event: Mapping[str, Any], timestamp: int, secret_key: str = SECRET_KE
     method = fresh.get("httpMethod") or fresh["requestContext"]["http"]["method"]
     body = fresh.get("body") or ""
     raw_body = base64.b64decode(body) if fresh.get("isBase64Encoded") else body.encode()
-    signed = sign_request(
-        secret_id=SECRET_ID,
+    signed = signed_headers(
+        headers[header_key(headers, "Host")],
+        headers[header_key(headers, "X-TC-Action")],
+        raw_body,
         secret_key=secret_key,
-        host=headers[header_key(headers, "Host")],
-        action=headers[header_key(headers, "X-TC-Action")],
         version=headers[header_key(headers, "X-TC-Version")],
         method=method,
-        body=raw_body,
         query=urlencode(fresh.get("queryString") or {}, doseq=True),
         content_type=headers[header_key(headers, "Content-Type")],
         timestamp=timestamp,

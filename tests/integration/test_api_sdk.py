@@ -19,6 +19,7 @@ from tests.support.api_stack import (
     job_params,
     running_api_stack,
 )
+from tests.support.signing import signed_headers
 
 from harvest.api.ratelimit import RateLimiter
 from harvest.domain.job import TOPIC_WORK, JobStatus
@@ -219,17 +220,7 @@ def test_signature_for_another_service_is_invalid_authorization(api_stack: Stack
 
 def test_tampered_body_is_signature_failure(api_stack: Stack) -> None:
     # GIVEN a request signed over one body and sent with another
-    from harvest.api.tc3 import sign_request
-
-    headers = sign_request(
-        secret_id=SECRET_ID,
-        secret_key="secret",
-        host=api_stack.endpoint,
-        action="DescribeStreamPackageHarvestJob",
-        version="2020-05-27",
-        region=REGION,
-        body=b'{"ID": "a"}',
-    )
+    headers = signed_headers(api_stack.endpoint, "DescribeStreamPackageHarvestJob", b'{"ID": "a"}')
     import requests
 
     response = requests.post(

@@ -21,13 +21,14 @@ import m3u8
 import pytest
 import requests
 from tests.support.api_stack import ApiStack, job_params
+from tests.support.clock import ManualClock
 from tests.support.engine import BUCKET, DESTINATION, Engine, ffmpeg_decode_errors
 from tests.support.media import TEST_NOW
 from tests.support.serve_process import serve_env, start_serve
 
 from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.jobstore import SqlJobStore
-from harvest.devtools import ChannelSpec, LiveOrigin, ManualClock, Pool, write_channels_yaml
+from harvest.devtools import ChannelSpec, LiveOrigin, Pool, write_channels_yaml
 from harvest.domain.job import JobStatus
 from harvest.engine.plan import Plan
 from harvest.hls.parse import format_date, parse_master, parse_media

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from xml.etree import ElementTree as ET
 
 import pytest
+from tests.support.clock import ManualClock
 from tests.support.dash import NS, assert_valid_mpd, stored_segments
 from tests.support.engine import Engine, ffmpeg_decode_errors
 from tests.support.media import TEST_NOW
 
-from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool
+from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, Pool
 from harvest.domain.job import JobStatus
 from harvest.domain.validation import CreateParams
 from harvest.usecases.api_jobs import create_job

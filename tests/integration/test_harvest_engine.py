@@ -7,21 +7,28 @@ with no error.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.callback_receiver import Answer, CallbackReceiver
+from tests.support.clock import ManualClock
 from tests.support.engine import BUCKET, Engine, ffmpeg_decode_errors
 from tests.support.media import TEST_NOW
+from tests.support.polling import eventually
 
-from harvest.devtools import ChannelSpec, LiveOrigin, ManualClock, Pool
+from harvest.devtools import ChannelSpec, LiveOrigin, Pool
 from harvest.domain.job import JobStatus
 from harvest.engine.plan import Plan
 from harvest.hls.parse import is_master, parse_master, parse_media
 
-pytest_plugins = ("tests.support.media", "tests.support.engine", "tests.support.cos_server")
+pytest_plugins = (
+    "tests.support.media",
+    "tests.support.engine",
+    "tests.support.cos_server",
+    "tests.support.callback_receiver",
+)
 
 pytestmark = pytest.mark.media
 
@@ -149,11 +156,7 @@ def test_a_repeated_chunk_message_rewrites_the_same_objects(
         + [chunk_message("job-twice", i) for i in range(first.chunks_total)]
         + [finalize_message("job-twice")]
     )
-    import time
-
-    deadline = time.monotonic() + 10
-    while engine.deps.queue.pending_count() and time.monotonic() < deadline:  # type: ignore[attr-defined]
-        time.sleep(0.05)
+    engine.drain()
     # THEN nothing changed: same objects, same bytes, same record
     after = {p: p.read_bytes() for p in sorted(engine.bucket_root.rglob("*")) if p.is_file()}
     assert after == before
@@ -164,39 +167,17 @@ def test_callback_url_receives_the_job_record_and_its_outcome_is_recorded(
     media_pools: dict[str, Pool],
     start_origin: Callable[..., LiveOrigin],
     engine_factory: Callable[..., Engine],
+    callback_receiver: CallbackReceiver,
 ) -> None:
     # GIVEN a receiver that fails once, then accepts (private addresses allowed for this local test)
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    received: list[dict[str, object]] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(json.loads(body))
-            self.send_response(500 if len(received) == 1 else 200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = callback_receiver.script("/done", Answer(500), Answer(200))
     origin, clock = _origin(start_origin, media_pools, "ts")
     engine = engine_factory(origin, clock, allow_private_callbacks=True)
-    url = f"http://127.0.0.1:{server.server_address[1]}/done"
-    try:
-        # WHEN a job with a CallbackURL completes
-        engine.create("job-cb", "ts", TEST_NOW - 30, TEST_NOW - 20, callback_url=url)
-        job = engine.wait("job-cb")
-        deadline = time.monotonic() + 10
-        while not engine.deps.store.get("job-cb").callback_status and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        server.shutdown()
+    # WHEN a job with a CallbackURL completes
+    engine.create("job-cb", "ts", TEST_NOW - 30, TEST_NOW - 20, callback_url=url)
+    job = engine.wait("job-cb")
+    eventually(lambda: engine.deps.store.get("job-cb").callback_status, 10, "the callback outcome")
+    received = [body for _, body in callback_receiver.received()]
     # THEN the receiver got the HarvestJobResp (retried after the 500), and the outcome is on the job
     assert job.status is JobStatus.COMPLETED
     assert received[-1]["ID"] == "job-cb" and received[-1]["Status"] == "Completed"

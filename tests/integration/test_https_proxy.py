@@ -23,11 +23,13 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.mdp.v20200527 import mdp_client, models
 from tests.support.engine import BUCKET, DESTINATION
+from tests.support.polling import eventually
 from tests.support.serve_process import (
     SERVE_REGION,
     SERVE_SECRET_ID,
     SERVE_SECRET_KEY,
     ServeProcess,
+    describe_until_ended,
     serve_env,
     start_serve,
 )
@@ -103,18 +105,18 @@ def behind_nginx(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+    def listening() -> bool:
+        if nginx.poll() is not None:  # exited: its stderr is complete, so reading it cannot block
+            raise AssertionError(f"nginx did not start: {nginx.stderr.read() if nginx.stderr else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if nginx.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"nginx did not start: {nginx.stderr.read() if nginx.stderr else ''}"
-                    ) from None
-                time.sleep(0.05)
+        eventually(listening, 10, f"nginx to listen on port {port} (see {nginx_dir / 'error.log'})")
         yield f"{TEST_HOST}:{port}", served, ca, nginx_dir
     finally:
         nginx.terminate()
@@ -147,12 +149,7 @@ def test_the_sdk_through_nginx_terminating_tls_creates_describes_and_deletes(
             "StartTime": str(now - 30), "EndTime": str(now - 10), "Destination": DESTINATION,
         }))  # fmt: skip
         assert client.CreateStreamPackageHarvestJob(create).Info.ID == "behind-nginx-1"
-        describe = models.DescribeStreamPackageHarvestJobRequest()
-        describe.ID = "behind-nginx-1"
-        deadline = time.monotonic() + 90
-        while (info := client.DescribeStreamPackageHarvestJob(describe).Info).Status == "Running":
-            assert time.monotonic() < deadline, "the job did not end within 90 s"
-            time.sleep(0.3)
+        info = describe_until_ended(client, "behind-nginx-1", 90)
         # THEN it completes, and its manifest is served from the local bucket through nginx
         assert info.Status == "Completed", info.ErrMessage
         get = partial(requests.get, verify=str(ca.ca_file), proxies={"https": proxy.url}, timeout=10)

@@ -33,15 +33,16 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.mdp.v20200527 import mdp_client, models
 from tests.support.engine import BUCKET, DESTINATION
+from tests.support.polling import eventually
 from tests.support.serve_process import (
     HARVEST_BIN,
     SERVE_REGION,
     SERVE_SECRET_ID,
     SERVE_SECRET_KEY,
     ServeProcess,
+    describe_until_ended,
     serve_env,
     start_serve,
-    wait_for,
 )
 from tests.support.tls import (
     TEST_HOST,
@@ -121,18 +122,6 @@ def job_params(job_id: str) -> dict[str, str]:
     }
 
 
-def wait_until_ended(client: mdp_client.MdpClient, job_id: str, timeout: float = 90) -> Any:
-    request = models.DescribeStreamPackageHarvestJobRequest()
-    request.ID = job_id
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = client.DescribeStreamPackageHarvestJob(request).Info
-        if info.Status != "Running":
-            return info
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} still Running after {timeout} s")
-
-
 def served_certificate(port: int, ca_file: Path) -> bytes:
     """The DER certificate a new handshake to 127.0.0.1:port as `harvest.test` is given (verified)."""
     context = ssl.create_default_context(cafile=str(ca_file))
@@ -157,7 +146,7 @@ def test_the_sdk_with_its_default_https_profile_creates_describes_and_deletes(
     create = models.CreateStreamPackageHarvestJobRequest()
     create.from_json_string(json.dumps(job_params("tls-sdk-1")))
     assert client.CreateStreamPackageHarvestJob(create).Info.ID == "tls-sdk-1"
-    info = wait_until_ended(client, "tls-sdk-1")
+    info = describe_until_ended(client, "tls-sdk-1", 90)
     assert info.Status == "Completed", info.ErrMessage
     listing = models.DescribeStreamPackageHarvestJobsRequest()
     listing.ChannelName = "ts"
@@ -233,7 +222,7 @@ def test_tccli_creates_describes_and_deletes_over_https(
     # THEN each answers as the real service would
     assert [job["ID"] for job in listed["Infos"]] == ["tls-tccli-1"]
     assert re.fullmatch(r"[0-9a-f-]{36}", listed["RequestId"])
-    wait_until_ended(sdk_client(f"{TEST_HOST}:{port}", ca.ca_file, proxy), "tls-tccli-1")
+    describe_until_ended(sdk_client(f"{TEST_HOST}:{port}", ca.ca_file, proxy), "tls-tccli-1", 90)
     # AND Delete removes it
     tccli(env, "DeleteStreamPackageHarvestJob", *common, "--ID", "tls-tccli-1")
     assert tccli(env, "DescribeStreamPackageHarvestJobs", *common, "--ChannelName", "ts")["Infos"] == []
@@ -277,7 +266,7 @@ def _check_reload(
     first.cert_file.write_bytes(renewed.cert_file.read_bytes())
     first.key_file.write_bytes(renewed.key_file.read_bytes())
     served.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "TLS certificate reloaded" in served.log_text(), 30, "the reload's log line")
+    eventually(lambda: "TLS certificate reloaded" in served.log_text(), 30, "the reload's log line")
     # THEN the request in flight completes on its connection (old certificate) ...
     conn.sendall(body[8:])
     answer = _read_answer(conn)
@@ -289,11 +278,11 @@ def _check_reload(
     fingerprint = hashlib.sha256(renewed.der).hexdigest().upper()
     assert ":".join(fingerprint[i : i + 2] for i in range(0, 64, 2)) in served.log_text()
     # AND the job the pump was working on completes
-    assert wait_until_ended(client, "tls-reload-1").Status == "Completed"
+    assert describe_until_ended(client, "tls-reload-1", 90).Status == "Completed"
     # WHEN a broken pair is put in place and SIGHUP sent again
     first.key_file.write_bytes(ca.issue(stem="other").key_file.read_bytes())
     served.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "certificate not reloaded" in served.log_text(), 30, "the refusal's log line")
+    eventually(lambda: "certificate not reloaded" in served.log_text(), 30, "the refusal's log line")
     # THEN the renewed certificate still serves, and so does the API
     assert served_certificate(port, ca.ca_file) == renewed.der
     listing = client.DescribeStreamPackageHarvestJobs(models.DescribeStreamPackageHarvestJobsRequest())

@@ -8,7 +8,6 @@ so windows fall inside the endpoint's history and signatures have not expired.
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.util
 import json
 import os
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.signing import live_event_sign
 
 from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.jobstore import SqlJobStore
@@ -88,10 +88,6 @@ def sample(name: str) -> dict[str, Any]:
     return event
 
 
-def sign(t: int, key: str = KEY) -> str:
-    return hashlib.md5(f"{key}{t}".encode()).hexdigest()
-
-
 def retimed(
     name: str, *, event_time: int | None = None, key: str = KEY, t: int | None = None, **fields: Any
 ) -> dict[str, Any]:
@@ -105,7 +101,7 @@ def retimed(
     fields_at.update(fields)
     expiry = int(time.time()) + 600 if t is None else t
     target["t"] = expiry
-    target["sign"] = sign(expiry, key)
+    target["sign"] = live_event_sign(key, expiry)
     event["body"] = json.dumps(body)
     return event
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.polling import eventually
 
 from harvest.cli.client import ClientConfig, HarvestClient
 from harvest.cli.jobs import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, render_bar, wait_for
@@ -200,11 +201,12 @@ def test_a_restart_resumes_queued_work(make_stack: Callable[..., LocalStack]) ->
     first.stop(timeout=5)
     # WHEN a new stack starts on the same data dir
     second = make_stack()
-    deadline = time.monotonic() + 60
-    while second.deps.store.get("resume").status.value == "Running" and time.monotonic() < deadline:
-        time.sleep(0.1)
     # THEN the queued work is done and the job Completed
-    assert second.deps.store.get("resume").status.value == "Completed"
+    def ended() -> str | None:
+        status = second.deps.store.get("resume").status.value
+        return None if status == "Running" else status
+
+    assert eventually(ended, 60, "the resumed job to end") == "Completed"
 
 
 def test_progress_bar_shows_segments_bytes_and_rate() -> None:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 from tests.support.engine import BUCKET, DESTINATION
+from tests.support.polling import eventually
 from tests.support.scrape import Scrape, scrape
 from tests.support.serve_process import (
     SERVE_SECRET_ID,
@@ -38,17 +38,6 @@ pytestmark = pytest.mark.media
 
 JOB = "ops-drill-1"
 ORIGIN_SECRET = "origin-token-5f1c9a"
-
-
-def eventually(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def admin(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -129,7 +118,7 @@ def test_an_operator_sees_the_failures_finds_the_stuck_job_replays_it_and_it_com
             now if running == 1 and waiting == 0 and now.value("harvest_dead_letters", topic="work") else None
         )
 
-    stuck_view: Scrape = eventually(all_chunks_dead, 90, "every chunk dead-lettered")
+    stuck_view = eventually(all_chunks_dead, 90, "every chunk dead-lettered")
     # THEN /metrics shows the failing origin (503s, retried), the dead letters and the Running job
     dead = stuck_view.value("harvest_dead_letters", topic="work")
     assert stuck_view.value("harvest_origin_errors_total", resource="segment", kind="http_503") > 0
@@ -170,11 +159,11 @@ def test_an_operator_sees_the_failures_finds_the_stuck_job_replays_it_and_it_com
     job = served.describe(JOB)
     assert job.ErrMessage == ""
     assert (data_dir / "cos" / BUCKET / "out" / JOB / "index.m3u8").is_file()
-    after = eventually(
-        lambda: (s := scrape(served.url)).value("harvest_jobs_finished_total", status="Completed") == 1 and s,
-        10,
-        "the completion in /metrics",
-    )
+    def completion_counted() -> Scrape | None:
+        now = scrape(served.url)
+        return now if now.value("harvest_jobs_finished_total", status="Completed") == 1 else None
+
+    after = eventually(completion_counted, 10, "the completion in /metrics")
     assert after.value("harvest_dead_letters", topic="work") == 0
     assert after.value("harvest_jobs", status="Completed", phase="done") == 1
     assert after.value("harvest_jobs", status="Running", phase="harvesting") == 0

@@ -4,12 +4,12 @@ deliveries have consumers of their own."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.polling import eventually
 
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql import Database, SqlJobStore
@@ -49,13 +49,6 @@ def database(tmp_path: Path) -> Iterator[Database]:
     db.close()
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 def start_pump(queue: SqlQueue, db: Database, handlers: Mapping[str, Any], consumers: int) -> QueuePump:
     config = PumpConfig(consumers=consumers, callback_consumers=1, lease_seconds=5, retry_base_delay=0.01)
     pump = QueuePump(queue, OutboxRelay(SqlJobStore(db), queue), handlers, lambda d, e: None, config)
@@ -75,9 +68,9 @@ def test_acks_the_database_refuses_are_retried_and_the_consumer_lives_on(databas
     try:
         # WHEN two messages are published one after the other
         queue.publish([plan_message("first")])
-        wait_for(lambda: queue.pending_count() == 0, "the first message to be acked")
+        eventually(lambda: queue.pending_count() == 0, 20, "the first message to be acked")
         queue.publish([plan_message("second")])
-        wait_for(lambda: queue.pending_count() == 0, "the second message to be acked")
+        eventually(lambda: queue.pending_count() == 0, 20, "the second message to be acked")
     finally:
         pump.stop(5)
     # THEN the first was handled once and acked once the database answered; the same consumer went on
@@ -105,10 +98,10 @@ def test_a_handler_blocked_on_a_callback_holds_up_no_job_message(database: Datab
     try:
         # WHEN a callback is being delivered (and blocks) and a job's plan message is queued
         queue.publish([callback_message("slow-receiver")])
-        wait_for(started.is_set, "the callback delivery to start")
+        eventually(started.is_set, 20, "the callback delivery to start")
         queue.publish([plan_message("other-job")])
         # THEN the plan message is handled while the callback still blocks
-        wait_for(lambda: handled == ["other-job"], "the plan message")
+        eventually(lambda: handled == ["other-job"], 20, "the plan message")
         assert not release.is_set() and queue.counts()["leased"] == 1
     finally:
         release.set()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.clock import ManualClock
 from tests.support.tasks import download_task
 from tests.support.unused_ports import UnusedOrigin
 
@@ -25,14 +26,6 @@ from harvest.usecases.harvest import HarvestDeps
 from harvest.usecases.sweep import sweep
 
 NOW = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class NoNotifier:
@@ -61,12 +54,12 @@ def _job(job_id: str, created: float) -> HarvestJob:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW)
+def clock() -> ManualClock:
+    return ManualClock(NOW)
 
 
 @pytest.fixture
-def deps(tmp_path: Path, clock: Clock) -> HarvestDeps:
+def deps(tmp_path: Path, clock: ManualClock) -> HarvestDeps:
     db = Database.connect(f"sqlite:///{tmp_path / 'sweep.db'}")
     store = SqlJobStore(db, clock=clock)
     queue = SqlQueue(db)
@@ -103,7 +96,7 @@ def test_sweeper_fails_jobs_past_their_deadline_saying_how_far_they_got(deps: Ha
     )
 
 
-def test_sweeper_requeues_what_a_stalled_job_is_waiting_for(deps: HarvestDeps, clock: Clock) -> None:
+def test_sweeper_requeues_what_a_stalled_job_is_waiting_for(deps: HarvestDeps, clock: ManualClock) -> None:
     # GIVEN three jobs that stalled 15 minutes ago: one never planned, one with a chunk not done,
     # one waiting to finalize
     store = deps.store

@@ -18,8 +18,8 @@ from tests.support.api_stack import (
     ApiStack,
     job_params,
     running_api_stack,
-    signed_headers,
 )
+from tests.support.signing import signed_headers
 
 CREATE = "CreateStreamPackageHarvestJob"
 DISTINCT_IDS = 50

@@ -32,14 +32,13 @@ from tests.support.api_stack import (
     SECRET_KEY,
     ApiStack,
     running_api_stack,
-    signed_headers,
     write_registry,
 )
+from tests.support.signing import signed_headers
 
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql import Database, SqlJobStore, SqlQueue
 from harvest.api.actions import ACTIONS
-from harvest.api.tc3 import sign_request
 from harvest.domain.registry import load_registry
 from harvest.handlers.api import API_VERSION, ApiDeps, Handler, make_handler
 from harvest.local.gateway import build_event
@@ -313,15 +312,13 @@ def events(draw: st.DrawFn) -> Any:
         )
     headers: dict[str, str] = {}
     if draw(st.integers(0, 3)) > 0:  # mostly signed correctly, so the fuzz reaches the actions
-        headers = sign_request(
-            secret_id=SECRET_ID,
-            secret_key=SECRET_KEY,
-            host=HOST,
-            action=action,
+        headers = signed_headers(
+            HOST,
+            action,
+            body,
             version=draw(st.sampled_from([API_VERSION, API_VERSION, "2017-03-12"])),
             region=draw(st.sampled_from([REGION, REGION, "ap-guangzhou"])),
             method="GET" if method.upper() == "GET" else "POST",
-            body=body,
             query=query,
         )
     for name, value in draw(
@@ -365,8 +362,9 @@ def answer(handler: Handler, event: Any, tally: Tally) -> None:
     check_envelope(result["statusCode"], result["headers"]["Content-Type"], result["body"], tally)
 
 
-def signed_post(action: str, body: bytes, host: str = HOST) -> dict[str, str]:
-    return signed_headers(host, action, body)
+def signed_event(action: str, body: bytes) -> dict[str, Any]:
+    """A POST of `body` to `action` as the API gateway hands it over, correctly signed."""
+    return build_event("POST", "/", signed_headers(HOST, action, body), body, "127.0.0.1", str(uuid.uuid4()))
 
 
 def test_fuzzed_events_always_get_a_well_formed_envelope(
@@ -385,7 +383,7 @@ def test_fuzzed_events_always_get_a_well_formed_envelope(
     def signed_parameters(params: Any, action: str) -> None:
         # GIVEN a correctly signed POST of any JSON parameters to a real action
         body = json.dumps(params, ensure_ascii=False).encode("utf-8", "surrogatepass")
-        event = build_event("POST", "/", signed_post(action, body), body, "127.0.0.1", str(uuid.uuid4()))
+        event = signed_event(action, body)
         # WHEN the API function handles it, THEN the answer is a clean envelope
         answer(handler, event, tally)
 
@@ -394,7 +392,7 @@ def test_fuzzed_events_always_get_a_well_formed_envelope(
     def signed_creates(params: dict[str, Any]) -> None:
         # GIVEN a correctly signed Create that breaks (or keeps) any field rule
         body = json.dumps(params).encode("utf-8", "surrogatepass")
-        event = build_event("POST", "/", signed_post(CREATE, body), body, "127.0.0.1", str(uuid.uuid4()))
+        event = signed_event(CREATE, body)
         # WHEN the API function handles it, THEN the answer is a clean envelope
         answer(handler, event, tally)
 
@@ -405,7 +403,7 @@ def test_fuzzed_events_always_get_a_well_formed_envelope(
         params = valid_create(f"fz-cb-{uuid.uuid4().hex[:12]}", time.time())
         params["CallbackURL"] = url
         body = json.dumps(params).encode("utf-8", "surrogatepass")
-        event = build_event("POST", "/", signed_post(CREATE, body), body, "127.0.0.1", str(uuid.uuid4()))
+        event = signed_event(CREATE, body)
         # WHEN the API function handles it, THEN the answer is a clean envelope
         answer(handler, event, tally)
 
@@ -416,7 +414,7 @@ def test_fuzzed_events_always_get_a_well_formed_envelope(
     # AND a valid Create among them succeeds (the checks above do see success envelopes)
     params = valid_create(f"fz-valid-{uuid.uuid4().hex[:8]}", time.time())
     body = json.dumps(params).encode()
-    event = build_event("POST", "/", signed_post(CREATE, body), body, "127.0.0.1", "ok")
+    event = build_event("POST", "/", signed_headers(HOST, CREATE, body), body, "127.0.0.1", "ok")
     result = handler(event, {})
     info = json.loads(result["body"])["Response"]["Info"]
     assert (info["ID"], info["Status"]) == (params["ID"], "Running")
@@ -467,7 +465,7 @@ def test_fuzzed_http_requests_get_a_well_formed_envelope(
         method: str, action: str, body: bytes, signed: bool, extra: dict[str, str], path: str
     ) -> None:
         # GIVEN a request of any method, path, headers and body sent over HTTP to the gateway
-        headers = signed_post(action, body, http_stack.endpoint) if signed else {}
+        headers = signed_headers(http_stack.endpoint, action, body) if signed else {}
         headers.update({name: value for name, value in extra.items() if name != "Host"})
         # WHEN it is answered
         response = session.request(

@@ -15,15 +15,18 @@ from pathlib import Path
 
 import pytest
 from tests.reliability.table import Recorder
-from tests.reliability.test_crashes import serve_params, wait_for, wait_until_ended
+from tests.reliability.test_crashes import serve_params
+from tests.support.callback_receiver import CallbackReceiver
+from tests.support.clock import ManualClock
 from tests.support.engine import BUCKET, Engine
 from tests.support.media import TEST_NOW
+from tests.support.polling import eventually
 from tests.support.recording_server import Server
-from tests.support.serve_process import CallbackReceiver, serve_env, start_serve
+from tests.support.serve_process import serve_env, start_serve
 
 from harvest.adapters.callback import CallbackNotifier
 from harvest.adapters.retry import RetryPolicy
-from harvest.devtools import ChannelSpec, ManualClock, Pool
+from harvest.devtools import ChannelSpec, Pool
 from harvest.devtools.origin import format_pdt
 from harvest.domain.job import JobStatus
 from harvest.domain.urlpolicy import UrlPolicy
@@ -244,8 +247,8 @@ def test_err_messages_callbacks_and_logs_carry_no_credentials_tokens_or_local_pa
         for job_id, channel in (("creds", "broken"), ("paths", "good")):
             params = serve_params(job_id, end - 20, end, receiver.url())
             process.create({**params, "ChannelName": channel})
-        ended = {job_id: wait_until_ended(process, job_id, 60) for job_id in ("creds", "paths")}
-        wait_for(lambda: len(receiver.received()) >= 2, 20, "both callbacks")
+        ended = {job_id: process.wait_until_ended(job_id, 60) for job_id in ("creds", "paths")}
+        eventually(lambda: len(receiver.received()) >= 2, 20, "both callbacks")
         messages = {job_id: str(process.describe(job_id).ErrMessage) for job_id in ended}
     finally:
         process.stop(10)

@@ -8,7 +8,6 @@ Each "instance" is the live_event_end function built from the environment by the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -22,6 +21,7 @@ import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tests.reliability.table import Recorder
 from tests.support.api_stack import job_params, running_api_stack
+from tests.support.signing import live_event_signed
 
 from harvest.adapters.sql import Database, SqlJobStore
 from harvest.composition import build_live_event_end_handler
@@ -41,21 +41,17 @@ streams:
 Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 
-def signed(fields: dict[str, Any], t: int) -> dict[str, Any]:
-    return {**fields, "t": t, "sign": hashlib.md5(f"{KEY}{t}".encode()).hexdigest()}
-
-
 def css_stop(sequence: str, stream: str = "news_main", t: int | None = None, **extra: Any) -> dict[str, Any]:
     now = int(time.time())
     fields = {"event_type": 0, "stream_id": stream, "channel_id": stream, "sequence": sequence,
               "event_time": now - 60, "push_duration": "600000", **extra}
-    return signed(fields, now + 600 if t is None else t)
+    return live_event_signed(fields, now + 600 if t is None else t, KEY)
 
 
 def streamlive_stop(pipeline: int, t: int) -> dict[str, Any]:
     data = {"appid": 1250000000, "channel_id": "6A4F2D5E000B1C2D3E4F", "event_type": 330,
             "input_id": "5F3E2D1C0B0A09080706", "pipeline": pipeline}
-    return {"data": signed(data, t)}
+    return {"data": live_event_signed(data, t, KEY)}
 
 
 def gateway_event(payload: dict[str, Any], source_ip: str = "42.81.194.37") -> dict[str, Any]:

@@ -7,7 +7,6 @@ tests/integration/test_live_event_end.py (the table references them there).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,27 +25,22 @@ from tests.support.api_stack import (
     ApiStack,
     job_params,
     running_api_stack,
-    signed_headers,
 )
+from tests.support.callback_receiver import Answer, CallbackReceiver
+from tests.support.clock import ManualClock
 from tests.support.engine import Engine
 from tests.support.media import TEST_NOW
-from tests.support.serve_process import (
-    SERVE_REGION,
-    SERVE_SECRET_ID,
-    CallbackReceiver,
-    serve_env,
-    start_serve,
-)
+from tests.support.polling import eventually
+from tests.support.serve_process import SERVE_REGION, SERVE_SECRET_ID, serve_env, start_serve
+from tests.support.signing import live_event_signed, signed_headers
 
 from harvest import logs as harvest_logs
 from harvest.adapters.sql import Database, SqlCredentialStore
-from harvest.api.tc3 import sign_request
 from harvest.composition import build_api_handler, build_live_event_end_handler
-from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool, write_channels_yaml
+from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, Pool, write_channels_yaml
 from harvest.domain.credentials import TemporaryKey, hash_token
 from harvest.domain.job import JobStatus
 from harvest.engine.plan import Plan
-from harvest.handlers.api import API_VERSION
 from harvest.local.gateway import build_event
 from harvest.settings import Settings
 
@@ -192,7 +186,7 @@ def test_a_callback_redirect_to_a_private_address_is_not_followed(
 ) -> None:
     # GIVEN a callback receiver that answers 302 to another address (a "victim" that records hits)
     victim = CallbackReceiver()
-    redirector = CallbackReceiver(redirect_to=victim.url("/internal-admin"))
+    redirector = CallbackReceiver(unscripted=Answer(302, {"Location": victim.url("/internal-admin")}))
     clock = ManualClock(TEST_NOW)
     origin = start_origin({"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}, clock=clock)
     engine = engine_factory(origin, clock, allow_private_callbacks=True)  # both servers are on loopback
@@ -200,10 +194,9 @@ def test_a_callback_redirect_to_a_private_address_is_not_followed(
         # WHEN a job with that CallbackURL completes
         engine.create("redirected", "ts", TEST_NOW - 30, TEST_NOW - 20, callback_url=redirector.url())
         job = engine.wait("redirected")
-        deadline = time.monotonic() + 10
-        while not engine.deps.store.get("redirected").callback_status and time.monotonic() < deadline:
-            time.sleep(0.05)
-        outcome = engine.deps.store.get("redirected").callback_status
+        outcome = eventually(
+            lambda: engine.deps.store.get("redirected").callback_status, 10, "the callback outcome"
+        )
     finally:
         redirector.stop()
         victim.stop()
@@ -415,9 +408,7 @@ def test_no_secret_reaches_the_logs_of_a_serve_process(
             client(SERVE_SECRET_ID, "not-the-key").DescribeStreamPackageHarvestJobs(
                 models.DescribeStreamPackageHarvestJobsRequest()
             )
-        deadline = time.monotonic() + 60
-        while len(receiver.received()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually(lambda: len(receiver.received()) >= 2, 60, "both callbacks")
         owner = client(SERVE_SECRET_ID, API_SECRET)
         statuses = {}
         for job_id in ("good", "bad"):
@@ -450,7 +441,7 @@ def _css_event(key: str, stream_param: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((ROOT / "events" / "css_push_stop.json").read_text(encoding="utf-8"))
     body = json.loads(event["body"])
     t = int(time.time()) + 600
-    body.update(event_time=int(time.time()) - 100, t=t, sign=hashlib.md5(f"{key}{t}".encode()).hexdigest())
+    body.update(live_event_signed({"event_time": int(time.time()) - 100}, t, key))
     body["stream_param"] = stream_param
     event["body"] = json.dumps(body)
     return event
@@ -517,14 +508,13 @@ def test_no_secret_reaches_the_logs_of_the_functions(
     results = []
     for key in (API_SECRET, "not-the-key"):
         body = json.dumps({"ID": "live-news_main-2210464508206756938"}).encode()
-        headers = sign_request(
+        headers = signed_headers(
+            "mdp.tencentcloudapi.com",
+            "DescribeStreamPackageHarvestJob",
+            body,
             secret_id="AKIDfunctionstmp",
             secret_key=key,
-            host="mdp.tencentcloudapi.com",
-            action="DescribeStreamPackageHarvestJob",
-            version=API_VERSION,
             region=settings.region,
-            body=body,
             token=CLIENT_TOKEN,
         )
         event = build_event("POST", "/", headers, body, "127.0.0.1", "req")

@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from tests.support.clock import ManualClock
 
-from harvest.devtools import KINDS, ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool, build_pools
+from harvest.devtools import KINDS, ChannelSpec, FaultPlan, LiveOrigin, Pool, build_pools
 
 MEDIA_DIR = Path(__file__).resolve().parents[1] / ".media"
 # A wall time off any segment boundary, so "has this segment ended" is never a tie.

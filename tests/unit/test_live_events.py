@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.signing import live_event_signed
 
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql.db import Database
@@ -40,10 +40,6 @@ NOW = 1_717_250_000.0
 DESTINATION = "https://vod-1250000000.cos.ap-singapore.myqcloud.com/live/"
 
 
-def signed(payload: dict[str, Any], t: int, key: str = KEY) -> dict[str, Any]:
-    return {**payload, "t": t, "sign": hashlib.md5(f"{key}{t}".encode()).hexdigest()}
-
-
 def css(event_type: int, event_time: int, **extra: Any) -> dict[str, Any]:
     body = {
         "app": "push.example.com",
@@ -56,33 +52,33 @@ def css(event_type: int, event_time: int, **extra: Any) -> dict[str, Any]:
         "sequence": "2210464508206756938",
         **extra,
     }
-    return signed(body, event_time + 600)
+    return live_event_signed(body, event_time + 600, KEY)
 
 
 def streamlive(event_type: int, t: int, channel_id: str = "6A4F2D5E000B1C2D3E4F") -> dict[str, Any]:
     data = {"appid": 1250000000, "channel_id": channel_id, "event_type": event_type}
     data.update(input_id="IN1", pipeline=0)
-    return {"data": signed(data, t)}
+    return {"data": live_event_signed(data, t, KEY)}
 
 
 # --- signature ------------------------------------------------------------------------------------
 
 
 def test_a_correct_sign_with_a_future_t_passes() -> None:
-    verify_signature(signed({}, int(NOW) + 60), KEY, NOW)
+    verify_signature(live_event_signed({}, int(NOW) + 60, KEY), KEY, NOW)
     # t as a string and an upper-case hex sign are the same signature
-    payload = signed({}, int(NOW) + 60)
+    payload = live_event_signed({}, int(NOW) + 60, KEY)
     verify_signature({"t": str(payload["t"]), "sign": payload["sign"].upper()}, KEY, NOW)
 
 
 def test_a_sign_made_with_another_key_is_a_signature_failure() -> None:
     with pytest.raises(SignatureFailure, match="sign does not match"):
-        verify_signature(signed({}, int(NOW) + 60, key="other-key"), KEY, NOW)
+        verify_signature(live_event_signed({}, int(NOW) + 60, "other-key"), KEY, NOW)
 
 
 def test_a_t_in_the_past_is_expired_even_with_a_correct_sign() -> None:
     with pytest.raises(SignatureExpire, match="expired"):
-        verify_signature(signed({}, int(NOW) - 1), KEY, NOW)
+        verify_signature(live_event_signed({}, int(NOW) - 1, KEY), KEY, NOW)
 
 
 @pytest.mark.parametrize("payload", [{"t": 4102444800}, {"sign": "abc"}, {"t": "soon", "sign": "abc"}])

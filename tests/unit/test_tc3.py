@@ -12,6 +12,7 @@ from tencentcloud.common.http.request import RequestInternal
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.mdp.v20200527 import mdp_client
+from tests.support.signing import signed_headers
 
 from harvest.api.tc3 import (
     ReplayCache,
@@ -104,19 +105,10 @@ def test_unsigned_payload_covers_headers_but_not_the_body(monkeypatch: pytest.Mo
 # --- check order and codes ------------------------------------------------------------------------
 
 
-def signed(
-    body: bytes = b'{"ID": "a"}', timestamp: int = NOW, secret_id: str = "AKIDtest", **options: Any
-) -> SignedRequest:
-    headers = sign_request(
-        secret_id=secret_id,
-        secret_key=options.pop("secret_key", "secret"),
-        host="127.0.0.1:8080",
-        action="DescribeStreamPackageHarvestJob",
-        version="2020-05-27",
-        region="ap-singapore",
-        body=body,
-        timestamp=timestamp,
-        **options,
+def signed(body: bytes = b'{"ID": "a"}', timestamp: int = NOW, **options: Any) -> SignedRequest:
+    """A Describe as the verifier receives it, signed with the test key pair (AKIDtest / secret)."""
+    headers = signed_headers(
+        "127.0.0.1:8080", "DescribeStreamPackageHarvestJob", body, timestamp=timestamp, **options
     )
     return SignedRequest("POST", {name.lower(): value for name, value in headers.items()}, body)
 

@@ -165,19 +165,6 @@ def format_pdt(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
-class ManualClock:
-    """A clock for LiveOrigin that only moves when told to: the live edge is then deterministic."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class OriginStats:
     """Counters the benchmark reads: requests by kind, statuses, faults, body bytes sent."""
 
