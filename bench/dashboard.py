@@ -85,7 +85,9 @@ def _every(seconds: float, stop: threading.Event, action: Callable[[], object]) 
         while not stop.wait(seconds):
             try:
                 action()
-            except Exception as exc:  # a refused request is part of the traffic, not a failure
+            # Any failure, not only a refused request: the traffic loop runs for the whole recording
+            # and a refusal is part of what it draws; each one is printed, none ends the loop.
+            except Exception as exc:  # noqa: BLE001
                 print(f"  ({type(exc).__name__}: {exc})", file=sys.stderr)
 
     thread = threading.Thread(target=loop, daemon=True)

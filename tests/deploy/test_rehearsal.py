@@ -73,7 +73,8 @@ def _packaging(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         f"harvest_packaging_{name}", ROOT / "packaging" / f"{name}.py"
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -382,7 +383,8 @@ def test_a_job_created_through_the_function_url_completes_byte_exact(deployment:
     assert master.startswith(b"#EXTM3U")
     # AND both SDKs signed with the role's keys of the moment: the token went along, old and new
     tokens = {call.headers.get("x-tc-token") for call in deployment.ckafka.send_message_calls()}
-    assert deployment.keys.token in tokens and len(tokens) == 2
+    assert deployment.keys.token in tokens
+    assert len(tokens) == 2
     cos_tokens = {
         seen.headers.get("x-cos-security-token") for seen in deployment.cos.requests_for(deployment.bucket)
     }
@@ -426,9 +428,11 @@ def test_the_console_is_served_through_the_api_function_url(deployment: Deployme
     page = deployment.invoke("api", event)
     script = deployment.invoke("api", {**event, "path": "/console/console.js"})
     # THEN both come from the layer's built console, with their content types
-    assert page["statusCode"] == 200 and "<html" in page["body"].lower()
+    assert page["statusCode"] == 200
+    assert "<html" in page["body"].lower()
     assert page["headers"]["Content-Type"].startswith("text/html")
-    assert script["statusCode"] == 200 and "javascript" in script["headers"]["Content-Type"]
+    assert script["statusCode"] == 200
+    assert "javascript" in script["headers"]["Content-Type"]
     assert len(script["body"]) > 100_000  # the bundle with hls.js, not an error page
 
 
@@ -471,10 +475,13 @@ def test_a_function_missing_a_setting_names_it_and_the_api_answers_internal_erro
         instance.stop()
     # THEN it is an InternalError with a RequestId, and the log says once, in one line, what is missing
     response = json.loads(answer["body"])["Response"]
-    assert response["Error"]["Code"] == "InternalError" and response["RequestId"]
+    assert response["Error"]["Code"] == "InternalError"
+    assert response["RequestId"]
     startup = [line for line in instance.log_text().splitlines() if "cannot start" in line]
-    assert len(startup) == 1 and "HARVEST_DATABASE_URL" in startup[0], instance.log_text()[-2000:]
-    assert not list(code_dir.rglob("*.db")) and not (code_dir / ".harvest").exists()
+    assert len(startup) == 1, instance.log_text()[-2000:]
+    assert "HARVEST_DATABASE_URL" in startup[0], instance.log_text()[-2000:]
+    assert not list(code_dir.rglob("*.db"))
+    assert not (code_dir / ".harvest").exists()
 
 
 def test_the_layer_holds_what_the_functions_import_and_nothing_else(layer_dir: Path) -> None:
@@ -491,7 +498,8 @@ def test_the_layer_holds_what_the_functions_import_and_nothing_else(layer_dir: P
     for requirement in declared:
         name = requirement.split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip().lower()
         assert name.replace("_", "-") in installed, name
-    assert not (layer_dir / "cryptography").exists() and "cryptography" not in installed
+    assert not (layer_dir / "cryptography").exists()
+    assert "cryptography" not in installed
     # AND of the Tencent SDK only the products the functions call
     products = sorted(p.name for p in (layer_dir / "tencentcloud").iterdir() if p.is_dir())
     assert products == ["ckafka", "common"]

@@ -471,7 +471,8 @@ def test_pagination_is_complete_stable_and_filterable(api_stack: Stack, method: 
     assert [len(page.Infos) for page in pages] == [10, 10, 7, 0]
     assert {page.TotalNum for page in pages} == {27}
     seen = [(job.CreateTime, job.ID) for page in pages for job in page.Infos]
-    assert seen == sorted(seen) and len(set(seen)) == 27
+    assert seen == sorted(seen)
+    assert len(set(seen)) == 27
     # AND reading again gives the same order
     again = client.DescribeStreamPackageHarvestJobs(list_request(1, 10))
     assert [job.ID for job in again.Infos] == [job.ID for job in pages[0].Infos]

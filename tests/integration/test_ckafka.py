@@ -80,7 +80,8 @@ def test_published_messages_arrive_in_order_on_their_topics_datahub(api: Tencent
     assert as_pairs(api.received(FINALIZE_HUB)) == [({"kind": "finalize", "job_id": "job-b"}, "job-b")]
     # AND the SCF session token went along with the signed requests
     calls = api.send_message_calls()
-    assert calls and all(call.headers.get("x-tc-token") == "scf-session-token" for call in calls)
+    assert calls
+    assert all(call.headers.get("x-tc-token") == "scf-session-token" for call in calls)
     assert all(call.headers.get("x-tc-region") == "ap-singapore" for call in calls)
 
 

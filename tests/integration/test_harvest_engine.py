@@ -73,7 +73,8 @@ def assert_playlists_resolve_and_cover(engine: Engine, plan: Plan, start: float,
         engine.bucket_root / plan.master_key
     ]:
         media = parse_media(path.read_text(), path.as_uri())
-        assert media.ended and media.playlist_type == "VOD"
+        assert media.ended
+        assert media.playlist_type == "VOD"
         for segment in media.segments:
             if segment.gap:
                 continue
@@ -82,12 +83,15 @@ def assert_playlists_resolve_and_cover(engine: Engine, plan: Plan, start: float,
         if media.iframes_only:
             continue
         first, last = media.segments[0], media.segments[-1]
-        assert first.pdt is not None and last.pdt is not None
+        assert first.pdt is not None
+        assert last.pdt is not None
         # AAC segments end a few ms short of the next PDT, hence the small tolerance.
         assert first.pdt <= start < first.pdt + first.duration, f"{path} does not start at the window"
         assert last.pdt < end <= last.pdt + last.duration + 0.05, f"{path} does not end at the window"
         for segment in media.segments:
-            assert segment.pdt is not None and segment.pdt + segment.duration > start and segment.pdt < end
+            assert segment.pdt is not None
+            assert segment.pdt + segment.duration > start
+            assert segment.pdt < end
 
 
 @pytest.mark.parametrize("kind", ["ts", "fmp4", "aes", "byterange"])
@@ -180,8 +184,10 @@ def test_callback_url_receives_the_job_record_and_its_outcome_is_recorded(
     received = [body for _, body in callback_receiver.received()]
     # THEN the receiver got the HarvestJobResp (retried after the 500), and the outcome is on the job
     assert job.status is JobStatus.COMPLETED
-    assert received[-1]["ID"] == "job-cb" and received[-1]["Status"] == "Completed"
-    assert received[-1]["CallbackURL"] == url and len(received) == 2
+    assert received[-1]["ID"] == "job-cb"
+    assert received[-1]["Status"] == "Completed"
+    assert received[-1]["CallbackURL"] == url
+    assert len(received) == 2
     assert engine.deps.store.get("job-cb").callback_status == "delivered: HTTP 200 after 2 attempts"
     assert engine.deps.store.get("job-cb").status is JobStatus.COMPLETED
 

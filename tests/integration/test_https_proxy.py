@@ -154,7 +154,8 @@ def test_the_sdk_through_nginx_terminating_tls_creates_describes_and_deletes(
         assert info.Status == "Completed", info.ErrMessage
         get = partial(requests.get, verify=str(ca.ca_file), proxies={"https": proxy.url}, timeout=10)
         manifest = get(f"https://{endpoint}/cos/{BUCKET}/out/behind-nginx-1/index.m3u8")
-        assert manifest.status_code == 200 and manifest.text.startswith("#EXTM3U")
+        assert manifest.status_code == 200
+        assert manifest.text.startswith("#EXTM3U")
         listing = models.DescribeStreamPackageHarvestJobsRequest()
         assert [job.ID for job in client.DescribeStreamPackageHarvestJobs(listing).Infos] == [
             "behind-nginx-1"
@@ -165,6 +166,7 @@ def test_the_sdk_through_nginx_terminating_tls_creates_describes_and_deletes(
         assert client.DescribeStreamPackageHarvestJobs(listing).Infos == []
         # AND the requests really went through nginx (its access log) over TLS
         access = (nginx_dir / "access.log").read_text()
-        assert access.count('"POST / HTTP/') >= 4 and "/cos/" in access
+        assert access.count('"POST / HTTP/') >= 4
+        assert "/cos/" in access
     finally:
         proxy.stop()

@@ -154,7 +154,8 @@ def test_the_sdk_with_its_default_https_profile_creates_describes_and_deletes(
     # THEN the local bucket and the ops routes answer over HTTPS on the same port
     get = partial(requests.get, verify=str(ca.ca_file), proxies={"https": proxy.url}, timeout=10)
     manifest = get(f"https://{endpoint}/cos/{BUCKET}/out/tls-sdk-1/index.m3u8")
-    assert manifest.status_code == 200 and manifest.text.startswith("#EXTM3U")
+    assert manifest.status_code == 200
+    assert manifest.text.startswith("#EXTM3U")
     assert get(f"https://{endpoint}/healthz").status_code == 200
     assert get(f"https://{endpoint}/readyz").status_code == 200
     assert "harvest_jobs_created_total 1.0" in get(f"https://{endpoint}/metrics").text
@@ -164,7 +165,8 @@ def test_the_sdk_with_its_default_https_profile_creates_describes_and_deletes(
     client.DeleteStreamPackageHarvestJob(delete)
     assert client.DescribeStreamPackageHarvestJobs(listing).Infos == []
     # AND every call went to harvest.test through the tunnel (SNI and Host were the real name)
-    assert proxy.tunnels and set(proxy.tunnels) == {endpoint}
+    assert proxy.tunnels
+    assert set(proxy.tunnels) == {endpoint}
 
 
 def test_a_client_that_does_not_trust_the_certificate_is_refused(
@@ -270,7 +272,8 @@ def _check_reload(
     # THEN the request in flight completes on its connection (old certificate) ...
     conn.sendall(body[8:])
     answer = _read_answer(conn)
-    assert answer.startswith(b"HTTP/1.1 200") and b'"Response"' in answer
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b'"Response"' in answer
     assert conn.getpeercert(binary_form=True) == first.der
     conn.close()
     # ... new handshakes get the renewed certificate, and the log names it
@@ -384,7 +387,13 @@ def test_old_protocols_and_weak_ciphers_are_refused(served: ServeProcess, ca: Ce
     tls12.maximum_version = ssl.TLSVersion.TLSv1_2
     version, cipher = handshake(tls12).split(" ")
     assert (
-        version == "TLSv1.2" and cipher.startswith("ECDHE-ECDSA-") and ("GCM" in cipher or "CHACHA" in cipher)
+        version == "TLSv1.2"
+    )
+    assert (
+        cipher.startswith("ECDHE-ECDSA-")
+    )
+    assert (
+        "GCM" in cipher or "CHACHA" in cipher
     )
 
 
@@ -406,4 +415,5 @@ def test_serve_refuses_an_unusable_certificate_at_start(
     env = serve_env(tmp_path / "data", registry)
     command = [str(HARVEST_BIN), "serve", "--channels", str(registry), *(a.format(**names) for a in args)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr, result.stderr

@@ -25,7 +25,8 @@ def test_the_api_entry_point_logs_its_action_code_and_duration(tmp_path: Path) -
     assert (line["function"], line["cold_start"], line["outcome"]) == ("api", True, "ok")
     assert line["api_action"] == "DescribeStreamPackageHarvestJob"
     assert line["api_code"] == "AuthFailure.SecretIdNotFound"  # the sample is signed with another key
-    assert isinstance(line["duration_ms"], float) and line["duration_ms"] > 0
+    assert isinstance(line["duration_ms"], float)
+    assert line["duration_ms"] > 0
     assert line["request_id"]
 
 

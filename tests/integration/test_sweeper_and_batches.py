@@ -90,7 +90,8 @@ def test_sweeper_fails_jobs_past_their_deadline_saying_how_far_they_got(deps: Ha
     report = sweep(deps, stale_after=300)
     # THEN the job is Failed with a message naming the deadline and its progress
     job = deps.store.get("old")
-    assert report.failed == ["old"] and job.status is JobStatus.FAILED
+    assert report.failed == ["old"]
+    assert job.status is JobStatus.FAILED
     assert job.err_message.startswith(
         "job did not finish within 3600 s (stopped at phase harvesting, 0/2 chunks"
     )
@@ -112,7 +113,8 @@ def test_sweeper_requeues_what_a_stalled_job_is_waiting_for(deps: HarvestDeps, c
     # WHEN the sweeper runs
     report = sweep(deps, stale_after=300)
     # THEN each gets exactly the message it is waiting for, and nothing is failed
-    assert report.failed == [] and report.requeued == {"unplanned": 1, "harvesting": 1, "finalizing": 1}
+    assert report.failed == []
+    assert report.requeued == {"unplanned": 1, "harvesting": 1, "finalizing": 1}
     assert sorted(_queued(deps), key=lambda b: b["job_id"]) == [
         finalize_message("finalizing").body,
         chunk_message("harvesting", 1).body,
@@ -128,7 +130,8 @@ def test_sweeper_leaves_moving_jobs_alone_and_publishes_the_outbox(deps: Harvest
     # WHEN the sweeper runs
     report = sweep(deps, stale_after=300)
     # THEN it re-queues nothing for it, but publishes the committed outbox row
-    assert report.requeued == {} and report.published == 1
+    assert report.requeued == {}
+    assert report.published == 1
     assert _queued(deps) == [plan_message("fresh").body]
 
 

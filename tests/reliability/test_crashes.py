@@ -152,7 +152,8 @@ def test_a_serve_process_killed_mid_harvest_resumes_and_completes_the_job_once(
     counts = origin.counts_for(plan.tasks)
     origin.faults = None
     # THEN the job is Completed once: one callback, every chunk and segment counted once
-    assert status == "Completed" and job.status is JobStatus.COMPLETED, job.err_message
+    assert status == "Completed", job.err_message
+    assert job.status is JobStatus.COMPLETED, job.err_message
     callbacks = callback_receiver.received()
     assert [(body["ID"], body["Status"]) for _, body in callbacks] == [("crash", "Completed")]
     assert job.chunks_done == job.chunks_total > 1
@@ -235,7 +236,8 @@ def test_every_message_delivered_twice_gives_the_same_output_and_one_end(
     # THEN both jobs are Completed and the doubled run stored exactly the reference's bytes
     assert [j.status for j in jobs.values()] == [JobStatus.COMPLETED, JobStatus.COMPLETED]
     assert job.chunks_total > 1
-    assert doubled == reference and len(doubled) > job.segments_total
+    assert doubled == reference
+    assert len(doubled) > job.segments_total
     checked = check_byte_exact(engines["doubled"].bucket_root, plan)
     # AND the repeats after completion changed nothing: same objects, same job record
     assert after == doubled
@@ -313,7 +315,8 @@ def test_two_serve_processes_on_one_postgres_fetch_every_segment_exactly_once(
     job, plan = read_job(database_url, "shared")
     counts = origin.counts_for(plan.tasks)
     # THEN the job is Completed once, byte-exact, with one callback
-    assert status == "Completed" and job.status is JobStatus.COMPLETED, job.err_message
+    assert status == "Completed", job.err_message
+    assert job.status is JobStatus.COMPLETED, job.err_message
     assert job.chunks_done == job.chunks_total > 1
     assert job.segments_done == job.segments_total == plan.segment_count
     callbacks = callback_receiver.received()

@@ -340,25 +340,34 @@ def check_envelope(status: int, content_type: str | None, raw: str | bytes, tall
     assert status == 200
     assert content_type == "application/json"
     data = json.loads(raw)
-    assert isinstance(data, dict) and set(data) == {"Response"}
+    assert isinstance(data, dict)
+    assert set(data) == {"Response"}
     response = data["Response"]
-    assert isinstance(response, dict) and isinstance(response.get("RequestId"), str) and response["RequestId"]
+    assert isinstance(response, dict)
+    assert isinstance(response.get("RequestId"), str)
+    assert response["RequestId"]
     error = response.get("Error")
     if error is None:
         tally.codes["OK"] += 1
         return
-    assert set(error) == {"Code", "Message"} and set(response) == {"Error", "RequestId"}
+    assert set(error) == {"Code", "Message"}
+    assert set(response) == {"Error", "RequestId"}
     code, message = error["Code"], error["Message"]
-    assert isinstance(code, str) and isinstance(message, str) and code and message
+    assert isinstance(code, str)
+    assert isinstance(message, str)
+    assert code
+    assert message
     assert not code.startswith("InternalError"), f"{code}: {message}"
-    assert "Traceback" not in message and 'File "' not in message, message
+    assert "Traceback" not in message, message
+    assert 'File "' not in message, message
     tally.codes[code] += 1
 
 
 def answer(handler: Handler, event: Any, tally: Tally) -> None:
     result = handler(event, {"request_id": "fuzz", "time_limit_in_ms": 30000})
     assert set(result) == {"isBase64Encoded", "statusCode", "headers", "body"}
-    assert result["isBase64Encoded"] is False and result["headers"] == {"Content-Type": "application/json"}
+    assert result["isBase64Encoded"] is False
+    assert result["headers"] == {"Content-Type": "application/json"}
     check_envelope(result["statusCode"], result["headers"]["Content-Type"], result["body"], tally)
 
 

@@ -94,7 +94,8 @@ def test_a_playlist_cannot_make_the_service_fetch_a_private_address(
     job = engine.wait("meta")
     # THEN the job fails naming the refusal, the metadata service got no request, nothing was stored
     assert job.status is JobStatus.FAILED
-    assert "refused" in job.err_message and "127.0.0.3" in job.err_message, job.err_message
+    assert "refused" in job.err_message, job.err_message
+    assert "127.0.0.3" in job.err_message, job.err_message
     assert "after 1 attempt" in job.err_message  # a refusal is never retried
     assert metadata.seen == []
     assert not any(b"leaked" in path.read_bytes() for path in stored_files(engine))
@@ -140,7 +141,8 @@ def test_endpoint_headers_and_timeshift_query_never_leave_the_endpoint(
     # THEN it completes, every request to the endpoint carried the secret, and none to the CDN did,
     # nor the time-shift query
     assert job.status is JobStatus.COMPLETED, job.err_message
-    assert origin.seen and all(seen.headers.get("X-Origin-Secret") == SECRET for seen in origin.seen)
+    assert origin.seen
+    assert all(seen.headers.get("X-Origin-Secret") == SECRET for seen in origin.seen)
     leaked = [seen for seen in cdn.seen if "X-Origin-Secret" in seen.headers or "start=" in seen.query]
     assert {seen.path for seen in cdn.seen} >= {"/cdn/remote.m3u8", "/cdn/8.ts", "/cdn/9.ts"}
     assert leaked == []
@@ -257,7 +259,8 @@ def test_err_messages_callbacks_and_logs_carry_no_credentials_tokens_or_local_pa
     callbacks = json.dumps([body for _, body in receiver.received()])
     # THEN both failed, saying why...
     assert ended == {"creds": "Failed", "paths": "Failed"}
-    assert "does not start with #EXTM3U" in messages["creds"] and "/broken/master.m3u8" in messages["creds"]
+    assert "does not start with #EXTM3U" in messages["creds"]
+    assert "/broken/master.m3u8" in messages["creds"]
     assert "cannot write" in messages["paths"], messages["paths"]
     # ... and neither ErrMessage, nor a callback, nor a log line holds the password, the user name in
     # a URL, the token, or a local path

@@ -140,7 +140,8 @@ def test_a_replayed_stop_creates_nothing_new_on_any_instance_even_after_a_delete
     store.delete([job_id])
     after_delete = [send(handler, stop)[1]["outcome"] for handler in (first, second)]
     # THEN nothing new was created: every replay is a duplicate, and the job stays deleted
-    assert replays == ["duplicate"] * 5 and after_delete == ["duplicate"] * 2
+    assert replays == ["duplicate"] * 5
+    assert after_delete == ["duplicate"] * 2
     assert job_ids(store) == []
     backend = database_url.split(":", 1)[0]
     reliability_record(
@@ -164,7 +165,8 @@ def test_t_must_be_within_the_window_around_now(
     accepted = send(handler, css_stop("seq-ok", t=now + 600))
     # THEN the first three are refused with 403 and create nothing, the last creates its job
     assert all(status == 403 for status, _ in refused.values())
-    assert accepted[1]["outcome"] == "created" and job_ids(store) == [accepted[1]["job_id"]]
+    assert accepted[1]["outcome"] == "created"
+    assert job_ids(store) == [accepted[1]["job_id"]]
     reliability_record(
         "Live-event signature time window",
         "CSS stops signed with t = now + 10 years, now + 901 s, now - 1 s, now + 600 s",
@@ -188,7 +190,9 @@ def test_a_flood_from_one_source_is_rate_limited(
     other = send(handler, css_stop("real-1"), "42.81.194.37")
     # THEN the source gets its burst (4 s at 5/s) and then 429s; the other source is served
     created, limited = statuses.count(200), statuses.count(429)
-    assert created <= 20 + int(elapsed * 5) + 1 and limited >= 60 - created and created + limited == 60
+    assert created <= 20 + int(elapsed * 5) + 1
+    assert limited >= 60 - created
+    assert created + limited == 60
     assert other[1]["outcome"] == "created"
     reliability_record(
         "Live-event flood from one source",

@@ -70,7 +70,8 @@ def stack_factory(tmp_path: Path, clean_proxy_env: None) -> Iterator[Callable[..
 
 
 def answer(response: Any) -> dict[str, Any]:
-    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
     body: dict[str, Any] = response.json()["Response"]
     return body
 
@@ -98,7 +99,8 @@ def test_a_replayed_request_is_refused(
     # THEN the first creates the job and the second is refused as a replay, not run again
     assert code_of(first) == "OK"
     refused = answer(second)["Error"]
-    assert refused["Code"] == "AuthFailure.SignatureFailure" and "replay" in refused["Message"]
+    assert refused["Code"] == "AuthFailure.SignatureFailure"
+    assert "replay" in refused["Message"]
     # AND a read sent twice with one signature (what `harvest wait` does polling twice a second) is
     # served both times: repeating a read changes nothing
     reads = [
@@ -202,7 +204,8 @@ def test_a_callback_redirect_to_a_private_address_is_not_followed(
         victim.stop()
     # THEN the callback was posted once, the redirect was not followed, and the outcome says so
     assert job.status is JobStatus.COMPLETED
-    assert len(redirector.received()) == 1 and victim.received() == []
+    assert len(redirector.received()) == 1
+    assert victim.received() == []
     assert outcome == "failed: HTTP 302 (redirects are not followed) after 1 attempt"
     reliability_record(
         "Callback redirect to a private address",
@@ -266,12 +269,15 @@ def test_manifest_paths_are_normalised_or_refused(
     engine.create("folded", "ts", TEST_NOW - 30, TEST_NOW - 20, manifest="a//b/./c.m3u8")
     job = engine.wait("folded")
     plan = Plan.from_json(engine.deps.store.get_plan("folded"))
-    assert job.status is JobStatus.COMPLETED and job.manifest == "a//b/./c.m3u8"
-    assert plan.master_key == "out/a/b/c.m3u8" and (engine.bucket_root / "out/a/b/c.m3u8").is_file()
+    assert job.status is JobStatus.COMPLETED
+    assert job.manifest == "a//b/./c.m3u8"
+    assert plan.master_key == "out/a/b/c.m3u8"
+    assert (engine.bucket_root / "out/a/b/c.m3u8").is_file()
     stored = [
         p.relative_to(engine.bucket_root).as_posix() for p in engine.bucket_root.rglob("*") if p.is_file()
     ]
-    assert stored and all(key.startswith("out/a/b/") for key in stored)
+    assert stored
+    assert all(key.startswith("out/a/b/") for key in stored)
     reliability_record(
         "Manifest path tricks",
         "Manifest a//b/./c.m3u8; and " + ", ".join(repr(m) for m in bad),
@@ -423,7 +429,9 @@ def test_no_secret_reaches_the_logs_of_a_serve_process(
     # THEN the jobs ended as expected and the log shows it all happened...
     assert statuses == {"good": "Completed", "bad": "Failed"}, statuses
     assert wrong.value.code == "AuthFailure.SignatureFailure"
-    assert "job completed" in log and "job failed" in log and "AuthFailure.SignatureFailure" in log
+    assert "job completed" in log
+    assert "job failed" in log
+    assert "AuthFailure.SignatureFailure" in log
     assert '"logger": "harvest.adapters.callback"' in log
     # ... yet not one secret appears in it
     assert _leaks(log) == []
@@ -526,7 +534,8 @@ def test_no_secret_reaches_the_logs_of_the_functions(
     # ... and neither the log records nor the JSON lines on stdout hold a secret
     records = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
     stdout = capsys.readouterr().out
-    assert caplog.records and "notification refused" in records
+    assert caplog.records
+    assert "notification refused" in records
     assert _leaks(records) == [], "a log record carries a secret (before redaction)"
     assert _leaks(stdout) == [], "the JSON log output carries a secret"
     reliability_record(

@@ -113,8 +113,10 @@ def test_a_css_disconnect_carries_its_push_duration_in_seconds() -> None:
 def test_css_start_and_stop_of_one_session_share_the_session_key() -> None:
     start = parse_live_event(css(1, 1_717_243_200), NOW)
     stop = parse_live_event(css(0, 1_717_246_800), NOW)
-    assert start is not None and stop is not None
-    assert start.started and not stop.started
+    assert start is not None
+    assert stop is not None
+    assert start.started
+    assert not stop.started
     assert start.session == stop.session
 
 
@@ -269,7 +271,8 @@ def test_a_push_start_creates_nothing(harness: Harness) -> None:
 
 def test_an_unknown_stream_is_ignored(harness: Harness) -> None:
     result = harness.handle(css(0, int(NOW) - 100, stream_id="weather", channel_id="weather"))
-    assert result.outcome == "ignored" and "weather" in result.message
+    assert result.outcome == "ignored"
+    assert "weather" in result.message
     assert harness.store.list(None, 0, 10).total == 0
 
 

@@ -289,7 +289,8 @@ def test_each_invocation_logs_one_metrics_line_with_cold_start_function_and_dura
         "outcome": "ok",
     }
     assert set(first["counts"]) == set(COUNT_NAMES)
-    assert first["counts"]["segments_harvested"] == 25 and first["counts"]["origin_retries"] == 1
+    assert first["counts"]["segments_harvested"] == 25
+    assert first["counts"]["origin_retries"] == 1
     assert (second["cold_start"], second["function"], second["duration_ms"]) == (
         False,
         "harvest-prod-worker",

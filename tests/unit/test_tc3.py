@@ -3,7 +3,6 @@ the documented order with the documented codes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -259,8 +258,8 @@ def test_parse_authorization_reads_every_part() -> None:
 
 
 @pytest.fixture
-def replay_verifier() -> Iterator[Tc3Verifier]:
-    yield Tc3Verifier(SECRETS, "mdp", 300, ReplayCache(300))
+def replay_verifier() -> Tc3Verifier:
+    return Tc3Verifier(SECRETS, "mdp", 300, ReplayCache(300))
 
 
 def test_a_replayed_signature_is_refused(replay_verifier: Tc3Verifier) -> None:
