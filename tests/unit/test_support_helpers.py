@@ -51,9 +51,9 @@ def test_the_callback_receiver_answers_from_its_script_and_keeps_every_request()
     with CallbackReceiver(unscripted=Answer(404)) as receiver:
         # GIVEN a path scripted to fail once, then redirect
         url = receiver.script("/hook", Answer(500), Answer(302, {"Location": "http://127.0.0.1:9/x"}))
-        post = lambda: requests.post(url, json={"ID": "a"}, allow_redirects=False, timeout=5)  # noqa: E731
         # WHEN it is posted three times, and another path once
-        statuses = [post().status_code for _ in range(3)]
+        answers = [requests.post(url, json={"ID": "a"}, allow_redirects=False, timeout=5) for _ in range(3)]
+        statuses = [answer.status_code for answer in answers]
         other = requests.post(receiver.url("/other"), data=b"not json", timeout=5).status_code
     # THEN the script is played in turn (its last answer repeats), other paths get the default
     assert statuses == [500, 302, 302]
