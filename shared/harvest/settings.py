@@ -348,45 +348,12 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        try:
-            self.zone  # noqa: B018  (raises for an unknown name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(
-                "HARVEST_TIMEZONE must be an IANA time zone name like Asia/Shanghai or UTC,"
-                f" got {self.timezone!r}"
-            ) from None
-        if self.rate_limit < 0:
-            raise ConfigError("HARVEST_RATE_LIMIT must be >= 0 (0 disables rate limiting)")
-        if self.workers < 1:
-            raise ConfigError("HARVEST_WORKERS must be >= 1")
-        if self.max_connections < 1:
-            raise ConfigError("HARVEST_MAX_CONNECTIONS must be >= 1")
-        if self.request_head_timeout <= 0:
-            raise ConfigError("HARVEST_REQUEST_HEAD_TIMEOUT must be > 0 seconds")
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ConfigError("HTTPS needs both HARVEST_TLS_CERT and HARVEST_TLS_KEY (--tls-cert, --tls-key)")
-        if self.tls_self_signed and self.tls_cert is not None:
-            raise ConfigError("give a certificate (--tls-cert/--tls-key) or --tls-self-signed, not both")
-        if self.object_store not in ("local", "cos"):
-            raise ConfigError("HARVEST_OBJECT_STORE must be 'local' or 'cos'")
-        if self.queue_backend not in ("sql", "ckafka"):
-            raise ConfigError("HARVEST_QUEUE must be 'sql' or 'ckafka'")
-        if self.dead_letter_hold < 0:
-            raise ConfigError("HARVEST_DEAD_LETTER_HOLD must be >= 0 (0 fails the job at once)")
-        if self.queue_max_attempts < 1:
-            raise ConfigError("HARVEST_QUEUE_MAX_ATTEMPTS must be >= 1")
-        if self.queue_backend == "ckafka" and self.region not in CKAFKA_HTTP_REGIONS:
-            raise ConfigError(
-                f"HARVEST_REGION {self.region!r}: CKafka's HTTP SendMessage (HARVEST_QUEUE=ckafka) is"
-                f" offered only in {', '.join(sorted(CKAFKA_HTTP_REGIONS))}"
-            )
-        if self.default_destination:
-            from harvest.domain.destination import parse_destination
-
-            try:
-                parse_destination(self.default_destination, self.region, self.allowed_buckets)
-            except FieldError as exc:
-                raise ConfigError(f"HARVEST_DEFAULT_DESTINATION is unusable: {exc.message}") from exc
+        """ConfigError naming the first setting that is out of range or contradicts another."""
+        self._check_timezone()
+        for broken, message in self._rules():
+            if broken:
+                raise ConfigError(message)
+        self._check_default_destination()
         for name, value in (
             ("HARVEST_PLAYLIST_MAX_BYTES", self.playlist_max_chars),
             ("HARVEST_PLAYLIST_MAX_LINES", self.playlist_max_lines),
@@ -396,6 +363,54 @@ class Settings:
         ):
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1")
+
+    def _check_timezone(self) -> None:
+        try:
+            self.zone  # noqa: B018  (raises for an unknown name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                "HARVEST_TIMEZONE must be an IANA time zone name like Asia/Shanghai or UTC,"
+                f" got {self.timezone!r}"
+            ) from None
+
+    def _rules(self) -> list[tuple[bool, str]]:
+        """(broken, what to say) for each rule on a single setting or a pair, in the order checked."""
+        return [
+            (self.rate_limit < 0, "HARVEST_RATE_LIMIT must be >= 0 (0 disables rate limiting)"),
+            (self.workers < 1, "HARVEST_WORKERS must be >= 1"),
+            (self.max_connections < 1, "HARVEST_MAX_CONNECTIONS must be >= 1"),
+            (self.request_head_timeout <= 0, "HARVEST_REQUEST_HEAD_TIMEOUT must be > 0 seconds"),
+            (
+                (self.tls_cert is None) != (self.tls_key is None),
+                "HTTPS needs both HARVEST_TLS_CERT and HARVEST_TLS_KEY (--tls-cert, --tls-key)",
+            ),
+            (
+                self.tls_self_signed and self.tls_cert is not None,
+                "give a certificate (--tls-cert/--tls-key) or --tls-self-signed, not both",
+            ),
+            (self.object_store not in ("local", "cos"), "HARVEST_OBJECT_STORE must be 'local' or 'cos'"),
+            (self.queue_backend not in ("sql", "ckafka"), "HARVEST_QUEUE must be 'sql' or 'ckafka'"),
+            (
+                self.dead_letter_hold < 0,
+                "HARVEST_DEAD_LETTER_HOLD must be >= 0 (0 fails the job at once)",
+            ),
+            (self.queue_max_attempts < 1, "HARVEST_QUEUE_MAX_ATTEMPTS must be >= 1"),
+            (
+                self.queue_backend == "ckafka" and self.region not in CKAFKA_HTTP_REGIONS,
+                f"HARVEST_REGION {self.region!r}: CKafka's HTTP SendMessage (HARVEST_QUEUE=ckafka) is"
+                f" offered only in {', '.join(sorted(CKAFKA_HTTP_REGIONS))}",
+            ),
+        ]
+
+    def _check_default_destination(self) -> None:
+        if not self.default_destination:
+            return
+        from harvest.domain.destination import parse_destination
+
+        try:
+            parse_destination(self.default_destination, self.region, self.allowed_buckets)
+        except FieldError as exc:
+            raise ConfigError(f"HARVEST_DEFAULT_DESTINATION is unusable: {exc.message}") from exc
 
 
 # --- live-event notifications (the live_event_end function) --------------------------------------

@@ -152,7 +152,8 @@ def test_one_keys_messages_keep_their_order_across_publishes(backend: QueueBacke
     partitions: dict[tuple[str, str], set[int]] = defaultdict(set)
     for record in wire:
         partitions[(record.topic, record.key)].add(record.partition)
-    assert len(partitions) == 6 + 4 and all(len(used) == 1 for used in partitions.values())
+    assert len(partitions) == 6 + 4
+    assert all(len(used) == 1 for used in partitions.values())
     if backend.name == "ckafka":
         assert len({record.partition for record in wire if record.topic == TOPIC_WORK}) > 1
 
@@ -199,7 +200,8 @@ def test_unicode_in_bodies_and_keys_round_trips_exactly(backend: QueueBackend) -
     backend.queue.publish(sent)
     _, consumed = assert_round_trip(backend, sent)
     note = next(m for m in consumed if m.topic == TOPIC_WORK).body["note"]
-    assert note == UNICODE and len(note) == len(UNICODE)
+    assert note == UNICODE
+    assert len(note) == len(UNICODE)
 
 
 def test_a_large_message_round_trips_byte_exact(backend: QueueBackend) -> None:

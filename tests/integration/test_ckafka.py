@@ -80,7 +80,8 @@ def test_published_messages_arrive_in_order_on_their_topics_datahub(api: Tencent
     assert as_pairs(api.received(FINALIZE_HUB)) == [({"kind": "finalize", "job_id": "job-b"}, "job-b")]
     # AND the SCF session token went along with the signed requests
     calls = api.send_message_calls()
-    assert calls and all(call.headers.get("x-tc-token") == "scf-session-token" for call in calls)
+    assert calls
+    assert all(call.headers.get("x-tc-token") == "scf-session-token" for call in calls)
     assert all(call.headers.get("x-tc-region") == "ap-singapore" for call in calls)
 
 
@@ -173,7 +174,8 @@ def test_a_message_larger_than_the_topic_takes_is_a_queue_error_not_a_retry(api:
     with pytest.raises(QueueError) as caught:
         queue.publish([too_big])
     assert not isinstance(caught.value, RetryableError)
-    assert "InvalidParameterValue" in caught.value.message and "at most" in caught.value.message
+    assert "InvalidParameterValue" in caught.value.message
+    assert "at most" in caught.value.message
     assert api.received(WORK_HUB) == []
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.polling import eventually
 
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql import Database, SqlJobStore
@@ -66,13 +67,6 @@ def database(tmp_path: Path) -> Iterator[Database]:
     db.close()
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 def start_pump(queue: SqlQueue, db: Database, handlers: Mapping[str, Any], consumers: int) -> QueuePump:
     config = PumpConfig(consumers=consumers, callback_consumers=1, lease_seconds=5, retry_base_delay=0.01)
     pump = QueuePump(queue, OutboxRelay(SqlJobStore(db), queue), handlers, lambda d, e: None, config)
@@ -95,9 +89,9 @@ def test_acks_the_database_refuses_are_retried_and_the_consumer_lives_on(databas
     try:
         # WHEN two messages are published one after the other
         queue.publish([plan_message("first")])
-        wait_for(lambda: queue.pending_count() == 0, "the first message to be acked")
+        eventually(lambda: queue.pending_count() == 0, 20, "the first message to be acked")
         queue.publish([plan_message("second")])
-        wait_for(lambda: queue.pending_count() == 0, "the second message to be acked")
+        eventually(lambda: queue.pending_count() == 0, 20, "the second message to be acked")
     finally:
         pump.stop(5)
     # THEN the first was handled once and acked once the database answered; the same consumer went on
@@ -125,11 +119,12 @@ def test_a_handler_blocked_on_a_callback_holds_up_no_job_message(database: Datab
     try:
         # WHEN a callback is being delivered (and blocks) and a job's plan message is queued
         queue.publish([callback_message("slow-receiver")])
-        wait_for(started.is_set, "the callback delivery to start")
+        eventually(started.is_set, 20, "the callback delivery to start")
         queue.publish([plan_message("other-job")])
         # THEN the plan message is handled while the callback still blocks
-        wait_for(lambda: handled == ["other-job"], "the plan message")
-        assert not release.is_set() and queue.counts()["leased"] == 1
+        eventually(lambda: handled == ["other-job"], 20, "the plan message")
+        assert not release.is_set()
+        assert queue.counts()["leased"] == 1
     finally:
         release.set()
         pump.stop(5)
@@ -148,7 +143,7 @@ def test_a_record_stopped_by_shutdown_is_released_without_spending_an_attempt(da
 
     pump = start_pump(queue, database, {TOPIC_WORK: long_chunk}, consumers=1)
     queue.publish([plan_message("interrupted")])
-    wait_for(started.is_set, "the record to start")
+    eventually(started.is_set, 20, "the record to start")
     # WHEN the pump stops while the record runs
     pump.stop(5)
     # THEN the message is ready again, not dead, and its one attempt is still to come
@@ -157,10 +152,11 @@ def test_a_record_stopped_by_shutdown_is_released_without_spending_an_attempt(da
     handled: list[str] = []
     pump = start_pump(queue, database, {TOPIC_WORK: recording(handled)}, consumers=1)
     try:
-        wait_for(lambda: queue.pending_count() == 0, "the released message to be done")
+        eventually(lambda: queue.pending_count() == 0, 20, "the released message to be done")
     finally:
         pump.stop(5)
-    assert handled == ["interrupted"] and queue.attempts == [1, 1]
+    assert handled == ["interrupted"]
+    assert queue.attempts == [1, 1]
     assert queue.counts()["dead"] == 0
 
 
@@ -179,7 +175,7 @@ def test_a_failing_record_is_given_back_with_its_error_and_dead_lettered_after_i
     try:
         # WHEN its message is published
         queue.publish([plan_message("full-disk")])
-        wait_for(lambda: queue.counts()["dead"] == 1, "the dead letter")
+        eventually(lambda: queue.counts()["dead"] == 1, 20, "the dead letter")
     finally:
         pump.stop(5)
     # THEN it ran once per attempt, and the dead letter carries the error itself

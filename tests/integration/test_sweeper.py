@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.clock import ManualClock
 from tests.support.tasks import download_task
+from tests.support.unused_ports import UnusedOrigin
 
 from harvest.adapters.objectstore.local import LocalDiskStore
 from harvest.adapters.relay import OutboxRelay
@@ -21,14 +23,6 @@ from harvest.usecases.harvest import HarvestDeps
 from harvest.usecases.sweep import sweep
 
 NOW = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class NoNotifier:
@@ -57,12 +51,12 @@ def _job(job_id: str, created: float) -> HarvestJob:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW)
+def clock() -> ManualClock:
+    return ManualClock(NOW)
 
 
 @pytest.fixture
-def deps(tmp_path: Path, clock: Clock) -> HarvestDeps:
+def deps(tmp_path: Path, clock: ManualClock) -> HarvestDeps:
     db = Database.connect(f"sqlite:///{tmp_path / 'sweep.db'}")
     store = SqlJobStore(db, clock=clock)
     queue = SqlQueue(db)
@@ -73,7 +67,7 @@ def deps(tmp_path: Path, clock: Clock) -> HarvestDeps:
         queue=queue,
         relay=OutboxRelay(store, queue),
         objects=LocalDiskStore(tmp_path / "cos"),
-        origin=None,  # type: ignore[arg-type]  # the sweeper never fetches
+        origin=UnusedOrigin(),  # the sweeper never fetches
         notifier=NoNotifier(),
         clock=clock,
     )
@@ -93,13 +87,14 @@ def test_sweeper_fails_jobs_past_their_deadline_saying_how_far_they_got(deps: Ha
     report = sweep(deps, stale_after=300)
     # THEN the job is Failed with a message naming the deadline and its progress
     job = deps.store.get("old")
-    assert report.failed == ["old"] and job.status is JobStatus.FAILED
+    assert report.failed == ["old"]
+    assert job.status is JobStatus.FAILED
     assert job.err_message.startswith(
         "job did not finish within 3600 s (stopped at phase harvesting, 0/2 chunks"
     )
 
 
-def test_sweeper_requeues_what_a_stalled_job_is_waiting_for(deps: HarvestDeps, clock: Clock) -> None:
+def test_sweeper_requeues_what_a_stalled_job_is_waiting_for(deps: HarvestDeps, clock: ManualClock) -> None:
     # GIVEN three jobs that stalled 15 minutes ago: one never planned, one with a chunk not done,
     # one waiting to finalize
     store = deps.store
@@ -115,7 +110,8 @@ def test_sweeper_requeues_what_a_stalled_job_is_waiting_for(deps: HarvestDeps, c
     # WHEN the sweeper runs
     report = sweep(deps, stale_after=300)
     # THEN each gets exactly the message it is waiting for, and nothing is failed
-    assert report.failed == [] and report.requeued == {"unplanned": 1, "harvesting": 1, "finalizing": 1}
+    assert report.failed == []
+    assert report.requeued == {"unplanned": 1, "harvesting": 1, "finalizing": 1}
     assert sorted(_queued(deps), key=lambda b: b["job_id"]) == [
         finalize_message("finalizing").body,
         chunk_message("harvesting", 1).body,
@@ -131,5 +127,6 @@ def test_sweeper_leaves_moving_jobs_alone_and_publishes_the_outbox(deps: Harvest
     # WHEN the sweeper runs
     report = sweep(deps, stale_after=300)
     # THEN it re-queues nothing for it, but publishes the committed outbox row
-    assert report.requeued == {} and report.published == 1
+    assert report.requeued == {}
+    assert report.published == 1
     assert _queued(deps) == [plan_message("fresh").body]

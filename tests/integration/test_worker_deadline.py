@@ -16,13 +16,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tests.support.clock import ManualClock
 from tests.support.engine import BUCKET, create, make_deps
 from tests.support.media import TEST_NOW
 
 from harvest.adapters.objectstore.local import TEMP_PREFIX, LocalDiskStore
 from harvest.adapters.sql.jobstore import SqlJobStore
 from harvest.composition import Backend
-from harvest.devtools import ChannelSpec, LiveOrigin, ManualClock, Pool
+from harvest.devtools import ChannelSpec, LiveOrigin, Pool
 from harvest.domain.job import Message, Phase, chunk_message, plan_message
 from harvest.handlers import worker
 from harvest.handlers.batch import BatchFailed, Outcome
@@ -131,7 +132,8 @@ def test_a_batch_cut_short_by_the_deadline_leaves_the_rest_for_redelivery(
     why = "the invocation's deadline is near: less than 60 s of its time limit left"
     assert str(info.value) == f"{total} records: {total - 2} left for redelivery ({why})"
     left_lines = [r for r in caplog.records if "left for redelivery" in r.getMessage()]
-    assert len(left_lines) == 1 and left_lines[0].levelno == logging.WARNING
+    assert len(left_lines) == 1
+    assert left_lines[0].levelno == logging.WARNING
     assert left_lines[0].getMessage().startswith(f"{total - 2} of {total} records left for redelivery")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     # WHEN SCF redelivers the same batch to an invocation with time enough

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from tests.reliability.table import Recorder
-from tests.reliability.test_crashes import serve_params, wait_until_ended
+from tests.reliability.test_crashes import serve_params
 from tests.reliability.test_hostile_origins import media_playlist
 from tests.support.engine import BUCKET
 from tests.support.recording_server import Server
@@ -60,7 +60,7 @@ def test_eight_64_mib_segments_pass_through_serve_in_bounded_memory(
         # WHEN a job harvests the 512 MiB
         started = time.monotonic()
         process.create({**serve_params("big", end - 2 * SEGMENTS, end, ""), "ChannelName": "big"})
-        status = wait_until_ended(process, "big", timeout=120)
+        status = process.wait_until_ended("big", timeout=120)
         took = time.monotonic() - started
         peak = peak_rss_mb(process.proc.pid)
     finally:

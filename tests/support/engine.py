@@ -7,14 +7,15 @@ worker's and finalizer's record loop, exactly as `harvest serve` does.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.polling import eventually
 
+from harvest.adapters.sql import SqlQueue
 from harvest.composition import Backend, build_backend, build_harvest_deps, lease_queue
 from harvest.devtools import LiveOrigin, write_channels_yaml
 from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK, HarvestJob, JobStatus
@@ -58,6 +59,7 @@ class Engine:
     pump: QueuePump
     origin: LiveOrigin
     clock: Callable[[], float]
+    queue: SqlQueue  # the queue the pump leases from, typed for its counts
 
     @property
     def bucket_root(self) -> Path:
@@ -66,22 +68,18 @@ class Engine:
     def create(self, job_id: str, channel: str, start: float, end: float, **extra: Any) -> HarvestJob:
         return create(self.deps, self.clock(), job_id, channel, start, end, **extra)
 
-    def pending_after_drain(self, timeout: float = 10.0) -> int:
-        """Messages still queued once the pump has acked what it holds (a job ends before the ack)."""
-        queue: Any = self.deps.queue
-        deadline = time.monotonic() + timeout
-        while queue.pending_count() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return int(queue.pending_count())
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every message is acked (a job ends before the pump acks its last message)."""
+        eventually(lambda: self.queue.pending_count() == 0, timeout, "the queue to drain")
 
     def wait(self, job_id: str, timeout: float = 60.0) -> HarvestJob:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
+        """Wait until the job is no longer Running; its record."""
+
+        def ended() -> HarvestJob | None:
             job = self.deps.store.get(job_id)
-            if job.status is not JobStatus.RUNNING:
-                return job
-            time.sleep(0.05)
-        raise AssertionError(f"job {job_id} still Running after {timeout} s: {self.deps.store.get(job_id)}")
+            return None if job.status is JobStatus.RUNNING else job
+
+        return eventually(ended, timeout, lambda: f"job {job_id} to end: {self.deps.store.get(job_id)}")
 
 
 def make_deps(
@@ -123,8 +121,10 @@ def make_engine(
         TOPIC_FINALIZE: finalizer.record_handler(deps),
         TOPIC_CALLBACK: finalizer.record_handler(deps),
     }
+    queue = lease_queue(backend)
+    assert isinstance(queue, SqlQueue)  # a local engine always leases from its SQL queue
     pump = QueuePump(
-        lease_queue(backend),
+        queue,
         backend.relay,
         handlers,
         _dead_letter_handler(deps),
@@ -141,7 +141,7 @@ def make_engine(
         pump.stop(10)
         backend.db.close()
 
-    return Engine(settings, deps, pump, origin, clock), stop
+    return Engine(settings, deps, pump, origin, clock, queue), stop
 
 
 @pytest.fixture

@@ -50,7 +50,10 @@ class WireRecord:
 
 class QueueBackend(Protocol):
     name: str
-    queue: Queue
+
+    @property
+    def queue(self) -> Queue:
+        """The adapter under test (read-only here, so each backend may hold its own concrete type)."""
 
     def on_the_wire(self) -> list[WireRecord]:
         """Everything published so far, in the order the transport received it."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -67,11 +67,11 @@ def processor(
 
 
 @pytest.fixture
-def json_log(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+def json_log(caplog: pytest.LogCaptureFixture) -> Callable[[], list[dict[str, Any]]]:
     """The batch module's log lines as the JSON SCF ships (request_id and job_id come from context)."""
     caplog.set_level(logging.DEBUG, logger="harvest.handlers.batch")
     caplog.handler.setFormatter(JsonFormatter())
-    yield lambda: [json.loads(line) for line in caplog.text.splitlines() if line.startswith("{")]
+    return lambda: [json.loads(line) for line in caplog.text.splitlines() if line.startswith("{")]
 
 
 def test_every_record_of_a_good_batch_is_done_and_summed_up() -> None:
@@ -107,9 +107,11 @@ def test_a_failing_record_keeps_its_exception_and_traceback_and_its_neighbours_r
     assert [r.outcome for r in result.records] == [Outcome.DONE, Outcome.FAILED, Outcome.DONE]
     failed = result.of(Outcome.FAILED)[0]
     assert failed.record.ref == "work/0@11"
-    assert isinstance(failed.exception, RuntimeError) and failed.error == "cannot write vod/0.ts: disk full"
+    assert isinstance(failed.exception, RuntimeError)
+    assert failed.error == "cannot write vod/0.ts: disk full"
     assert failed.exception.__traceback__ is not None
-    assert "in explode" in failed.traceback and failed.traceback.rstrip().endswith("disk full")
+    assert "in explode" in failed.traceback
+    assert failed.traceback.rstrip().endswith("disk full")
     assert str(info.value) == "3 records: work/0@11: cannot write vod/0.ts: disk full"
     # AND it was logged once, at error level, with the record's ref, its job ID, the request and the traceback
     errors = [line for line in json_log() if line["level"] == "ERROR"]
@@ -133,7 +135,8 @@ def test_an_unreadable_record_is_logged_and_reported_never_run_nor_redelivered(
     response = process_trigger_batch(batch, CONTEXT, processor(handle, Clock()))
     # THEN the good records ran, the unreadable ones were skipped and reported (the pump dead-letters them)
     assert handle.seen == ["a", "c"]
-    assert response["processed"] == 2 and response["skipped"] == 2
+    assert response["processed"] == 2
+    assert response["skipped"] == 2
     assert response["unreadable"][0].startswith("work/0@9: unreadable record: msgBody is not JSON")
     assert response["unreadable"][1] == "work/1@5: unreadable record: the message body has no job_id"
     # AND each was logged at error level
@@ -155,7 +158,8 @@ def test_an_outage_is_waited_out_in_place_and_the_record_is_done() -> None:
     # WHEN it is processed with time to spare
     result = processor(handle, Clock(), waits=waits).process(event(plan_message("a")), CONTEXT)
     # THEN it ran three times, 0.5 s then 1 s apart, and is done: no redelivery, no attempt spent
-    assert len(tries) == 3 and waits == [0.5, 1.0]
+    assert len(tries) == 3
+    assert waits == [0.5, 1.0]
     assert [r.outcome for r in result.records] == [Outcome.DONE]
 
 
@@ -175,7 +179,8 @@ def test_an_outage_that_outlasts_the_deadline_leaves_the_record_and_the_rest() -
     result = BatchProcessor(parse_ckafka_event, handle, clock=clock, sleep=sleep).process(batch, CONTEXT)
     # THEN the step was retried until the next wait would pass the deadline, then left with the rest
     assert 55 <= clock.now - 1000.0 <= 60
-    assert handle.seen == ["a"] * len(handle.seen) and len(handle.seen) > 10
+    assert handle.seen == ["a"] * len(handle.seen)
+    assert len(handle.seen) > 10
     assert [r.outcome for r in result.records] == [Outcome.LEFT, Outcome.LEFT]
     assert result.left_because == (
         "PostgreSQL is unavailable: connection refused, still when the invocation's deadline came"
@@ -225,7 +230,8 @@ def test_a_chunk_interrupted_at_the_deadline_is_left_with_the_records_after_it()
     # WHEN the batch is processed
     result = processor(handle, clock).process(event(chunk_message("a", 0), chunk_message("a", 1)), CONTEXT)
     # THEN the chunk stopped at the deadline (60 s: six segments), and it and the next are left
-    assert len(segments) == 6 and handle.seen == ["a"]
+    assert len(segments) == 6
+    assert handle.seen == ["a"]
     assert [r.outcome for r in result.records] == [Outcome.LEFT, Outcome.LEFT]
     assert result.left_because == "chunk 0 interrupted: the invocation's deadline came"
     assert result.must_redeliver

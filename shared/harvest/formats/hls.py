@@ -156,40 +156,48 @@ def _collect_needs(
     book: TaskBook, clip: Clip, folder: str, copy_keys: bool, sniff: Callable[[Segment], str]
 ) -> None:
     """Record every object the clip needs. Names: see _segment_extension."""
-    window = clip.window
     context = "vtt" if clip.rendition.kind == SUBTITLES else ""
     seen_maps: set[InitSection] = set()
     seen_keys: set[tuple[Key, ...]] = set()
-    unnamed: str | None = None  # the extension found for segments whose URI does not say
-    for segment in window.segments:
+    sniffed: dict[str, str] = {}  # the extension found for segments whose URI does not say, once
+    for segment in clip.window.segments:
         init = segment.map
         if init is not None and init not in seen_maps:
             seen_maps.add(init)
             init_ext = media_extension(init.uri) or "mp4"
             book.need(init.uri, init.byterange, folder, stored_name(init.uri, init_ext), False, init_ext)
-            if copy_keys and init.keys not in seen_keys:
-                seen_keys.add(init.keys)
-                for key in init.keys:
-                    if _copyable(key):
-                        book.need_key(key.uri or "")
-        if copy_keys and segment.keys and segment.keys not in seen_keys:
-            seen_keys.add(segment.keys)
-            for key in segment.keys:
-                if _copyable(key):
-                    book.need_key(key.uri or "")
+            if copy_keys:
+                _need_keys(book, init.keys, seen_keys)
+        if copy_keys and segment.keys:
+            _need_keys(book, segment.keys, seen_keys)
         if segment.gap:
             continue  # §4.4.4.7 (bis): a GAP segment has no media and must not be fetched
-        ext = media_extension(segment.uri)
-        if not ext:
-            if segment.map is not None:
-                ext = "m4s"
-            elif context:
-                ext = context
-            else:
-                if unnamed is None:
-                    unnamed = sniff(segment)
-                ext = unnamed
+        ext = media_extension(segment.uri) or _unnamed_extension(segment, context, sniffed, sniff)
         book.need(segment.uri, segment.byterange, folder, f"{segment.msn}.{ext}", True, ext)
+
+
+def _need_keys(book: TaskBook, keys: tuple[Key, ...], seen: set[tuple[Key, ...]]) -> None:
+    """Copy the key files of `keys` that can be copied, once per set of keys."""
+    if keys in seen:
+        return
+    seen.add(keys)
+    for key in keys:
+        if _copyable(key):
+            book.need_key(key.uri or "")
+
+
+def _unnamed_extension(
+    segment: Segment, context: str, sniffed: dict[str, str], sniff: Callable[[Segment], str]
+) -> str:
+    """The extension of a segment whose URI has none: fMP4 after a MAP, the rendition's kind
+    (subtitles), or else what the first such segment's bytes show (sniffed once per clip)."""
+    if segment.map is not None:
+        return "m4s"
+    if context:
+        return context
+    if "ext" not in sniffed:
+        sniffed["ext"] = sniff(segment)
+    return sniffed["ext"]
 
 
 # --- the reader and the writer ------------------------------------------------------------------

@@ -232,7 +232,9 @@ class BatchProcessor(Generic[B]):
                 return self._left(record, f"{step.describe()} interrupted: {self._why_stopped()}", str(exc))
             except Unavailable as exc:  # still down when the time to wait it out ran out
                 return self._left(record, f"{exc.message}, still when {self._why_stopped()}", "")
-            except Exception as exc:  # any step's error: kept for the result, the neighbours go on
+            # Any step's error is kept, with its traceback, in the result and logged by _failed;
+            # the neighbours go on (Powertools' partial batch) and the queue retries this record.
+            except Exception as exc:  # noqa: BLE001
                 return self._failed(record, exc)
         return RecordResult(record, Outcome.DONE)
 

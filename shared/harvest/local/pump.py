@@ -113,23 +113,26 @@ class QueuePump:
                 self._relay.flush()
                 for delivery, error in self._queue.pop_dead_letters():
                     self._dead(delivery, error)
-            except Exception as exc:
-                log.warning("pump housekeeping failed (%s); will try again", exc)
+            # Any failure (a database outage, mostly): this thread must outlive it, and the next
+            # round does the same work again.
+            except Exception as exc:  # noqa: BLE001
+                log.warning("pump housekeeping failed (%s: %s); will try again", type(exc).__name__, exc)
 
     def _consume(self, topics: Sequence[str]) -> None:
         while not self._stop.is_set():
             try:
                 self._consume_once(topics)
+            # Never let a consumer thread die: the process would stay up with nobody consuming.
             except Exception:
-                # Never let a consumer thread die: the process would stay up with nobody consuming.
                 log.exception("queue consumer failed; backing off")
                 self._stop.wait(1.0)
 
     def _consume_once(self, topics: Sequence[str]) -> None:
         try:
             deliveries = self._queue.receive(1, self._config.lease_seconds, topics)
-        except Exception as exc:
-            log.warning("queue receive failed (%s); backing off", exc)
+        # Any failure to receive (the queue's database away): back off and ask again.
+        except Exception as exc:  # noqa: BLE001
+            log.warning("queue receive failed (%s: %s); backing off", type(exc).__name__, exc)
             self._stop.wait(1.0)
             return
         if not deliveries:
@@ -148,7 +151,8 @@ class QueuePump:
         while True:
             try:
                 return operation()
-            except Exception as exc:
+            # Any failure: an ack or nack must land eventually, whatever kept it from the queue.
+            except Exception as exc:  # noqa: BLE001
                 if self._stop.is_set():
                     log.warning("could not %s before stopping (%s); its lease will expire", what, exc)
                     return None
@@ -168,7 +172,9 @@ class QueuePump:
         heartbeat.start()
         try:
             result = processor.process([delivery], self._context(delivery))
-        except Exception as exc:  # the record loop keeps every record's error: this is a bug in it
+        # The record loop keeps every record's error, so an exception here is a bug in the loop
+        # itself: the message is retried (nacked with the error) and the pump goes on.
+        except Exception as exc:
             done.set()
             log.exception("the record loop failed on message %s", delivery.id)
             self._nack(delivery, str(exc) or type(exc).__name__)
@@ -198,7 +204,8 @@ class QueuePump:
         while not done.wait(interval):
             try:
                 self._queue.extend(delivery_id, self._config.lease_seconds)
-            except Exception as exc:  # an outage: the next beat tries again, the lease has slack
+            # Any failure (an outage, mostly): the next beat tries again, the lease has slack.
+            except Exception as exc:  # noqa: BLE001
                 log.warning("could not extend the lease of message %s (%s)", delivery_id, exc)
 
     def _nack(self, delivery: Delivery, error: str) -> None:

@@ -55,7 +55,8 @@ def test_master_channel_plans_every_rendition_with_relative_uris() -> None:
         f"{ORIGIN}/v360/iframes.m3u8",
     ]
     # AND one output playlist per rendition plus the master at prefix + Manifest
-    assert plan.bucket == "media-1250000000" and plan.master_key == "vod/show/index.m3u8"
+    assert plan.bucket == "media-1250000000"
+    assert plan.master_key == "vod/show/index.m3u8"
     assert sorted(plan.playlists) == sorted(
         [
             "vod/show/index.m3u8",
@@ -67,7 +68,8 @@ def test_master_channel_plans_every_rendition_with_relative_uris() -> None:
         ]
     )
     master = plan.playlists[plan.master_key].splitlines()
-    assert "index/v0_640x360/playlist.m3u8" in master and "index/v1_1280x720/playlist.m3u8" in master
+    assert "index/v0_640x360/playlist.m3u8" in master
+    assert "index/v1_1280x720/playlist.m3u8" in master
     assert any('URI="index/audio_aac_en/playlist.m3u8"' in line for line in master)
     assert any('URI="index/iframe_0_640x360/playlist.m3u8"' in line for line in master)
     assert any(line.endswith(",X-CUSTOM=keep") for line in master)
@@ -241,7 +243,8 @@ def test_keys_stay_on_the_key_server_by_default() -> None:
     text = plan.playlists[plan.master_key]
     assert f'#EXT-X-KEY:METHOD=AES-128,URI="{ORIGIN}/enc/keys/k1.key"' in text
     assert f'#EXT-X-KEY:METHOD=AES-128,URI="{ORIGIN}/enc/keys/k2.key"' in text
-    assert all(task.counts for task in plan.tasks) and len(plan.tasks) == 5
+    assert all(task.counts for task in plan.tasks)
+    assert len(plan.tasks) == 5
 
 
 def test_copy_keys_downloads_http_keys_and_points_at_the_copies() -> None:
@@ -319,7 +322,8 @@ def test_plan_survives_a_json_round_trip() -> None:
     stored = json.loads(json.dumps(plan.to_json()))
     again = Plan.from_json(stored)
     assert again == plan
-    assert stored["format"] == 1 and again.segment_count == plan.segment_count
+    assert stored["format"] == 1
+    assert again.segment_count == plan.segment_count
 
 
 def _task(n: int, size: int | None) -> DownloadTask:
@@ -356,9 +360,11 @@ def test_a_24_hour_playlist_of_14400_segments_plans() -> None:
     # WHEN the whole day but the first minute is planned
     plan, _ = plan_for({url: text}, 60, 86_400, url=url)
     # THEN every segment from msn 1010 on is a task, and the playlist round-trips
-    assert len(plan.tasks) == 14_390 and plan.tasks[0].key == f"{ROOT}v0/1010.ts"
+    assert len(plan.tasks) == 14_390
+    assert plan.tasks[0].key == f"{ROOT}v0/1010.ts"
     again = parse_media(plan.playlists[plan.master_key], f"http://127.0.0.1:9/{plan.master_key}")
-    assert len(again.segments) == 14_390 and again.segments[0].msn == 1010
+    assert len(again.segments) == 14_390
+    assert again.segments[0].msn == 1010
 
 
 @st.composite
@@ -395,7 +401,8 @@ def test_every_output_byte_range_points_at_the_same_source_bytes(case: tuple[str
     by_msn = {s.msn: s for s in source.segments}
     for segment in output.segments:
         task, src = tasks[segment.uri], by_msn[segment.msn]
-        assert segment.byterange is not None and src.byterange is not None
+        assert segment.byterange is not None
+        assert src.byterange is not None
         assert task.range[0] + segment.byterange.offset == src.byterange.offset
         assert segment.byterange.end <= task.range[1] == task.size
     # AND no two tasks overlap or touch (touching ranges are one run)
