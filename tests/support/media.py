@@ -1,7 +1,8 @@
 """Pytest fixtures for real ffmpeg-made media and the live test origin.
 
 Load them with `pytest_plugins = ("tests.support.media",)` (in the root conftest, or in a test
-module); the helpers tests call directly (decode_errors, probe) live in harvest.devtools; the fake clock is tests/support/clock.py.
+module); the helpers tests call directly (decode_errors, probe) live in harvest.devtools; the fake
+clock is tests/support/clock.py.
 
 The media pools are built once into tests/.media (gitignored) and reused across runs: `build_pool`
 holds a file lock (tests/.media/.build.lock) while it builds, so parallel pytest-xdist workers wait
