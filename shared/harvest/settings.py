@@ -354,15 +354,41 @@ class Settings:
             if broken:
                 raise ConfigError(message)
         self._check_default_destination()
-        for name, value in (
-            ("HARVEST_PLAYLIST_MAX_BYTES", self.playlist_max_chars),
-            ("HARVEST_PLAYLIST_MAX_LINES", self.playlist_max_lines),
-            ("HARVEST_MAX_VARIANTS", self.max_variants),
-            ("HARVEST_MAX_RENDITIONS", self.max_renditions),
-            ("HARVEST_MAX_PLAN_TASKS", self.max_plan_tasks),
-        ):
-            if value < 1:
-                raise ConfigError(f"{name} must be >= 1")
+        for name, value, low, high in self._ranges():
+            if value < low or (high is not None and value > high):
+                bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+                raise ConfigError(f"{name} must be {bounds}, got {value}")
+        for name, seconds in self._durations():
+            if seconds <= 0:
+                raise ConfigError(f"{name} must be > 0 seconds, got {seconds}")
+
+    def _ranges(self) -> list[tuple[str, float, float, float | None]]:
+        """(setting, value, lowest, highest or None) for every count and size: a 0 or a negative
+        would not mean "none" or "off" to the code that reads it (zero download slots hang a chunk)."""
+        return [
+            ("HARVEST_PORT", self.port, 0, 65535),  # 0: any free port (the tests' servers)
+            ("HARVEST_COS_PORT", self.cos_endpoint_port, 0, 65535),  # 0: the scheme's own port
+            ("HARVEST_MAX_BODY_BYTES", self.max_body_bytes, 1, None),
+            ("HARVEST_SIGNATURE_MAX_SKEW", self.signature_max_skew, 1, None),
+            ("HARVEST_CHUNK_MAX_BYTES", self.chunk_max_bytes, 1, None),
+            ("HARVEST_DOWNLOAD_CONCURRENCY", self.download_concurrency, 1, None),
+            ("HARVEST_FETCH_ATTEMPTS", self.fetch_attempts, 1, None),
+            ("HARVEST_FETCH_BACKOFF", self.fetch_backoff, 0, None),
+            ("HARVEST_COS_MULTIPART_THRESHOLD", self.cos_multipart_threshold, 1, None),
+            ("HARVEST_PLAYLIST_MAX_BYTES", self.playlist_max_chars, 1, None),
+            ("HARVEST_PLAYLIST_MAX_LINES", self.playlist_max_lines, 1, None),
+            ("HARVEST_MAX_VARIANTS", self.max_variants, 1, None),
+            ("HARVEST_MAX_RENDITIONS", self.max_renditions, 1, None),
+            ("HARVEST_MAX_PLAN_TASKS", self.max_plan_tasks, 1, None),
+        ]
+
+    def _durations(self) -> list[tuple[str, float]]:
+        return [
+            ("HARVEST_VISIBILITY_TIMEOUT", self.visibility_timeout),
+            ("HARVEST_FETCH_TIMEOUT", self.fetch_timeout),
+            ("HARVEST_JOB_DEADLINE", self.job_deadline),
+            ("HARVEST_CALLBACK_DEADLINE", self.callback_deadline),
+        ]
 
     def _check_timezone(self) -> None:
         try:
@@ -390,6 +416,7 @@ class Settings:
             ),
             (self.object_store not in ("local", "cos"), "HARVEST_OBJECT_STORE must be 'local' or 'cos'"),
             (self.queue_backend not in ("sql", "ckafka"), "HARVEST_QUEUE must be 'sql' or 'ckafka'"),
+            (self.cos_scheme not in ("http", "https"), "HARVEST_COS_SCHEME must be 'http' or 'https'"),
             (
                 self.dead_letter_hold < 0,
                 "HARVEST_DEAD_LETTER_HOLD must be >= 0 (0 fails the job at once)",
