@@ -44,7 +44,8 @@ from typing import Any, Generic, TypeVar
 from harvest.domain.job import Step
 from harvest.errors import Unavailable
 from harvest.logs import log_context
-from harvest.triggers import TriggerRecord
+from harvest.ports import Handler
+from harvest.triggers import TriggerRecord, parse_ckafka_event
 from harvest.usecases.harvest import Interrupted
 
 log = logging.getLogger(__name__)
@@ -261,3 +262,13 @@ def process_trigger_batch(
     if result.must_redeliver:
         raise BatchFailed(result)
     return result.response()
+
+
+def ckafka_function(handle: RecordHandler, clock: Callable[[], float] = time.monotonic) -> Handler:
+    """An SCF function triggered by CKafka: each batch through the record loop, one step at a time."""
+    processor = BatchProcessor(parse_ckafka_event, handle, clock=clock)
+
+    def main_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        return process_trigger_batch(event, context, processor)
+
+    return main_handler

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from harvest.domain.job import MisroutedMessage, Step, StepKind
-from harvest.handlers.batch import BatchProcessor, RecordHandler, ShouldStop, process_trigger_batch
+from harvest.handlers.batch import RecordHandler, ShouldStop, ckafka_function
 from harvest.ports import Handler
-from harvest.triggers import parse_ckafka_event
 from harvest.usecases.harvest import HarvestDeps, harvest_chunk, plan_job
 
 
@@ -29,9 +27,4 @@ def record_handler(deps: HarvestDeps) -> RecordHandler:
 
 def make_handler(deps: HarvestDeps, clock: Callable[[], float] = time.monotonic) -> Handler:
     """The SCF function: a CKafka-trigger batch through the record loop (handlers/batch.py)."""
-    processor = BatchProcessor(parse_ckafka_event, record_handler(deps), clock=clock)
-
-    def main_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        return process_trigger_batch(event, context, processor)
-
-    return main_handler
+    return ckafka_function(record_handler(deps), clock)
