@@ -58,6 +58,7 @@ INTERNAL_MESSAGE = {
 LANGUAGES = ("en-US", "zh-CN")  # what API 3.0 answers in; en-US when the request names none
 
 
+
 @dataclass(frozen=True)
 class ApiDeps:
     settings: Settings

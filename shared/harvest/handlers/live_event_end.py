@@ -32,6 +32,7 @@ from harvest.usecases.live_events import LiveEventDeps, handle_live_event
 log = logging.getLogger(__name__)
 
 
+
 def _response(status: int, body: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "isBase64Encoded": False,
