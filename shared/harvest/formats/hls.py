@@ -196,20 +196,43 @@ def _collect_needs(
 # --- the reader and the writer ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Kept:
-    """One rendition between reading and writing: its playlist text, compressed, not its parsed form.
+# What one parsed segment costs in memory (measured: a 20,000-segment playlist parses to ~9.5 MB).
+SEGMENT_BYTES = 500
 
-    A parsed 20,000-segment playlist is ~10 MB and its text ~100 KB compressed, so a plan of 20
-    such renditions held 190 MB of parsed playlists from the first read to the last write. Each is
-    parsed again when written (the same text, URL and limits parse to the same playlist).
+
+@dataclass
+class _Kept:
+    """One rendition between reading and writing, in whichever form costs less memory.
+
+    A parsed 20,000-segment playlist is ~10 MB, its text ~100 KB compressed: a plan of 20 such
+    renditions held 190 MB of parsed playlists from the first read to the last write. So a rendition
+    keeps its text, compressed, and is parsed again when written (the same text, URL and limits
+    parse to the same playlist); or, when its window is a small part of a long playlist, only the
+    window's segments, parsed (a 24 h playlist harvested for a minute keeps 30 segments, not 24 h).
     """
 
     rendition: _Rendition
-    text: bytes  # zlib-compressed playlist text
     url: str  # where the text came from, after redirects: relative URIs resolve against it
     has_pdt: bool
     has_segments: bool
+    text: bytes | None  # zlib-compressed playlist text; always kept for the reference rendition
+    clip: Clip | None = None  # the window, sliced to what writing it reads (see _sliced)
+
+
+def _sliced(window: Window) -> Window:
+    """The same window over a playlist cut down to the segments writing it reads.
+
+    Those are the window's, and the ones back to where an ad break the window starts inside was
+    opened (the renderer sums their durations for CUE-OUT-CONT). Trailing tags stay only when the
+    window runs to the playlist's end, as the renderer writes them only then.
+    """
+    playlist, lo = window.playlist, window.first
+    first = playlist.segments[window.first]
+    if first.cue is not None:
+        lo = max(window.first - (first.msn - first.cue.msn), 0)
+    trailing = playlist.trailing_tags if window.stop == len(playlist.segments) else ()
+    cut = dataclasses.replace(playlist, segments=playlist.segments[lo : window.stop], trailing_tags=trailing)
+    return Window(cut, window.first - lo, window.stop - lo, window.start, window.end)
 
 
 @dataclass
@@ -224,13 +247,14 @@ class _Reader:
 
     def keep(self, rendition: _Rendition, text: str, url: str, playlist: MediaPlaylist) -> _Kept:
         packed = zlib.compress(text.encode(), 1)
-        kept = _Kept(rendition, packed, url, playlist.has_pdt, bool(playlist.segments))
+        kept = _Kept(rendition, url, playlist.has_pdt, bool(playlist.segments), packed)
         if kept.has_pdt and self.reference is None:
             self.reference = len(self.kept)  # parsed again only if a rendition needs aligning to it
         self.kept.append(kept)
         return kept
 
     def parse(self, kept: _Kept) -> MediaPlaylist:
+        assert kept.text is not None
         text = zlib.decompress(kept.text).decode()
         return parse_media(text, kept.url, imports=self.imports, limits=self.ctx.limits.parse)
 
@@ -268,8 +292,18 @@ class _Reader:
     def done_reading(self) -> None:
         self._reference_playlist = None
 
+    def shrink(self, kept: _Kept, window: Window) -> None:
+        """Keep the rendition's window sliced instead of its text, when that costs less."""
+        sliced = _sliced(window)
+        if kept.text is not None and SEGMENT_BYTES * len(sliced.playlist.segments) < len(kept.text):
+            kept.clip = Clip(kept.rendition, sliced)
+            if self.reference is None or self.kept[self.reference] is not kept:
+                kept.text = None  # the reference keeps its text: others may be aligned to all of it
+
     def clip(self, kept: _Kept) -> Clip:
-        """The rendition's clip as it was read: parsed, placed and windowed again."""
+        """The rendition's clip as it was read: kept sliced, or parsed, placed and windowed again."""
+        if kept.clip is not None:
+            return kept.clip
         return Clip(kept.rendition, self.window(kept, self.parse(kept), final=True))
 
 
@@ -332,6 +366,7 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> HlsReading:
         summaries[index] = (warnings, window.playlist.dateranges, longest)
         folder = book.layout.folder(kept.rendition.name)
         _collect_needs(book, Clip(kept.rendition, window), folder, ctx.copy_keys, sniff)
+        reader.shrink(kept, window)
 
     for rendition, fetched in renditions:
         playlist = parse_media(fetched.text, fetched.url, imports=reader.imports, limits=ctx.limits.parse)

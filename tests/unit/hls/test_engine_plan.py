@@ -401,3 +401,22 @@ def test_every_output_byte_range_points_at_the_same_source_bytes(case: tuple[str
     # AND no two tasks overlap or touch (touching ranges are one run)
     spans = sorted((t.range[0], t.range[0] + t.range[1]) for t in plan.tasks)
     assert all(a_end < b_start for (_, a_end), (b_start, _) in pairwise(spans))
+
+
+# --- renditions kept between reading and writing (see conftest: each test runs both ways) ---------
+
+
+@pytest.mark.parametrize(("end", "trailing"), [(30, False), (60, True)])
+def test_tags_after_the_last_segment_are_written_only_when_the_window_reaches_it(
+    end: float, trailing: bool
+) -> None:
+    # GIVEN a media playlist of ten 6 s segments with a kept tag after the last one
+    url = f"{ORIGIN}/solo/index.m3u8"
+    playlists = {url: media(steady(10), msn=0, trailer=["#EXT-X-CUE-OUT:30"])}
+    # WHEN the window ends mid-playlist, or runs to its end
+    plan, _ = plan_for(playlists, 0, end, url=url)
+    lines = plan.playlists[plan.master_key].splitlines()
+    # THEN the tag is written, before the ENDLIST, only in the second case
+    assert ("#EXT-X-CUE-OUT:30" in lines) is trailing
+    if trailing:
+        assert lines[-2:] == ["#EXT-X-CUE-OUT:30", "#EXT-X-ENDLIST"]
