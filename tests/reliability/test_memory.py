@@ -194,6 +194,6 @@ def test_a_63_mib_playlist_of_short_lines_is_refused_in_bounded_memory(
     reliability_record(
         "Huge playlist, bounded memory",
         f"a {(len(header) + len(filler)) / MiB:.0f} MiB media playlist of 3-byte lines",
-        f"Failed in {took:.1f} s: '{error.replace(origin.url, '<origin>')}'; peak RSS of `harvest serve` {peak:.0f} MB"
-        f" (idle {idle:.0f} MB; limit {RSS_LIMIT_MB} MB)",
+        f"Failed in {took:.1f} s: '{error.replace(origin.url, '<origin>')}';"
+        f" peak RSS of `harvest serve` {peak:.0f} MB (idle {idle:.0f} MB; limit {RSS_LIMIT_MB} MB)",
     )
