@@ -196,6 +196,10 @@ def _collect_needs(
 # --- the reader and the writer ------------------------------------------------------------------
 
 
+# The VOD playlists of a plan may list this many segments per download it may plan: each variant's
+# I-frame playlist lists its segments again.
+ENTRIES_PER_TASK = 2
+
 # What one parsed segment costs in memory (measured: a 20,000-segment playlist parses to ~9.5 MB).
 SEGMENT_BYTES = 500
 
@@ -356,6 +360,7 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> HlsReading:
     sniff = _Sniffer(ctx.origin, endpoint.headers)
     summaries: dict[int, tuple[list[str], tuple[DateRange, ...], int | None]] = {}
     waiting: list[int] = []  # renditions whose needs wait, so the book hears them in rendition order
+    entries = [0]  # segments in the windows of the renditions taken so far
 
     def take(index: int, playlist: MediaPlaylist, final: bool) -> None:
         kept = reader.kept[index]
@@ -364,6 +369,15 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> HlsReading:
         _check_problems(window, warnings)
         longest = target_duration([window]) if kept.rendition.kind == MAIN else None
         summaries[index] = (warnings, window.playlist.dateranges, longest)
+        entries[0] += window.stop - window.first
+        if entries[0] > ENTRIES_PER_TASK * ctx.limits.max_tasks:
+            # The VOD playlists are written whole, so their size is bounded too, not only the
+            # downloads: 50 I-frame playlists over one variant's segments add no download.
+            raise PlaylistError(
+                f"the window's playlists list {entries[0]} segments (counted so far), more than the"
+                f" {ENTRIES_PER_TASK * ctx.limits.max_tasks} one job may write"
+                f" (the limit, {ENTRIES_PER_TASK} x HARVEST_MAX_PLAN_TASKS)"
+            )
         folder = book.layout.folder(kept.rendition.name)
         _collect_needs(book, Clip(kept.rendition, window), folder, ctx.copy_keys, sniff)
         reader.shrink(kept, window)

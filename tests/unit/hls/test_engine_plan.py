@@ -11,6 +11,7 @@ from hls_playlists import (
     MASTER_URL,
     ORIGIN,
     Seg,
+    iframe_playlist,
     master_channel,
     media,
     plan_for,
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 
 from harvest.domain.download import DownloadTask
 from harvest.domain.registry import Endpoint
-from harvest.engine.plan import Plan, playlist_url
+from harvest.engine.plan import Plan, PlanLimits, playlist_url
 from harvest.errors import PlaylistError
 from harvest.hls.parse import parse_media
 
@@ -420,3 +421,23 @@ def test_tags_after_the_last_segment_are_written_only_when_the_window_reaches_it
     assert ("#EXT-X-CUE-OUT:30" in lines) is trailing
     if trailing:
         assert lines[-2:] == ["#EXT-X-CUE-OUT:30", "#EXT-X-ENDLIST"]
+
+
+def test_playlists_listing_more_than_twice_the_task_cap_are_refused_naming_the_limit() -> None:
+    # GIVEN one variant of 8 segments and three I-frame playlists over the same segments: 8
+    # downloads, 32 playlist entries
+    segs = steady(8)
+    lines = ["#EXTM3U", "#EXT-X-STREAM-INF:BANDWIDTH=800000", "v/index.m3u8"]
+    lines += [f'#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={n},URI="v/iframes{n}.m3u8"' for n in (1, 2, 3)]
+    playlists = {MASTER_URL: "\n".join(lines) + "\n", f"{ORIGIN}/v/index.m3u8": media(segs, msn=0)}
+    playlists |= {f"{ORIGIN}/v/iframes{n}.m3u8": iframe_playlist(segs) for n in (1, 2, 3)}
+    # WHEN the task cap allows the 8 downloads but not 32 entries (2 x 10), THEN the job is refused
+    with pytest.raises(
+        PlaylistError,
+        match=r"list 2\d segments .*more than the 20 one job may write \(the limit,"
+        r" 2 x HARVEST_MAX_PLAN_TASKS\)",
+    ):
+        plan_for(playlists, 0, 48, limits=PlanLimits(max_tasks=10))
+    # and with a cap of 16 it is planned: 8 downloads, 32 entries
+    plan, _ = plan_for(playlists, 0, 48, limits=PlanLimits(max_tasks=16))
+    assert len(plan.tasks) == 8
