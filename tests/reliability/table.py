@@ -57,7 +57,7 @@ SCENARIOS: dict[str, str] = {
     "Binary garbage playlist": "random bytes instead of a playlist",
     # memory
     "Big segments, bounded memory": "8 x 64 MiB segments fetched at once",
-    "Many long variants, bounded memory": "a master of variants whose windows add up to the task cap",
+    "Plans at the task cap, bounded memory": "windows needing HARVEST_MAX_PLAN_TASKS downloads",
     "Huge playlist, bounded memory": "63 MiB of short lines in one media playlist",
     # security
     "Replayed signed request": "the same signed request sent twice (replay protection on)",

@@ -2,10 +2,10 @@
 
 - Big segments: a chunk of eight 64 MiB segments, fetched in parallel, is streamed to the store in
   small buffers, never held; the stored objects are byte-exact.
-- Many variants: a master of 10 variants of 20,000 unique segments each (200,000 downloads, the
-  HARVEST_MAX_PLAN_TASKS default) is planned one rendition at a time, its tasks made as their
-  chunks are written. The segments answer 404, so the job ends at its first chunk: what is
-  measured is the plan (the downloads themselves are the big-segment case).
+- Plans at the task cap: masters whose windows need as many downloads as the HARVEST_MAX_PLAN_TASKS
+  default allows, over 10 variants or in one, are planned one rendition at a time, their tasks
+  made as their chunks are written. The segments answer 404, so the job ends at its first chunk:
+  what is measured is the plan (the downloads themselves are the big-segment case).
 - A huge playlist: 63 MiB of short lines is refused at the line limit by the streaming parser.
 
 The peak is the process's VmHWM, read from /proc when the job has ended.
@@ -14,8 +14,10 @@ The peak is the process's VmHWM, read from /proc when the job has ended.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -91,17 +93,39 @@ def test_eight_64_mib_segments_pass_through_serve_in_bounded_memory(
 
 # --- many variants: the plan ------------------------------------------------------------------------
 
-VARIANTS = 10
-VARIANT_SEGMENTS = 20_000  # 11 h of 2 s segments each: 200,000 downloads, the default cap
+
+@dataclass(frozen=True)
+class LongCase:
+    variants: int
+    segments: int  # per variant, every URI unique, all inside the window
+    seconds: float  # per segment
+
+    @property
+    def tasks(self) -> int:
+        return self.variants * self.segments
+
+    @property
+    def window(self) -> int:
+        return round(self.segments * self.seconds)
+
+    def __str__(self) -> str:
+        return f"{self.variants} x {self.segments:,} x {self.seconds} s"
 
 
-def long_media_playlist(variant: int, end: int) -> bytes:
-    """`VARIANT_SEGMENTS` 2 s segments with PDT, every URI unique, the last ending at `end`."""
-    first = end - 2 * VARIANT_SEGMENTS
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0"]
-    for n in range(VARIANT_SEGMENTS):
-        pdt = format_pdt(first + 2 * n)
-        lines += [f"#EXT-X-PROGRAM-DATE-TIME:{pdt}", "#EXTINF:2.000,", f"v{variant}/segment-{n:08d}.ts"]
+# The plans the default caps allow at their biggest: HARVEST_MAX_PLAN_TASKS downloads, spread over
+# many renditions, or in one (a 21 h window of 0.5 s segments), where one parsed playlist is biggest.
+LONG_CASES = [LongCase(10, 15_000, 2.0), LongCase(1, 150_000, 0.5)]
+
+
+def long_media_playlist(case: LongCase, variant: int, end: int) -> bytes:
+    """The case's segments with PDT, every URI unique, the last ending at `end`."""
+    first = end - case.window
+    duration = f"{case.seconds:.3f}"
+    target = math.ceil(case.seconds)
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-MEDIA-SEQUENCE:0"]
+    for n in range(case.segments):
+        pdt = format_pdt(first + case.seconds * n)
+        lines += [f"#EXT-X-PROGRAM-DATE-TIME:{pdt}", f"#EXTINF:{duration},", f"v{variant}/segment-{n:08d}.ts"]
     return ("\n".join([*lines, "#EXT-X-ENDLIST"]) + "\n").encode()
 
 
@@ -123,41 +147,44 @@ def run_job(process: ServeProcess, name: str, start: int, end: int, timeout: flo
 
 
 @pytest.mark.slow
-def test_a_master_of_long_variants_at_the_task_cap_is_planned_in_bounded_memory(
-    tmp_path: Path, servers: Callable[[str], Server], reliability_record: Recorder
+@pytest.mark.parametrize("case", LONG_CASES, ids=str)
+def test_a_plan_at_the_task_cap_is_made_in_bounded_memory(
+    case: LongCase, tmp_path: Path, servers: Callable[[str], Server], reliability_record: Recorder
 ) -> None:
-    # GIVEN an origin whose master lists 10 variants of 20,000 unique 2 s segments each (200,000
-    # downloads: as many as the default HARVEST_MAX_PLAN_TASKS allows), segments answering 404
+    # GIVEN an origin whose master lists the case's variants, as many downloads in all as the default
+    # HARVEST_MAX_PLAN_TASKS allows, segments answering 404
+    assert case.tasks == MAX_PLAN_TASKS
     origin = servers("127.0.0.1")
     end = int(time.time()) - 60
     lines = ["#EXTM3U"]
-    for v in range(VARIANTS):
+    for v in range(case.variants):
         lines += [f"#EXT-X-STREAM-INF:BANDWIDTH={1_000_000 + v},RESOLUTION=640x360", f"v{v}.m3u8"]
     origin.routes["/many/master.m3u8"] = ("\n".join(lines) + "\n").encode()
-    origin.routes.update({f"/many/v{v}.m3u8": long_media_playlist(v, end) for v in range(VARIANTS)})
-    tasks = VARIANTS * VARIANT_SEGMENTS
-    assert tasks <= MAX_PLAN_TASKS
+    origin.routes.update(
+        {f"/many/v{v}.m3u8": long_media_playlist(case, v, end) for v in range(case.variants)}
+    )
     registry = channel_registry(tmp_path, "many", f"{origin.url}/many/master.m3u8")
     data_dir = tmp_path / "data"
     process = start_serve(serve_env(data_dir, registry), data_dir)
     try:
         idle = peak_rss_mb(process.proc.pid)
-        # WHEN a job asks for the whole 40,000 s
-        status, took = run_job(process, "many", end - 2 * VARIANT_SEGMENTS, end, timeout=240)
+        # WHEN a job asks for every segment
+        status, took = run_job(process, "many", end - case.window, end, timeout=240)
         peak = peak_rss_mb(process.proc.pid)
         error = str(process.describe("many").ErrMessage)
     finally:
         process.stop(10)
     # THEN it was planned whole (every task, in chunks), ended at its first missing segment, and
     # the process never held more than 300 MB
-    assert f"planned {tasks} tasks" in process.log_text(), process.log_text()[-3000:]
+    assert f"planned {case.tasks} tasks" in process.log_text(), process.log_text()[-3000:]
     assert status == "Failed" and "HTTP 404" in error, error
     assert peak < RSS_LIMIT_MB, f"peak RSS {peak:.0f} MB"
     reliability_record(
-        "Many long variants, bounded memory",
-        f"a master of {VARIANTS} variants x {VARIANT_SEGMENTS:,} unique 2 s segments"
-        f" ({tasks:,} downloads; HARVEST_MAX_PLAN_TASKS default {MAX_PLAN_TASKS:,}), segments 404",
-        f"planned {tasks:,} tasks, then Failed at the first segment in {took:.0f} s; peak RSS of"
+        "Plans at the task cap, bounded memory",
+        f"a master of {case.variants} variant{'s' if case.variants > 1 else ''} x {case.segments:,}"
+        f" unique {case.seconds} s segments"
+        f" ({case.tasks:,} downloads, the HARVEST_MAX_PLAN_TASKS default), segments 404",
+        f"planned {case.tasks:,} tasks, then Failed at the first segment in {took:.0f} s; peak RSS of"
         f" `harvest serve` {peak:.0f} MB (idle {idle:.0f} MB; limit {RSS_LIMIT_MB} MB)",
     )
 
