@@ -76,10 +76,14 @@ class JobPlans(Protocol):
         segments_total: int,
         outbox: Sequence[Message],
     ) -> bool:
-        """Store the plan and its chunks and queue `outbox`, once: False if the job was already planned."""
+        """Store the plan and its chunks and queue `outbox`, once: False if the job was already planned.
 
-    def get_plan(self, job_id: str) -> dict[str, Any]:
-        """The stored plan. Raises JobNotFound when there is none."""
+        `chunks` may make each chunk as it is read (engine.plan.Chunks); each is read once. A plan
+        marked `tasks_in_chunks` has no task list of its own: get_plan reads it back from the chunks.
+        """
+
+    def get_plan(self, job_id: str, with_tasks: bool = True) -> dict[str, Any]:
+        """The stored plan ("tasks" left out unless `with_tasks`). Raises JobNotFound when there is none."""
 
     def get_chunk(self, job_id: str, index: int) -> ChunkRecord:
         """Raises JobNotFound when the chunk does not exist."""
@@ -380,6 +384,7 @@ class Operations(Protocol):
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
+
 
 class LiveEventLedger(Protocol):
     """Live-event notifications already turned into jobs, kept after the job is deleted, so a

@@ -244,7 +244,7 @@ class Settings:
     playlist_max_lines: int = 2_000_000
     max_variants: int = 100  # per master: EXT-X-STREAM-INF + EXT-X-I-FRAME-STREAM-INF
     max_renditions: int = 200  # per master: EXT-X-MEDIA
-    max_plan_tasks: int = 1_000_000  # downloads in one job's plan
+    max_plan_tasks: int = 150_000  # downloads in one job's plan (engine.context.MAX_PLAN_TASKS)
     allow_private_callbacks: bool = False
     callback_deadline: float = 10.0  # one CallbackURL attempt, whole: connect, send, answer headers
     # hosts, addresses or CIDR networks that origin and callback requests may reach although private
@@ -327,7 +327,7 @@ class Settings:
             playlist_max_lines=_int(env, "HARVEST_PLAYLIST_MAX_LINES", 2_000_000),
             max_variants=_int(env, "HARVEST_MAX_VARIANTS", 100),
             max_renditions=_int(env, "HARVEST_MAX_RENDITIONS", 200),
-            max_plan_tasks=_int(env, "HARVEST_MAX_PLAN_TASKS", 1_000_000),
+            max_plan_tasks=_int(env, "HARVEST_MAX_PLAN_TASKS", 150_000),
             allow_private_callbacks=_bool(env, "HARVEST_ALLOW_PRIVATE_CALLBACKS", False),
             allowed_private_hosts=_list(env, "HARVEST_ALLOWED_PRIVATE_HOSTS"),
             callback_deadline=_float(env, "HARVEST_CALLBACK_DEADLINE", 10.0),

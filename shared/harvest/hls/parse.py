@@ -53,6 +53,7 @@ from harvest.hls.model import (
 MAX_PLAYLIST_CHARS = 64 * 1024 * 1024
 MAX_PLAYLIST_LINES = 2_000_000  # 24 h of 1 s segments with a PDT and a tag each is ~350,000
 MAX_SEGMENTS = 200_000
+MAX_SHARED_DURATIONS = 1024  # distinct EXTINF values shared between segments; the rest are not
 MAX_VARIANTS = 100  # per master: EXT-X-STREAM-INF plus EXT-X-I-FRAME-STREAM-INF
 MAX_RENDITIONS = 200  # per master: EXT-X-MEDIA
 MAX_TAGS_PER_SEGMENT = 100  # kept tags before one segment; real packagers write a handful
@@ -400,6 +401,9 @@ class _MediaScanner(_Scanner):
         self.previous_range_uri: str | None = None
         self.previous_range_end = 0
         self.discontinuities = 0
+        # One (text, value) per EXTINF value seen: a playlist repeats a few durations, and a parsed
+        # 200,000-segment playlist held a copy of both per segment (15 MB).
+        self.durations: dict[str, tuple[str, float]] = {}
         # tags waiting for the next segment URI
         self.duration_text: str | None = None
         self.duration = 0.0
@@ -452,6 +456,10 @@ class _MediaScanner(_Scanner):
     def _extinf(self, value: str) -> None:
         text, _, title = value.partition(",")
         text = text.strip()
+        known = self.durations.get(text)
+        if known is not None:
+            self.duration_text, self.duration, self.title = known[0], known[1], title
+            return
         try:
             duration = float(text)
         except ValueError:
@@ -461,6 +469,8 @@ class _MediaScanner(_Scanner):
             raise self.fail(
                 f"#EXTINF duration {text!r} must be a positive number of seconds up to a day, or 0"
             )
+        if len(self.durations) < MAX_SHARED_DURATIONS:
+            self.durations[text] = (text, duration)
         self.duration_text, self.duration, self.title = text, duration, title
 
     @_media_tag("#EXT-X-PROGRAM-DATE-TIME")

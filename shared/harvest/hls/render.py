@@ -75,6 +75,9 @@ def round_duration(duration: float) -> int:
     return int(duration + 0.5)
 
 
+BLOCK_LINES = 4096  # lines of a media playlist joined into one string while it is written
+
+
 def target_duration(windows: Iterable[Window]) -> int:
     """The smallest EXT-X-TARGETDURATION valid for every given window (at least 1)."""
     longest = max(
@@ -208,14 +211,19 @@ class _MediaWriter:
     def body(self) -> list[str]:
         window = self.window
         first = True
+        blocks: list[str] = []
         for segment in window.segments:
             self.write_segment(segment, first)
             first = False
+            if len(self.lines) >= BLOCK_LINES:
+                # Joined as they come: 600,000 small line strings cost three times their text.
+                blocks.append("\n".join(self.lines))
+                self.lines = []
         for daterange in self.dateranges[self.next_daterange :]:
             self.lines.append(f"#EXT-X-DATERANGE:{format_attributes(daterange.attributes)}")
         if window.stop == len(window.playlist.segments):
             self.lines.extend(window.playlist.trailing_tags)
-        return self.lines
+        return [*blocks, *self.lines]
 
 
 def key_attributes(key: Key, uri: str | None) -> str:

@@ -11,6 +11,7 @@ from hls_playlists import (
     MASTER_URL,
     ORIGIN,
     Seg,
+    iframe_playlist,
     master_channel,
     media,
     plan_for,
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 
 from harvest.domain.download import DownloadTask
 from harvest.domain.registry import Endpoint
-from harvest.engine.plan import Plan, playlist_url
+from harvest.engine.plan import Plan, PlanLimits, playlist_url
 from harvest.errors import PlaylistError
 from harvest.hls.parse import parse_media
 
@@ -408,3 +409,42 @@ def test_every_output_byte_range_points_at_the_same_source_bytes(case: tuple[str
     # AND no two tasks overlap or touch (touching ranges are one run)
     spans = sorted((t.range[0], t.range[0] + t.range[1]) for t in plan.tasks)
     assert all(a_end < b_start for (_, a_end), (b_start, _) in pairwise(spans))
+
+
+# --- renditions kept between reading and writing (see conftest: each test runs both ways) ---------
+
+
+@pytest.mark.parametrize(("end", "trailing"), [(30, False), (60, True)])
+def test_tags_after_the_last_segment_are_written_only_when_the_window_reaches_it(
+    end: float, trailing: bool
+) -> None:
+    # GIVEN a media playlist of ten 6 s segments with a kept tag after the last one
+    url = f"{ORIGIN}/solo/index.m3u8"
+    playlists = {url: media(steady(10), msn=0, trailer=["#EXT-X-CUE-OUT:30"])}
+    # WHEN the window ends mid-playlist, or runs to its end
+    plan, _ = plan_for(playlists, 0, end, url=url)
+    lines = plan.playlists[plan.master_key].splitlines()
+    # THEN the tag is written, before the ENDLIST, only in the second case
+    assert ("#EXT-X-CUE-OUT:30" in lines) is trailing
+    if trailing:
+        assert lines[-2:] == ["#EXT-X-CUE-OUT:30", "#EXT-X-ENDLIST"]
+
+
+def test_playlists_listing_more_than_twice_the_task_cap_are_refused_naming_the_limit() -> None:
+    # GIVEN one variant of 8 segments and three I-frame playlists over the same segments: 8
+    # downloads, 32 playlist entries
+    segs = steady(8)
+    lines = ["#EXTM3U", "#EXT-X-STREAM-INF:BANDWIDTH=800000", "v/index.m3u8"]
+    lines += [f'#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={n},URI="v/iframes{n}.m3u8"' for n in (1, 2, 3)]
+    playlists = {MASTER_URL: "\n".join(lines) + "\n", f"{ORIGIN}/v/index.m3u8": media(segs, msn=0)}
+    playlists |= {f"{ORIGIN}/v/iframes{n}.m3u8": iframe_playlist(segs) for n in (1, 2, 3)}
+    # WHEN the task cap allows the 8 downloads but not 32 entries (2 x 10), THEN the job is refused
+    with pytest.raises(
+        PlaylistError,
+        match=r"list 2\d segments .*more than the 20 one job may write \(the limit,"
+        r" 2 x HARVEST_MAX_PLAN_TASKS\)",
+    ):
+        plan_for(playlists, 0, 48, limits=PlanLimits(max_tasks=10))
+    # and with a cap of 16 it is planned: 8 downloads, 32 entries
+    plan, _ = plan_for(playlists, 0, 48, limits=PlanLimits(max_tasks=16))
+    assert len(plan.tasks) == 8
