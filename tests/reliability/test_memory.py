@@ -142,7 +142,7 @@ def channel_registry(tmp_path: Path, name: str, url: str) -> Path:
 def run_job(process: ServeProcess, name: str, start: int, end: int, timeout: float) -> tuple[str, float]:
     started = time.monotonic()
     process.create({**serve_params(name, start, end, ""), "ChannelName": name})
-    status = wait_until_ended(process, name, timeout=timeout)
+    status = process.wait_until_ended(name, timeout=timeout)
     return status, time.monotonic() - started
 
 
@@ -177,7 +177,8 @@ def test_a_plan_at_the_task_cap_is_made_in_bounded_memory(
     # THEN it was planned whole (every task, in chunks), ended at its first missing segment, and
     # the process never held more than 300 MB
     assert f"planned {case.tasks} tasks" in process.log_text(), process.log_text()[-3000:]
-    assert status == "Failed" and "HTTP 404" in error, error
+    assert status == "Failed", error
+    assert "HTTP 404" in error, error
     assert peak < RSS_LIMIT_MB, f"peak RSS {peak:.0f} MB"
     reliability_record(
         "Plans at the task cap, bounded memory",
@@ -216,7 +217,8 @@ def test_a_63_mib_playlist_of_short_lines_is_refused_in_bounded_memory(
     finally:
         process.stop(10)
     # THEN it fails at the line limit, naming it, and the process never held more than 300 MB
-    assert status == "Failed" and "lines" in error, error
+    assert status == "Failed", error
+    assert "lines" in error, error
     assert peak < RSS_LIMIT_MB, f"peak RSS {peak:.0f} MB"
     reliability_record(
         "Huge playlist, bounded memory",

@@ -181,7 +181,9 @@ class TaskBook:
         resource = self.resources[url]
         if resource.whole_key is not None:
             return resource.whole_key, byterange
-        assert byterange is not None and resource.runs is not None and resource.run_starts is not None
+        assert byterange is not None
+        assert resource.runs is not None
+        assert resource.run_starts is not None
         run = resource.runs[bisect.bisect_right(resource.run_starts, byterange.offset) - 1]
         if (byterange.offset, byterange.end) == (run.offset, run.end) and (
             run.offset,
