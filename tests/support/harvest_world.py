@@ -12,7 +12,6 @@ segments of SEGMENT_SECONDS with a PROGRAM-DATE-TIME each, from BASE.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,16 +124,17 @@ class World:
         return [key for key, _ in self.objects.list(BUCKET, prefix)]
 
 
-def make_world(now: float = BASE + 3600, endpoints: Sequence[Endpoint] = (), **overrides: Any) -> World:
-    """A world at `now` (by default an hour after BASE), with `overrides` of Settings."""
+def make_world(now: float = BASE + 3600, objects: MemoryObjectStore | None = None, **overrides: Any) -> World:
+    """A world at `now` (by default an hour after BASE), with `overrides` of Settings; `objects`
+    replaces the bucket (a test's subclass that fails on purpose)."""
     clock = ManualClock(now)
     store = MemoryJobStore(clock)
     queue = MemoryQueue(clock)
-    objects = MemoryObjectStore()
+    objects = objects or MemoryObjectStore()
     origin = ScriptedOrigin(clock)
     notifier = RecordingNotifier()
     endpoint = Endpoint(name=ENDPOINT, url=PLAYLIST_URL, headers=dict(HEADERS))
-    registry = Registry({CHANNEL: Channel(CHANNEL, "ch-demo", {e.name: e for e in (endpoint, *endpoints)})})
+    registry = Registry({CHANNEL: Channel(CHANNEL, "ch-demo", {ENDPOINT: endpoint})})
     sleeps: list[float] = []
 
     def sleep(seconds: float) -> None:
