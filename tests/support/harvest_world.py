@@ -40,6 +40,8 @@ BUCKET = "vod-1250000000"
 DESTINATION = f"https://{BUCKET}.cos.{REGION}.myqcloud.com/out/"
 ORIGIN = "http://origin.example/live"
 PLAYLIST_URL = f"{ORIGIN}/index.m3u8"
+MASTER_URL = f"{ORIGIN}/master.m3u8"  # the endpoint's URL with `make_world(master=True)`
+MASTER = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\nindex.m3u8\n"
 CHANNEL = "demo"
 ENDPOINT = "hls"
 HEADERS = {"X-Origin-Token": "t0ken"}
@@ -85,7 +87,9 @@ class World:
     sleeps: list[float] = field(default_factory=list)  # every deps.sleep, in seconds
 
     def live(self, count: int) -> None:
-        """The origin serves a live playlist of `count` segments (BASE, BASE + 2, ...) and each segment."""
+        """The origin serves a live playlist of `count` segments (BASE, BASE + 2, ...) and each segment,
+        and a master playlist with that one variant."""
+        self.origin.serve(MASTER_URL, MASTER)
         self.origin.serve(PLAYLIST_URL, live_playlist(count))
         for index in range(count):
             self.origin.serve(segment_url(index), segment_body(index))
@@ -120,20 +124,23 @@ class World:
                 self.queue.ack(delivery.id)
         return taken
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def stored_keys(self, prefix: str = "") -> list[str]:
         return [key for key, _ in self.objects.list(BUCKET, prefix)]
 
 
-def make_world(now: float = BASE + 3600, objects: MemoryObjectStore | None = None, **overrides: Any) -> World:
+def make_world(
+    now: float = BASE + 3600, objects: MemoryObjectStore | None = None, master: bool = False, **overrides: Any
+) -> World:
     """A world at `now` (by default an hour after BASE), with `overrides` of Settings; `objects`
-    replaces the bucket (a test's subclass that fails on purpose)."""
+    replaces the bucket (a test's subclass that fails on purpose); with `master` the endpoint is
+    the master playlist rather than the media playlist."""
     clock = ManualClock(now)
     store = MemoryJobStore(clock)
     queue = MemoryQueue(clock)
     objects = objects or MemoryObjectStore()
     origin = ScriptedOrigin(clock)
     notifier = RecordingNotifier()
-    endpoint = Endpoint(name=ENDPOINT, url=PLAYLIST_URL, headers=dict(HEADERS))
+    endpoint = Endpoint(name=ENDPOINT, url=MASTER_URL if master else PLAYLIST_URL, headers=dict(HEADERS))
     registry = Registry({CHANNEL: Channel(CHANNEL, "ch-demo", {ENDPOINT: endpoint})})
     sleeps: list[float] = []
 

@@ -61,7 +61,7 @@ def test_a_chunk_stores_every_segment_synced_and_records_itself_done(world: Worl
         index = int(task.url.rsplit("_", 1)[1].removesuffix(".ts"))
         assert world.objects.get(BUCKET, task.key) == segment_body(index)
     assert world.objects.unsynced == set()
-    assert world.keys() == sorted(task.key for task in chunks[1])
+    assert world.stored_keys() == sorted(task.key for task in chunks[1])
     # AND the chunk is done with its counts, the job counts it, and no finalize is queued yet
     nbytes = sum(len(segment_body(index)) for index in range(35, 60))
     record = world.store.get_chunk("j", 1)
@@ -116,7 +116,7 @@ def test_a_chunk_of_a_cancelled_or_deleted_job_fetches_nothing(world: World) -> 
     harvest_chunk(world.deps, "j", 0)
     # THEN the origin was never asked and nothing was stored
     assert world.origin.requests == []
-    assert world.keys() == []
+    assert world.stored_keys() == []
 
 
 def test_a_segment_that_cannot_be_fetched_fails_the_job_naming_it_and_stops_the_rest(world: World) -> None:
@@ -184,14 +184,14 @@ def test_the_deadline_interrupts_a_chunk_which_resumes_on_redelivery() -> None:
     # THEN it stops with Interrupted, leaving the first four segments stored and the chunk not done
     with pytest.raises(Interrupted, match="stopped before"):
         harvest_chunk(world.deps, "j", 0, should_stop=lambda: world.clock() >= deadline)
-    assert world.keys() == sorted(task.key for task in chunks[0][:4])
+    assert world.stored_keys() == sorted(task.key for task in chunks[0][:4])
     job = world.store.get("j")
     assert (job.status, job.chunks_done) == (JobStatus.RUNNING, 0)
     assert world.store.get_chunk("j", 0).done is False
     assert world.take_published() == []
     # AND the redelivered message, with time enough, finishes the chunk and queues the finalize
     harvest_chunk(world.deps, "j", 0)
-    assert world.keys() == sorted(task.key for task in chunks[0])
+    assert world.stored_keys() == sorted(task.key for task in chunks[0])
     assert world.store.get_chunk("j", 0).done is True
     assert world.take_published() == [finalize_message("j")]
 
@@ -251,4 +251,4 @@ def test_a_segment_of_another_size_than_planned_fails_the_job_and_stores_nothing
     # THEN the job failed naming the segment and both sizes, and no object was left in the bucket
     job = world.store.get("j")
     assert (job.status, job.err_message) == (JobStatus.FAILED, error)
-    assert world.keys() == []
+    assert world.stored_keys() == []
