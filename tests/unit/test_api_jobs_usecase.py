@@ -14,7 +14,7 @@ from harvest.domain.registry import Channel, Endpoint
 from harvest.domain.validation import CreateParams
 from harvest.errors import FieldError, JobNotCancellable, UnauthorizedOperation, Unavailable
 from harvest.usecases import api_jobs
-from harvest.usecases.api_jobs import cancel_job, create_job, delete_jobs, describe_job, list_jobs
+from harvest.usecases.api_jobs import cancel_job, create_job, delete_job, delete_jobs, describe_job, list_jobs
 
 OTHER = "other"
 DEMO_ONLY = Caller("AKIDdemo", KeyScope(channels=(CHANNEL,)))
@@ -93,6 +93,9 @@ def test_a_scoped_key_deletes_all_of_its_jobs_or_none(world: World) -> None:
     # THEN the mixed request deleted nothing, the second deleted its job
     assert kept == 2
     assert [job.id for job in world.store.list(None, 0, 10).jobs] == ["theirs"]
+    # AND an unscoped key deletes any one ended job
+    delete_job(world.store, "theirs")
+    assert world.store.list(None, 0, 10).total == 0
 
 
 def test_cancel_fails_a_running_job_naming_who_and_when_and_queues_its_callback(world: World) -> None:

@@ -196,28 +196,50 @@ def test_the_deadline_interrupts_a_chunk_which_resumes_on_redelivery() -> None:
     assert world.take_published() == [finalize_message("j")]
 
 
+@pytest.mark.parametrize("deleted", [False, True])
 def test_a_cancel_during_a_chunk_stops_its_downloads_and_records_nothing(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, deleted: bool
 ) -> None:
     # GIVEN a 10-segment chunk, one download at a time, the job's status read before every download,
-    # and a cancel that lands while the third segment downloads
+    # and a cancel (then, in one case, a delete) that lands while the third segment downloads
     world = make_world(download_concurrency=1)
     world.live(100)
     planned(world, 10)
     monkeypatch.setattr(harvest, "CANCEL_POLL_SECONDS", 0.0)
-    world.origin.serve(
-        segment_url(12),
-        segment_body(12),
-        during=lambda: world.store.finish("j", JobStatus.FAILED, "cancelled by AKIDtest"),
-    )
+
+    def cancel() -> None:
+        world.store.finish("j", JobStatus.FAILED, "cancelled by AKIDtest")
+        if deleted:
+            world.store.delete(["j"])
+
+    world.origin.serve(segment_url(12), segment_body(12), during=cancel)
     # WHEN the chunk is harvested
     harvest_chunk(world.deps, "j", 0)
-    # THEN the segment under way finished, no other started, and the chunk is not recorded
+    # THEN the segment under way finished, no other started, and nothing was recorded or queued
     assert world.origin.requests == [segment_url(index) for index in (10, 11, 12)]
-    assert world.store.get_chunk("j", 0).done is False
-    job = world.store.get("j")
-    assert (job.status, job.err_message, job.chunks_done) == (JobStatus.FAILED, "cancelled by AKIDtest", 0)
     assert world.take_published() == []
+    if not deleted:
+        assert world.store.get_chunk("j", 0).done is False
+        job = world.store.get("j")
+        assert (job.status, job.err_message, job.chunks_done) == (
+            JobStatus.FAILED,
+            "cancelled by AKIDtest",
+            0,
+        )
+
+
+def test_a_long_chunk_reports_live_progress_while_it_runs(world: World) -> None:
+    # GIVEN a 6-segment chunk whose last segment takes over a second of real time (the progress
+    # report is paced by the real clock, once a second)
+    planned(world, 6)
+    world.origin.serve(segment_url(15), segment_body(15), during=lambda: threading.Event().wait(1.3))
+    # WHEN it is harvested
+    harvest_chunk(world.deps, "j", 0)
+    # THEN the segments done before the slow one were reported as live progress while it ran
+    job = world.store.get("j")
+    assert 1 <= job.extra["live_segments"] <= 5
+    assert job.extra["live_bytes"] >= len(segment_body(10))
+    assert job.segments_done == 6
 
 
 def test_an_object_already_stored_with_its_planned_size_is_not_fetched_again(world: World) -> None:
