@@ -3,6 +3,8 @@ behind: the job's status and phase, its chunks, and the messages on the queue.""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from tests.support.harvest_world import (
     BASE,
@@ -17,6 +19,7 @@ from tests.support.harvest_world import (
 
 from harvest.domain.job import JobStatus, Phase, callback_message, chunk_message, plan_message
 from harvest.errors import RetryableError
+from harvest.hls.parse import format_date
 from harvest.usecases.harvest import PLAN_GRACE_SECONDS, RECENT_END_SECONDS, plan_job
 
 
@@ -182,3 +185,23 @@ def test_a_plan_stored_meanwhile_by_another_delivery_is_kept_and_not_queued_agai
     assert others == ["planning"]
     assert world.store.get("j").chunks_total == 1
     assert world.take_published() == [chunk_message("j", 0)]
+
+
+def test_a_malformed_tag_outside_the_window_plans_with_a_warning_kept_and_logged(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a live playlist with a broken DATERANGE on segment 1, long before the window
+    lines = live_playlist(100).splitlines()
+    broken = '#EXT-X-DATERANGE:ID="bad",START-DATE="yesterday"'
+    lines.insert(lines.index(f"#EXT-X-PROGRAM-DATE-TIME:{format_date(BASE + SEGMENT_SECONDS)}"), broken)
+    world.origin.serve(PLAYLIST_URL, "\n".join(lines) + "\n")
+    world.create("j", BASE + 20, BASE + 40)
+    # WHEN it is planned
+    with caplog.at_level(logging.WARNING, logger="harvest.usecases.harvest"):
+        plan_job(world.deps, "j")
+    # THEN the job is harvesting, and the warning (naming the tag) is on the job and in the log
+    job = world.store.get("j")
+    assert job.phase is Phase.HARVESTING
+    assert len(job.extra["warnings"]) == 1
+    assert "START-DATE 'yesterday' is not valid (outside the window, ignored)" in job.extra["warnings"][0]
+    assert [r.getMessage() for r in caplog.records] == [f"playlist warning: {job.extra['warnings'][0]}"]
