@@ -44,6 +44,7 @@ TWENTY_YEARS = 20 * 365 * 86400  # a startover window long enough for the files'
 pytest_plugins = ("tests.support.api_stack",)  # the no_proxy fixture
 
 
+
 def load_event(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
     return event

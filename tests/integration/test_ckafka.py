@@ -200,7 +200,7 @@ def test_the_standin_refuses_a_request_of_more_than_500_messages(api: TencentApi
     request.Message = []
     for i in range(501):
         content = models.BatchContent()
-        content.Body, content.Key = f'{{"n":{i}}}', "k"
+        content.Body, content.Key = f"{{\"n\":{i}}}", "k"
         request.Message.append(content)
     # WHEN it is sent THEN the stand-in answers the API error and records nothing
     with pytest.raises(TencentCloudSDKException) as caught:

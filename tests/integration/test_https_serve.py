@@ -386,9 +386,15 @@ def test_old_protocols_and_weak_ciphers_are_refused(served: ServeProcess, ca: Ce
     tls12 = ssl.create_default_context(cafile=str(ca.ca_file))
     tls12.maximum_version = ssl.TLSVersion.TLSv1_2
     version, cipher = handshake(tls12).split(" ")
-    assert version == "TLSv1.2"
-    assert cipher.startswith("ECDHE-ECDSA-")
-    assert "GCM" in cipher or "CHACHA" in cipher
+    assert (
+        version == "TLSv1.2"
+    )
+    assert (
+        cipher.startswith("ECDHE-ECDSA-")
+    )
+    assert (
+        "GCM" in cipher or "CHACHA" in cipher
+    )
 
 
 @pytest.mark.parametrize(

@@ -55,9 +55,7 @@ def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("HARVEST_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HARVEST_CHANNELS", str(registry))
     monkeypatch.setenv("HARVEST_REGION", "ap-singapore")
-    monkeypatch.setenv(
-        "HARVEST_DEFAULT_DESTINATION", "https://vod-1250000000.cos.ap-singapore.myqcloud.com/live/"
-    )
+    monkeypatch.setenv("HARVEST_DEFAULT_DESTINATION", "https://vod-1250000000.cos.ap-singapore.myqcloud.com/live/")
     monkeypatch.setenv("HARVEST_CALLBACK_KEY", KEY)
     return url
 

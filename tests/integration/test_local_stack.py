@@ -205,7 +205,6 @@ def test_a_restart_resumes_queued_work(make_stack: Callable[..., LocalStack]) ->
     first.stop(timeout=5)
     # WHEN a new stack starts on the same data dir
     second = make_stack()
-
     # THEN the queued work is done and the job Completed
     def ended() -> str | None:
         status = second.deps.store.get("resume").status.value
@@ -218,10 +217,18 @@ def test_progress_bar_shows_segments_bytes_and_rate() -> None:
     bar = render_bar(
         {"SegmentsTotal": 40, "SegmentsDone": 10, "BytesDone": 5_000_000, "Phase": "harvesting"}, 2.5
     )
-    assert bar.startswith("[#######-----")
-    assert "10/40 segments" in bar
-    assert "5.0 MB" in bar
-    assert "2.5 MB/s" in bar
+    assert (
+        bar.startswith("[#######-----")
+    )
+    assert (
+        "10/40 segments" in bar
+    )
+    assert (
+        "5.0 MB" in bar
+    )
+    assert (
+        "2.5 MB/s" in bar
+    )
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:

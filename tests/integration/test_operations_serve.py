@@ -165,7 +165,6 @@ def test_an_operator_sees_the_failures_finds_the_stuck_job_replays_it_and_it_com
     job = served.describe(JOB)
     assert job.ErrMessage == ""
     assert (data_dir / "cos" / BUCKET / "out" / JOB / "index.m3u8").is_file()
-
     def completion_counted() -> Scrape | None:
         now = scrape(served.url)
         return now if now.value("harvest_jobs_finished_total", status="Completed") == 1 else None

@@ -120,10 +120,8 @@ def test_idle_and_trickling_connections_leave_the_api_answering(
 
         # AND every one of them is dropped once the request-head deadline passes, trickling or not
         started = time.monotonic()
-        dropped = sum(
-            closed_by_server(sock, HEAD_TIMEOUT + 6 - (time.monotonic() - started))
-            for sock in idle + tricklers
-        )
+        dropped = sum(closed_by_server(sock, HEAD_TIMEOUT + 6 - (time.monotonic() - started))
+                      for sock in idle + tricklers)
         dropped_after = time.monotonic() - started + 1.0
     finally:
         stop.set()
@@ -258,7 +256,8 @@ def test_bodies_over_the_limit_and_broken_framing_are_refused_at_the_limit(
     assert statistics.median(describe_latencies(serve, 5)) < 0.100
     reliability_record(
         "Request bodies over the limit and broken framing",
-        "HARVEST_MAX_BODY_BYTES=1 MiB; each request pushes up to 200 MiB, 3 rounds: " + ", ".join(OVERSIZED),
+        "HARVEST_MAX_BODY_BYTES=1 MiB; each request pushes up to 200 MiB, 3 rounds: "
+        + ", ".join(OVERSIZED),
         "; ".join(outcomes)
         + f"; peak RSS {peak_at_rest / 1024:.1f} MB at rest, {peak_before / 1024:.1f} MB after one accepted"
         f" 1 MiB body, +{first_mb:.1f} MB after the 7 hostile requests, +{later_mb:.1f} MB more after"

@@ -43,26 +43,14 @@ Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 def css_stop(sequence: str, stream: str = "news_main", t: int | None = None, **extra: Any) -> dict[str, Any]:
     now = int(time.time())
-    fields = {
-        "event_type": 0,
-        "stream_id": stream,
-        "channel_id": stream,
-        "sequence": sequence,
-        "event_time": now - 60,
-        "push_duration": "600000",
-        **extra,
-    }
+    fields = {"event_type": 0, "stream_id": stream, "channel_id": stream, "sequence": sequence,
+              "event_time": now - 60, "push_duration": "600000", **extra}
     return live_event_signed(fields, now + 600 if t is None else t, KEY)
 
 
 def streamlive_stop(pipeline: int, t: int) -> dict[str, Any]:
-    data = {
-        "appid": 1250000000,
-        "channel_id": "6A4F2D5E000B1C2D3E4F",
-        "event_type": 330,
-        "input_id": "5F3E2D1C0B0A09080706",
-        "pipeline": pipeline,
-    }
+    data = {"appid": 1250000000, "channel_id": "6A4F2D5E000B1C2D3E4F", "event_type": 330,
+            "input_id": "5F3E2D1C0B0A09080706", "pipeline": pipeline}
     return {"data": live_event_signed(data, t, KEY)}
 
 
@@ -113,9 +101,7 @@ def instances(
     monkeypatch.setenv("HARVEST_DATABASE_URL", database_url)
     monkeypatch.setenv("HARVEST_CHANNELS", str(registry))
     monkeypatch.setenv("HARVEST_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv(
-        "HARVEST_DEFAULT_DESTINATION", "https://vod-1250000000.cos.ap-singapore.myqcloud.com/live/"
-    )
+    monkeypatch.setenv("HARVEST_DEFAULT_DESTINATION", "https://vod-1250000000.cos.ap-singapore.myqcloud.com/live/")
     monkeypatch.setenv("HARVEST_CALLBACK_KEY", KEY)
 
     def new_instance(**env: str) -> Handler:
@@ -241,10 +227,7 @@ def test_a_streamlive_input_with_two_pipelines_makes_one_job(
 
 
 def test_api_callers_cannot_squat_a_live_event_job_id(
-    instances: Callable[..., Handler],
-    store: SqlJobStore,
-    tmp_path: Path,
-    database_url: str,
+    instances: Callable[..., Handler], store: SqlJobStore, tmp_path: Path, database_url: str,
     reliability_record: Recorder,
 ) -> None:
     if database_url.startswith("postgresql"):

@@ -175,3 +175,4 @@ def test_a_callback_whose_deliverer_was_killed_is_delivered_after_the_restart(
         " data dir (HARVEST_CALLBACK_DEADLINE=5, 1 attempt: a claim goes stale after 20 s)",
         f"callback {job.callback_status!r} {delivered_after:.1f} s after the kill; 2 POSTs in all",
     )
+

@@ -13,13 +13,8 @@ from harvest.settings import parse_keys
 
 
 def test_todays_credential_format_gives_full_access_keys() -> None:
-    pairs, scopes = parse_keys(
-        {
-            "HARVEST_SECRET_ID": "AKID1",
-            "HARVEST_SECRET_KEY": "k1",
-            "HARVEST_CREDENTIALS": "AKID2:k2,AKID3:k:3",
-        }
-    )
+    pairs, scopes = parse_keys({"HARVEST_SECRET_ID": "AKID1", "HARVEST_SECRET_KEY": "k1",
+                                "HARVEST_CREDENTIALS": "AKID2:k2,AKID3:k:3"})
     assert pairs == {"AKID1": "k1", "AKID2": "k2", "AKID3": "k:3"}
     assert scopes == {}
 
@@ -35,17 +30,16 @@ def test_an_entry_with_a_scope_and_a_file_entry() -> None:
 
 def test_the_file_form(tmp_path: Path) -> None:
     path = tmp_path / "keys.yaml"
-    path.write_text(
-        "keys:\n  - {secret_id: AKIDd, secret_key: kd, actions: [read]}\n"
-        "  - {secret_id: AKIDf, secret_key: kf}\n",
-        encoding="utf-8",
-    )
+    path.write_text("keys:\n  - {secret_id: AKIDd, secret_key: kd, actions: [read]}\n"
+                    "  - {secret_id: AKIDf, secret_key: kf}\n", encoding="utf-8")
     pairs, scopes = parse_keys({"HARVEST_CREDENTIALS_FILE": str(path)})
     assert pairs == {"AKIDd": "kd", "AKIDf": "kf"}
     assert scopes == {"AKIDd": KeyScope(actions=("read",))}
 
 
-@pytest.mark.parametrize("text", ["actions=reed", "colour=blue", "buckets=/x", "channels"])
+@pytest.mark.parametrize(
+    "text", ["actions=reed", "colour=blue", "buckets=/x", "channels"]
+)
 def test_a_malformed_scope_is_a_config_error(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_scope(text)

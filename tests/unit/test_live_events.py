@@ -93,16 +93,12 @@ def test_a_missing_sign_or_t_is_an_auth_failure(payload: dict[str, Any]) -> None
 def test_streamlive_fields_are_read_from_data_with_t_and_sign_inside_or_beside() -> None:
     inside = {"data": {"event_type": 330, "channel_id": "ch", "t": 5, "sign": "s"}}
     beside = {"data": {"event_type": 330, "channel_id": "ch"}, "t": 5, "sign": "s"}
-    assert (
-        flatten_payload(inside)
-        == flatten_payload(beside)
-        == {
-            "event_type": 330,
-            "channel_id": "ch",
-            "t": 5,
-            "sign": "s",
-        }
-    )
+    assert flatten_payload(inside) == flatten_payload(beside) == {
+        "event_type": 330,
+        "channel_id": "ch",
+        "t": 5,
+        "sign": "s",
+    }
 
 
 def test_a_css_disconnect_carries_its_push_duration_in_seconds() -> None:

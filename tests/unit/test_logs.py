@@ -188,3 +188,4 @@ def test_urls_lose_user_info_and_queries_and_local_paths_their_folders(logger: l
     assert entry["endpoint"] == "https://cdn.example/x"
     assert "'.../x.ts'" in str(entry["exception"])
     assert 'File "' in str(entry["exception"])
+

@@ -292,9 +292,15 @@ def test_2_a_daterange_with_impossible_times_is_a_problem_not_a_crash(bad: str) 
     segs = with_tags(steady(10), 1, f'#EXT-X-DATERANGE:ID="x",{bad}')
     # WHEN a later window is planned / THEN it is a warning naming the attribute, never a traceback
     result = plan({MEDIA_URL: media(segs, msn=0)}, 30, 42, url=MEDIA_URL)
-    assert len(result.warnings) == 1
-    assert "#EXT-X-DATERANGE" in result.warnings[0]
-    assert "is not valid" in result.warnings[0]
+    assert (
+        len(result.warnings) == 1
+    )
+    assert (
+        "#EXT-X-DATERANGE" in result.warnings[0]
+    )
+    assert (
+        "is not valid" in result.warnings[0]
+    )
 
 
 def test_4_an_undefined_variable_fails_naming_it_and_the_line() -> None:
