@@ -2,7 +2,9 @@
 
 `db_url` is parametrized ("sqlite", "postgres"); `db` is a migrated Database on it. Each PostgreSQL
 test gets its own schema (so tests and xdist workers never see each other's rows), dropped after
-the test. When PostgreSQL cannot be reached, its cases are skipped with the reason.
+the test. A suite whose port also has an in-memory fake (tests/support/fakes.py) parametrizes its
+own fixture over SQL_BACKENDS + ["memory"] with `database_url`, so the fake keeps the adapter's
+promises. When PostgreSQL cannot be reached, its cases are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +50,15 @@ _schema_counter = iter(range(1_000_000))
 _counter_lock = threading.Lock()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database location on each backend."""
-    if request.param == "sqlite":
+# The SQL backends every SQL adapter's contract runs on; a suite that also runs on an in-memory fake
+# (tests/support/fakes.py) adds "memory" to these.
+SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database location on `backend` ("sqlite" or "postgres"), dropped afterwards."""
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'harvest.db'}"
         return
     prefix: str = request.getfixturevalue("postgres_server")
@@ -59,6 +67,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield f"{POSTGRES_URL}?schema={schema}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database location on each backend."""
+    with database_url(request.param, request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,14 +1,20 @@
-"""SqlJobStore against ports.JobStore, on SQLite and PostgreSQL (see conftest's `db` fixture)."""
+"""SqlJobStore against ports.JobStore, on SQLite and PostgreSQL (see conftest's `db` fixture), and the
+in-memory MemoryJobStore the unit tests use (tests/support/fakes.py) against the same cases.
+
+Cases about the database itself (its schema, stored text, connections) take `db` and run on SQL only."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from tests.contract.conftest import SQL_BACKENDS, database_url
+from tests.support.fakes import MemoryJobStore
 from tests.support.tasks import download_task
 
 from harvest.adapters.sql.db import Database, Transaction
@@ -33,22 +39,28 @@ from harvest.errors import (
     JobNotFound,
     StorageError,
 )
-from harvest.ports import ChunkRecord
+from harvest.ports import ChunkRecord, JobStore
 
 MakeJob = Callable[..., HarvestJob]
 Concurrently = Callable[[Sequence[Callable[[], Any]]], list[Any]]
 
 
-@pytest.fixture
-def store(db: Database, clock: Callable[[], float]) -> SqlJobStore:
-    return SqlJobStore(db, clock=clock)
+@pytest.fixture(params=[*SQL_BACKENDS, "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Callable[[], float]) -> Iterator[JobStore]:
+    if request.param == "memory":
+        yield MemoryJobStore(clock)
+        return
+    with database_url(request.param, request, tmp_path) as url:
+        db = Database.connect(url)
+        yield SqlJobStore(db, clock=clock)
+        db.close()
 
 
-def _outbox_bodies(store: SqlJobStore) -> list[dict[str, Any]]:
+def _outbox_bodies(store: JobStore) -> list[dict[str, Any]]:
     return [message.body for _, message in store.pending_outbox(1000)]
 
 
-def _planned(store: SqlJobStore, make_job: MakeJob, job_id: str, chunks: int) -> None:
+def _planned(store: JobStore, make_job: MakeJob, job_id: str, chunks: int) -> None:
     store.create(make_job(job_id), [])
     tasks = [[download_task(f"https://origin.invalid/{job_id}/{n}.ts", 100)] for n in range(chunks)]
     assert store.save_plan(job_id, {"renditions": 1}, tasks, chunks, [])
@@ -57,7 +69,7 @@ def _planned(store: SqlJobStore, make_job: MakeJob, job_id: str, chunks: int) ->
 # --- create, get, list ------------------------------------------------------------------------
 
 
-def test_created_job_reads_back_unchanged_with_its_outbox(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_created_job_reads_back_unchanged_with_its_outbox(store: JobStore, make_job: MakeJob) -> None:
     # GIVEN a new job and its plan message
     job = make_job("job-1")
     # WHEN it is created
@@ -67,12 +79,12 @@ def test_created_job_reads_back_unchanged_with_its_outbox(store: SqlJobStore, ma
     assert [message for _, message in store.pending_outbox(10)] == [plan_message("job-1")]
 
 
-def test_get_unknown_job_raises_not_found(store: SqlJobStore) -> None:
+def test_get_unknown_job_raises_not_found(store: JobStore) -> None:
     with pytest.raises(JobNotFound, match="nope"):
         store.get("nope")
 
 
-def test_list_orders_by_create_time_then_id_and_pages(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_list_orders_by_create_time_then_id_and_pages(store: JobStore, make_job: MakeJob) -> None:
     # GIVEN jobs created out of order, two sharing a create time
     for job_id, created in [("c", 30), ("b", 10), ("a", 20), ("a2", 10)]:
         store.create(make_job(job_id, create_time=created), [])
@@ -85,7 +97,7 @@ def test_list_orders_by_create_time_then_id_and_pages(store: SqlJobStore, make_j
     assert (first.total, second.total, beyond.total, beyond.jobs) == (4, 4, 4, [])
 
 
-def test_list_filters_by_channel(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_list_filters_by_channel(store: JobStore, make_job: MakeJob) -> None:
     # GIVEN jobs on two channels
     store.create(make_job("x1", channel_name="x", create_time=2), [])
     store.create(make_job("y1", channel_name="y", create_time=1), [])
@@ -97,7 +109,7 @@ def test_list_filters_by_channel(store: SqlJobStore, make_job: MakeJob) -> None:
     assert store.list("none", 0, 10).total == 0
 
 
-def test_duplicate_id_is_refused_and_changes_nothing(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_duplicate_id_is_refused_and_changes_nothing(store: JobStore, make_job: MakeJob) -> None:
     # GIVEN a job
     store.create(make_job("dup"), [plan_message("dup")])
     # WHEN another job with the same ID is created
@@ -109,7 +121,7 @@ def test_duplicate_id_is_refused_and_changes_nothing(store: SqlJobStore, make_jo
 
 
 def test_concurrent_duplicate_creates_make_exactly_one_job_per_id(
-    store: SqlJobStore, make_job: MakeJob, concurrently: Concurrently
+    store: JobStore, make_job: MakeJob, concurrently: Concurrently
 ) -> None:
     # GIVEN 200 creates over 50 IDs, all started at once
     calls = [
@@ -128,8 +140,10 @@ def test_concurrent_duplicate_creates_make_exactly_one_job_per_id(
 
 
 def test_create_is_atomic_with_its_outbox(
-    store: SqlJobStore, make_job: MakeJob, monkeypatch: pytest.MonkeyPatch
+    store: JobStore, make_job: MakeJob, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if isinstance(store, MemoryJobStore):
+        pytest.skip("the failure is injected into a SQL transaction; the in-memory store has none to fail")
     # GIVEN a database that fails while writing the outbox, after the job row went in
     real_execute = Transaction.execute
 
@@ -152,7 +166,7 @@ def test_create_is_atomic_with_its_outbox(
 # --- delete ---------------------------------------------------------------------------------------
 
 
-def test_delete_removes_finished_jobs_with_plan_and_chunks(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_delete_removes_finished_jobs_with_plan_and_chunks(store: JobStore, make_job: MakeJob) -> None:
     # GIVEN a planned job that completed, and a failed one
     _planned(store, make_job, "done", chunks=2)
     store.finish("done", JobStatus.COMPLETED)
@@ -168,7 +182,7 @@ def test_delete_removes_finished_jobs_with_plan_and_chunks(store: SqlJobStore, m
         store.get_chunk("done", 0)
 
 
-def test_delete_refuses_running_job_and_deletes_nothing(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_delete_refuses_running_job_and_deletes_nothing(store: JobStore, make_job: MakeJob) -> None:
     # GIVEN a completed job and a running one
     store.create(make_job("finished"), [])
     store.finish("finished", JobStatus.COMPLETED)
@@ -181,7 +195,7 @@ def test_delete_refuses_running_job_and_deletes_nothing(store: SqlJobStore, make
     assert store.get("running").status is JobStatus.RUNNING
 
 
-def test_delete_with_unknown_id_names_it_and_deletes_nothing(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_delete_with_unknown_id_names_it_and_deletes_nothing(store: JobStore, make_job: MakeJob) -> None:
     # GIVEN one completed job
     store.create(make_job("known"), [])
     store.finish("known", JobStatus.FAILED, "x")
@@ -196,7 +210,7 @@ def test_delete_with_unknown_id_names_it_and_deletes_nothing(store: SqlJobStore,
 
 
 def test_finish_moves_running_to_completed_once(
-    store: SqlJobStore, make_job: MakeJob, clock: Callable[[], float]
+    store: JobStore, make_job: MakeJob, clock: Callable[[], float]
 ) -> None:
     # GIVEN a running job
     store.create(make_job("fin"), [])
@@ -213,7 +227,7 @@ def test_finish_moves_running_to_completed_once(
     assert _outbox_bodies(store) == [{"job_id": "fin"}]
 
 
-def test_finish_of_finished_job_raises_and_writes_nothing(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_finish_of_finished_job_raises_and_writes_nothing(store: JobStore, make_job: MakeJob) -> None:
     # GIVEN a completed job
     store.create(make_job("fin"), [])
     store.finish("fin", JobStatus.COMPLETED)
@@ -226,7 +240,7 @@ def test_finish_of_finished_job_raises_and_writes_nothing(store: SqlJobStore, ma
     assert store.pending_outbox(10) == []
 
 
-def test_finish_errors_for_unknown_job_and_for_running_target(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_finish_errors_for_unknown_job_and_for_running_target(store: JobStore, make_job: MakeJob) -> None:
     with pytest.raises(JobNotFound):
         store.finish("ghost", JobStatus.FAILED, "x")
     store.create(make_job("run"), [])
@@ -235,7 +249,7 @@ def test_finish_errors_for_unknown_job_and_for_running_target(store: SqlJobStore
 
 
 def test_concurrent_finishes_have_exactly_one_winner(
-    store: SqlJobStore, make_job: MakeJob, concurrently: Concurrently
+    store: JobStore, make_job: MakeJob, concurrently: Concurrently
 ) -> None:
     # GIVEN a running job and 20 finishers, half completing it and half failing it
     store.create(make_job("race"), [])
@@ -259,7 +273,7 @@ def test_concurrent_finishes_have_exactly_one_winner(
 # --- plan and chunks -------------------------------------------------------------------------------
 
 
-def test_save_plan_once(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_save_plan_once(store: JobStore, make_job: MakeJob) -> None:
     # GIVEN a queued job
     store.create(make_job("p"), [])
     chunks = [[download_task("u0", 10)], [download_task("u1", 20), download_task("u2", 30)]]
@@ -286,8 +300,9 @@ STORED_CHUNK = (
 
 
 def test_chunks_are_stored_as_the_json_earlier_releases_wrote_and_read(
-    db: Database, store: SqlJobStore, make_job: MakeJob
+    db: Database, clock: Callable[[], float], make_job: MakeJob
 ) -> None:
+    store = SqlJobStore(db, clock=clock)
     # GIVEN a job planned with a chunk an earlier release stored (a rolling upgrade mid-job)
     store.create(make_job("old"), [])
     task = DownloadTask.from_json(json.loads(STORED_CHUNK)[0])
@@ -301,7 +316,7 @@ def test_chunks_are_stored_as_the_json_earlier_releases_wrote_and_read(
     assert task.counts is False
 
 
-def test_save_plan_of_finished_job_writes_nothing(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_save_plan_of_finished_job_writes_nothing(store: JobStore, make_job: MakeJob) -> None:
     # GIVEN a job failed before it was planned
     store.create(make_job("f"), [])
     store.finish("f", JobStatus.FAILED, "cancelled")
@@ -316,13 +331,13 @@ def test_save_plan_of_finished_job_writes_nothing(store: SqlJobStore, make_job: 
         store.save_plan("ghost", {}, [], 0, [])
 
 
-def test_plan_without_chunks_goes_straight_to_finalizing(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_plan_without_chunks_goes_straight_to_finalizing(store: JobStore, make_job: MakeJob) -> None:
     store.create(make_job("empty"), [])
     assert store.save_plan("empty", {"segments": []}, [], 0, [finalize_message("empty")])
     assert store.get("empty").phase is Phase.FINALIZING
 
 
-def test_absent_plan_and_chunk_raise_not_found(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_absent_plan_and_chunk_raise_not_found(store: JobStore, make_job: MakeJob) -> None:
     store.create(make_job("q"), [])
     with pytest.raises(JobNotFound):
         store.get_plan("q")
@@ -332,7 +347,7 @@ def test_absent_plan_and_chunk_raise_not_found(store: SqlJobStore, make_job: Mak
         store.complete_chunk("q", 0, 1, 1, [])
 
 
-def test_complete_chunk_counts_once_and_flags_the_last(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_complete_chunk_counts_once_and_flags_the_last(store: JobStore, make_job: MakeJob) -> None:
     # GIVEN a job planned in two chunks
     _planned(store, make_job, "c", chunks=2)
     # WHEN chunk 0 completes, is redelivered and completes again, then chunk 1 completes
@@ -353,7 +368,7 @@ def test_complete_chunk_counts_once_and_flags_the_last(store: SqlJobStore, make_
 
 @pytest.mark.parametrize("round_", range(3))
 def test_concurrent_chunk_completions_report_last_exactly_once(
-    store: SqlJobStore, make_job: MakeJob, concurrently: Concurrently, round_: int
+    store: JobStore, make_job: MakeJob, concurrently: Concurrently, round_: int
 ) -> None:
     # GIVEN a job with 8 chunks, each delivered twice, all completing at once
     _planned(store, make_job, "par", chunks=8)
@@ -371,7 +386,7 @@ def test_concurrent_chunk_completions_report_last_exactly_once(
     assert [message for _, message in store.pending_outbox(10)] == [finalize_message("par")]
 
 
-def test_chunk_completed_after_job_failed_queues_nothing(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_chunk_completed_after_job_failed_queues_nothing(store: JobStore, make_job: MakeJob) -> None:
     # GIVEN a one-chunk job the sweeper failed while the chunk ran
     _planned(store, make_job, "late", chunks=1)
     store.finish("late", JobStatus.FAILED, "deadline passed")
@@ -387,7 +402,7 @@ def test_chunk_completed_after_job_failed_queues_nothing(store: SqlJobStore, mak
 
 
 def test_add_progress_feeds_live_counters_not_exact_ones(
-    store: SqlJobStore, make_job: MakeJob, clock: Any
+    store: JobStore, make_job: MakeJob, clock: Any
 ) -> None:
     # GIVEN a planned job
     _planned(store, make_job, "prog", chunks=1)
@@ -402,7 +417,7 @@ def test_add_progress_feeds_live_counters_not_exact_ones(
     assert job.extra["requested_by"] == "contract-test"
 
 
-def test_record_callback(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_record_callback(store: JobStore, make_job: MakeJob) -> None:
     store.create(make_job("cb"), [])
     store.finish("cb", JobStatus.COMPLETED)
     store.record_callback("cb", "delivered: HTTP 200")
@@ -412,7 +427,7 @@ def test_record_callback(store: SqlJobStore, make_job: MakeJob) -> None:
 
 
 def test_a_callback_is_claimed_once_per_ended_job_and_again_only_when_stale(
-    store: SqlJobStore, make_job: MakeJob, clock: Any
+    store: JobStore, make_job: MakeJob, clock: Any
 ) -> None:
     # GIVEN a Running job with a CallbackURL, and one without
     store.create(make_job("cb"), [])
@@ -438,9 +453,7 @@ def test_a_callback_is_claimed_once_per_ended_job_and_again_only_when_stale(
         store.claim_callback("ghost", 600)
 
 
-def test_running_jobs_lists_only_stale_running_ones(
-    store: SqlJobStore, make_job: MakeJob, clock: Any
-) -> None:
+def test_running_jobs_lists_only_stale_running_ones(store: JobStore, make_job: MakeJob, clock: Any) -> None:
     # GIVEN a stale running job, a fresh running job and a stale finished job
     store.create(make_job("stale", create_time=100), [])
     store.create(make_job("fresh", create_time=100), [])
@@ -453,7 +466,7 @@ def test_running_jobs_lists_only_stale_running_ones(
     assert [job.id for job in stale] == ["stale"]
 
 
-def test_outbox_is_oldest_first_limited_and_deletable(store: SqlJobStore, make_job: MakeJob) -> None:
+def test_outbox_is_oldest_first_limited_and_deletable(store: JobStore, make_job: MakeJob) -> None:
     # GIVEN three messages queued by two writes
     store.create(make_job("o"), [plan_message("o")])
     store.save_plan(
@@ -474,7 +487,8 @@ def test_outbox_is_oldest_first_limited_and_deletable(store: SqlJobStore, make_j
 # --- schema and database ---------------------------------------------------------------------------
 
 
-def test_migrate_twice_is_a_no_op(db: Database, store: SqlJobStore, make_job: MakeJob) -> None:
+def test_migrate_twice_is_a_no_op(db: Database, make_job: MakeJob) -> None:
+    store = SqlJobStore(db)
     # GIVEN a migrated database holding a job
     store.create(make_job("kept"), [])
     # WHEN the migrations run again
@@ -518,11 +532,10 @@ def test_placeholders_and_percent_signs_survive_translation(db: Database) -> Non
     assert rows == [{"value": "50%"}]
 
 
-def test_postgres_connection_killed_while_idle_is_replaced(
-    db: Database, store: SqlJobStore, make_job: MakeJob
-) -> None:
+def test_postgres_connection_killed_while_idle_is_replaced(db: Database, make_job: MakeJob) -> None:
     if not db.is_postgres:
         pytest.skip("PostgreSQL only: SQLite has no server connection to lose")
+    store = SqlJobStore(db)
     # GIVEN the server killed the (single, idle) pooled connection
     store.create(make_job("before"), [])
     with db.transaction(write=False) as tx:

@@ -1,5 +1,6 @@
 """ObjectStore adapters against ports.ObjectStore: the same cases on LocalDiskStore (a tmp dir) and on
-CosStore (the real COS SDK against the moto-based COS stand-in, which checks COS signatures).
+CosStore (the real COS SDK against the moto-based COS stand-in, which checks COS signatures), and on
+the unit tests' MemoryObjectStore (tests/support/fakes.py), so the fake keeps the same promises.
 
 Adapter-specific behaviour follows: atomic local writes, and for COS multipart uploads, integrity
 checks, error translation, and boto3 seeing what the COS SDK wrote.
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 from tests.support.cos_server import APPID, CosServer, cos_signature
+from tests.support.fakes import MemoryObjectStore
 
 from harvest.adapters.objectstore import local as local_store
 from harvest.adapters.objectstore.cos import CosStore
@@ -56,10 +58,12 @@ def make_cos_store(server: CosServer, secret_key: str | None = None, port: int |
     )
 
 
-@pytest.fixture(params=["local", "cos"])
+@pytest.fixture(params=["local", "cos", "memory"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     if request.param == "local":
         return Target(LocalDiskStore(tmp_path / "cos"), LOCAL_BUCKET)
+    if request.param == "memory":
+        return Target(MemoryObjectStore(), LOCAL_BUCKET)
     server: CosServer = request.getfixturevalue("cos_server")
     return Target(make_cos_store(server), server.create_bucket())
 

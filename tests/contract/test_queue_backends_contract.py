@@ -26,7 +26,14 @@ from typing import Any
 
 import pytest
 from tests.contract.conftest import POSTGRES_URL
-from tests.support.queue_backends import CKAFKA_TOPICS, CKafkaBackend, QueueBackend, SqlBackend, WireRecord
+from tests.support.queue_backends import (
+    CKAFKA_TOPICS,
+    CKafkaBackend,
+    MemoryBackend,
+    QueueBackend,
+    SqlBackend,
+    WireRecord,
+)
 from tests.support.tencent_api_standin import MAX_MESSAGE_BYTES, TencentApiStandIn
 
 from harvest.adapters.sql.db import Database
@@ -42,10 +49,13 @@ from harvest.domain.job import (
 )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "ckafka"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "ckafka", "memory"])
 def backend(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[QueueBackend]:
+    if request.param == "memory":
+        yield MemoryBackend()
+        return
     if request.param == "ckafka":
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the SDK honours HTTP(S)_PROXY
         datahubs = tuple(topic.datahub_id for topic in CKAFKA_TOPICS)

@@ -1,29 +1,49 @@
-"""SqlQueue against ports.LeaseQueue, on SQLite and PostgreSQL (see conftest's `db` fixture): leases,
-redelivery, nack and dead letters. What every backend, CKafka included, promises about publishing
-and consuming is in test_queue_backends_contract.py."""
+"""SqlQueue against ports.LeaseQueue, on SQLite and PostgreSQL (see conftest's `db` fixture), and the
+in-memory MemoryQueue of the unit tests (tests/support/fakes.py) against the same cases: leases,
+redelivery, nack and dead letters. Two database handles and a restart are SQL's alone. What every
+backend, CKafka included, promises about publishing and consuming is in
+test_queue_backends_contract.py."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
+from tests.contract.conftest import SQL_BACKENDS, database_url
+from tests.support.fakes import MemoryQueue
 
 from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.queue import SqlQueue
 from harvest.domain.job import TOPIC_FINALIZE, Message, chunk_message, finalize_message, plan_message
+from harvest.ports import LeaseQueue
 
 Concurrently = Callable[[Sequence[Callable[[], Any]]], list[Any]]
 LEASE = 60.0
 
 
-@pytest.fixture
-def queue(db: Database, clock: Any) -> SqlQueue:
-    return SqlQueue(db, max_attempts=3, clock=clock)
+class CountedQueue(LeaseQueue, Protocol):
+    """A lease queue that also counts its messages by state (both queues do, for operators)."""
+
+    def pending_count(self) -> int: ...
+
+    def counts(self) -> dict[str, int]: ...
 
 
-def test_published_messages_are_received_in_order_and_acked_away(queue: SqlQueue) -> None:
+@pytest.fixture(params=[*SQL_BACKENDS, "memory"])
+def queue(request: pytest.FixtureRequest, tmp_path: Path, clock: Any) -> Iterator[CountedQueue]:
+    if request.param == "memory":
+        yield MemoryQueue(clock, max_attempts=3)
+        return
+    with database_url(request.param, request, tmp_path) as url:
+        db = Database.connect(url)
+        yield SqlQueue(db, max_attempts=3, clock=clock)
+        db.close()
+
+
+def test_published_messages_are_received_in_order_and_acked_away(queue: CountedQueue) -> None:
     # GIVEN three published messages
     messages = [plan_message("a"), chunk_message("a", 0), finalize_message("a")]
     queue.publish(messages)
@@ -40,7 +60,7 @@ def test_published_messages_are_received_in_order_and_acked_away(queue: SqlQueue
     assert queue.receive(10, LEASE) == []
 
 
-def test_receive_respects_max_messages_and_topics(queue: SqlQueue) -> None:
+def test_receive_respects_max_messages_and_topics(queue: CountedQueue) -> None:
     queue.publish([plan_message("a"), finalize_message("a"), plan_message("b")])
     first = queue.receive(1, LEASE)
     finalizes = queue.receive(10, LEASE, topics=[TOPIC_FINALIZE])
@@ -50,7 +70,7 @@ def test_receive_respects_max_messages_and_topics(queue: SqlQueue) -> None:
     assert [d.message for d in rest] == [plan_message("b")]
 
 
-def test_unacked_message_is_redelivered_after_its_lease(queue: SqlQueue, clock: Any) -> None:
+def test_unacked_message_is_redelivered_after_its_lease(queue: CountedQueue, clock: Any) -> None:
     # GIVEN a message leased by a consumer that then crashed (never acked)
     queue.publish([plan_message("crash")])
     (leased,) = queue.receive(1, LEASE)
@@ -64,7 +84,7 @@ def test_unacked_message_is_redelivered_after_its_lease(queue: SqlQueue, clock: 
     assert [(d.id, d.message, d.attempts) for d in after] == [(leased.id, plan_message("crash"), 2)]
 
 
-def test_a_released_message_is_redelivered_at_once_without_spending_an_attempt(queue: SqlQueue) -> None:
+def test_a_released_message_is_redelivered_at_once_without_spending_an_attempt(queue: CountedQueue) -> None:
     # GIVEN a message on its last attempt (max_attempts=3), leased by a consumer that must stop
     queue.publish([chunk_message("left", 0)])
     for _ in range(2):
@@ -84,7 +104,7 @@ def test_a_released_message_is_redelivered_at_once_without_spending_an_attempt(q
     assert queue.pending_count() == 0
 
 
-def test_extended_lease_keeps_a_working_consumer_exclusive(queue: SqlQueue, clock: Any) -> None:
+def test_extended_lease_keeps_a_working_consumer_exclusive(queue: CountedQueue, clock: Any) -> None:
     # GIVEN a message whose consumer is still working when its first lease would end
     queue.publish([chunk_message("long", 0)])
     (leased,) = queue.receive(1, LEASE)
@@ -100,7 +120,7 @@ def test_extended_lease_keeps_a_working_consumer_exclusive(queue: SqlQueue, cloc
     assert [d.id for d in after] == [leased.id]
 
 
-def test_nack_delays_redelivery_and_counts_attempts(queue: SqlQueue, clock: Any) -> None:
+def test_nack_delays_redelivery_and_counts_attempts(queue: CountedQueue, clock: Any) -> None:
     # GIVEN a message whose first attempt failed
     queue.publish([chunk_message("j", 4)])
     (first,) = queue.receive(1, LEASE)
@@ -113,7 +133,7 @@ def test_nack_delays_redelivery_and_counts_attempts(queue: SqlQueue, clock: Any)
     assert (dead, early, second.id, second.attempts) == (False, [], first.id, 2)
 
 
-def test_message_is_dead_lettered_after_max_attempts(queue: SqlQueue) -> None:
+def test_message_is_dead_lettered_after_max_attempts(queue: CountedQueue) -> None:
     # GIVEN a message that fails on every attempt (max_attempts=3)
     queue.publish([chunk_message("j", 0)])
     outcomes = []
@@ -128,7 +148,7 @@ def test_message_is_dead_lettered_after_max_attempts(queue: SqlQueue) -> None:
     assert queue.counts() == {"ready": 0, "leased": 0, "dead": 1}
 
 
-def test_lease_expiring_on_the_last_attempt_dead_letters_once(queue: SqlQueue, clock: Any) -> None:
+def test_lease_expiring_on_the_last_attempt_dead_letters_once(queue: CountedQueue, clock: Any) -> None:
     # GIVEN a message whose consumers crashed on all three attempts
     queue.publish([plan_message("poison")])
     for _ in range(3):
@@ -146,7 +166,7 @@ def test_lease_expiring_on_the_last_attempt_dead_letters_once(queue: SqlQueue, c
     assert [d.message for d, _ in queue.dead_letters()] == [plan_message("poison")]
 
 
-def test_ack_and_nack_of_unknown_ids_change_nothing(queue: SqlQueue) -> None:
+def test_ack_and_nack_of_unknown_ids_change_nothing(queue: CountedQueue) -> None:
     queue.publish([plan_message("x")])
     queue.ack(999_999)
     assert queue.nack(999_999, "gone", 0) is False
@@ -162,7 +182,7 @@ def test_two_consumers_never_get_the_same_message(db_url: str, clock: Any) -> No
     lock = threading.Lock()
     barrier = threading.Barrier(8)
 
-    def consume(queue: SqlQueue) -> None:
+    def consume(queue: CountedQueue) -> None:
         barrier.wait()
         while deliveries := queue.receive(5, LEASE):
             for delivery in deliveries:
@@ -198,7 +218,7 @@ def test_restart_keeps_queued_and_leased_work(db_url: str, clock: Any) -> None:
     after.close()
 
 
-def test_publish_of_nothing_is_a_no_op(queue: SqlQueue) -> None:
+def test_publish_of_nothing_is_a_no_op(queue: CountedQueue) -> None:
     queue.publish([])
     queue.publish([Message("work", {"kind": "plan", "job_id": "only"}, "only")])
     assert queue.pending_count() == 1

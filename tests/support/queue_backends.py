@@ -3,6 +3,8 @@
 - `SqlBackend` (SQLite, as `harvest serve` runs it, and PostgreSQL): `SqlQueue` publishes into the
   queue table; consumers lease with `receive`, read the deliveries with
   `harvest.triggers.parse_deliveries` and `ack`, as the local pump does.
+- `MemoryBackend`: the unit tests' `MemoryQueue` (tests/support/fakes.py), read the same way, so
+  the fake carries messages as every real backend does.
 - `CKafkaBackend`: `CKafkaQueue.from_settings` publishes through the real Tencent SDK into
   TencentApiStandIn, which checks what CKafka's API would receive (TC3 signature and token,
   SendMessage's shape, at most 500 messages a request, the topic's largest message). A small model
@@ -25,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from tests.support.clock import ManualClock
+from tests.support.fakes import MemoryQueue
 from tests.support.tencent_api_standin import TencentApiStandIn
 
 from harvest.adapters.ckafka import CKafkaQueue
@@ -65,6 +69,21 @@ class QueueBackend(Protocol):
 # --- the SQL queue ----------------------------------------------------------------------------------
 
 
+def consume_leased(queue: SqlQueue | MemoryQueue) -> list[Message]:
+    """Lease, read and ack until nothing is left, as the local pump does."""
+    consumed: list[Message] = []
+    while deliveries := queue.receive(50, LEASE):
+        # Read as the local pump reads them: through the same parser the batch processor is given.
+        for delivery, record in zip(deliveries, parse_deliveries(deliveries), strict=True):
+            assert delivery.attempts == 1, f"{delivery.message} delivered {delivery.attempts} times"
+            assert record.error == "", f"the pump could not read {record.ref}: {record.error}"
+            assert record.message is not None
+            assert record.ref == delivery_ref(delivery), f"{record.ref} is not the leased message"
+            consumed.append(record.message)
+            queue.ack(delivery.id)
+    return consumed
+
+
 class SqlBackend:
     def __init__(self, name: str, db: Database) -> None:
         self.name = name
@@ -77,17 +96,21 @@ class SqlBackend:
         return [WireRecord(row["topic"], row["key"], row["body"]) for row in rows]
 
     def consume(self) -> list[Message]:
-        consumed: list[Message] = []
-        while deliveries := self.queue.receive(50, LEASE):
-            # Read as the local pump reads them: through the same parser the batch processor is given.
-            for delivery, record in zip(deliveries, parse_deliveries(deliveries), strict=True):
-                assert delivery.attempts == 1, f"{delivery.message} delivered {delivery.attempts} times"
-                assert record.error == "", f"the pump could not read {record.ref}: {record.error}"
-                assert record.message is not None
-                assert record.ref == delivery_ref(delivery), f"{record.ref} is not the leased message"
-                consumed.append(record.message)
-                self.queue.ack(delivery.id)
-        return consumed
+        return consume_leased(self.queue)
+
+
+class MemoryBackend:
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.queue = MemoryQueue(ManualClock(), max_attempts=3)
+
+    def on_the_wire(self) -> list[WireRecord]:
+        # What it holds, serialized as the SQL queue stores a body: a body that is not JSON fails here.
+        return [WireRecord(m.topic, m.key, json.dumps(m.body)) for m in self.queue.messages()]
+
+    def consume(self) -> list[Message]:
+        return consume_leased(self.queue)
 
 
 # --- CKafka -----------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from harvest.errors import (
     HarvestFailure,
     InvalidTransition,
     JobNotFound,
+    NotFound,
     PlaylistError,
     RetryableError,
     SegmentFetchError,
@@ -223,7 +224,7 @@ def plan_job(deps: HarvestDeps, job_id: str) -> None:
     except HarvestFailure as exc:
         fail_job(deps, job_id, exc.message)
         return
-    except (StorageError, JobNotFound) as exc:  # registry or destination changed under the job
+    except (StorageError, NotFound) as exc:  # registry or destination changed under the job
         fail_job(deps, job_id, f"cannot plan: {exc}")
         return
     chunks = plan.chunks(chunk_size(len(plan.tasks)), deps.settings.chunk_max_bytes)
