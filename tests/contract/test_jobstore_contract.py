@@ -31,6 +31,7 @@ from harvest.domain.job import (
     finalize_message,
     plan_message,
 )
+from harvest.engine.plan import TASKS_IN_CHUNKS
 from harvest.errors import (
     ConfigError,
     InvalidTransition,
@@ -289,6 +290,20 @@ def test_save_plan_once(store: JobStore, make_job: MakeJob) -> None:
     assert (job.phase, job.chunks_total, job.segments_total) == (Phase.HARVESTING, 2, 3)
     assert store.get_chunk("p", 1).tasks == chunks[1]
     assert len(store.pending_outbox(10)) == 2
+
+
+def test_a_plan_keeping_tasks_in_chunks_gives_them_back_in_order(store: JobStore, make_job: MakeJob) -> None:
+    # GIVEN a plan stored without its tasks, marked as keeping them in the chunk rows (engine/plan.py)
+    store.create(make_job("p"), [])
+    chunks = [[download_task("u0", 10), download_task("u1", 20)], [download_task("u2", 30)]]
+    assert store.save_plan("p", {"renditions": 1, TASKS_IN_CHUNKS: True}, chunks, 3, [])
+    # WHEN it is read with and without its tasks
+    whole = store.get_plan("p")
+    lean = store.get_plan("p", with_tasks=False)
+    # THEN the tasks come back from the chunks, in chunk order, and only when asked for
+    assert [DownloadTask.from_json(task) for task in whole["tasks"]] == [*chunks[0], *chunks[1]]
+    assert "tasks" not in lean
+    assert lean["renditions"] == 1
 
 
 # A chunk row as an earlier release wrote it, before tasks were typed.

@@ -31,6 +31,7 @@ from typing import Any
 from harvest.adapters.objectstore import check_bucket, check_key, check_prefix
 from harvest.domain.download import DownloadTask
 from harvest.domain.job import CallbackClaim, HarvestJob, JobStatus, Message, Phase, check_transition
+from harvest.engine.plan import TASKS_IN_CHUNKS
 from harvest.errors import (
     InvalidTransition,
     JobAlreadyExists,
@@ -168,12 +169,17 @@ class MemoryJobStore:
             self._queue(outbox)
             return True
 
-    def get_plan(self, job_id: str) -> dict[str, Any]:
+    def get_plan(self, job_id: str, with_tasks: bool = True) -> dict[str, Any]:
         with self._lock:
-            plan = self._rows[job_id].plan if job_id in self._rows else None
-            if plan is None:
+            row = self._rows.get(job_id)
+            if row is None or row.plan is None:
                 raise JobNotFound(f"harvest job {job_id} has no plan")
-            result: dict[str, Any] = copy.deepcopy(plan)
+            result: dict[str, Any] = copy.deepcopy(row.plan)
+            if not with_tasks:
+                result.pop("tasks", None)
+            elif result.get(TASKS_IN_CHUNKS):
+                # As the SQL adapter does: the tasks are stored once, in the chunks.
+                result["tasks"] = [copy.deepcopy(task) for chunk in row.chunks for task in chunk.tasks]
             return result
 
     def get_chunk(self, job_id: str, index: int) -> ChunkRecord:
