@@ -140,7 +140,8 @@ def _keep_tracks(
                 period_id = period.element.get("id", str(period.index))
                 where = f"MPD {mpd_url} Period {period_id} Representation {rep_id!r}"
                 base = base_url(adaptation_base, [rep], warnings)
-                source = TrackSource(base, period, adaptation, rep, now, (ctx.start, ctx.end), where)
+                window = (ctx.start, ctx.end)
+                source = TrackSource(base, period, adaptation, rep, now, window, where, ctx.limits.max_tasks)
                 found = track_segments(source, fetch_range)
                 chosen = [s for s in found.segments if _overlaps(s.start, s.end, ctx.start, ctx.end)]
                 by_rep.setdefault(rep_id, []).extend(chosen)

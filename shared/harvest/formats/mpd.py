@@ -9,6 +9,7 @@ starts at P (availabilityStartTime + Period@start) starts at P + (t - presentati
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from xml.etree import ElementTree as ET
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from harvest.engine.context import MAX_PLAN_TASKS
 from harvest.errors import PlaylistError
 from harvest.hls.model import ByteRange
 
@@ -249,8 +251,9 @@ def expand(template: str, rep: ET.Element, rep_id: str, where: str, number: int 
     return _IDENTIFIER.sub(one, template)
 
 
-def _timeline(timeline: ET.Element, limit: int | None, where: str) -> Iterator[tuple[int, int]]:
-    """(t, d) of every segment a SegmentTimeline lists; r="-1" repeats until the next S or `limit`."""
+def _entries(timeline: ET.Element, limit: int | None, where: str) -> Iterator[tuple[int, int, int]]:
+    """(t, d, count) of each S element: `count` segments of d from t; r="-1" repeats until the
+    next S or `limit`. Repeats are never expanded here: r="2000000000" is one tuple."""
     entries = timeline.findall(q("S"))
     t = 0
     for i, s in enumerate(entries):
@@ -272,9 +275,49 @@ def _timeline(timeline: ET.Element, limit: int | None, where: str) -> Iterator[t
                     f'{where}: SegmentTimeline r="-1" in the last S of a Period without an end'
                 )
             r = max(0, math.ceil((until - t) / d) - 1)
-        for _ in range(r + 1):
-            yield t, d
-            t += d
+        yield t, d, r + 1
+        t += d * (r + 1)
+
+
+def _timeline(timeline: ET.Element, limit: int | None, where: str) -> Iterator[tuple[int, int]]:
+    """(t, d) of every segment a SegmentTimeline lists, in order (SegmentList: as many as its URLs)."""
+    for t, d, count in _entries(timeline, limit, where):
+        for k in range(count):
+            yield t + k * d, d
+
+
+def _timeline_near(
+    timeline: ET.Element, limit: int, where: str, low: int, high: int, most: int
+) -> tuple[list[tuple[int, int]], int]:
+    """(t, d) of the segments that meet [low, high) in media time, with one more on each side, and
+    the index of the first among all the timeline's ($Number$ counts from it).
+
+    Found by arithmetic on each S element, never by walking its repeats: a hostile r="2000000000"
+    costs nothing, and more than `most` segments near the window are refused before any is listed.
+    """
+    near: list[tuple[int, int]] = []
+    first, index = 0, 0
+    for t, d, count in _entries(timeline, limit, where):
+        # Segment k covers [t + k*d, t + (k+1)*d): those from just before `low` to just after `high`.
+        begin = 0 if near else max(0, (low - t) // d - 1)
+        stop = min(count, -(-(high - t) // d) + 1)
+        if begin < stop:
+            if not near:
+                first = index + begin
+            if len(near) + stop - begin > most:
+                raise PlaylistError(_too_many(where, len(near) + stop - begin, most))
+            near.extend((t + k * d, d) for k in range(begin, stop))
+        index += count
+        if stop < count:
+            break  # the window ends inside this S: nothing after it is near
+    return near, first
+
+
+def _too_many(where: str, count: int, most: int) -> str:
+    return (
+        f"{where}: {count} segments in the window, more than the {most} one job may plan"
+        " (the limit, HARVEST_MAX_PLAN_TASKS)"
+    )
 
 
 @dataclass(frozen=True)
@@ -288,6 +331,7 @@ class TrackSource:
     now: float
     window: tuple[float, float]
     where: str  # "MPD <url> Period <id> Representation <id>", for errors
+    most: int = MAX_PLAN_TASKS  # segments one Representation may list near the window
 
     @property
     def rep_id(self) -> str:
@@ -354,7 +398,9 @@ def _times(
     """(t, d) of the segments near the window, and the index of the first among all the Period's."""
     limit = math.floor((source.live_end - clock.period_start) * clock.timescale) + clock.pto
     if timeline is not None:
-        return list(_timeline(timeline, limit, source.where)), 0
+        low = math.floor((source.window[0] - clock.period_start) * clock.timescale) + clock.pto
+        high = math.ceil((source.window[1] - clock.period_start) * clock.timescale) + clock.pto
+        return _timeline_near(timeline, limit, source.where, low, high, source.most)
     if "duration" not in attributes:
         raise PlaylistError(f"{source.where}: {tag} has neither a SegmentTimeline nor a duration")
     d = _int(attributes, "duration", "0", source.where)
@@ -365,6 +411,8 @@ def _times(
     count = max(0, math.floor((source.live_end - clock.period_start) * scale))
     first = max(0, math.floor((source.window[0] - clock.period_start) * scale) - 1)
     stop = min(count, math.ceil((source.window[1] - clock.period_start) * scale) + 1)
+    if stop - first > source.most:
+        raise PlaylistError(_too_many(source.where, stop - first, source.most))
     return [(clock.pto + k * d, d) for k in range(first, stop)], first
 
 
@@ -409,7 +457,7 @@ def _list(
         init = (init_url, _range(init_element.get("range"), where))
     urls = innermost.findall(q("SegmentURL"))
     if timeline is not None:
-        times = list(_timeline(timeline, None if urls else 0, where))[: len(urls)]
+        times = list(itertools.islice(_timeline(timeline, None if urls else 0, where), len(urls)))
     else:
         d = _int(attributes, "duration", "0", where)
         if d <= 0:

@@ -6,6 +6,7 @@ of real media from a live origin is in tests/integration/test_dash_engine.py.
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Mapping
 from xml.etree import ElementTree as ET
 
@@ -13,6 +14,7 @@ import pytest
 from tests.unit.hls.hls_playlists import Dest, FakeOrigin
 
 from harvest.domain.registry import Endpoint, parse_registry
+from harvest.engine.context import PlanLimits
 from harvest.engine.formats import manifest_keys
 from harvest.engine.plan import Plan, build_plan
 from harvest.errors import ConfigError, PlaylistError, WindowNotCovered
@@ -366,3 +368,49 @@ def test_a_remote_period_is_refused_naming_it() -> None:
     text = mpd('<Period xmlns:xlink="http://www.w3.org/1999/xlink" xlink:href="http://o/p.xml"/>')
     with pytest.raises(PlaylistError, match=r"Period 0 is remote \(xlink:href\)"):
         plan(text, 0, 4)
+
+
+# --- hostile timelines: bounded by the window and HARVEST_MAX_PLAN_TASKS -------------------------
+
+
+def test_a_repeat_of_millions_is_windowed_by_arithmetic_not_listed() -> None:
+    # GIVEN a timeline whose one S repeats 5,000,000 times (116 days of 2 s segments), $Number$ named
+    info = (
+        '<SegmentTemplate timescale="1000" startNumber="7" media="n$Number$-t$Time$.m4s"'
+        ' initialization="i.mp4">'
+        '<SegmentTimeline><S t="0" d="2000" r="4999999"/></SegmentTimeline></SegmentTemplate>'
+    )
+    text = mpd(f'<Period id="a" start="PT0S">{video(info)}</Period>')
+    # WHEN [100 s, 106 s) is planned, with the memory it takes traced
+    tracemalloc.start()
+    try:
+        result, out = plan(text, 100, 106)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # THEN the three segments are numbered from the timeline's start, and the repeat was never
+    # expanded (5,000,000 (t, d) pairs would hold hundreds of MB)
+    assert segment_urls(result) == ["n57-t100000.m4s", "n58-t102000.m4s", "n59-t104000.m4s"]
+    assert timeline(out) == [("100000", "2000", "2")]
+    assert peak < 20 * 1024 * 1024, f"planning peaked at {peak / 1e6:.0f} MB"
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        '<SegmentTemplate timescale="1000" duration="1" media="s$Number$.m4s"/>',
+        '<SegmentTemplate timescale="1000" media="s$Time$.m4s"><SegmentTimeline><S t="0" d="1" r="-1"/>'
+        "</SegmentTimeline></SegmentTemplate>",
+    ],
+    ids=["duration", "timeline"],
+)
+def test_more_segments_in_the_window_than_a_job_may_plan_are_refused_naming_the_limit(info: str) -> None:
+    # GIVEN 1 ms segments, so a 6 s window holds 6,000 of them, and a job limit of 1,000 tasks
+    origin = FakeOrigin({URL: mpd(f'<Period id="a" start="PT0S">{video(info)}</Period>')})
+    endpoint = Endpoint(name="dash", url=URL, protocol="DASH")
+    # WHEN it is planned THEN it is refused before the segments are listed, naming the setting
+    with pytest.raises(PlaylistError, match=r"600\d segments in the window.*HARVEST_MAX_PLAN_TASKS"):
+        build_plan(
+            origin, endpoint, AST + 100, AST + 106, Dest(), "show/index.mpd", now=AST + 1000,
+            limits=PlanLimits(max_tasks=1000),
+        )  # fmt: skip
