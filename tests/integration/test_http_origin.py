@@ -164,14 +164,17 @@ class Client:
     sleeps: list[float]
 
 
-@pytest.fixture
-def make_client() -> Iterator[Callable[..., Client]]:
+@pytest.fixture(params=["curl", "requests"])
+def make_client(request: pytest.FixtureRequest) -> Iterator[Callable[..., Client]]:
+    """Every test runs against both segment clients: libcurl (pycurl) and the requests fallback."""
     made: list[HttpOrigin] = []
 
     def make(timeout: float = 5.0, pool_size: int = 4, attempts: int = 5, **kwargs: Any) -> Client:
         sleeps: list[float] = []
         policy = RetryPolicy(attempts=attempts, rng=random.Random(7))
+        kwargs.setdefault("client", request.param)
         http = HttpOrigin(policy, timeout, pool_size, "harvest-test/1", sleep=sleeps.append, **kwargs)
+        assert http.client == request.param
         made.append(http)
         return Client(http, sleeps)
 

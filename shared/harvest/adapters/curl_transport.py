@@ -1,0 +1,365 @@
+"""Segment transfers through libcurl (pycurl), for HttpOrigin: the bytes never pass through Python's
+socket read path.
+
+Why: on this project's benchmark Python's HTTP read path (http.client + urllib3 + requests) costs
+about 1.0 ms of CPU per 1 MB segment, libcurl about 0.23 ms (bench/README.md, "HTTP clients,
+measured"), and on two cores CPU per segment is the throughput.
+
+How it keeps HttpOrigin's guarantees (HttpOrigin still decides redirects, retries, lengths and
+headers; this module only moves bytes):
+- Pull, not push: a transfer is driven by the thread that reads its body, through a multi handle
+  holding that one transfer. `chunks()` runs libcurl until it has data, then yields it, so the
+  caller's sink (the object store writing a file or a COS upload) reads the body as it would read a
+  socket. At most BUFFER_LIMIT bytes wait in memory: beyond that the transfer is paused
+  (CURL_WRITEFUNC_PAUSE) until the sink has taken them.
+- Connections are kept alive per slot (one multi + one easy handle, reused LIFO), so a thread
+  fetching segment after segment reuses its connection, as requests' pool does.
+- URL safety at connect time: CURLOPT_OPENSOCKETFUNCTION sees every address libcurl is about to
+  connect to and refuses (CURL_SOCKET_BAD) one the policy refuses; the refusal is kept and reported
+  as such, never retried. With a resolver other than the system's (tests, pinned names) the name is
+  resolved by that resolver, every address checked, and libcurl pinned to them (CURLOPT_RESOLVE).
+  Proxies are off when a policy is set (they would connect for us, past the check). Only http and
+  https; redirects are not followed by libcurl (HttpOrigin follows them hop by hop).
+- Timeouts: CURLOPT_CONNECTTIMEOUT for the connection; once connected, `timeout` seconds without a
+  byte (headers or body) end the attempt as a read timeout, like requests' per-read timeout.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from types import TracebackType
+from typing import Any
+
+import pycurl
+from requests.structures import CaseInsensitiveDict
+
+from harvest.adapters.http_origin import TransferFailed
+from harvest.domain.urlpolicy import Resolver, parse_ip, system_resolver
+from harvest.errors import TargetRefused
+
+BUFFER_LIMIT = 1024 * 1024  # bytes read ahead of the sink at most, per transfer
+RECEIVE_BUFFER = 256 * 1024  # libcurl's receive buffer: fewer, larger write callbacks
+SELECT_SLICE = 1.0  # the longest one wait on the socket lasts before the timeout is checked again
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+TLS_ERRORS = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})
+
+# (host, address) -> None, or raises TargetRefused
+AddressCheck = Callable[[str, str], None]
+
+
+class _Slot:
+    """One multi handle driving one easy handle; its connection cache outlives each transfer."""
+
+    def __init__(self) -> None:
+        self.multi = pycurl.CurlMulti()
+        self.easy = pycurl.Curl()
+
+
+class CurlResponse:
+    """One HTTP answer read through libcurl: status and headers at once, the body on demand."""
+
+    def __init__(self, transport: CurlTransport, slot: _Slot, url: str) -> None:
+        self._transport = transport
+        self._slot: _Slot | None = slot
+        self.url = url
+        self.host = ""
+        self.status_code = 0
+        self.headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+        self._headers_done = False
+        self._buffer: deque[bytes] = deque()
+        self._buffered = 0
+        self._paused = False
+        self._received = 0  # body bytes libcurl handed over (yielded or waiting)
+        self._done = False
+        self._error: tuple[int, str] | None = None
+        self._refusal: TargetRefused | None = None
+        self._connected = False
+        self._last_activity = time.monotonic()
+
+    # --- libcurl's callbacks (run inside perform, on this thread) ------------------------------
+
+    def on_header(self, line: bytes) -> None:
+        self._last_activity = time.monotonic()
+        text = line.decode("iso-8859-1").rstrip("\r\n")
+        if text.startswith("HTTP/"):
+            parts = text.split(" ", 2)
+            self.status_code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+            self.headers = CaseInsensitiveDict()
+        elif not text:
+            if self.status_code >= 200:  # 1xx interim answers are followed by the real one
+                self._headers_done = True
+        elif ":" in text:
+            name, _, value = text.partition(":")
+            name, value = name.strip(), value.strip()
+            self.headers[name] = f"{self.headers[name]}, {value}" if name in self.headers else value
+
+    def on_write(self, data: bytes) -> int | None:
+        if self._buffered >= BUFFER_LIMIT:
+            self._paused = True
+            return pycurl.WRITEFUNC_PAUSE  # libcurl keeps `data` and hands it over again on unpause
+        self._last_activity = time.monotonic()
+        self._headers_done = True
+        self._buffer.append(data)
+        self._buffered += len(data)
+        self._received += len(data)
+        return None
+
+    def on_connected(self, *_args: Any) -> int:
+        self._connected = True
+        self._last_activity = time.monotonic()
+        return pycurl.PREREQFUNC_OK
+
+    def on_open_socket(self, _purpose: int, address: Any) -> Any:
+        try:
+            self._transport.check(self.host, str(address[3][0]))
+        except TargetRefused as exc:
+            self._refusal = exc
+            return pycurl.SOCKET_BAD
+        return socket.socket(address[0], address[1], address[2])
+
+    # --- driving the transfer ------------------------------------------------------------------
+
+    def _step(self) -> None:
+        """Let libcurl work until it has something for us or `timeout` passes without a byte."""
+        slot = self._slot
+        assert slot is not None
+        if self._paused and self._buffered < BUFFER_LIMIT:
+            self._paused = False
+            slot.easy.pause(pycurl.PAUSE_CONT)  # may hand the held data to on_write right here
+        while True:
+            ret, running = slot.multi.perform()
+            if ret != pycurl.E_CALL_MULTI_PERFORM:
+                break
+        if not running:
+            self._finish(slot)
+            return
+        if self._buffer or self._paused:
+            return
+        timeout = self._transport.timeout
+        idle = time.monotonic() - self._last_activity
+        if idle >= timeout:
+            self._fail_timeout()
+            return
+        wait = min(SELECT_SLICE, timeout - idle)
+        suggested = slot.multi.timeout()  # ms; libcurl's own next deadline (resolver, connect)
+        if suggested >= 0:
+            wait = min(wait, suggested / 1000)
+        if wait > 0:
+            slot.multi.select(wait)
+
+    def _finish(self, slot: _Slot) -> None:
+        self._done = True
+        _queued, _ok, failed = slot.multi.info_read()
+        if failed:
+            _handle, code, message = failed[0]
+            self._error = (code, message)
+        self._headers_done = True
+
+    def _fail_timeout(self) -> None:
+        self._done = True
+        self._error = (-1, "read timeout" if self._connected else "connect timeout")
+
+    def wait_for_headers(self) -> None:
+        while not self._headers_done and not self._done:
+            self._step()
+        if self.status_code == 0:  # no answer at all; a body that breaks later fails in chunks()
+            raise self.failure()
+
+    def failure(self) -> TransferFailed:
+        """What went wrong with this transfer, as HttpOrigin reports it."""
+        if self._refusal is not None:
+            return TransferFailed(self._refusal.message, retryable=False)
+        code, message = self._error or (0, "")
+        if code == -1:
+            return TransferFailed(message)
+        slot = self._slot
+        os_errno = slot.easy.getinfo(pycurl.OS_ERRNO) if slot is not None else 0
+        if code == pycurl.E_PARTIAL_FILE:
+            declared = self.headers.get("Content-Length", "").strip()
+            if declared.isdigit():
+                return TransferFailed(f"short body ({self._received} of {declared} bytes)")
+            return TransferFailed(f"short body (ended after {self._received} bytes)")
+        if code == pycurl.E_COULDNT_RESOLVE_HOST:
+            return TransferFailed("DNS lookup failed")
+        if code == pycurl.E_OPERATION_TIMEDOUT:
+            return TransferFailed("connect timeout")
+        if code == pycurl.E_COULDNT_CONNECT:
+            return TransferFailed(
+                "connection refused" if os_errno == errno.ECONNREFUSED else "connection error"
+            )
+        if code in (pycurl.E_GOT_NOTHING, pycurl.E_RECV_ERROR, pycurl.E_SEND_ERROR):
+            if os_errno in (errno.EPIPE, errno.ECONNABORTED):
+                return TransferFailed("connection aborted")
+            return TransferFailed("connection reset")
+        if code in TLS_ERRORS:
+            return TransferFailed("TLS error", retryable=False)
+        if code == pycurl.E_URL_MALFORMAT:
+            return TransferFailed("invalid URL", retryable=False)
+        if code == pycurl.E_UNSUPPORTED_PROTOCOL:
+            return TransferFailed("unsupported URL scheme", retryable=False)
+        return TransferFailed("connection error")
+
+    # --- what HttpOrigin reads -----------------------------------------------------------------
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status_code in REDIRECT_STATUSES and "Location" in self.headers
+
+    def chunks(self, stop: int) -> Iterator[bytes]:
+        """The body's first `stop` bytes as they arrive; raises TransferFailed if the transfer breaks."""
+        position = 0
+        while position < stop:
+            while self._buffer and position < stop:
+                chunk = self._buffer.popleft()
+                self._buffered -= len(chunk)
+                if position + len(chunk) > stop:
+                    chunk = chunk[: stop - position]
+                position += len(chunk)
+                yield chunk
+            if position >= stop:
+                return
+            if self._done:
+                if self._error is not None:
+                    raise self.failure()
+                return
+            self._step()
+
+    def drain(self, limit: int) -> None:
+        """Read a small body to its end so the connection can be reused; a larger one is dropped."""
+        try:
+            for _chunk in self.chunks(limit + 1):
+                pass
+        except TransferFailed:
+            return
+
+    def close(self) -> None:
+        slot, self._slot = self._slot, None
+        if slot is None:
+            return
+        slot.multi.remove_handle(slot.easy)  # an unfinished transfer's connection is closed, not reused
+        self._buffer.clear()
+        self._transport.release(slot)
+
+    def __enter__(self) -> CurlResponse:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class CurlTransport:
+    """GET requests over libcurl, one per call, on pooled keep-alive slots. Thread-safe."""
+
+    def __init__(
+        self,
+        timeout: float,
+        user_agent: str,
+        pool_size: int,
+        check: AddressCheck | None = None,
+        resolver: Resolver = system_resolver,
+    ) -> None:
+        self.timeout = timeout
+        self._user_agent = user_agent
+        self._pool_size = max(1, pool_size)
+        self._check = check
+        self._resolver = resolver
+        self._idle: list[_Slot] = []
+        self._lock = threading.Lock()
+
+    def check(self, host: str, address: str) -> None:
+        if self._check is not None:
+            self._check(host, address)
+
+    def get(self, url: str, host: str, port: int, headers: Mapping[str, str]) -> CurlResponse:
+        """Send GET `url` and wait for its status and headers. Raises TransferFailed."""
+        slot = self._acquire()
+        response = CurlResponse(self, slot, url)
+        try:
+            self._configure(slot.easy, response, url, host, port, headers)
+        except TransferFailed:
+            self.release(slot)
+            raise
+        response.host = host
+        slot.multi.add_handle(slot.easy)
+        try:
+            response.wait_for_headers()
+        except BaseException:
+            response.close()
+            raise
+        return response
+
+    def _configure(
+        self,
+        easy: pycurl.Curl,
+        response: CurlResponse,
+        url: str,
+        host: str,
+        port: int,
+        headers: Mapping[str, str],
+    ) -> None:
+        easy.reset()  # options of the last transfer go; the connection cache stays
+        easy.setopt(pycurl.URL, url)
+        easy.setopt(pycurl.NOSIGNAL, 1)
+        easy.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        easy.setopt(pycurl.FOLLOWLOCATION, 0)
+        easy.setopt(pycurl.USERAGENT, self._user_agent)
+        easy.setopt(pycurl.HTTPHEADER, [_header_line(name, value) for name, value in headers.items()])
+        easy.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(self.timeout * 1000)))
+        easy.setopt(pycurl.BUFFERSIZE, RECEIVE_BUFFER)
+        easy.setopt(pycurl.HEADERFUNCTION, response.on_header)
+        easy.setopt(pycurl.WRITEFUNCTION, response.on_write)
+        easy.setopt(pycurl.PREREQFUNCTION, response.on_connected)
+        if self._check is not None:
+            easy.setopt(pycurl.PROXY, "")  # a proxy would connect for us, past the connect-time check
+            easy.setopt(pycurl.OPENSOCKETFUNCTION, response.on_open_socket)
+            if self._resolver is not system_resolver and parse_ip(host) is None:
+                easy.setopt(pycurl.RESOLVE, [self._pinned(host, port)])
+
+    def _pinned(self, host: str, port: int) -> str:
+        """`host:port:addresses` for CURLOPT_RESOLVE, every address checked first (all or none)."""
+        try:
+            addresses = list(self._resolver(host, port))
+        except OSError as exc:
+            raise TransferFailed("DNS lookup failed") from exc
+        if not addresses:
+            raise TransferFailed("DNS lookup failed")
+        for address in addresses:
+            try:
+                self.check(host, address)
+            except TargetRefused as exc:
+                raise TransferFailed(exc.message, retryable=False) from exc
+        listed = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
+        return f"+{host}:{port}:{listed}"
+
+    def _acquire(self) -> _Slot:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return _Slot()
+
+    def release(self, slot: _Slot) -> None:
+        with self._lock:
+            if len(self._idle) < self._pool_size:
+                self._idle.append(slot)
+                return
+        slot.easy.close()
+        slot.multi.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for slot in idle:
+            slot.easy.close()
+            slot.multi.close()
+
+
+def _header_line(name: str, value: str) -> str:
+    # "Name:" alone would make libcurl drop the header; "Name;" sends it with an empty value.
+    return f"{name}: {value}" if value else f"{name};"
