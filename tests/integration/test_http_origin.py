@@ -7,6 +7,7 @@ import logging
 import random
 import re
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ from harvest.adapters.http_origin import MIB, HttpOrigin, OriginPlaylistError, O
 from harvest.adapters.retry import RetryPolicy
 from harvest.domain.urlpolicy import ScopedHeaders, UrlPolicy
 from harvest.errors import PlaylistError, SegmentFetchError
+from harvest.local.tls import ensure_self_signed
 
 SEGMENT = bytes(range(256)) * 40  # 10,240 bytes, every offset distinguishable
 
@@ -665,3 +668,31 @@ def test_without_pycurl_segments_fall_back_to_requests_logged_once(
         HttpOrigin(RetryPolicy(attempts=1), 5.0, 2, client="curl")
     for client in clients:
         client.close()
+
+
+def test_an_origin_whose_certificate_is_not_trusted_is_refused(
+    tmp_path: Path, make_client: Callable[..., Client]
+) -> None:
+    # GIVEN an HTTPS origin on 127.0.0.1 with a self-signed certificate (no CA vouches for it)
+    cert, key = ensure_self_signed(tmp_path, ["127.0.0.1"])
+    scripted = ScriptedOrigin()
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.origin = scripted
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    scripted.script("/live/v360/1.ts", Reply())
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        client = make_client()
+        # WHEN fetching a segment from it
+        with pytest.raises(SegmentFetchError) as caught:
+            client.http.get_bytes(f"https://127.0.0.1:{server.server_address[1]}/live/v360/1.ts", {})
+    finally:
+        server.shutdown()
+        server.server_close()
+    # THEN the certificate check failed it at once (no retry heals a certificate), no body was read
+    assert str(caught.value) == "segment v360/1.ts: TLS error after 1 attempt"
+    assert client.sleeps == []
+    assert scripted.count("/live/v360/1.ts") == 0

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
+import certifi
 import pycurl
 from requests.structures import CaseInsensitiveDict
 
@@ -69,6 +70,9 @@ class _Slot:
         easy.setopt(pycurl.USERAGENT, transport.user_agent)
         easy.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(transport.timeout * 1000)))
         easy.setopt(pycurl.BUFFERSIZE, RECEIVE_BUFFER)
+        # The certificates requests trusts (certifi), not the CA path compiled into the wheel's
+        # libcurl, which need not exist on this system (SCF's image, Debian).
+        easy.setopt(pycurl.CAINFO, certifi.where())
         easy.setopt(pycurl.HEADERFUNCTION, self._on_header)
         easy.setopt(pycurl.WRITEFUNCTION, self._on_write)
         easy.setopt(pycurl.PREREQFUNCTION, self._on_connected)
