@@ -136,7 +136,7 @@ class CurlResponse:
             self.headers[name] = f"{self.headers[name]}, {value}" if name in self.headers else value
 
     def on_write(self, data: bytes) -> int | None:
-        if self._buffered >= BUFFER_LIMIT:
+        if self._buffered and self._buffered + len(data) > BUFFER_LIMIT:
             self._paused = True
             return pycurl.WRITEFUNC_PAUSE  # libcurl keeps `data` and hands it over again on unpause
         self._last_activity = time.monotonic()
@@ -251,15 +251,17 @@ class CurlResponse:
         """The body's first `stop` bytes as they arrive; raises TransferFailed if the transfer breaks."""
         position = 0
         while position < stop:
-            while self._buffer and position < stop:
-                chunk = self._buffer.popleft()
-                self._buffered -= len(chunk)
+            if self._buffer:
+                # libcurl hands over 16 KB at a time; what arrived since the last step goes on as one
+                # piece (at most BUFFER_LIMIT), so the layers above run once per step, not per 16 KB.
+                chunk = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
+                self._buffer.clear()
+                self._buffered = 0
                 if position + len(chunk) > stop:
                     chunk = chunk[: stop - position]
                 position += len(chunk)
                 yield chunk
-            if position >= stop:
-                return
+                continue
             if self._done:
                 if self._error is not None:
                     raise self.failure()
