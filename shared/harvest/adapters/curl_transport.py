@@ -11,7 +11,10 @@ headers; this module only moves bytes):
   holding that one transfer. `chunks()` runs libcurl until it has data, then yields it, so the
   caller's sink (the object store writing a file or a COS upload) reads the body as it would read a
   socket. At most BUFFER_LIMIT bytes wait in memory: beyond that the transfer is paused
-  (CURL_WRITEFUNC_PAUSE) until the sink has taken them.
+  (CURL_WRITEFUNC_PAUSE) until the sink has taken them. Not one thread driving every transfer: the
+  store pulls a body from an iterator (ObjectStore.put_stream), so one driver thread would need a
+  hand-off between threads for every piece (or a push-style store port); here libcurl runs with the
+  GIL released (perform, select) on the thread that consumes the bytes.
 - Connections are kept alive per slot (one multi + one easy handle, reused LIFO), so a thread
   fetching segment after segment reuses its connection, as requests' pool does.
 - URL safety at connect time: CURLOPT_OPENSOCKETFUNCTION sees every address libcurl is about to

@@ -24,10 +24,10 @@ Why it is built this way:
   host and port, so redirects are followed here, hop by hop, rather than by requests, which would
   carry custom headers to whatever host a redirect names. A refusal is final, never retried.
 - Segments go through libcurl (adapters/curl_transport.py, pycurl) where it loads: the same rules
-  above, applied here, with the bytes read by libcurl instead of Python's socket path (4-5x less CPU
-  per segment). Without pycurl (or `client="requests"`) segments go through requests as playlists
-  always do; the fallback is logged once. Playlists stay on requests: a few per job, and requests
-  decodes a gzip playlist.
+  above, applied here, with the bytes read by libcurl instead of Python's socket path (0.60 against
+  0.92 ms of CPU per 1 MB segment for this class, `python -m bench.clients`). Without pycurl (or
+  `client="requests"`) segments go through requests as playlists always do; the fallback is logged
+  once. Playlists stay on requests: a few per job, and requests decodes a gzip playlist.
 """
 
 from __future__ import annotations
