@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import requests
 import urllib3
@@ -45,7 +45,7 @@ def _threaded(urls: Sequence[str], threads: int, fetch: Callable[[str], int]) ->
         return sum(pool.map(fetch, urls))
 
 
-def product(urls: Sequence[str], threads: int, client: str = "curl") -> int:
+def product(urls: Sequence[str], threads: int, client: Literal["curl", "requests"] = "curl") -> int:
     origin = HttpOrigin(
         RetryPolicy(3, 0.1), 10.0, threads, targets=UrlPolicy.for_origins(Settings()), client=client
     )

@@ -80,12 +80,14 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def _every(seconds: float, stop: threading.Event, action: Callable[[], None]) -> threading.Thread:
+def _every(seconds: float, stop: threading.Event, action: Callable[[], object]) -> threading.Thread:
     def loop() -> None:
         while not stop.wait(seconds):
             try:
                 action()
-            except Exception as exc:  # a refused request is part of the traffic, not a failure
+            # Any failure, not only a refused request: the traffic loop runs for the whole recording
+            # and a refusal is part of what it draws; each one is printed, none ends the loop.
+            except Exception as exc:  # noqa: BLE001
                 print(f"  ({type(exc).__name__}: {exc})", file=sys.stderr)
 
     thread = threading.Thread(target=loop, daemon=True)
@@ -266,7 +268,7 @@ def _quantile(q: float, buckets: dict[tuple[tuple[str, str], ...], float]) -> fl
 def evaluate(expr: str, samples: list[Sample]) -> Iterator[tuple[Series, list[float]]]:
     """Every result series of `expr` over all samples, as (labels, values per sample)."""
     match = _QUANTILE.match(expr)
-    per_time = []
+    per_time: list[dict[tuple[tuple[str, str], ...], float]] = []
     for index in range(len(samples)):
         if match:
             per_time.append({(): _quantile(float(match[1]), _aggregate(match[2], samples, index))})
@@ -280,6 +282,11 @@ def evaluate(expr: str, samples: list[Sample]) -> Iterator[tuple[Series, list[fl
 # --- render -----------------------------------------------------------------------------------------
 
 _SCALE = {"Bps": (1 / 1e6, "MB/s"), "s": (1.0, "s"), "reqps": (1.0, "req/s"), "short": (1.0, "")}
+
+
+def _legend(template: str, labels: Series) -> str:
+    """Grafana's legendFormat: `{{label}}` replaced by the series' value of that label."""
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: labels.get(m[1], ""), template)
 
 
 def render() -> None:
@@ -304,9 +311,7 @@ def render() -> None:
         axis.set_facecolor("#181b1f")
         for target in panel["targets"]:
             for labels, values in evaluate(target["expr"], samples):
-                legend = re.sub(
-                    r"\{\{(\w+)\}\}", lambda m, labels=labels: labels.get(m[1], ""), target["legendFormat"]
-                )
+                legend = _legend(target["legendFormat"], labels)
                 if all(math.isnan(v) or v == 0 for v in values) and len(panel["targets"]) > 1:
                     continue  # Grafana would draw it flat at 0; leave room for the series that moved
                 axis.plot(minutes, [v * factor for v in values], linewidth=1.6, label=legend.strip())

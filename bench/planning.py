@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +25,7 @@ from harvest.domain.registry import Endpoint
 from harvest.engine.plan import Plan, build_plan
 from harvest.errors import PlaylistError
 from harvest.hls.parse import parse_media
-from harvest.ports import FetchedPlaylist
+from harvest.ports import FetchedPlaylist, T
 from harvest.usecases.harvest import CHUNK_MAX_TASKS
 
 DESTINATION = "https://bench-1250000000.cos.{region}.myqcloud.com/bench/"
@@ -49,6 +49,15 @@ class MemoryOrigin:
     def get_bytes(
         self, url: str, headers: Mapping[str, str], byte_range: tuple[int, int] | None = None
     ) -> bytes:
+        raise PlaylistError("the planning benchmark downloads no segments")
+
+    def stream(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        byte_range: tuple[int, int] | None,
+        sink: Callable[[Iterator[bytes]], T],
+    ) -> T:
         raise PlaylistError("the planning benchmark downloads no segments")
 
 

@@ -185,6 +185,21 @@ class Reference:
     color: int = 0  # index into PALETTE: the same as a series to pair them
 
 
+def _legend(canvas: Canvas, left: int, top: int, entries: Sequence[tuple[str, int, bool]]) -> None:
+    """A boxed legend at the chart's top left: (label, palette index, dashed) per line."""
+    box_right = left + 64 + max((text_width(label) for label, _, _ in entries), default=0)
+    box_bottom = top + 12 + 22 * len(entries)
+    canvas.rect(left + 8, top + 4, box_right, box_bottom, GREY)
+    canvas.rect(left + 9, top + 5, box_right - 1, box_bottom - 1, WHITE)
+    legend_y = top + 12
+    for label, index, dashed in entries:
+        color = PALETTE[index % len(PALETTE)]
+        width, dash = (2, 6) if dashed else (3, 0)
+        canvas.line(left + 16, legend_y + 7, left + 48, legend_y + 7, color, width, dash=dash)
+        canvas.text(left + 56, legend_y, label, color)
+        legend_y += 22
+
+
 def line_chart(
     path: Path,
     title: str,
@@ -236,17 +251,7 @@ def line_chart(
             canvas.rect(px_value - 4, py_value - 4, px_value + 4, py_value + 4, color)
     # The legend goes last, on a white box, so no line runs through its text.
     entries = [(r.label, r.color, True) for r in references] + [(s.label, s.color, False) for s in series]
-    box_right = left + 64 + max((text_width(label) for label, _, _ in entries), default=0)
-    box_bottom = top + 12 + 22 * len(entries)
-    canvas.rect(left + 8, top + 4, box_right, box_bottom, GREY)
-    canvas.rect(left + 9, top + 5, box_right - 1, box_bottom - 1, WHITE)
-    legend_y = top + 12
-    for label, index, dashed in entries:
-        color = PALETTE[index % len(PALETTE)]
-        width, dash = (2, 6) if dashed else (3, 0)
-        canvas.line(left + 16, legend_y + 7, left + 48, legend_y + 7, color, width, dash=dash)
-        canvas.text(left + 56, legend_y, label, color)
-        legend_y += 22
+    _legend(canvas, left, top, entries)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(canvas.png())
     return path

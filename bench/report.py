@@ -66,9 +66,28 @@ def _harvest_rows(title: str, rows: list[dict[str, Any]], key: str, label: str) 
 
 
 def render(results: dict[str, Any]) -> str:
+    """The run's text report: one section per measurement the run holds, in a fixed order."""
+    sections = (
+        _header,
+        _comparison_lines,
+        _planning_lines,
+        _api_lines,
+        _throughput_lines,
+        _run_rows,
+        lambda r: _scf_lines(r["scf_cost"]) if r.get("scf_cost") else [],
+        _target_lines,
+    )
+    lines = [line for section in sections for line in section(results)]
+    for problem in results.get("errors", []):
+        lines.append(f"\nERROR in {problem['stage']}: {problem['error']}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _header(results: dict[str, Any]) -> list[str]:
     config = results["config"]
     machine = results["machine"]
-    lines = [
+    return [
         "",
         f"harvest benchmark, {results['finished_at']}",
         f"machine: {machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gb']} GB RAM,"
@@ -77,50 +96,75 @@ def render(results: dict[str, Any]) -> str:
         f" segments of {config['segment_kb']} KB (real H.264/AAC MPEG-TS, null-padded to size)",
         f"harvest serve: {config['harvest_setup']}",
     ]
-    if results.get("comparison"):
-        lines += ["", "(a)(b)(c) the same window: raw download, harvest, ffmpeg"]
-    for block in results.get("comparison", []):
+
+
+def _comparison_lines(results: dict[str, Any]) -> list[str]:
+    if not results.get("comparison"):
+        return []
+    lines = ["", "(a)(b)(c) the same window: raw download, harvest, ffmpeg"]
+    for block in results["comparison"]:
         lines += _tools_block(block)
+    return lines
+
+
+def _planning_lines(results: dict[str, Any]) -> list[str]:
     planning = results.get("planning")
-    if planning:
-        lines += ["", "planning (harvest.engine.plan.build_plan: parse, select, write)"]
-        cases = (("media_playlist", "media playlist"), ("master_all_renditions", "master, every rendition"))
-        for key, label in cases:
-            row = planning[key]
-            verdict = f"target <= {planning['target_s']} s {_verdict(row['pass'])}" if "pass" in row else ""
-            lines.append(
-                f"    {label:<26}{row['segments']:>8} segments  best {row['best_s']:.3f} s"
-                f"  median {row['median_s']:.3f} s  {verdict}"
-            )
+    if not planning:
+        return []
+    lines = ["", "planning (harvest.engine.plan.build_plan: parse, select, write)"]
+    cases = (("media_playlist", "media playlist"), ("master_all_renditions", "master, every rendition"))
+    for key, label in cases:
+        row = planning[key]
+        verdict = f"target <= {planning['target_s']} s {_verdict(row['pass'])}" if "pass" in row else ""
         lines.append(
-            f"    (parse alone {planning['media_playlist']['parse_only_best_s']:.3f} s; chunking + JSON"
-            f" of the master plan {planning['master_all_renditions']['chunk_and_json_s']:.3f} s)"
+            f"    {label:<26}{row['segments']:>8} segments  best {row['best_s']:.3f} s"
+            f"  median {row['median_s']:.3f} s  {verdict}"
         )
+    lines.append(
+        f"    (parse alone {planning['media_playlist']['parse_only_best_s']:.3f} s; chunking + JSON"
+        f" of the master plan {planning['master_all_renditions']['chunk_and_json_s']:.3f} s)"
+    )
+    return lines
+
+
+def _api_lines(results: dict[str, Any]) -> list[str]:
     api = results.get("api")
-    if api:
-        lines += ["", f"API load against harvest serve, rate limiting off ({api['load_generator']})"]
-        keys = [k for k in api if k.startswith(("describe", "create")) and isinstance(api[k], dict)]
-        for key in keys:
-            row = api[key]
-            lines.append(
-                f"    {_api_label(key):<22}{row['requests_per_s']:>8.0f} req/s  p50 {row['p50_ms']:.1f} ms"
-                f"  p99 {row['p99_ms']:.1f} ms  errors {row['errors']}  target {row['target']}"
-                f"  {_verdict(row['pass'])}   CPU: server {row['server_cores']} cores,"
-                f" load generator {row['loadgen_cores']} cores"
-            )
-            if row["first_error"]:
-                lines.append(f"      first error: {row['first_error']}")
+    if not api:
+        return []
+    lines = ["", f"API load against harvest serve, rate limiting off ({api['load_generator']})"]
+    keys = [k for k in api if k.startswith(("describe", "create")) and isinstance(api[k], dict)]
+    for key in keys:
+        row = api[key]
+        lines.append(
+            f"    {_api_label(key):<22}{row['requests_per_s']:>8.0f} req/s  p50 {row['p50_ms']:.1f} ms"
+            f"  p99 {row['p99_ms']:.1f} ms  errors {row['errors']}  target {row['target']}"
+            f"  {_verdict(row['pass'])}   CPU: server {row['server_cores']} cores,"
+            f" load generator {row['loadgen_cores']} cores"
+        )
+        if row["first_error"]:
+            lines.append(f"      first error: {row['first_error']}")
+    return lines
+
+
+def _throughput_lines(results: dict[str, Any]) -> list[str]:
     sweep = results.get("throughput")
-    if sweep:
-        levels = [row["download_concurrency"] for row in sweep[0]["rows"]]
-        lines += ["", "harvest MB/s vs HARVEST_DOWNLOAD_CONCURRENCY (same window as above)"]
-        lines.append(f"    {'origin latency':<16}" + "".join(f"{level:>9}" for level in levels) + "   aria2c")
-        for series in sweep:
-            cells = "".join(f"{row['mb_per_s']:>9.1f}" for row in series["rows"])
-            name = f"{series['latency_ms']:g} ms"
-            lines.append(f"    {name:<16}{cells}   {series['aria2c_mb_per_s']:.1f}")
-        if results.get("plot"):
-            lines.append(f"    plot: {results['plot']}")
+    if not sweep:
+        return []
+    levels = [row["download_concurrency"] for row in sweep[0]["rows"]]
+    lines = ["", "harvest MB/s vs HARVEST_DOWNLOAD_CONCURRENCY (same window as above)"]
+    lines.append(f"    {'origin latency':<16}" + "".join(f"{level:>9}" for level in levels) + "   aria2c")
+    for series in sweep:
+        cells = "".join(f"{row['mb_per_s']:>9.1f}" for row in series["rows"])
+        name = f"{series['latency_ms']:g} ms"
+        lines.append(f"    {name:<16}{cells}   {series['aria2c_mb_per_s']:.1f}")
+    if results.get("plot"):
+        lines.append(f"    plot: {results['plot']}")
+    return lines
+
+
+def _run_rows(results: dict[str, Any]) -> list[str]:
+    """The memory run, the window-length scaling and the workers scaling, as harvest rows."""
+    lines: list[str] = []
     memory = results.get("memory_run")
     if memory:
         lines += _harvest_rows(
@@ -148,19 +192,18 @@ def render(results: dict[str, Any]) -> str:
             "processes",
             "processes",
         )
-    scf = results.get("scf_cost")
-    if scf:
-        lines += _scf_lines(scf)
+    return lines
+
+
+def _target_lines(results: dict[str, Any]) -> list[str]:
     targets = results.get("targets")
-    if targets:
-        lines += ["", "targets (issue 17), measured in this run"]
-        for row in targets:
-            target = f"target {row['target']:<14}{_verdict(row['pass'])}"
-            lines.append(f"    {row['name']:<58}{row['measured']:>12}   {target}")
-    for problem in results.get("errors", []):
-        lines.append(f"\nERROR in {problem['stage']}: {problem['error']}")
-    lines.append("")
-    return "\n".join(lines)
+    if not targets:
+        return []
+    lines = ["", "targets (issue 17), measured in this run"]
+    for row in targets:
+        target = f"target {row['target']:<14}{_verdict(row['pass'])}"
+        lines.append(f"    {row['name']:<58}{row['measured']:>12}   {target}")
+    return lines
 
 
 def _api_label(key: str) -> str:

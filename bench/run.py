@@ -206,7 +206,9 @@ class Bench:
         began = time.monotonic()
         try:
             func()
-        except Exception as exc:  # a broken stage must not hide the numbers of the others
+        # Any failure: a broken stage must not hide the numbers of the others. Its traceback is
+        # printed and the error recorded in the results.
+        except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             error = {"stage": name, "error": f"{type(exc).__name__}: {exc}"}
             self.results.setdefault("errors", []).append(error)
@@ -405,6 +407,24 @@ def target_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _stages(args: argparse.Namespace, bench: Bench) -> list[tuple[str, Callable[[], None]]]:
+    """The stages the arguments ask for, in the order they run."""
+
+    def scf_cost() -> None:
+        bench.results["scf_cost"] = cost_table(bench.work, bench.media)
+
+    stages = [
+        (not args.no_compare, "(a)(b)(c) raw vs harvest vs ffmpeg", lambda: run_comparison(bench)),
+        (not args.no_planning, "planning", lambda: run_planning(bench)),
+        (not args.no_api, "API load", lambda: run_api(bench)),
+        (not args.no_memory_run, "memory run", lambda: run_memory(bench)),
+        (args.scaling, "window scaling", lambda: run_scaling(bench)),
+        (not args.no_scale_out, "workers scaling", lambda: run_workers(bench)),
+        (not args.no_scf_cost, "SCF cost", scf_cost),
+    ]
+    return [(name, run) for wanted, name, run in stages if wanted]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.quick:
@@ -433,22 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     bench = Bench(args, out, work, (args.media_dir or out / "media").resolve(), {"config": config})
     bench.results["machine"] = machine_info()
-    if not args.no_compare:
-        bench.stage("(a)(b)(c) raw vs harvest vs ffmpeg", lambda: run_comparison(bench))
-    if not args.no_planning:
-        bench.stage("planning", lambda: run_planning(bench))
-    if not args.no_api:
-        bench.stage("API load", lambda: run_api(bench))
-    if not args.no_memory_run:
-        bench.stage("memory run", lambda: run_memory(bench))
-    if args.scaling:
-        bench.stage("window scaling", lambda: run_scaling(bench))
-    if not args.no_scale_out:
-        bench.stage("workers scaling", lambda: run_workers(bench))
-    if not args.no_scf_cost:
-        bench.stage(
-            "SCF cost", lambda: bench.results.__setitem__("scf_cost", cost_table(bench.work, bench.media))
-        )
+    for name, run in _stages(args, bench):
+        bench.stage(name, run)
     shutil.rmtree(work, ignore_errors=True)
     bench.results["targets"] = target_rows(bench.results)
     bench.save()

@@ -135,37 +135,51 @@ def create_function_request(inputs: Mapping[str, Any]) -> dict[str, Any]:
         "DiskSize": _number(inputs.get("diskSize") or DEFAULT_DISK_SIZE),
         "Handler": inputs.get("handler"),
     }
+    request.update(_optional_settings(inputs))
+    request.update(_attached(inputs))
+    return request
+
+
+def _optional_settings(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings CreateFunction carries only when the inputs give them."""
+    settings: dict[str, Any] = {}
     if inputs.get("initTimeout"):
-        request["InitTimeout"] = inputs["initTimeout"]
+        settings["InitTimeout"] = inputs["initTimeout"]
     for flag, field in (("asyncRunEnable", "AsyncRunEnable"), ("traceEnable", "TraceEnable")):
         if inputs.get(flag) is not None:
-            request[field] = "TRUE" if inputs[flag] is True else "FALSE"
+            settings[field] = "TRUE" if inputs[flag] is True else "FALSE"
     if inputs.get("role"):
-        request["Role"] = inputs["role"]
+        settings["Role"] = inputs["role"]
     if inputs.get("description"):
-        request["Description"] = inputs["description"]
+        settings["Description"] = inputs["description"]
     cls = inputs.get("cls") or {}
     if "logsetId" in cls:
-        request["ClsLogsetId"] = cls["logsetId"]
+        settings["ClsLogsetId"] = cls["logsetId"]
     if "topicId" in cls:
-        request["ClsTopicId"] = cls["topicId"]
+        settings["ClsTopicId"] = cls["topicId"]
+    return settings
+
+
+def _attached(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What the function is given to run with: environment variables, a VPC, layers."""
+    attached: dict[str, Any] = {}
     variables = (inputs.get("environment") or {}).get("variables")
     if variables:
         # `String(val)`: every value is sent as a string.
-        request["Environment"] = {
+        attached["Environment"] = {
             "Variables": [{"Key": key, "Value": _js_string(value)} for key, value in variables.items()]
         }
     vpc = inputs.get("vpcConfig")
     if vpc:
-        request["VpcConfig"] = {
+        attached["VpcConfig"] = {
             field: vpc[key] for key, field in (("vpcId", "VpcId"), ("subnetId", "SubnetId")) if vpc.get(key)
         }
     if inputs.get("layers"):
         # `LayerVersion: item.version`, passed through unconverted: a string stays a string.
-        request["Layers"] = [
+        attached["Layers"] = [
             {"LayerName": layer["name"], "LayerVersion": layer["version"]} for layer in inputs["layers"]
         ]
-    return request
+    return attached
 
 
 def _number(value: Any) -> float | int:
@@ -205,7 +219,7 @@ def create_trigger_request(trigger: Mapping[str, Any], function_name: str, names
         }
         if params.get("corsConfig"):
             raise PlanError("corsConfig is not rendered here")
-        fixed = ("authType", "netConfig", "qualifier", "corsConfig", "enable", "name")
+        fixed: tuple[str, ...] = ("authType", "netConfig", "qualifier", "corsConfig", "enable", "name")
         rest = {key: value for key, value in params.items() if key not in fixed}
         return {
             **base,
@@ -215,8 +229,10 @@ def create_trigger_request(trigger: Mapping[str, Any], function_name: str, names
             "Enable": "OPEN",
         }
     if kind == "ckafka":  # triggers/ckafka.ts; 2.27.6 names it `${instanceId}-${topic}` unless `name`
-        fixed = ("qualifier", "maxMsgNum", "offset", "retry", "timeout", "consumerGroupName", "enable")
-        fixed = (*fixed, "name")
+        fixed = (
+            *("qualifier", "maxMsgNum", "offset", "retry", "timeout", "consumerGroupName"),
+            *("enable", "name"),
+        )
         rest = {key: value for key, value in params.items() if key not in fixed}
         desc = {
             "maxMsgNum": params.get("maxMsgNum", 100),
@@ -259,7 +275,7 @@ def plan(config: Path, env: Mapping[str, str] | None = None, code_root: Path | N
     inputs = document["inputs"]
     root_src = inputs.get("src")
     root_dir = code_root or config.parent / (
-        root_src.get("src") if isinstance(root_src, Mapping) else root_src or "."
+        (root_src.get("src") or ".") if isinstance(root_src, Mapping) else root_src or "."
     )
     common = {**inputs, **{key: inputs.get(key) or default for key, default in DEFAULTS.items()}}
     common.pop("src", None)

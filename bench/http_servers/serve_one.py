@@ -10,7 +10,9 @@ LIMIT = 1024 * 1024
 KEEP_ALIVE = 15
 
 
-async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+# `scope` is Any: each server types its scopes differently (hypercorn as a union of TypedDicts), and
+# this app reads only scope["type"].
+async def asgi(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     size = 0
@@ -48,7 +50,7 @@ def main(kind: str, port: int) -> None:
         config = Config()
         config.bind = [f"127.0.0.1:{port}"]
         config.keep_alive_timeout = KEEP_ALIVE
-        asyncio.run(serve(asgi, config))  # type: ignore[arg-type]
+        asyncio.run(serve(asgi, config))
     elif kind == "waitress":
         import waitress
 

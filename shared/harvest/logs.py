@@ -187,7 +187,9 @@ class _StdoutHandler(logging.Handler):
             line = self.format(record)
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
-        except Exception:
+        # logging's contract: a handler never raises into the code that logged; handleError reports
+        # the failure on stderr with its traceback.
+        except Exception:  # noqa: BLE001
             self.handleError(record)
 
 

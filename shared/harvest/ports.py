@@ -40,8 +40,12 @@ class JobPage:
     total: int
 
 
-class JobStore(Protocol):
-    """Jobs, their plan and chunks, and the outbox of messages written in the same transactions."""
+# --- the job database, by concern. SqlJobStore implements all five; each consumer names only the
+# concern(s) it uses, so a reader (or a fake in a test) sees at once what a step can touch.
+
+
+class JobRecords(Protocol):
+    """Harvest jobs as the API sees them: create, read, list, delete, and the one write that ends one."""
 
     def create(self, job: HarvestJob, outbox: Sequence[Message]) -> None:
         """Insert the job and its first messages atomically. Raises JobAlreadyExists on a duplicate ID."""
@@ -60,6 +64,10 @@ class JobStore(Protocol):
     ) -> HarvestJob:
         """Conditional write Running -> status. Raises InvalidTransition if the job is not Running."""
 
+
+class JobPlans(Protocol):
+    """A job's plan and its chunks: what the worker harvests, and how far it got."""
+
     def save_plan(
         self,
         job_id: str,
@@ -68,10 +76,14 @@ class JobStore(Protocol):
         segments_total: int,
         outbox: Sequence[Message],
     ) -> bool:
-        """Store the plan and its chunks and queue `outbox`, once: False if the job was already planned."""
+        """Store the plan and its chunks and queue `outbox`, once: False if the job was already planned.
 
-    def get_plan(self, job_id: str) -> dict[str, Any]:
-        """The stored plan. Raises JobNotFound when there is none."""
+        `chunks` may make each chunk as it is read (engine.plan.Chunks); each is read once. A plan
+        marked `tasks_in_chunks` has no task list of its own: get_plan reads it back from the chunks.
+        """
+
+    def get_plan(self, job_id: str, with_tasks: bool = True) -> dict[str, Any]:
+        """The stored plan ("tasks" left out unless `with_tasks`). Raises JobNotFound when there is none."""
 
     def get_chunk(self, job_id: str, index: int) -> ChunkRecord:
         """Raises JobNotFound when the chunk does not exist."""
@@ -87,6 +99,10 @@ class JobStore(Protocol):
     def add_progress(self, job_id: str, segments: int, nbytes: int) -> None:
         """Advance the live progress counters (best effort; used for progress bars)."""
 
+
+class CallbackLedger(Protocol):
+    """Who delivers an ended job's CallbackURL, and how it went: once per job, never lost."""
+
     def claim_callback(self, job_id: str, stale_after: float) -> CallbackClaim:
         """Take the job's CallbackURL delivery: TAKEN once per ended job with a CallbackURL.
 
@@ -97,14 +113,37 @@ class JobStore(Protocol):
     def record_callback(self, job_id: str, outcome: str) -> None:
         """Remember how delivering the CallbackURL went."""
 
+
+class RunningJobs(Protocol):
+    """Running jobs by their last update: where the sweeper and operators look for stalled work."""
+
     def running_jobs(self, updated_before: float) -> builtins.list[HarvestJob]:
         """Running jobs whose last update is older than `updated_before` (for the sweeper)."""
+
+
+class Outbox(Protocol):
+    """Messages committed with job changes and not yet published: the relay's side of the outbox."""
 
     def pending_outbox(self, limit: int) -> builtins.list[tuple[int, Message]]:
         """Messages committed but not yet published, oldest first."""
 
     def delete_outbox(self, ids: Sequence[int]) -> None:
         """Forget published outbox rows."""
+
+
+class PlannedJobs(JobRecords, JobPlans, Protocol):
+    """A job with its plan and chunks: enough to tell which steps of a Running job are still to do."""
+
+
+class HarvestStore(PlannedJobs, CallbackLedger, RunningJobs, Protocol):
+    """What the harvest steps and the sweeper use (HarvestDeps.store): every concern but the outbox,
+    which they fill through their writes and only the relay reads."""
+
+
+class JobStore(HarvestStore, Outbox, Protocol):
+    """Every concern at once, as the SQL adapter keeps them: jobs, plans and chunks, callback claims,
+    and the outbox written in the same transactions. Wiring (composition.py) holds this; consumers
+    take the narrow port they use."""
 
 
 class Notifier(Protocol):
@@ -196,6 +235,10 @@ class LeaseQueue(ConsumableQueue, Protocol):
 
     def extend(self, delivery_id: int, visibility_timeout: float) -> None:
         """Push the lease of a message still in hand `visibility_timeout` seconds into the future."""
+
+    def release(self, delivery_id: int) -> None:
+        """Give a leased message back at once without spending an attempt: its consumer stopped
+        (at a deadline, or shutting down) before it could finish, which is not the message's fault."""
 
     def pop_dead_letters(self) -> list[tuple[Delivery, str]]:
         """Dead letters not yet reported, each handed out once."""
@@ -341,6 +384,7 @@ class Operations(Protocol):
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
+
 
 class LiveEventLedger(Protocol):
     """Live-event notifications already turned into jobs, kept after the job is deleted, so a

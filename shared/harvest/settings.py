@@ -244,7 +244,7 @@ class Settings:
     playlist_max_lines: int = 2_000_000
     max_variants: int = 100  # per master: EXT-X-STREAM-INF + EXT-X-I-FRAME-STREAM-INF
     max_renditions: int = 200  # per master: EXT-X-MEDIA
-    max_plan_tasks: int = 1_000_000  # downloads in one job's plan
+    max_plan_tasks: int = 150_000  # downloads in one job's plan (engine.context.MAX_PLAN_TASKS)
     allow_private_callbacks: bool = False
     callback_deadline: float = 10.0  # one CallbackURL attempt, whole: connect, send, answer headers
     # hosts, addresses or CIDR networks that origin and callback requests may reach although private
@@ -327,7 +327,7 @@ class Settings:
             playlist_max_lines=_int(env, "HARVEST_PLAYLIST_MAX_LINES", 2_000_000),
             max_variants=_int(env, "HARVEST_MAX_VARIANTS", 100),
             max_renditions=_int(env, "HARVEST_MAX_RENDITIONS", 200),
-            max_plan_tasks=_int(env, "HARVEST_MAX_PLAN_TASKS", 1_000_000),
+            max_plan_tasks=_int(env, "HARVEST_MAX_PLAN_TASKS", 150_000),
             allow_private_callbacks=_bool(env, "HARVEST_ALLOW_PRIVATE_CALLBACKS", False),
             allowed_private_hosts=_list(env, "HARVEST_ALLOWED_PRIVATE_HOSTS"),
             callback_deadline=_float(env, "HARVEST_CALLBACK_DEADLINE", 10.0),
@@ -348,6 +348,49 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        """ConfigError naming the first setting that is out of range or contradicts another."""
+        self._check_timezone()
+        for broken, message in self._rules():
+            if broken:
+                raise ConfigError(message)
+        self._check_default_destination()
+        for name, value, low, high in self._ranges():
+            if value < low or (high is not None and value > high):
+                bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+                raise ConfigError(f"{name} must be {bounds}, got {value}")
+        for name, seconds in self._durations():
+            if seconds <= 0:
+                raise ConfigError(f"{name} must be > 0 seconds, got {seconds}")
+
+    def _ranges(self) -> list[tuple[str, float, float, float | None]]:
+        """(setting, value, lowest, highest or None) for every count and size: a 0 or a negative
+        would not mean "none" or "off" to the code that reads it (zero download slots hang a chunk)."""
+        return [
+            ("HARVEST_PORT", self.port, 0, 65535),  # 0: any free port (the tests' servers)
+            ("HARVEST_COS_PORT", self.cos_endpoint_port, 0, 65535),  # 0: the scheme's own port
+            ("HARVEST_MAX_BODY_BYTES", self.max_body_bytes, 1, None),
+            ("HARVEST_SIGNATURE_MAX_SKEW", self.signature_max_skew, 1, None),
+            ("HARVEST_CHUNK_MAX_BYTES", self.chunk_max_bytes, 1, None),
+            ("HARVEST_DOWNLOAD_CONCURRENCY", self.download_concurrency, 1, None),
+            ("HARVEST_FETCH_ATTEMPTS", self.fetch_attempts, 1, None),
+            ("HARVEST_FETCH_BACKOFF", self.fetch_backoff, 0, None),
+            ("HARVEST_COS_MULTIPART_THRESHOLD", self.cos_multipart_threshold, 1, None),
+            ("HARVEST_PLAYLIST_MAX_BYTES", self.playlist_max_chars, 1, None),
+            ("HARVEST_PLAYLIST_MAX_LINES", self.playlist_max_lines, 1, None),
+            ("HARVEST_MAX_VARIANTS", self.max_variants, 1, None),
+            ("HARVEST_MAX_RENDITIONS", self.max_renditions, 1, None),
+            ("HARVEST_MAX_PLAN_TASKS", self.max_plan_tasks, 1, None),
+        ]
+
+    def _durations(self) -> list[tuple[str, float]]:
+        return [
+            ("HARVEST_VISIBILITY_TIMEOUT", self.visibility_timeout),
+            ("HARVEST_FETCH_TIMEOUT", self.fetch_timeout),
+            ("HARVEST_JOB_DEADLINE", self.job_deadline),
+            ("HARVEST_CALLBACK_DEADLINE", self.callback_deadline),
+        ]
+
+    def _check_timezone(self) -> None:
         try:
             self.zone  # noqa: B018  (raises for an unknown name)
         except (ZoneInfoNotFoundError, ValueError):
@@ -355,47 +398,46 @@ class Settings:
                 "HARVEST_TIMEZONE must be an IANA time zone name like Asia/Shanghai or UTC,"
                 f" got {self.timezone!r}"
             ) from None
-        if self.rate_limit < 0:
-            raise ConfigError("HARVEST_RATE_LIMIT must be >= 0 (0 disables rate limiting)")
-        if self.workers < 1:
-            raise ConfigError("HARVEST_WORKERS must be >= 1")
-        if self.max_connections < 1:
-            raise ConfigError("HARVEST_MAX_CONNECTIONS must be >= 1")
-        if self.request_head_timeout <= 0:
-            raise ConfigError("HARVEST_REQUEST_HEAD_TIMEOUT must be > 0 seconds")
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ConfigError("HTTPS needs both HARVEST_TLS_CERT and HARVEST_TLS_KEY (--tls-cert, --tls-key)")
-        if self.tls_self_signed and self.tls_cert is not None:
-            raise ConfigError("give a certificate (--tls-cert/--tls-key) or --tls-self-signed, not both")
-        if self.object_store not in ("local", "cos"):
-            raise ConfigError("HARVEST_OBJECT_STORE must be 'local' or 'cos'")
-        if self.queue_backend not in ("sql", "ckafka"):
-            raise ConfigError("HARVEST_QUEUE must be 'sql' or 'ckafka'")
-        if self.dead_letter_hold < 0:
-            raise ConfigError("HARVEST_DEAD_LETTER_HOLD must be >= 0 (0 fails the job at once)")
-        if self.queue_max_attempts < 1:
-            raise ConfigError("HARVEST_QUEUE_MAX_ATTEMPTS must be >= 1")
-        if self.queue_backend == "ckafka" and self.region not in CKAFKA_HTTP_REGIONS:
-            raise ConfigError(
-                f"HARVEST_REGION {self.region!r}: CKafka's HTTP SendMessage (HARVEST_QUEUE=ckafka) is"
-                f" offered only in {', '.join(sorted(CKAFKA_HTTP_REGIONS))}"
-            )
-        if self.default_destination:
-            from harvest.domain.destination import parse_destination
 
-            try:
-                parse_destination(self.default_destination, self.region, self.allowed_buckets)
-            except FieldError as exc:
-                raise ConfigError(f"HARVEST_DEFAULT_DESTINATION is unusable: {exc.message}") from exc
-        for name, value in (
-            ("HARVEST_PLAYLIST_MAX_BYTES", self.playlist_max_chars),
-            ("HARVEST_PLAYLIST_MAX_LINES", self.playlist_max_lines),
-            ("HARVEST_MAX_VARIANTS", self.max_variants),
-            ("HARVEST_MAX_RENDITIONS", self.max_renditions),
-            ("HARVEST_MAX_PLAN_TASKS", self.max_plan_tasks),
-        ):
-            if value < 1:
-                raise ConfigError(f"{name} must be >= 1")
+    def _rules(self) -> list[tuple[bool, str]]:
+        """(broken, what to say) for each rule on a single setting or a pair, in the order checked."""
+        return [
+            (self.rate_limit < 0, "HARVEST_RATE_LIMIT must be >= 0 (0 disables rate limiting)"),
+            (self.workers < 1, "HARVEST_WORKERS must be >= 1"),
+            (self.max_connections < 1, "HARVEST_MAX_CONNECTIONS must be >= 1"),
+            (self.request_head_timeout <= 0, "HARVEST_REQUEST_HEAD_TIMEOUT must be > 0 seconds"),
+            (
+                (self.tls_cert is None) != (self.tls_key is None),
+                "HTTPS needs both HARVEST_TLS_CERT and HARVEST_TLS_KEY (--tls-cert, --tls-key)",
+            ),
+            (
+                self.tls_self_signed and self.tls_cert is not None,
+                "give a certificate (--tls-cert/--tls-key) or --tls-self-signed, not both",
+            ),
+            (self.object_store not in ("local", "cos"), "HARVEST_OBJECT_STORE must be 'local' or 'cos'"),
+            (self.queue_backend not in ("sql", "ckafka"), "HARVEST_QUEUE must be 'sql' or 'ckafka'"),
+            (self.cos_scheme not in ("http", "https"), "HARVEST_COS_SCHEME must be 'http' or 'https'"),
+            (
+                self.dead_letter_hold < 0,
+                "HARVEST_DEAD_LETTER_HOLD must be >= 0 (0 fails the job at once)",
+            ),
+            (self.queue_max_attempts < 1, "HARVEST_QUEUE_MAX_ATTEMPTS must be >= 1"),
+            (
+                self.queue_backend == "ckafka" and self.region not in CKAFKA_HTTP_REGIONS,
+                f"HARVEST_REGION {self.region!r}: CKafka's HTTP SendMessage (HARVEST_QUEUE=ckafka) is"
+                f" offered only in {', '.join(sorted(CKAFKA_HTTP_REGIONS))}",
+            ),
+        ]
+
+    def _check_default_destination(self) -> None:
+        if not self.default_destination:
+            return
+        from harvest.domain.destination import parse_destination
+
+        try:
+            parse_destination(self.default_destination, self.region, self.allowed_buckets)
+        except FieldError as exc:
+            raise ConfigError(f"HARVEST_DEFAULT_DESTINATION is unusable: {exc.message}") from exc
 
 
 # --- live-event notifications (the live_event_end function) --------------------------------------

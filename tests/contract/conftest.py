@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from tests.support.clock import ManualClock
 
 from harvest.adapters.sql.db import Database
 from harvest.domain.job import HarvestJob
@@ -67,22 +68,10 @@ def db(db_url: str) -> Iterator[Database]:
     database.close()
 
 
-class FakeClock:
-    """A clock the test moves by hand, so lease expiry needs no sleeping."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    """Lease expiry and replay windows without sleeping."""
+    return ManualClock()
 
 
 def build_job(job_id: str, channel_name: str = "channel-a", create_time: int = 1_700_000_000) -> HarvestJob:
@@ -121,7 +110,8 @@ def run_concurrently(calls: Sequence[Callable[[], Any]]) -> list[Any]:
         barrier.wait()
         try:
             outcomes[index] = calls[index]()
-        except Exception as exc:  # collected for the test to inspect
+        # Collected, not swallowed: the test inspects each call's exception as its outcome.
+        except Exception as exc:  # noqa: BLE001
             outcomes[index] = exc
 
     threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]

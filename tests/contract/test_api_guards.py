@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.contract.conftest import FakeClock
+from tests.support.clock import ManualClock
 
 from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.guards import SqlRateLimiter, SqlSignatureLedger
@@ -49,7 +49,7 @@ def _allowed(limiters: list[SqlRateLimiter] | list[RateLimiter], calls: int, sec
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 def test_three_instances_share_one_limit_of_20_per_second(instances: list[Database]) -> None:
     # GIVEN three instances' limiters at the same instant (a clock the test moves)
-    clock = FakeClock()
+    clock = ManualClock()
     limiters = [SqlRateLimiter(db, 20.0, clock=clock) for db in instances]
     # WHEN 60 Creates of one SecretId arrive spread over them
     # THEN 20 pass in all, not 20 per instance

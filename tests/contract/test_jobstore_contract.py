@@ -297,7 +297,8 @@ def test_chunks_are_stored_as_the_json_earlier_releases_wrote_and_read(
         [row] = tx.execute("SELECT tasks FROM chunks WHERE job_id = ? AND idx = 0", ("old",))
     assert row["tasks"] == STORED_CHUNK
     assert store.get_chunk("old", 0).tasks == [task]
-    assert task.range == (0, 800) and task.counts is False
+    assert task.range == (0, 800)
+    assert task.counts is False
 
 
 def test_save_plan_of_finished_job_writes_nothing(store: SqlJobStore, make_job: MakeJob) -> None:

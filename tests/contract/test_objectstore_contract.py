@@ -304,7 +304,12 @@ def test_local_sync_without_syncfs_fsyncs_each_object_and_each_directory_once(
     keys = ["vod/v1/a.ts", "vod/v1/b.ts", "vod/v2/c.ts"]
     synced: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.fstat(fd).st_ino) or real_fsync(fd))
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     for key in keys:
         store.put_stream(LOCAL_BUCKET, key, [b"x" * 100], "video/mp2t", durable=False)
     assert synced == []  # nothing fsynced while writing

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from tests.support.tasks import download_task
+from tests.support.unused_ports import UnusedNotifier, UnusedObjectStore, UnusedOrigin
 
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql.db import Database
@@ -27,6 +28,7 @@ from harvest.domain.job import (
     finalize_message,
     plan_message,
 )
+from harvest.domain.registry import Registry
 from harvest.settings import Settings
 from harvest.usecases.harvest import HarvestDeps
 from harvest.usecases.operations import fail_held_jobs, replay, stuck_jobs
@@ -94,7 +96,8 @@ def test_replay_makes_dead_letters_deliverable_again_with_fresh_attempts(
     assert [d.id for d in ops.dead_letters()] == [two]
     # AND replaying all brings back the rest; replaying again finds nothing
     assert [d.id for d in ops.replay(None)] == [two]
-    assert ops.replay(None) == [] and ops.replay([two]) == []
+    assert ops.replay(None) == []
+    assert ops.replay([two]) == []
     assert queue.counts() == {"ready": 1, "leased": 1, "dead": 0}
 
 
@@ -137,13 +140,13 @@ def _deps(store: SqlJobStore, queue: SqlQueue, clock: Any) -> HarvestDeps:
     # Only the store, queue and clock are used by these use cases (the jobs have no CallbackURL).
     return HarvestDeps(
         settings=Settings(),
-        registry=None,  # type: ignore[arg-type]
+        registry=Registry(channels={}),
         store=store,
         queue=queue,
         relay=OutboxRelay(store, queue),
-        objects=None,  # type: ignore[arg-type]
-        origin=None,  # type: ignore[arg-type]
-        notifier=None,  # type: ignore[arg-type]
+        objects=UnusedObjectStore(),
+        origin=UnusedOrigin(),
+        notifier=UnusedNotifier(),
         clock=clock,
     )
 
@@ -206,7 +209,8 @@ def test_replaying_a_job_without_dead_letters_queues_its_unfinished_steps(
     # WHEN an operator replays the job
     result = replay(store, queue, ops, job_id="lost")
     # THEN chunks 0 and 2 are queued again, and nothing else
-    assert result.replayed == [] and result.requeued == 2
+    assert result.replayed == []
+    assert result.requeued == 2
     assert [d.message for d in queue.receive(10, LEASE)] == [
         chunk_message("lost", 0),
         chunk_message("lost", 2),
@@ -216,7 +220,8 @@ def test_replaying_a_job_without_dead_letters_queues_its_unfinished_steps(
     store.create(make_job("other", create_time=int(clock())).replace(callback_url=""), [])
     dead = kill(queue, "boom")
     again = replay(store, queue, ops, job_id="other")
-    assert [d.id for d in again.replayed] == [dead] and again.requeued == 0
+    assert [d.id for d in again.replayed] == [dead]
+    assert again.requeued == 0
 
 
 def test_the_admin_commands_work_on_either_database(
@@ -246,13 +251,16 @@ def test_the_admin_commands_work_on_either_database(
     ]
     code, letters = admin("dead-letters", "--job", "cli-job")
     header, row = letters.splitlines()[:2]
-    assert code == 0 and header.split()[:5] == ["ID", "JOB", "STEP", "TOPIC", "ATTEMPTS"]
+    assert code == 0
+    assert header.split()[:5] == ["ID", "JOB", "STEP", "TOPIC", "ATTEMPTS"]
     assert row.split()[:6] == [str(dead), "cli-job", "chunk", "1", "work", "2"]
     assert row.endswith("cannot write: disk full")
     code, replayed = admin("replay", str(dead))
     # THEN the dead letter is back on the queue, and a second replay finds nothing to do
-    assert code == 0 and replayed.strip() == f"replayed {dead}: job cli-job chunk 1"
+    assert code == 0
+    assert replayed.strip() == f"replayed {dead}: job cli-job chunk 1"
     assert queue.counts()["ready"] == 1
     assert admin("replay", str(dead))[0] == 1
     code, none = admin("dead-letters")
-    assert code == 0 and none.strip() == "no dead letters"
+    assert code == 0
+    assert none.strip() == "no dead letters"

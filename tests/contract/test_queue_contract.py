@@ -1,4 +1,6 @@
-"""SqlQueue against ports.ConsumableQueue, on SQLite and PostgreSQL (see conftest's `db` fixture)."""
+"""SqlQueue against ports.LeaseQueue, on SQLite and PostgreSQL (see conftest's `db` fixture): leases,
+redelivery, nack and dead letters. What every backend, CKafka included, promises about publishing
+and consuming is in test_queue_backends_contract.py."""
 
 from __future__ import annotations
 
@@ -60,6 +62,26 @@ def test_unacked_message_is_redelivered_after_its_lease(queue: SqlQueue, clock: 
     # THEN it was hidden during the lease and delivered again afterwards, as attempt 2
     assert during == []
     assert [(d.id, d.message, d.attempts) for d in after] == [(leased.id, plan_message("crash"), 2)]
+
+
+def test_a_released_message_is_redelivered_at_once_without_spending_an_attempt(queue: SqlQueue) -> None:
+    # GIVEN a message on its last attempt (max_attempts=3), leased by a consumer that must stop
+    queue.publish([chunk_message("left", 0)])
+    for _ in range(2):
+        (leased,) = queue.receive(1, LEASE)
+        queue.nack(leased.id, "failed", 0.0)
+    (last,) = queue.receive(1, LEASE)
+    assert last.attempts == 3
+    # WHEN it is released before its lease ends (a deadline or a shutdown, not a failure)
+    queue.release(last.id)
+    # THEN the next consumer gets it at once, on that same third attempt, and it is not dead
+    (again,) = queue.receive(1, LEASE)
+    assert (again.id, again.attempts) == (last.id, 3)
+    assert queue.counts()["dead"] == 0
+    # AND releasing a message no longer leased (acked meanwhile) changes nothing
+    queue.ack(again.id)
+    queue.release(again.id)
+    assert queue.pending_count() == 0
 
 
 def test_extended_lease_keeps_a_working_consumer_exclusive(queue: SqlQueue, clock: Any) -> None:

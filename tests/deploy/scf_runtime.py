@@ -39,7 +39,9 @@ def main() -> int:
         os.environ.update(request.get("env", {}))
         try:
             answer = {"result": entry(request["event"], request["context"])}
-        except Exception as exc:  # an SCF invocation error: the trigger decides about retries
+        # Any exception is an SCF invocation error, printed with its traceback; the runtime lives
+        # on and the trigger decides about retries.
+        except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             answer = {"error": {"type": type(exc).__name__, "message": str(exc)}}
         protocol.write(json.dumps(answer) + "\n")

@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -47,6 +47,8 @@ from tests.deploy.harness import (
     unpack,
 )
 from tests.support.cos_server import CosServer, start_cos_server
+from tests.support.polling import eventually
+from tests.support.signing import live_event_signed
 from tests.support.tencent_api_standin import TencentApiStandIn
 
 from harvest.adapters.sql.db import Database
@@ -71,7 +73,8 @@ def _packaging(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         f"harvest_packaging_{name}", ROOT / "packaging" / f"{name}.py"
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -312,14 +315,21 @@ def _origin_bytes(url: str, byte_range: tuple[int, int] | None) -> bytes:
     return data
 
 
-def _wait_until(done: Callable[[], bool], deployment: Deployment, timeout: float = JOB_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            logs = {name: i.log_text()[-1500:] for name, i in deployment.instances.items()}
-            raise AssertionError(f"timed out; function logs: {json.dumps(logs, indent=1)}")
-        if not deployment.deliver_all():
-            time.sleep(0.2)
+def _run_until_ended(deployment: Deployment, job_id: str) -> models.HarvestJobResp:
+    """Play the CKafka triggers (deliver what the functions publish) until the job leaves Running."""
+    describe = models.DescribeStreamPackageHarvestJobRequest()
+    describe.ID = job_id
+
+    def ended() -> models.HarvestJobResp | None:
+        deployment.deliver_all()
+        info = deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info
+        return None if info.Status == "Running" else info
+
+    def logs() -> str:
+        tails = {name: i.log_text()[-1500:] for name, i in deployment.instances.items()}
+        return f"job {job_id} to end; function logs: {json.dumps(tails, indent=1)}"
+
+    return eventually(ended, JOB_TIMEOUT, logs, interval=0.2)
 
 
 # --- the rehearsal ------------------------------------------------------------------------------------
@@ -349,14 +359,8 @@ def test_a_job_created_through_the_function_url_completes_byte_exact(deployment:
     # AND the role's keys rotate before the worker runs (the old ones are refused from now on)
     deployment.rotate_keys()
     # AND the CKafka triggers deliver what the functions publish until the job ends
-    describe = models.DescribeStreamPackageHarvestJobRequest()
-    describe.ID = "rehearsal-1"
-    _wait_until(
-        lambda: deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info.Status != "Running",
-        deployment,
-    )
+    info = _run_until_ended(deployment, "rehearsal-1")
     # THEN the job is Completed, in the default destination's bucket
-    info = deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info
     assert (info.Status, info.ErrMessage) == ("Completed", "")
     assert info.Destination == f"https://{deployment.bucket}.cos.{REGION}.myqcloud.com/vod/"
     # AND every planned object is in COS, byte-exact with what the origin serves
@@ -379,7 +383,8 @@ def test_a_job_created_through_the_function_url_completes_byte_exact(deployment:
     assert master.startswith(b"#EXTM3U")
     # AND both SDKs signed with the role's keys of the moment: the token went along, old and new
     tokens = {call.headers.get("x-tc-token") for call in deployment.ckafka.send_message_calls()}
-    assert deployment.keys.token in tokens and len(tokens) == 2
+    assert deployment.keys.token in tokens
+    assert len(tokens) == 2
     cos_tokens = {
         seen.headers.get("x-cos-security-token") for seen in deployment.cos.requests_for(deployment.bucket)
     }
@@ -393,12 +398,7 @@ def test_a_css_stream_end_callback_through_its_function_url_creates_a_job_that_c
     stop = int(time.time()) - 20
     expiry = int(time.time()) + 600
     body = json.loads(json.loads((ROOT / "events" / "css_push_stop.json").read_text())["body"])
-    body.update(
-        event_time=stop,
-        push_duration="30000",
-        t=expiry,
-        sign=hashlib.md5(f"{CALLBACK_KEY}{expiry}".encode()).hexdigest(),
-    )
+    body.update(live_event_signed({"event_time": stop, "push_duration": "30000"}, expiry, CALLBACK_KEY))
     # WHEN CSS posts it to live_event_end's function URL
     request = urllib.request.Request(
         f"http://{deployment.urls['live_event_end'].host}/",
@@ -418,11 +418,7 @@ def test_a_css_stream_end_callback_through_its_function_url_creates_a_job_that_c
     info = deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info
     assert (info.ChannelName, info.EndpointName, info.Status) == ("news", "hls", "Running")
     # AND the session's job runs to Completed through the worker and finalizer
-    _wait_until(
-        lambda: deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info.Status != "Running",
-        deployment,
-    )
-    assert deployment.mdp().DescribeStreamPackageHarvestJob(describe).Info.Status == "Completed"
+    assert _run_until_ended(deployment, answer["job_id"]).Status == "Completed"
 
 
 def test_the_console_is_served_through_the_api_function_url(deployment: Deployment) -> None:
@@ -432,9 +428,11 @@ def test_the_console_is_served_through_the_api_function_url(deployment: Deployme
     page = deployment.invoke("api", event)
     script = deployment.invoke("api", {**event, "path": "/console/console.js"})
     # THEN both come from the layer's built console, with their content types
-    assert page["statusCode"] == 200 and "<html" in page["body"].lower()
+    assert page["statusCode"] == 200
+    assert "<html" in page["body"].lower()
     assert page["headers"]["Content-Type"].startswith("text/html")
-    assert script["statusCode"] == 200 and "javascript" in script["headers"]["Content-Type"]
+    assert script["statusCode"] == 200
+    assert "javascript" in script["headers"]["Content-Type"]
     assert len(script["body"]) > 100_000  # the bundle with hls.js, not an error page
 
 
@@ -477,10 +475,13 @@ def test_a_function_missing_a_setting_names_it_and_the_api_answers_internal_erro
         instance.stop()
     # THEN it is an InternalError with a RequestId, and the log says once, in one line, what is missing
     response = json.loads(answer["body"])["Response"]
-    assert response["Error"]["Code"] == "InternalError" and response["RequestId"]
+    assert response["Error"]["Code"] == "InternalError"
+    assert response["RequestId"]
     startup = [line for line in instance.log_text().splitlines() if "cannot start" in line]
-    assert len(startup) == 1 and "HARVEST_DATABASE_URL" in startup[0], instance.log_text()[-2000:]
-    assert not list(code_dir.rglob("*.db")) and not (code_dir / ".harvest").exists()
+    assert len(startup) == 1, instance.log_text()[-2000:]
+    assert "HARVEST_DATABASE_URL" in startup[0], instance.log_text()[-2000:]
+    assert not list(code_dir.rglob("*.db"))
+    assert not (code_dir / ".harvest").exists()
 
 
 def test_the_layer_holds_what_the_functions_import_and_nothing_else(layer_dir: Path) -> None:
@@ -497,7 +498,8 @@ def test_the_layer_holds_what_the_functions_import_and_nothing_else(layer_dir: P
     for requirement in declared:
         name = requirement.split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip().lower()
         assert name.replace("_", "-") in installed, name
-    assert not (layer_dir / "cryptography").exists() and "cryptography" not in installed
+    assert not (layer_dir / "cryptography").exists()
+    assert "cryptography" not in installed
     # AND of the Tencent SDK only the products the functions call
     products = sorted(p.name for p in (layer_dir / "tencentcloud").iterdir() if p.is_dir())
     assert products == ["ckafka", "common"]

@@ -73,7 +73,8 @@ def test_channels_list_in_the_sdk_models_exact_shape(stack: ApiStack) -> None:
     assert [channel.Name for channel in listed.Infos] == ["arts", "news"]
     news = listed.Infos[1]
     assert (news.Id, news.Protocol) == ("ch-news-0001", "")  # HLS and CMAF endpoints: no one protocol
-    assert listed.Infos[0].Id.startswith("ch-") and listed.Infos[0].Protocol == "HLS"
+    assert listed.Infos[0].Id.startswith("ch-")
+    assert listed.Infos[0].Protocol == "HLS"
     assert news.Points.Inputs == []
     cmaf, hls = news.Points.Endpoints
     assert (hls.Name, hls.Url, hls.Protocol, hls.Manifest) == (
@@ -111,7 +112,8 @@ def test_channels_paging_and_its_limits(stack: ApiStack) -> None:
     # THEN the second channel by name, then nothing
     assert [channel.Name for channel in second.Infos] == ["news"]
     assert (second.TotalNum, second.TotalPage) == (2, 2)
-    assert past.Infos == [] and past.TotalNum == 2
+    assert past.Infos == []
+    assert past.TotalNum == 2
 
     # WHEN a page size outside [1, 1000] is asked for
     request.PageNum, request.PageSize = 1, 1001

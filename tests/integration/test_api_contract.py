@@ -201,7 +201,8 @@ def test_cancelling_a_job_that_is_not_running_is_refused(api_stack: ApiStack) ->
     common.call_json("CancelStreamPackageHarvestJob", {"ID": "once"})
     again = sdk_error(common.call_json, "CancelStreamPackageHarvestJob", {"ID": "once"})
     assert again.get_code() == "InvalidParameter.State"
-    assert "Failed" in again.get_message() and CJK.search(again.get_message())
+    assert "Failed" in again.get_message()
+    assert CJK.search(again.get_message())
     assert sdk_error(common.call_json, "CancelStreamPackageHarvestJob", {"ID": "none"}).get_code() == (
         "InvalidParameter.NotFound"
     )
@@ -251,7 +252,8 @@ def test_v1_requests_get_the_same_skew_and_replay_rules(tmp_path: Any, no_proxy:
         assert post_form(stack, form)["Error"]["Code"] == "AuthFailure.SignatureFailure"
         # AND a v1-signed read sent twice is served twice (pollers repeat reads)
         read = v1_form("DescribeStreamPackageHarvestJobs", now, 6, stack.endpoint)
-        assert "Error" not in post_form(stack, read) and "Error" not in post_form(stack, read)
+        assert "Error" not in post_form(stack, read)
+        assert "Error" not in post_form(stack, read)
         # AND a timestamp outside the 300 s window expires, whichever side of now it is on
         for skew in (-301, 301):
             stale = v1_form("DescribeStreamPackageHarvestJobs", now + skew, 8, stack.endpoint)

@@ -25,9 +25,9 @@ from urllib.parse import urlencode
 import pytest
 import requests
 from tests.support.api_stack import SECRET_ID, SECRET_KEY, write_registry
+from tests.support.signing import signed_headers
 
 from harvest.adapters.sql import Database, SqlJobStore, SqlQueue
-from harvest.api.tc3 import sign_request
 from harvest.composition import build_api_deps
 from harvest.domain.job import HarvestJob
 from harvest.handlers.api import make_handler
@@ -62,14 +62,13 @@ def resign(event: Mapping[str, Any], timestamp: int, secret_key: str = SECRET_KE
     method = fresh.get("httpMethod") or fresh["requestContext"]["http"]["method"]
     body = fresh.get("body") or ""
     raw_body = base64.b64decode(body) if fresh.get("isBase64Encoded") else body.encode()
-    signed = sign_request(
-        secret_id=SECRET_ID,
+    signed = signed_headers(
+        headers[header_key(headers, "Host")],
+        headers[header_key(headers, "X-TC-Action")],
+        raw_body,
         secret_key=secret_key,
-        host=headers[header_key(headers, "Host")],
-        action=headers[header_key(headers, "X-TC-Action")],
         version=headers[header_key(headers, "X-TC-Version")],
         method=method,
-        body=raw_body,
         query=urlencode(fresh.get("queryString") or {}, doseq=True),
         content_type=headers[header_key(headers, "Content-Type")],
         timestamp=timestamp,
@@ -108,13 +107,14 @@ def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 @pytest.fixture
-def entrypoint(environment: Settings) -> Iterator[ModuleType]:
+def entrypoint(environment: Settings) -> ModuleType:
     """functions/api/index.py loaded by file path, as SCF loads `index.main_handler`."""
     spec = importlib.util.spec_from_file_location(f"scf_api_index_{uuid.uuid4().hex}", ENTRYPOINT)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    yield module
+    return module
 
 
 def stored_job(settings: Settings, job_id: str) -> tuple[HarvestJob, list[dict[str, Any]]]:
@@ -271,7 +271,8 @@ def test_unexpected_failure_is_a_generic_internal_error(
 
     # THEN the client gets InternalError with a generic message; the detail is only in the log
     assert response["Error"]["Code"] == "InternalError"
-    assert "4711" not in response["Error"]["Message"] and "Traceback" not in response["Error"]["Message"]
+    assert "4711" not in response["Error"]["Message"]
+    assert "Traceback" not in response["Error"]["Message"]
     assert "quota-exceeded-4711" in caplog.text
 
 
@@ -334,7 +335,8 @@ def test_gateway_turns_a_request_into_an_api_gateway_event(no_proxy: None) -> No
     assert (event["httpMethod"], event["path"]) == ("POST", "/release/jobs")
     assert event["queryString"] == {"IDs.0": "a", "IDs.1": "b", "flag": True, "x": ["1", "2"], "sp": "a b&c"}
     assert event["headers"]["X-Custom"] == "v"
-    assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == b"\xff\x00"
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == b"\xff\x00"
     assert event["requestContext"]["sourceIp"] == "127.0.0.1"
     assert context["request_id"] == event["requestContext"]["requestId"]
     # AND the integration response came back as status, headers and decoded body
@@ -360,13 +362,15 @@ def test_gateway_keeps_connections_alive_and_routes_prefixes_to_wsgi_apps(no_pro
         second = connection.getresponse()
         default = second.read()
         # THEN the connection stayed open, the prefix went to the app and the rest to the handler
-        assert not first.will_close and connection.sock is socket_after_first
+        assert not first.will_close
+        assert connection.sock is socket_after_first
         assert routed == b"/cos|/bucket-1250000000/a b.ts|x=1"
         assert json.loads(default) == {"api": True}
         # AND HEAD answers headers only
         connection.request("HEAD", "/cos/x")
         head = connection.getresponse()
-        assert head.read() == b"" and head.status == 200
+        assert head.read() == b""
+        assert head.status == 200
         connection.close()
 
 
@@ -389,9 +393,15 @@ def test_gateway_answers_502_when_the_handler_breaks_the_contract(
 
 def test_gateway_refuses_bodies_beyond_its_event_limit(no_proxy: None) -> None:
     calls: list[Any] = []
-    with GatewayServer(lambda event, context: calls.append(event), max_body_bytes=16) as gateway:
+
+    def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        calls.append(event)
+        return {"statusCode": 200, "body": ""}
+
+    with GatewayServer(handler, max_body_bytes=16) as gateway:
         response = requests.post(f"http://{gateway.endpoint}/", data=b"x" * 17, timeout=10)
-    assert response.status_code == 413 and calls == []
+    assert response.status_code == 413
+    assert calls == []
 
 
 def test_gateway_reads_chunked_bodies(no_proxy: None) -> None:

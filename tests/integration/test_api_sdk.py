@@ -19,6 +19,7 @@ from tests.support.api_stack import (
     job_params,
     running_api_stack,
 )
+from tests.support.signing import signed_headers
 
 from harvest.api.ratelimit import RateLimiter
 from harvest.domain.job import TOPIC_WORK, JobStatus
@@ -219,17 +220,7 @@ def test_signature_for_another_service_is_invalid_authorization(api_stack: Stack
 
 def test_tampered_body_is_signature_failure(api_stack: Stack) -> None:
     # GIVEN a request signed over one body and sent with another
-    from harvest.api.tc3 import sign_request
-
-    headers = sign_request(
-        secret_id=SECRET_ID,
-        secret_key="secret",
-        host=api_stack.endpoint,
-        action="DescribeStreamPackageHarvestJob",
-        version="2020-05-27",
-        region=REGION,
-        body=b'{"ID": "a"}',
-    )
+    headers = signed_headers(api_stack.endpoint, "DescribeStreamPackageHarvestJob", b'{"ID": "a"}')
     import requests
 
     response = requests.post(
@@ -480,7 +471,8 @@ def test_pagination_is_complete_stable_and_filterable(api_stack: Stack, method: 
     assert [len(page.Infos) for page in pages] == [10, 10, 7, 0]
     assert {page.TotalNum for page in pages} == {27}
     seen = [(job.CreateTime, job.ID) for page in pages for job in page.Infos]
-    assert seen == sorted(seen) and len(set(seen)) == 27
+    assert seen == sorted(seen)
+    assert len(set(seen)) == 27
     # AND reading again gives the same order
     again = client.DescribeStreamPackageHarvestJobs(list_request(1, 10))
     assert [job.ID for job in again.Infos] == [job.ID for job in pages[0].Infos]
@@ -546,7 +538,7 @@ def test_delete_many_checks_its_ids(api_stack: Stack, ids: list[str], code: str)
 
 
 class BrokenRelay:
-    def flush(self) -> int:
+    def flush(self, limit: int = 500) -> int:
         raise QueueError("queue unreachable")
 
 

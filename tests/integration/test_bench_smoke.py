@@ -47,7 +47,8 @@ PRINTED = [
 def _positive_measurement(row: dict[str, object]) -> None:
     for key in ("seconds", "mb_per_s", "segments_per_s", "peak_rss_mb"):
         value = row[key]
-        assert isinstance(value, (int, float)) and value > 0, f"{key}={value!r} in {row}"
+        assert isinstance(value, (int, float)), f"{key}={value!r} in {row}"
+        assert value > 0, f"{key}={value!r} in {row}"
 
 
 def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_path: Path) -> None:
@@ -101,7 +102,8 @@ def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_pat
     assert results["planning"]["media_playlist"]["best_s"] > 0
     for action in ("describe", "create"):
         api = results["api"][action]
-        assert api["requests"] > 0 and api["errors"] == 0, api
+        assert api["requests"] > 0, api
+        assert api["errors"] == 0, api
         assert api["p99_ms"] > 0
     for series in results["throughput"]:
         assert [row["download_concurrency"] for row in series["rows"]] == [1, 4]
@@ -132,6 +134,7 @@ def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_pat
 
     # AND the throughput plot is a real PNG image
     png = (out / "throughput.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png[12:16] == b"IHDR"
     width, height = struct.unpack(">II", png[16:24])
     assert (width, height) == (960, 600)

@@ -21,13 +21,14 @@ import m3u8
 import pytest
 import requests
 from tests.support.api_stack import ApiStack, job_params
+from tests.support.clock import ManualClock
 from tests.support.engine import BUCKET, DESTINATION, Engine, ffmpeg_decode_errors
 from tests.support.media import TEST_NOW
 from tests.support.serve_process import serve_env, start_serve
 
 from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.jobstore import SqlJobStore
-from harvest.devtools import ChannelSpec, LiveOrigin, ManualClock, Pool, write_channels_yaml
+from harvest.devtools import ChannelSpec, LiveOrigin, Pool, write_channels_yaml
 from harvest.domain.job import JobStatus
 from harvest.engine.plan import Plan
 from harvest.hls.parse import format_date, parse_master, parse_media
@@ -117,8 +118,10 @@ def test_a_broadcast_channel_harvests_to_a_vod_with_every_break_in_every_renditi
     master_text = master_path.read_text()
     master = parse_master(master_text, master_path.as_uri())
     # AND the master names one pathway, with substituted variables and no steering or DEFINE left
-    assert "PATHWAY-ID" not in master_text and "CONTENT-STEERING" not in master_text
-    assert "{$" not in master_text and "EXT-X-DEFINE" not in master_text
+    assert "PATHWAY-ID" not in master_text
+    assert "CONTENT-STEERING" not in master_text
+    assert "{$" not in master_text
+    assert "EXT-X-DEFINE" not in master_text
     assert [v.uri.rsplit("/", 2)[1] for v in master.variants] == ["v0_320x180", "v1_480x270", "v2_640x360"]
     assert m3u8.loads(master_text).playlists[0].stream_info.codecs.endswith(",mp4a.40.2")
     assert broadcast.stats.snapshot()["requests"].get("pathway-b", 0) == 0
@@ -145,7 +148,8 @@ def test_a_broadcast_channel_harvests_to_a_vod_with_every_break_in_every_renditi
             if first * SEGMENT >= start:  # the opening tag is in the window's playlist
                 assert "SCTE35-OUT" in attributes, (name, attributes)
             if (first + LENGTH) * SEGMENT <= end:  # so is the closing one: merged into the same range
-                assert "SCTE35-IN" in attributes and "END-DATE" in attributes, (name, attributes)
+                assert "SCTE35-IN" in attributes, (name, attributes)
+                assert "END-DATE" in attributes, (name, attributes)
         # and the CUE-OUT of each break that starts inside the VOD sits at that break's first segment
         lines = text.splitlines()
         msns = [msn_of(s.uri) for s in playlist.segments]
@@ -166,7 +170,8 @@ def test_a_broadcast_channel_harvests_to_a_vod_with_every_break_in_every_renditi
             assert msns == video_msns
         # m3u8 reads every playlist we wrote as a VOD with the same segments
         parsed = m3u8.loads(text)
-        assert parsed.is_endlist and len(parsed.segments) == len(playlist.segments)
+        assert parsed.is_endlist
+        assert len(parsed.segments) == len(playlist.segments)
 
     # AND every stored object is byte for byte what the origin serves at the address it came from
     db = Database.connect(f"sqlite:///{data_dir / 'harvest.db'}")
@@ -176,9 +181,11 @@ def test_a_broadcast_channel_harvests_to_a_vod_with_every_break_in_every_renditi
         db.close()
     assert plan.tasks
     for task in plan.tasks:
-        assert "/redirect/" not in task.url and "{$" not in task.url
+        assert "/redirect/" not in task.url
+        assert "{$" not in task.url
         channel, rendition, leaf = urlsplit(task.url).path.strip("/").split("/")
-        assert channel == "news" and re.fullmatch(r"\d+\.(ts|aac|vtt)", leaf), task.url
+        assert channel == "news", task.url
+        assert re.fullmatch(r"\d+\.(ts|aac|vtt)", leaf), task.url
         source = broadcast.segment_bytes("news", rendition, int(leaf.split(".")[0]))
         assert (bucket / task.key).read_bytes() == source, task.name
         assert requests.get(task.url, timeout=10).content == source
@@ -246,9 +253,11 @@ def test_every_kind_of_broadcast_channel_harvests_byte_exact_with_the_same_break
         assert any(line.startswith("#EXT-X-BITRATE:") for line in variant)
     if kind == "aes":  # case 6: KEYID and the vendor's attribute stay on every key
         keys = [line for line in variant if line.startswith("#EXT-X-KEY:")]
-        assert keys and all(",KEYID=0x" in key and 'X-KEY-VENDOR="harvest-devtools"' in key for key in keys)
+        assert keys
+        assert all(",KEYID=0x" in key and 'X-KEY-VENDOR="harvest-devtools"' in key for key in keys)
     interstitials = [line for line in variant if "com.apple.hls.interstitial" in line]
-    assert interstitials and all(f'X-ASSET-URI="{origin.url}/{kind}/ads/' in line for line in interstitials)
+    assert interstitials
+    assert all(f'X-ASSET-URI="{origin.url}/{kind}/ads/' in line for line in interstitials)
     uris = [i for i, line in enumerate(variant) if not line.startswith("#")]
     notes = [i for i, line in enumerate(variant) if line.startswith("#EXT-X-VENDOR-SEGMENT-NOTE:")]
     assert len(notes) == len(uris)  # one per segment, before it, naming that segment
@@ -329,11 +338,14 @@ def test_the_test_origin_opens_and_closes_every_break_both_ways(
     assert whole
     for daterange in whole:
         attributes = dict(daterange.attributes)
-        assert "SCTE35-IN" in attributes and daterange.end - (daterange.start or 0) == length * 2
+        assert "SCTE35-IN" in attributes
+        assert daterange.end is not None  # (kept by the filter above; said again for the type)
+        assert daterange.end - (daterange.start or 0) == length * 2
     lines = text.splitlines()
     uris = [i for i, line in enumerate(lines) if not line.startswith("#")]
     outs = [
         sum(1 for u in uris if u < i) for i, line in enumerate(lines) if line.startswith("#EXT-X-CUE-OUT:")
     ]
     ins = [sum(1 for u in uris if u < i) for i, line in enumerate(lines) if line == "#EXT-X-CUE-IN"]
-    assert outs and all(o + length in ins for o in outs if first_msn + o + length <= last_msn)
+    assert outs
+    assert all(o + length in ins for o in outs if first_msn + o + length <= last_msn)

@@ -6,13 +6,12 @@ import ipaddress
 import json
 import random
 import socket
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from tests.support.callback_receiver import Answer, CallbackReceiver
 
 from harvest.adapters.callback import CallbackNotifier
 from harvest.adapters.retry import RetryPolicy
@@ -38,83 +37,11 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class Receiver:
-    """A callback receiver: answers scripted per path (the last one repeats) and keeps what it got."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._scripts: dict[str, list[Answer]] = {}
-        self.received: list[Received] = []
-        self.port = 0
-
-    def script(self, path: str, *answers: Answer) -> str:
-        with self._lock:
-            self._scripts[path] = list(answers)
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def take(self, request: Received) -> Answer:
-        with self._lock:
-            self.received.append(request)
-            script = self._scripts.get(request.path, [Answer(404)])
-            return script.pop(0) if len(script) > 1 else script[0]
-
-    def count(self, path: str) -> int:
-        with self._lock:
-            return sum(1 for request in self.received if request.path == path)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    receiver: Receiver
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # the notifier closes connections without reading answers; the reset is expected
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        answer = self.server.receiver.take(Received(self.path, dict(self.headers.items()), body))
-        self.send_response(answer.status)
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    do_GET = do_POST
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    scripted = Receiver()
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.receiver = scripted
-    scripted.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield scripted
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[CallbackReceiver]:
+    """A receiver that answers only the paths a test scripts (404 elsewhere)."""
+    with CallbackReceiver(unscripted=Answer(404)) as scripted:
+        yield scripted
 
 
 @dataclass
@@ -159,7 +86,7 @@ def fixed_resolver(*answers: Sequence[str]) -> Callable[[str, int], Sequence[str
 
 
 def test_delivered_as_json_on_the_first_attempt(
-    receiver: Receiver, make_notifier: Callable[..., Notifier]
+    receiver: CallbackReceiver, make_notifier: Callable[..., Notifier]
 ) -> None:
     # GIVEN a receiver that accepts callbacks (on loopback, so private targets are allowed)
     url = receiver.script("/hook", Answer(200))
@@ -167,12 +94,14 @@ def test_delivered_as_json_on_the_first_attempt(
     outcome = make_notifier(allow_private=True).notifier.notify(url, PAYLOAD)
     # THEN it got the payload as JSON, and the outcome says delivered
     assert outcome == "delivered: HTTP 200 after 1 attempt"
-    (request,) = receiver.received
+    (request,) = receiver.requests()
     assert request.headers["Content-Type"] == "application/json"
     assert json.loads(request.body) == PAYLOAD
 
 
-def test_500_is_retried_until_delivered(receiver: Receiver, make_notifier: Callable[..., Notifier]) -> None:
+def test_500_is_retried_until_delivered(
+    receiver: CallbackReceiver, make_notifier: Callable[..., Notifier]
+) -> None:
     # GIVEN a receiver that fails once, then accepts
     url = receiver.script("/hook", Answer(500), Answer(204))
     made = make_notifier(allow_private=True)
@@ -185,7 +114,7 @@ def test_500_is_retried_until_delivered(receiver: Receiver, make_notifier: Calla
 
 
 def test_500_forever_fails_after_every_attempt(
-    receiver: Receiver, make_notifier: Callable[..., Notifier]
+    receiver: CallbackReceiver, make_notifier: Callable[..., Notifier]
 ) -> None:
     # GIVEN a receiver that always fails
     url = receiver.script("/hook", Answer(500))
@@ -196,7 +125,7 @@ def test_500_forever_fails_after_every_attempt(
     assert receiver.count("/hook") == 5
 
 
-def test_4xx_is_not_retried(receiver: Receiver, make_notifier: Callable[..., Notifier]) -> None:
+def test_4xx_is_not_retried(receiver: CallbackReceiver, make_notifier: Callable[..., Notifier]) -> None:
     # GIVEN a receiver that rejects the request
     url = receiver.script("/hook", Answer(400))
     # WHEN notifying it
@@ -206,7 +135,9 @@ def test_4xx_is_not_retried(receiver: Receiver, make_notifier: Callable[..., Not
     assert receiver.count("/hook") == 1
 
 
-def test_429_retry_after_is_honoured(receiver: Receiver, make_notifier: Callable[..., Notifier]) -> None:
+def test_429_retry_after_is_honoured(
+    receiver: CallbackReceiver, make_notifier: Callable[..., Notifier]
+) -> None:
     # GIVEN a receiver that asks to come back in 3 s, then accepts
     url = receiver.script("/hook", Answer(429, {"Retry-After": "3"}), Answer(200))
     made = make_notifier(allow_private=True)
@@ -236,7 +167,7 @@ def test_payload_that_is_not_json_fails_without_raising(make_notifier: Callable[
     assert outcome.startswith("failed: payload is not JSON")
 
 
-def test_redirect_is_not_followed(receiver: Receiver, make_notifier: Callable[..., Notifier]) -> None:
+def test_redirect_is_not_followed(receiver: CallbackReceiver, make_notifier: Callable[..., Notifier]) -> None:
     # GIVEN a receiver that redirects the callback to another (loopback) path
     target = receiver.script("/internal/admin", Answer(200))
     url = receiver.script("/hook", Answer(302, {"Location": target}))
@@ -262,7 +193,7 @@ def test_redirect_is_not_followed(receiver: Receiver, make_notifier: Callable[..
     ],
 )
 def test_forbidden_targets_are_refused_without_a_connection(
-    url: str, reason: str, receiver: Receiver, make_notifier: Callable[..., Notifier]
+    url: str, reason: str, receiver: CallbackReceiver, make_notifier: Callable[..., Notifier]
 ) -> None:
     # GIVEN the default policy (private targets not allowed)
     made = make_notifier(allow_private=False)
@@ -271,12 +202,12 @@ def test_forbidden_targets_are_refused_without_a_connection(
     # THEN it is refused up front: no request, no retry (and loopback_only saw no stray connection)
     assert outcome.startswith("refused: CallbackURL")
     assert reason in outcome
-    assert receiver.received == []
+    assert receiver.requests() == []
     assert made.sleeps == []
 
 
 def test_loopback_is_allowed_when_private_targets_are(
-    receiver: Receiver, make_notifier: Callable[..., Notifier]
+    receiver: CallbackReceiver, make_notifier: Callable[..., Notifier]
 ) -> None:
     # GIVEN an operator who allows private callback targets
     url = receiver.script("/hook", Answer(200))
@@ -287,7 +218,7 @@ def test_loopback_is_allowed_when_private_targets_are(
 
 
 def test_dns_rebinding_is_caught_at_connect_time(
-    receiver: Receiver, make_notifier: Callable[..., Notifier]
+    receiver: CallbackReceiver, make_notifier: Callable[..., Notifier]
 ) -> None:
     # GIVEN a name that resolves to a public address for the first check and to loopback afterwards
     receiver.script("/hook", Answer(200))
@@ -299,11 +230,11 @@ def test_dns_rebinding_is_caught_at_connect_time(
     assert outcome == (
         "refused: CallbackURL host hooks.example is refused: it resolves to 127.0.0.1, a loopback address"
     )
-    assert receiver.received == []
+    assert receiver.requests() == []
 
 
 def test_guarded_connection_uses_the_checked_address_and_keeps_the_host_header(
-    receiver: Receiver, make_notifier: Callable[..., Notifier], monkeypatch: pytest.MonkeyPatch
+    receiver: CallbackReceiver, make_notifier: Callable[..., Notifier], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a guard that (for this test only) accepts loopback, and a name resolving to 127.0.0.1
     monkeypatch.setattr(urlpolicy, "forbidden_reason", lambda ip: None)
@@ -313,7 +244,7 @@ def test_guarded_connection_uses_the_checked_address_and_keeps_the_host_header(
     outcome = made.notifier.notify(f"http://hooks.example:{receiver.port}/hook", PAYLOAD)
     # THEN the request reached the resolved address with the URL's host in the Host header
     assert outcome == "delivered: HTTP 200 after 1 attempt"
-    assert receiver.received[0].headers["Host"] == f"hooks.example:{receiver.port}"
+    assert receiver.requests()[0].headers["Host"] == f"hooks.example:{receiver.port}"
 
 
 # --- the guard on its own -----------------------------------------------------------------------

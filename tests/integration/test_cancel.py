@@ -20,21 +20,21 @@ from tencentcloud.common import credential
 from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
+from tests.support.callback_receiver import CallbackReceiver
 from tests.support.engine import BUCKET, DESTINATION
+from tests.support.polling import eventually
 from tests.support.serve_process import (
     SERVE_REGION,
     SERVE_SECRET_ID,
     SERVE_SECRET_KEY,
-    CallbackReceiver,
     channels_file_for,
     serve_env,
     start_serve,
-    wait_for,
 )
 
 from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, Pool
 
-pytest_plugins = ("tests.support.media", "tests.support.serve_process")
+pytest_plugins = ("tests.support.media", "tests.support.callback_receiver")
 pytestmark = pytest.mark.media
 
 
@@ -64,7 +64,8 @@ def test_a_cancelled_job_stops_fetching_within_a_second_and_calls_back_once(
     origin = TimedOrigin(
         {"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)},
         faults=FaultPlan(stall_rate=1.0, stall_seconds=0.3, seed=3),
-    ).start()
+    )
+    origin.start()
     data_dir = tmp_path / "data"
     env = serve_env(
         data_dir,
@@ -99,7 +100,7 @@ def test_a_cancelled_job_stops_fetching_within_a_second_and_calls_back_once(
             },
         )
         # WHEN it is cancelled while harvesting (20 objects stored)
-        wait_for(lambda: sum(1 for _ in job_dir.rglob("*.ts")) >= 20, 60, "20 stored segments")
+        eventually(lambda: sum(1 for _ in job_dir.rglob("*.ts")) >= 20, 60, "20 stored segments")
         answer = common.call_json("CancelStreamPackageHarvestJob", {"ID": "cancel"})["Response"]["Info"]
         cancelled_at = time.monotonic()
         # THEN the job is Failed, saying who cancelled it and when
@@ -108,10 +109,8 @@ def test_a_cancelled_job_stops_fetching_within_a_second_and_calls_back_once(
             rf"cancelled by {SERVE_SECRET_ID} at \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ", answer["ErrMessage"]
         )
         # AND the callback fires once, with that record
-        wait_for(
-            lambda: len(callback_receiver.received()) >= 1,
-            10,
-            "the callback:\n" + "\n".join(serve.output[-80:]),
+        eventually(
+            lambda: len(callback_receiver.received()) >= 1, 10, lambda: "the callback:\n" + serve.log_tail(80)
         )
         time.sleep(3.0)  # long past the last fetch: anything still running would show by now
         late = origin.requests_after(cancelled_at)

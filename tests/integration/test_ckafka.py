@@ -1,4 +1,6 @@
-"""CKafkaQueue through the real Tencent SDK against a local, signature-checking CKafka API stand-in."""
+"""CKafkaQueue through the real Tencent SDK against a local, signature-checking CKafka API stand-in:
+configuration, errors and batching. That every message reaches the functions as it was sent (the
+trigger's events included) is the cross-backend suite's: tests/contract/test_queue_backends_contract.py."""
 
 from __future__ import annotations
 
@@ -13,11 +15,10 @@ from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
-from tests.support.tencent_api_standin import ReceivedMessage, TencentApiStandIn
+from tests.support.tencent_api_standin import MAX_MESSAGE_BYTES, ReceivedMessage, TencentApiStandIn
 
 from harvest.adapters.ckafka import MAX_MESSAGES_PER_REQUEST, CKafkaQueue
 from harvest.domain.job import (
-    TOPIC_FINALIZE,
     TOPIC_WORK,
     Message,
     callback_message,
@@ -27,7 +28,6 @@ from harvest.domain.job import (
 )
 from harvest.errors import ConfigError, QueueError, RetryableError
 from harvest.settings import Settings
-from harvest.triggers import build_ckafka_event, parse_ckafka_event
 
 WORK_HUB = "datahub-work"
 FINALIZE_HUB = "datahub-finalize"
@@ -80,7 +80,8 @@ def test_published_messages_arrive_in_order_on_their_topics_datahub(api: Tencent
     assert as_pairs(api.received(FINALIZE_HUB)) == [({"kind": "finalize", "job_id": "job-b"}, "job-b")]
     # AND the SCF session token went along with the signed requests
     calls = api.send_message_calls()
-    assert calls and all(call.headers.get("x-tc-token") == "scf-session-token" for call in calls)
+    assert calls
+    assert all(call.headers.get("x-tc-token") == "scf-session-token" for call in calls)
     assert all(call.headers.get("x-tc-region") == "ap-singapore" for call in calls)
 
 
@@ -162,19 +163,20 @@ def test_an_unknown_datahub_is_a_queue_error(api: TencentApiStandIn) -> None:
         queue.publish([finalize_message("job-a")])
 
 
-def test_published_bodies_parse_back_from_the_scf_trigger_event(api: TencentApiStandIn) -> None:
-    # GIVEN messages published through CKafka
+def test_a_message_larger_than_the_topic_takes_is_a_queue_error_not_a_retry(api: TencentApiStandIn) -> None:
+    # GIVEN a message bigger than the topic's largest (bodies are IDs only; nothing the service builds
+    # comes near it)
     queue = CKafkaQueue.from_settings(settings_for(api))
-    sent = [plan_message("job-1"), chunk_message("job-1", 3), finalize_message("job-1")]
-    queue.publish(sent)
-    # WHEN SCF's CKafka trigger hands the records to a function (built from what the stand-in stored)
-    for topic, hub in ((TOPIC_WORK, WORK_HUB), (TOPIC_FINALIZE, FINALIZE_HUB)):
-        stored = [Message(topic, json.loads(m.body), m.key) for m in api.received(hub)]
-        event = build_ckafka_event(list(enumerate(stored, start=100)))
-        records = list(parse_ckafka_event(event))
-        # THEN every record parses back to the message that was sent
-        assert [r.error for r in records] == [""] * len(stored)
-        assert [r.message for r in records] == [m for m in sent if m.topic == topic]
+    blob = "x" * MAX_MESSAGE_BYTES
+    too_big = Message(TOPIC_WORK, {"kind": "chunk", "job_id": "job-a", "chunk": 0, "blob": blob}, "job-a")
+    # WHEN it is published THEN CKafka refuses it, the adapter says so without asking for a retry
+    # (the same message would be refused again), and nothing was recorded
+    with pytest.raises(QueueError) as caught:
+        queue.publish([too_big])
+    assert not isinstance(caught.value, RetryableError)
+    assert "InvalidParameterValue" in caught.value.message
+    assert "at most" in caught.value.message
+    assert api.received(WORK_HUB) == []
 
 
 def test_from_settings_names_every_missing_setting() -> None:

@@ -48,7 +48,8 @@ def test_an_issued_key_works_with_its_token_within_its_scope(
     # AND the database holds only a hash of the token, never the token itself
     with api_stack.db.transaction(write=False) as tx:
         rows = tx.execute("SELECT token_hash FROM temporary_keys WHERE secret_id = ?", (issued["SecretId"],))
-    assert len(rows) == 1 and issued["Token"] not in rows[0]["token_hash"]
+    assert len(rows) == 1
+    assert issued["Token"] not in rows[0]["token_hash"]
 
 
 def test_keys_issue_refuses_a_lifetime_out_of_bounds(

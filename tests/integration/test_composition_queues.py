@@ -21,7 +21,8 @@ def test_the_sql_backend_lends_its_queue_to_the_pump(tmp_path: Path) -> None:
         # WHEN a message is published through the backend's queue
         backend.queue.publish([plan_message("job-1")])
         # THEN the pump's queue is that same SQL queue and leases it by topic
-        assert isinstance(queue, SqlQueue) and queue is backend.queue
+        assert isinstance(queue, SqlQueue)
+        assert queue is backend.queue
         [delivery] = queue.receive(1, 30.0, [TOPIC_WORK])
         assert delivery.message == plan_message("job-1")
     finally:

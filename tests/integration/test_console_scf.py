@@ -36,7 +36,8 @@ def load_entrypoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str)
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     spec = importlib.util.spec_from_file_location(f"scf_api_index_{uuid.uuid4().hex}", ENTRYPOINT)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -63,7 +64,8 @@ def test_the_function_url_serves_the_console_page_script_and_config(
     assert (page["statusCode"], page["isBase64Encoded"]) == (200, False)
     assert page["headers"]["Content-Type"] == "text/html; charset=utf-8"
     assert page["body"] == (STATIC_DIR / "index.html").read_text("utf-8")
-    assert script["statusCode"] == 200 and script["body"] == (STATIC_DIR / "console.js").read_text("utf-8")
+    assert script["statusCode"] == 200
+    assert script["body"] == (STATIC_DIR / "console.js").read_text("utf-8")
     # AND the config points the page at the API beside it and at no local bucket (COS plays direct)
     assert json.loads(config["body"]) == {"region": "ap-singapore", "api": "../", "bucket": ""}
 

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from xml.etree import ElementTree as ET
 
 import pytest
+from tests.support.clock import ManualClock
 from tests.support.dash import NS, assert_valid_mpd, stored_segments
 from tests.support.engine import Engine, ffmpeg_decode_errors
 from tests.support.media import TEST_NOW
 
-from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool
+from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, Pool
 from harvest.domain.job import JobStatus
 from harvest.domain.validation import CreateParams
 from harvest.usecases.api_jobs import create_job
@@ -138,7 +139,8 @@ def test_a_window_across_a_period_boundary_gives_a_two_period_mpd_with_protectio
         copied = [ET.tostring(e) for e in period.iterfind(".//d:ContentProtection", NS)]
         assert [_canonical(c) for c in copied] == [_canonical(c) for c in live_protection]
         assert period.find(".//d:InbandEventStream", NS) is not None
-        assert period.find(".//d:Role", NS) is not None and period.find(".//d:Accessibility", NS) is not None
+        assert period.find(".//d:Role", NS) is not None
+        assert period.find(".//d:Accessibility", NS) is not None
     # AND only the SCTE-35 events inside the window are kept: the breaks at boundary - 3 and
     # boundary + 3 (one per Period), not the one at boundary + 9
     events = [e.get("id") for e in mpd.iterfind(".//d:EventStream/d:Event", NS)]

@@ -84,7 +84,8 @@ def test_ffmpegs_live_mpd_is_harvested_to_a_static_mpd_that_decodes(
     names = sorted(task.url.rsplit("/", 1)[1] for task in plan.tasks)
     assert [n for n in names if n.startswith("init")] == ["init-stream0.m4s", "init-stream1.m4s"]
     media = [n for n in names if n.startswith("chunk")]
-    assert {n.split("-")[1] for n in media} == {"stream0", "stream1"} and len(media) >= 4
+    assert {n.split("-")[1] for n in media} == {"stream0", "stream1"}
+    assert len(media) >= 4
     # AND once stored (each the origin's bytes), the static MPD validates and decodes with -xerror
     out = tmp_path / "bucket"
     for task in plan.tasks:
@@ -95,7 +96,8 @@ def test_ffmpegs_live_mpd_is_harvested_to_a_static_mpd_that_decodes(
     mpd_text = plan.playlists["out/vod/index.mpd"]
     assert_valid_mpd(mpd_text)
     mpd = ET.fromstring(mpd_text)
-    assert mpd.get("type") == "static" and len(mpd.findall(".//d:Representation", NS)) == 2
+    assert mpd.get("type") == "static"
+    assert len(mpd.findall(".//d:Representation", NS)) == 2
     (out / "out/vod/index.mpd").write_text(mpd_text)
     assert ffmpeg_decode_errors(out / "out/vod/index.mpd") == ""
 

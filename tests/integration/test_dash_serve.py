@@ -102,7 +102,8 @@ def test_dash_and_cmaf_jobs_through_harvest_serve_and_the_sdk(tmp_path: Path, or
         # AND its MPD is valid against the schema, and static
         assert_valid_mpd(text)
         mpd = ET.fromstring(text)
-        assert mpd.get("type") == "static" and mpd.get("availabilityStartTime") is None
+        assert mpd.get("type") == "static"
+        assert mpd.get("availabilityStartTime") is None
         # AND every segment it lists is byte-identical to the origin's, for the whole window
         for period in mpd.iterfind("d:Period", NS):
             single = ET.Element(mpd.tag)

@@ -56,7 +56,8 @@ def test_demo_keep_running_prints_the_console_url_and_a_key_that_works(tmp_path:
 
         # THEN the console is served there, and the printed key lists the demo's job through the API
         page = requests.get(console_url[1], timeout=10)
-        assert page.status_code == 200 and "<title>Harvest Jobs</title>" in page.text
+        assert page.status_code == 200
+        assert "<title>Harvest Jobs</title>" in page.text
         endpoint = console_url[1].removeprefix("http://").removesuffix("/console/")
         client = mdp_client.MdpClient(
             credential.Credential(secret_id, secret_key),
@@ -70,4 +71,5 @@ def test_demo_keep_running_prints_the_console_url_and_a_key_that_works(tmp_path:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
         reader.join(timeout=10)
-    assert code == 0 and "stopped." in "".join(lines)
+    assert code == 0
+    assert "stopped." in "".join(lines)

@@ -126,7 +126,8 @@ def test_make_deploy_publishes_the_layer_then_the_functions_then_the_triggers(
     assert {p["FunctionName"] for p in created} == {f"harvest-jobs-dev-harvest-{name}" for name in FUNCTIONS}
     for params in created:
         assert params["Layers"] == [{"LayerName": "harvest-shared", "LayerVersion": LAYER_VERSION}]
-        assert params["Runtime"] == "Python3.10" and params["Role"].startswith("harvest-")
+        assert params["Runtime"] == "Python3.10"
+        assert params["Role"].startswith("harvest-")
         code = zipfile.ZipFile(io.BytesIO(base64.b64decode(params["Code"]["ZipFile"])))
         assert sorted(code.namelist()) == ["channels.yaml", "index.py"]
         assert any(v["Key"] == "HARVEST_DATABASE_URL" for v in params["Environment"]["Variables"])
@@ -141,4 +142,5 @@ def test_make_deploy_publishes_the_layer_then_the_functions_then_the_triggers(
     # THEN the functions are updated (code, then configuration) and no trigger is created twice
     actions = [action for action, _ in api.calls]
     assert actions.count("UpdateFunctionCode") == actions.count("UpdateFunctionConfiguration") == 5
-    assert "CreateFunction" not in actions and "CreateTrigger" not in actions
+    assert "CreateFunction" not in actions
+    assert "CreateTrigger" not in actions

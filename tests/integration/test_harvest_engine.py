@@ -7,21 +7,28 @@ with no error.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.callback_receiver import Answer, CallbackReceiver
+from tests.support.clock import ManualClock
 from tests.support.engine import BUCKET, Engine, ffmpeg_decode_errors
 from tests.support.media import TEST_NOW
+from tests.support.polling import eventually
 
-from harvest.devtools import ChannelSpec, LiveOrigin, ManualClock, Pool
+from harvest.devtools import ChannelSpec, LiveOrigin, Pool
 from harvest.domain.job import JobStatus
 from harvest.engine.plan import Plan
 from harvest.hls.parse import is_master, parse_master, parse_media
 
-pytest_plugins = ("tests.support.media", "tests.support.engine", "tests.support.cos_server")
+pytest_plugins = (
+    "tests.support.media",
+    "tests.support.engine",
+    "tests.support.cos_server",
+    "tests.support.callback_receiver",
+)
 
 pytestmark = pytest.mark.media
 
@@ -66,7 +73,8 @@ def assert_playlists_resolve_and_cover(engine: Engine, plan: Plan, start: float,
         engine.bucket_root / plan.master_key
     ]:
         media = parse_media(path.read_text(), path.as_uri())
-        assert media.ended and media.playlist_type == "VOD"
+        assert media.ended
+        assert media.playlist_type == "VOD"
         for segment in media.segments:
             if segment.gap:
                 continue
@@ -75,12 +83,15 @@ def assert_playlists_resolve_and_cover(engine: Engine, plan: Plan, start: float,
         if media.iframes_only:
             continue
         first, last = media.segments[0], media.segments[-1]
-        assert first.pdt is not None and last.pdt is not None
+        assert first.pdt is not None
+        assert last.pdt is not None
         # AAC segments end a few ms short of the next PDT, hence the small tolerance.
         assert first.pdt <= start < first.pdt + first.duration, f"{path} does not start at the window"
         assert last.pdt < end <= last.pdt + last.duration + 0.05, f"{path} does not end at the window"
         for segment in media.segments:
-            assert segment.pdt is not None and segment.pdt + segment.duration > start and segment.pdt < end
+            assert segment.pdt is not None
+            assert segment.pdt + segment.duration > start
+            assert segment.pdt < end
 
 
 @pytest.mark.parametrize("kind", ["ts", "fmp4", "aes", "byterange"])
@@ -149,11 +160,7 @@ def test_a_repeated_chunk_message_rewrites_the_same_objects(
         + [chunk_message("job-twice", i) for i in range(first.chunks_total)]
         + [finalize_message("job-twice")]
     )
-    import time
-
-    deadline = time.monotonic() + 10
-    while engine.deps.queue.pending_count() and time.monotonic() < deadline:  # type: ignore[attr-defined]
-        time.sleep(0.05)
+    engine.drain()
     # THEN nothing changed: same objects, same bytes, same record
     after = {p: p.read_bytes() for p in sorted(engine.bucket_root.rglob("*")) if p.is_file()}
     assert after == before
@@ -164,43 +171,23 @@ def test_callback_url_receives_the_job_record_and_its_outcome_is_recorded(
     media_pools: dict[str, Pool],
     start_origin: Callable[..., LiveOrigin],
     engine_factory: Callable[..., Engine],
+    callback_receiver: CallbackReceiver,
 ) -> None:
     # GIVEN a receiver that fails once, then accepts (private addresses allowed for this local test)
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    received: list[dict[str, object]] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(json.loads(body))
-            self.send_response(500 if len(received) == 1 else 200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = callback_receiver.script("/done", Answer(500), Answer(200))
     origin, clock = _origin(start_origin, media_pools, "ts")
     engine = engine_factory(origin, clock, allow_private_callbacks=True)
-    url = f"http://127.0.0.1:{server.server_address[1]}/done"
-    try:
-        # WHEN a job with a CallbackURL completes
-        engine.create("job-cb", "ts", TEST_NOW - 30, TEST_NOW - 20, callback_url=url)
-        job = engine.wait("job-cb")
-        deadline = time.monotonic() + 10
-        while not engine.deps.store.get("job-cb").callback_status and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        server.shutdown()
+    # WHEN a job with a CallbackURL completes
+    engine.create("job-cb", "ts", TEST_NOW - 30, TEST_NOW - 20, callback_url=url)
+    job = engine.wait("job-cb")
+    eventually(lambda: engine.deps.store.get("job-cb").callback_status, 10, "the callback outcome")
+    received = [body for _, body in callback_receiver.received()]
     # THEN the receiver got the HarvestJobResp (retried after the 500), and the outcome is on the job
     assert job.status is JobStatus.COMPLETED
-    assert received[-1]["ID"] == "job-cb" and received[-1]["Status"] == "Completed"
-    assert received[-1]["CallbackURL"] == url and len(received) == 2
+    assert received[-1]["ID"] == "job-cb"
+    assert received[-1]["Status"] == "Completed"
+    assert received[-1]["CallbackURL"] == url
+    assert len(received) == 2
     assert engine.deps.store.get("job-cb").callback_status == "delivered: HTTP 200 after 2 attempts"
     assert engine.deps.store.get("job-cb").status is JobStatus.COMPLETED
 

@@ -23,11 +23,13 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.mdp.v20200527 import mdp_client, models
 from tests.support.engine import BUCKET, DESTINATION
+from tests.support.polling import eventually
 from tests.support.serve_process import (
     SERVE_REGION,
     SERVE_SECRET_ID,
     SERVE_SECRET_KEY,
     ServeProcess,
+    describe_until_ended,
     serve_env,
     start_serve,
 )
@@ -103,18 +105,18 @@ def behind_nginx(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+    def listening() -> bool:
+        if nginx.poll() is not None:  # exited: its stderr is complete, so reading it cannot block
+            raise AssertionError(f"nginx did not start: {nginx.stderr.read() if nginx.stderr else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if nginx.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"nginx did not start: {nginx.stderr.read() if nginx.stderr else ''}"
-                    ) from None
-                time.sleep(0.05)
+        eventually(listening, 10, f"nginx to listen on port {port} (see {nginx_dir / 'error.log'})")
         yield f"{TEST_HOST}:{port}", served, ca, nginx_dir
     finally:
         nginx.terminate()
@@ -147,17 +149,13 @@ def test_the_sdk_through_nginx_terminating_tls_creates_describes_and_deletes(
             "StartTime": str(now - 30), "EndTime": str(now - 10), "Destination": DESTINATION,
         }))  # fmt: skip
         assert client.CreateStreamPackageHarvestJob(create).Info.ID == "behind-nginx-1"
-        describe = models.DescribeStreamPackageHarvestJobRequest()
-        describe.ID = "behind-nginx-1"
-        deadline = time.monotonic() + 90
-        while (info := client.DescribeStreamPackageHarvestJob(describe).Info).Status == "Running":
-            assert time.monotonic() < deadline, "the job did not end within 90 s"
-            time.sleep(0.3)
+        info = describe_until_ended(client, "behind-nginx-1", 90)
         # THEN it completes, and its manifest is served from the local bucket through nginx
         assert info.Status == "Completed", info.ErrMessage
         get = partial(requests.get, verify=str(ca.ca_file), proxies={"https": proxy.url}, timeout=10)
         manifest = get(f"https://{endpoint}/cos/{BUCKET}/out/behind-nginx-1/index.m3u8")
-        assert manifest.status_code == 200 and manifest.text.startswith("#EXTM3U")
+        assert manifest.status_code == 200
+        assert manifest.text.startswith("#EXTM3U")
         listing = models.DescribeStreamPackageHarvestJobsRequest()
         assert [job.ID for job in client.DescribeStreamPackageHarvestJobs(listing).Infos] == [
             "behind-nginx-1"
@@ -168,6 +166,7 @@ def test_the_sdk_through_nginx_terminating_tls_creates_describes_and_deletes(
         assert client.DescribeStreamPackageHarvestJobs(listing).Infos == []
         # AND the requests really went through nginx (its access log) over TLS
         access = (nginx_dir / "access.log").read_text()
-        assert access.count('"POST / HTTP/') >= 4 and "/cos/" in access
+        assert access.count('"POST / HTTP/') >= 4
+        assert "/cos/" in access
     finally:
         proxy.stop()

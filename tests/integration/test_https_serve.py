@@ -33,15 +33,16 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.mdp.v20200527 import mdp_client, models
 from tests.support.engine import BUCKET, DESTINATION
+from tests.support.polling import eventually
 from tests.support.serve_process import (
     HARVEST_BIN,
     SERVE_REGION,
     SERVE_SECRET_ID,
     SERVE_SECRET_KEY,
     ServeProcess,
+    describe_until_ended,
     serve_env,
     start_serve,
-    wait_for,
 )
 from tests.support.tls import (
     TEST_HOST,
@@ -121,18 +122,6 @@ def job_params(job_id: str) -> dict[str, str]:
     }
 
 
-def wait_until_ended(client: mdp_client.MdpClient, job_id: str, timeout: float = 90) -> Any:
-    request = models.DescribeStreamPackageHarvestJobRequest()
-    request.ID = job_id
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = client.DescribeStreamPackageHarvestJob(request).Info
-        if info.Status != "Running":
-            return info
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} still Running after {timeout} s")
-
-
 def served_certificate(port: int, ca_file: Path) -> bytes:
     """The DER certificate a new handshake to 127.0.0.1:port as `harvest.test` is given (verified)."""
     context = ssl.create_default_context(cafile=str(ca_file))
@@ -157,7 +146,7 @@ def test_the_sdk_with_its_default_https_profile_creates_describes_and_deletes(
     create = models.CreateStreamPackageHarvestJobRequest()
     create.from_json_string(json.dumps(job_params("tls-sdk-1")))
     assert client.CreateStreamPackageHarvestJob(create).Info.ID == "tls-sdk-1"
-    info = wait_until_ended(client, "tls-sdk-1")
+    info = describe_until_ended(client, "tls-sdk-1", 90)
     assert info.Status == "Completed", info.ErrMessage
     listing = models.DescribeStreamPackageHarvestJobsRequest()
     listing.ChannelName = "ts"
@@ -165,7 +154,8 @@ def test_the_sdk_with_its_default_https_profile_creates_describes_and_deletes(
     # THEN the local bucket and the ops routes answer over HTTPS on the same port
     get = partial(requests.get, verify=str(ca.ca_file), proxies={"https": proxy.url}, timeout=10)
     manifest = get(f"https://{endpoint}/cos/{BUCKET}/out/tls-sdk-1/index.m3u8")
-    assert manifest.status_code == 200 and manifest.text.startswith("#EXTM3U")
+    assert manifest.status_code == 200
+    assert manifest.text.startswith("#EXTM3U")
     assert get(f"https://{endpoint}/healthz").status_code == 200
     assert get(f"https://{endpoint}/readyz").status_code == 200
     assert "harvest_jobs_created_total 1.0" in get(f"https://{endpoint}/metrics").text
@@ -175,7 +165,8 @@ def test_the_sdk_with_its_default_https_profile_creates_describes_and_deletes(
     client.DeleteStreamPackageHarvestJob(delete)
     assert client.DescribeStreamPackageHarvestJobs(listing).Infos == []
     # AND every call went to harvest.test through the tunnel (SNI and Host were the real name)
-    assert proxy.tunnels and set(proxy.tunnels) == {endpoint}
+    assert proxy.tunnels
+    assert set(proxy.tunnels) == {endpoint}
 
 
 def test_a_client_that_does_not_trust_the_certificate_is_refused(
@@ -233,7 +224,7 @@ def test_tccli_creates_describes_and_deletes_over_https(
     # THEN each answers as the real service would
     assert [job["ID"] for job in listed["Infos"]] == ["tls-tccli-1"]
     assert re.fullmatch(r"[0-9a-f-]{36}", listed["RequestId"])
-    wait_until_ended(sdk_client(f"{TEST_HOST}:{port}", ca.ca_file, proxy), "tls-tccli-1")
+    describe_until_ended(sdk_client(f"{TEST_HOST}:{port}", ca.ca_file, proxy), "tls-tccli-1", 90)
     # AND Delete removes it
     tccli(env, "DeleteStreamPackageHarvestJob", *common, "--ID", "tls-tccli-1")
     assert tccli(env, "DescribeStreamPackageHarvestJobs", *common, "--ChannelName", "ts")["Infos"] == []
@@ -277,11 +268,12 @@ def _check_reload(
     first.cert_file.write_bytes(renewed.cert_file.read_bytes())
     first.key_file.write_bytes(renewed.key_file.read_bytes())
     served.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "TLS certificate reloaded" in served.log_text(), 30, "the reload's log line")
+    eventually(lambda: "TLS certificate reloaded" in served.log_text(), 30, "the reload's log line")
     # THEN the request in flight completes on its connection (old certificate) ...
     conn.sendall(body[8:])
     answer = _read_answer(conn)
-    assert answer.startswith(b"HTTP/1.1 200") and b'"Response"' in answer
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b'"Response"' in answer
     assert conn.getpeercert(binary_form=True) == first.der
     conn.close()
     # ... new handshakes get the renewed certificate, and the log names it
@@ -289,11 +281,11 @@ def _check_reload(
     fingerprint = hashlib.sha256(renewed.der).hexdigest().upper()
     assert ":".join(fingerprint[i : i + 2] for i in range(0, 64, 2)) in served.log_text()
     # AND the job the pump was working on completes
-    assert wait_until_ended(client, "tls-reload-1").Status == "Completed"
+    assert describe_until_ended(client, "tls-reload-1", 90).Status == "Completed"
     # WHEN a broken pair is put in place and SIGHUP sent again
     first.key_file.write_bytes(ca.issue(stem="other").key_file.read_bytes())
     served.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "certificate not reloaded" in served.log_text(), 30, "the refusal's log line")
+    eventually(lambda: "certificate not reloaded" in served.log_text(), 30, "the refusal's log line")
     # THEN the renewed certificate still serves, and so does the API
     assert served_certificate(port, ca.ca_file) == renewed.der
     listing = client.DescribeStreamPackageHarvestJobs(models.DescribeStreamPackageHarvestJobsRequest())
@@ -305,7 +297,9 @@ def _read_answer(conn: ssl.SSLSocket) -> bytes:
     while b"\r\n\r\n" not in data:
         data += conn.recv(65536)
     head, _, rest = data.partition(b"\r\n\r\n")
-    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    found = re.search(rb"(?i)content-length: *(\d+)", head)
+    assert found, head
+    length = int(found.group(1))
     while len(rest) < length:
         rest += conn.recv(65536)
     return head + b"\r\n\r\n" + rest
@@ -325,8 +319,12 @@ def test_tls_self_signed_prints_the_fingerprint_it_serves_and_keeps_it_across_re
         try:
             text = served.log_text()
             # THEN it prints the certificate's file, fingerprint and how to trust it
-            cert_file = Path(re.search(r"self-signed certificate (\S+)", text).group(1))  # type: ignore[union-attr]
-            printed = re.search(r"SHA-256 fingerprint ([0-9A-F:]{95})", text).group(1)  # type: ignore[union-attr]
+            named = re.search(r"self-signed certificate (\S+)", text)
+            fingerprint = re.search(r"SHA-256 fingerprint ([0-9A-F:]{95})", text)
+            assert named, text
+            assert fingerprint, text
+            cert_file = Path(named.group(1))
+            printed = fingerprint.group(1)
             assert f"REQUESTS_CA_BUNDLE={cert_file}" in text
             assert cert_file == (data_dir / "tls" / "self-signed.crt").resolve()
             # AND the printed fingerprint is the certificate served
@@ -367,7 +365,9 @@ def test_old_protocols_and_weak_ciphers_are_refused(served: ServeProcess, ca: Ce
             socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
             context.wrap_socket(raw, server_hostname=TEST_HOST) as tls,
         ):
-            return f"{tls.version()} {tls.cipher()[0]}"  # type: ignore[index]
+            cipher = tls.cipher()
+            assert cipher is not None  # None only before the handshake, which wrap_socket has done
+            return f"{tls.version()} {cipher[0]}"
 
     modern = ssl.create_default_context(cafile=str(ca.ca_file))
     assert handshake(modern).startswith("TLSv1.3")
@@ -387,7 +387,13 @@ def test_old_protocols_and_weak_ciphers_are_refused(served: ServeProcess, ca: Ce
     tls12.maximum_version = ssl.TLSVersion.TLSv1_2
     version, cipher = handshake(tls12).split(" ")
     assert (
-        version == "TLSv1.2" and cipher.startswith("ECDHE-ECDSA-") and ("GCM" in cipher or "CHACHA" in cipher)
+        version == "TLSv1.2"
+    )
+    assert (
+        cipher.startswith("ECDHE-ECDSA-")
+    )
+    assert (
+        "GCM" in cipher or "CHACHA" in cipher
     )
 
 
@@ -409,4 +415,5 @@ def test_serve_refuses_an_unusable_certificate_at_start(
     env = serve_env(tmp_path / "data", registry)
     command = [str(HARVEST_BIN), "serve", "--channels", str(registry), *(a.format(**names) for a in args)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr, result.stderr

@@ -7,17 +7,19 @@ import time
 from collections.abc import Callable
 
 import pytest
+from tests.support.callback_receiver import CallbackReceiver
+from tests.support.clock import ManualClock
 from tests.support.engine import Engine
 from tests.support.media import TEST_NOW
-from tests.support.serve_process import CallbackReceiver, wait_for
+from tests.support.polling import eventually
 
-from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool
+from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, Pool
 from harvest.domain.access import Caller
 from harvest.domain.job import JobStatus, callback_message
 from harvest.engine.plan import Plan
 from harvest.usecases.api_jobs import cancel_job
 
-pytest_plugins = ("tests.support.media", "tests.support.engine", "tests.support.serve_process")
+pytest_plugins = ("tests.support.media", "tests.support.engine", "tests.support.callback_receiver")
 pytestmark = pytest.mark.media
 
 
@@ -37,7 +39,8 @@ def test_an_instant_harvests_the_one_segment_holding_it(
     assert job.status is JobStatus.COMPLETED, job.err_message
     plan = Plan.from_json(engine.deps.store.get_plan("instant"))
     media = {key: text for key, text in plan.playlists.items() if key != plan.master_key}
-    assert media and all(text.count("#EXTINF") == 1 for text in media.values()), media
+    assert media
+    assert all(text.count("#EXTINF") == 1 for text in media.values()), media
 
 
 def test_a_cancelled_job_calls_back_once_however_often_the_notice_arrives(
@@ -55,13 +58,14 @@ def test_a_cancelled_job_calls_back_once_however_often_the_notice_arrives(
     )
     engine = engine_factory(origin, clock, allow_private_callbacks=True)
     engine.create("stop-me", "ts", TEST_NOW - 120, TEST_NOW - 20, callback_url=callback_receiver.url())
-    wait_for(lambda: engine.deps.store.get("stop-me").chunks_total > 0, 20, "the plan")
+    eventually(lambda: engine.deps.store.get("stop-me").chunks_total > 0, 20, "the plan")
     # WHEN it is cancelled, and the notice is then delivered twice more
     job = cancel_job(engine.deps.store, engine.deps.relay, "stop-me", Caller("AKIDops"), time.time())
     engine.deps.queue.publish([callback_message("stop-me"), callback_message("stop-me")])
-    wait_for(lambda: engine.pending_after_drain(0.1) == 0, 20, "the queue to drain")
+    engine.drain(20)
     # THEN the job stays Failed with who and when, and exactly one callback carried that record
-    assert job.status is JobStatus.FAILED and job.err_message.startswith("cancelled by AKIDops at ")
+    assert job.status is JobStatus.FAILED
+    assert job.err_message.startswith("cancelled by AKIDops at ")
     stored = engine.deps.store.get("stop-me")
     assert (stored.status, stored.err_message) == (JobStatus.FAILED, job.err_message)
     assert stored.chunks_done < stored.chunks_total  # it really was stopped part way

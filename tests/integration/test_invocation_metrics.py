@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.integration.test_invoke_and_demo import run_invoke
 
 from harvest.invocation import COUNT_NAMES
 
 
-def _metric_line(tmp_path: Path, function: str, event: str) -> dict[str, object]:
+def _metric_line(tmp_path: Path, function: str, event: str) -> dict[str, Any]:  # parsed JSON
     result = run_invoke(tmp_path, function, event)
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"')]
     (line,) = [line for line in lines if line.get("metric") == "invocation"]
@@ -24,7 +25,8 @@ def test_the_api_entry_point_logs_its_action_code_and_duration(tmp_path: Path) -
     assert (line["function"], line["cold_start"], line["outcome"]) == ("api", True, "ok")
     assert line["api_action"] == "DescribeStreamPackageHarvestJob"
     assert line["api_code"] == "AuthFailure.SecretIdNotFound"  # the sample is signed with another key
-    assert isinstance(line["duration_ms"], float) and line["duration_ms"] > 0
+    assert isinstance(line["duration_ms"], float)
+    assert line["duration_ms"] > 0
     assert line["request_id"]
 
 
@@ -47,4 +49,4 @@ def test_the_documented_shape_is_the_shape_logged(tmp_path: Path) -> None:
     line = _metric_line(tmp_path, "api", "api_gateway_describe_get.json")
     # THEN both have the same fields, and the same counts
     assert set(line) == set(example)
-    assert set(line["counts"]) == set(example["counts"])  # type: ignore[arg-type]
+    assert set(line["counts"]) == set(example["counts"])

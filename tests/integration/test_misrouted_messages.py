@@ -9,13 +9,14 @@ import logging
 from collections.abc import Callable
 
 import pytest
+from tests.support.clock import ManualClock
 from tests.support.engine import Engine
 from tests.support.media import TEST_NOW
-from tests.support.serve_process import wait_for
+from tests.support.polling import eventually
 
 from harvest.adapters.sql.db import Database
 from harvest.adapters.sql.operations import SqlOperations
-from harvest.devtools import ChannelSpec, LiveOrigin, ManualClock, Pool
+from harvest.devtools import ChannelSpec, LiveOrigin, Pool
 from harvest.domain.job import TOPIC_FINALIZE, TOPIC_WORK, Message, finalize_message
 
 pytest_plugins = ("tests.support.media", "tests.support.engine")
@@ -43,16 +44,18 @@ def test_misrouted_and_unreadable_messages_are_logged_and_dead_lettered(
             Message(TOPIC_FINALIZE, {"kind": "chunk", "job_id": "no-index"}, key="no-index"),
         ]
     )
-    wait_for(lambda: len(operations.dead_letters()) == 3, 30, "three dead letters")
+    eventually(lambda: len(operations.dead_letters()) == 3, 30, "three dead letters")
     # THEN each is a dead letter whose last error says what was wrong, counted as dead on its topic
     errors = {letter.job_id: letter.error for letter in operations.dead_letters()}
     assert "a finalize message reached the worker function" in errors["misrouted"]
     assert "unknown message kind 'transcode'" in errors["unknown-kind"]
     assert "a chunk message without a chunk index" in errors["no-index"]
     dead = {state.topic: state.dead for state in operations.topics(TEST_NOW)}
-    assert dead[TOPIC_WORK] == 2 and dead[TOPIC_FINALIZE] == 1
+    assert dead[TOPIC_WORK] == 2
+    assert dead[TOPIC_FINALIZE] == 1
     # AND the log said so at error level, for every attempt and for the dead letter
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert logged.count("dead-lettered") == 3
-    assert "reached the worker function" in logged and "unknown message kind 'transcode'" in logged
+    assert "reached the worker function" in logged
+    assert "unknown message kind 'transcode'" in logged
     database.close()

@@ -12,7 +12,6 @@ Manifest are Tencent's, verbatim; so is the answer's echo of them.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from tests.support.serve_process import (
     SERVE_SECRET_ID,
     SERVE_SECRET_KEY,
     ServeProcess,
+    describe_until_ended,
     serve_env,
     start_serve,
 )
@@ -81,18 +81,6 @@ def request(model: Any, body: dict[str, Any]) -> Any:
     return model
 
 
-def wait_ended(mdp: mdp_client.MdpClient, job_id: str) -> models.HarvestJobResp:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        info = mdp.DescribeStreamPackageHarvestJob(
-            request(models.DescribeStreamPackageHarvestJobRequest(), {"ID": job_id})
-        ).Info
-        if info.Status != "Running":
-            return info
-        time.sleep(0.1)
-    raise AssertionError(f"{job_id} still Running")
-
-
 def test_tencents_examples_of_the_five_actions_succeed(serve: ServeProcess) -> None:
     mdp = client(serve)
     # Create: each example is accepted and echoed the way the example's answer shows
@@ -129,7 +117,7 @@ def test_tencents_examples_of_the_five_actions_succeed(serve: ServeProcess) -> N
     assert sorted(job.ID for job in page.Infos) == sorted(CREATE_EXAMPLES)
     # Only ended jobs can be deleted: these end Failed, as no origin serves 2023 here
     for job_id in CREATE_EXAMPLES:
-        assert wait_ended(mdp, job_id).Status == "Failed"
+        assert describe_until_ended(mdp, job_id, 30).Status == "Failed"
     # Delete: {"ID": ...}; Deletes: {"IDs": [...]}
     mdp.DeleteStreamPackageHarvestJob(
         request(models.DeleteStreamPackageHarvestJobRequest(), {"ID": "api-page"})

@@ -9,7 +9,7 @@ import ssl
 import time
 from pathlib import Path
 
-from tests.support.serve_process import wait_for
+from tests.support.polling import eventually
 from tests.support.tls import TEST_HOST, CertificateAuthority
 
 from harvest.local.http_server import HttpRequest, HttpResponse, HttpServer, ServerLimits, text_response
@@ -29,10 +29,10 @@ def test_a_silent_tls_client_loses_its_slot_soon_after_the_head_deadline(tmp_pat
         client_context = ssl.create_default_context(cafile=str(ca.ca_file))
         raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         silent = client_context.wrap_socket(raw, server_hostname=TEST_HOST)
-        wait_for(lambda: server.connection_count == 1, 5, "the connection to be counted")
+        eventually(lambda: server.connection_count == 1, 5, "the connection to be counted")
         started = time.monotonic()
         # THEN the server closes it at the head deadline and frees its slot within seconds, not 30
-        wait_for(lambda: server.connection_count == 0, 10, "the silent connection's slot to be freed")
+        eventually(lambda: server.connection_count == 0, 10, "the silent connection's slot to be freed")
         assert time.monotonic() - started < 10
         silent.close()
         # AND the server still answers

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +91,7 @@ def check_byte_exact() -> Callable[[Path, Plan], int]:
 
 
 @pytest.fixture
-def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # The SDK and requests honour *_PROXY variables: loopback traffic must never go through one.
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-    yield

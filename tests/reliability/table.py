@@ -57,6 +57,8 @@ SCENARIOS: dict[str, str] = {
     "Binary garbage playlist": "random bytes instead of a playlist",
     # memory
     "Big segments, bounded memory": "8 x 64 MiB segments fetched at once",
+    "Plans at the task cap, bounded memory": "windows needing HARVEST_MAX_PLAN_TASKS downloads",
+    "Huge playlist, bounded memory": "63 MiB of short lines in one media playlist",
     # security
     "Replayed signed request": "the same signed request sent twice (replay protection on)",
     "Stale signature": "a request signed more than 300 s ago",

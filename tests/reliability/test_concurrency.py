@@ -18,8 +18,8 @@ from tests.support.api_stack import (
     ApiStack,
     job_params,
     running_api_stack,
-    signed_headers,
 )
+from tests.support.signing import signed_headers
 
 CREATE = "CreateStreamPackageHarvestJob"
 DISTINCT_IDS = 50
@@ -37,7 +37,8 @@ def _create(endpoint: str, session: requests.Session, params: dict[str, Any]) ->
     body = json.dumps(params).encode()
     headers = signed_headers(endpoint, CREATE, body)
     response = session.post(f"http://{endpoint}/", data=body, headers=headers, timeout=60)
-    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
     answer: dict[str, Any] = response.json()["Response"]
     return answer
 
@@ -70,7 +71,8 @@ def test_concurrent_creates_of_the_same_ids_make_exactly_one_job_each(
     # AND the store holds exactly those 50 jobs, each with its plan message queued (concurrent
     # outbox flushes may publish one twice: delivery is at-least-once, and a repeat is a no-op)
     page = stack.store.list(None, 0, 1000)
-    assert page.total == DISTINCT_IDS and sorted(job.id for job in page.jobs) == created
+    assert page.total == DISTINCT_IDS
+    assert sorted(job.id for job in page.jobs) == created
     queued = [delivery.message.body for delivery in stack.queue.receive(1000, 60)]
     assert {body["kind"] for body in queued} == {"plan"}
     assert sorted({body["job_id"] for body in queued}) == created

@@ -23,24 +23,20 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from tests.reliability.table import Recorder
+from tests.support.callback_receiver import CallbackReceiver
+from tests.support.clock import ManualClock
 from tests.support.engine import BUCKET, DESTINATION, Engine, make_engine
 from tests.support.media import TEST_NOW
-from tests.support.serve_process import (
-    CallbackReceiver,
-    ServeProcess,
-    channels_file_for,
-    serve_env,
-    start_serve,
-    wait_for,
-)
+from tests.support.polling import eventually
+from tests.support.serve_process import ServeProcess, channels_file_for, serve_env, start_serve
 
 from harvest.adapters.sql import Database, SqlJobStore
-from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool, write_channels_yaml
+from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, Pool, write_channels_yaml
 from harvest.domain.download import DownloadTask
 from harvest.domain.job import HarvestJob, JobStatus, Message, chunk_message, finalize_message, plan_message
 from harvest.engine.plan import Plan
 
-pytest_plugins = ("tests.support.media",)
+pytest_plugins = ("tests.support.media", "tests.support.callback_receiver")
 
 pytestmark = pytest.mark.media
 
@@ -63,13 +59,6 @@ class CountingOrigin(LiveOrigin):
     def counts_for(self, tasks: Sequence[DownloadTask]) -> list[int]:
         with self._paths_lock:
             return [self.paths[urlsplit(task.url).path] for task in tasks]
-
-
-@pytest.fixture
-def receiver() -> Iterator[CallbackReceiver]:
-    running = CallbackReceiver()
-    yield running
-    running.stop()
 
 
 def callback_recorded(engine: Engine, job_id: str) -> bool:
@@ -97,10 +86,6 @@ def serve_params(job_id: str, start: int, end: int, callback_url: str) -> dict[s
     }
 
 
-def wait_until_ended(process: ServeProcess, job_id: str, timeout: float) -> str:
-    return process.wait_until_ended(job_id, timeout)
-
-
 def read_job(database_url: str, job_id: str) -> tuple[HarvestJob, Plan]:
     db = Database.connect(database_url)
     try:
@@ -117,7 +102,7 @@ def read_job(database_url: str, job_id: str) -> tuple[HarvestJob, Plan]:
 def test_a_serve_process_killed_mid_harvest_resumes_and_completes_the_job_once(
     tmp_path: Path,
     media_pools: dict[str, Pool],
-    receiver: CallbackReceiver,
+    callback_receiver: CallbackReceiver,
     check_byte_exact: Callable[[Path, Plan], int],
     reliability_record: Recorder,
 ) -> None:
@@ -145,8 +130,8 @@ def test_a_serve_process_killed_mid_harvest_resumes_and_completes_the_job_once(
         # WHEN a 300 s window (about 750 objects) is being harvested and the process is killed
         # once 200 objects are stored
         now = int(time.time())
-        first.create(serve_params("crash", now - 310, now - 10, receiver.url()))
-        wait_for(lambda: sum(1 for _ in job_dir.rglob("*.ts")) >= 200, 60, "200 stored segments")
+        first.create(serve_params("crash", now - 310, now - 10, callback_receiver.url()))
+        eventually(lambda: sum(1 for _ in job_dir.rglob("*.ts")) >= 200, 60, "200 stored segments")
         first.kill()
         stored_at_kill = sum(1 for _ in job_dir.rglob("*.ts"))
         job_at_kill, plan = read_job(f"sqlite:///{data_dir / 'harvest.db'}", "crash")
@@ -155,9 +140,9 @@ def test_a_serve_process_killed_mid_harvest_resumes_and_completes_the_job_once(
         # AND a new process is started on the same data dir
         restarted = time.monotonic()
         second = start_serve(env, data_dir)
-        status = wait_until_ended(second, "crash", timeout=120)
+        status = second.wait_until_ended("crash", timeout=120)
         resumed_in = time.monotonic() - restarted
-        wait_for(lambda: len(receiver.received()) >= 1, 10, "the callback")
+        eventually(lambda: len(callback_receiver.received()) >= 1, 10, "the callback")
         second.stop()
     finally:
         first.stop(5)
@@ -167,8 +152,9 @@ def test_a_serve_process_killed_mid_harvest_resumes_and_completes_the_job_once(
     counts = origin.counts_for(plan.tasks)
     origin.faults = None
     # THEN the job is Completed once: one callback, every chunk and segment counted once
-    assert status == "Completed" and job.status is JobStatus.COMPLETED, job.err_message
-    callbacks = receiver.received()
+    assert status == "Completed", job.err_message
+    assert job.status is JobStatus.COMPLETED, job.err_message
+    callbacks = callback_receiver.received()
     assert [(body["ID"], body["Status"]) for _, body in callbacks] == [("crash", "Completed")]
     assert job.chunks_done == job.chunks_total > 1
     assert job.segments_done == job.segments_total == plan.segment_count
@@ -195,7 +181,7 @@ def test_every_message_delivered_twice_gives_the_same_output_and_one_end(
     tmp_path: Path,
     media_pools: dict[str, Pool],
     start_origin: Callable[..., LiveOrigin],
-    receiver: CallbackReceiver,
+    callback_receiver: CallbackReceiver,
     check_byte_exact: Callable[[Path, Plan], int],
     monkeypatch: pytest.MonkeyPatch,
     reliability_record: Recorder,
@@ -210,7 +196,7 @@ def test_every_message_delivered_twice_gives_the_same_output_and_one_end(
         (tmp_path / name).mkdir()
         engine, stop = make_engine(tmp_path / name, origin, clock, allow_private_callbacks=True)
         engines[name], stops = engine, [*stops, stop]
-    queue: Any = engines["doubled"].deps.queue
+    queue = engines["doubled"].queue
     publish_once = queue.publish
     published: Counter[str] = Counter()
 
@@ -222,14 +208,13 @@ def test_every_message_delivered_twice_gives_the_same_output_and_one_end(
     try:
         # WHEN both harvest the same window (about 555 objects in 2 chunks)
         for name, engine in engines.items():
-            engine.create(
-                "twice", "ts", TEST_NOW - 241.5, TEST_NOW - 19.2, callback_url=receiver.url(f"/{name}")
-            )
+            hook = callback_receiver.url(f"/{name}")
+            engine.create("twice", "ts", TEST_NOW - 241.5, TEST_NOW - 19.2, callback_url=hook)
         jobs = {name: engine.wait("twice") for name, engine in engines.items()}
-        wait_for(lambda: queue.pending_count() == 0, 30, "the doubled queue to drain")
-        wait_for(lambda: len(receiver.received()) >= 2, 10, "both callbacks")
+        eventually(lambda: queue.pending_count() == 0, 30, "the doubled queue to drain")
+        eventually(lambda: len(callback_receiver.received()) >= 2, 10, "both callbacks")
         for engine in engines.values():  # the callback outcome is recorded just after the POST
-            wait_for(partial(callback_recorded, engine, "twice"), 10, "the callback outcome")
+            eventually(partial(callback_recorded, engine, "twice"), 10, "the callback outcome")
         reference = stored_objects(engines["reference"].bucket_root)
         doubled = stored_objects(engines["doubled"].bucket_root)
         first_deliveries = published["messages"]
@@ -240,7 +225,7 @@ def test_every_message_delivered_twice_gives_the_same_output_and_one_end(
             + [chunk_message("twice", i) for i in range(job.chunks_total)]
             + [finalize_message("twice")]
         )
-        wait_for(lambda: queue.pending_count() == 0, 30, "the redelivered messages to be handled")
+        eventually(lambda: queue.pending_count() == 0, 30, "the redelivered messages to be handled")
         time.sleep(0.2)  # let a (wrong) late callback arrive before counting
         after = stored_objects(engines["doubled"].bucket_root)
         job_after = engines["doubled"].deps.store.get("twice")
@@ -251,13 +236,14 @@ def test_every_message_delivered_twice_gives_the_same_output_and_one_end(
     # THEN both jobs are Completed and the doubled run stored exactly the reference's bytes
     assert [j.status for j in jobs.values()] == [JobStatus.COMPLETED, JobStatus.COMPLETED]
     assert job.chunks_total > 1
-    assert doubled == reference and len(doubled) > job.segments_total
+    assert doubled == reference
+    assert len(doubled) > job.segments_total
     checked = check_byte_exact(engines["doubled"].bucket_root, plan)
     # AND the repeats after completion changed nothing: same objects, same job record
     assert after == doubled
     assert job_after == job
     # AND each job ended once: one callback each
-    assert sorted((path, body["Status"]) for path, body in receiver.received()) == [
+    assert sorted((path, body["Status"]) for path, body in callback_receiver.received()) == [
         ("/doubled", "Completed"),
         ("/reference", "Completed"),
     ]
@@ -294,7 +280,7 @@ def test_two_serve_processes_on_one_postgres_fetch_every_segment_exactly_once(
     tmp_path: Path,
     media_pools: dict[str, Pool],
     postgres_schema: str,
-    receiver: CallbackReceiver,
+    callback_receiver: CallbackReceiver,
     check_byte_exact: Callable[[Path, Plan], int],
     reliability_record: Recorder,
 ) -> None:
@@ -319,20 +305,22 @@ def test_two_serve_processes_on_one_postgres_fetch_every_segment_exactly_once(
         # WHEN a 600 s window (about 1,500 objects in 4 chunks) is harvested
         now = int(time.time())
         started = time.monotonic()
-        processes[0].create(serve_params("shared", now - 610, now - 10, receiver.url()))
-        status = wait_until_ended(processes[1], "shared", timeout=120)
+        processes[0].create(serve_params("shared", now - 610, now - 10, callback_receiver.url()))
+        status = processes[1].wait_until_ended("shared", timeout=120)
         elapsed = time.monotonic() - started
-        wait_for(lambda: len(receiver.received()) >= 1, 10, "the callback")
+        eventually(lambda: len(callback_receiver.received()) >= 1, 10, "the callback")
     finally:
         for process in processes:
             process.stop(10)
     job, plan = read_job(database_url, "shared")
     counts = origin.counts_for(plan.tasks)
     # THEN the job is Completed once, byte-exact, with one callback
-    assert status == "Completed" and job.status is JobStatus.COMPLETED, job.err_message
+    assert status == "Completed", job.err_message
+    assert job.status is JobStatus.COMPLETED, job.err_message
     assert job.chunks_done == job.chunks_total > 1
     assert job.segments_done == job.segments_total == plan.segment_count
-    assert [(body["ID"], body["Status"]) for _, body in receiver.received()] == [("shared", "Completed")]
+    callbacks = callback_receiver.received()
+    assert [(body["ID"], body["Status"]) for _, body in callbacks] == [("shared", "Completed")]
     checked = check_byte_exact(data_dir / "cos" / BUCKET, plan)
     # AND no chunk was lost or done twice: every planned object was requested exactly once
     assert Counter(counts) == {1: len(plan.tasks)}, Counter(counts)

@@ -32,14 +32,13 @@ from tests.support.api_stack import (
     SECRET_KEY,
     ApiStack,
     running_api_stack,
-    signed_headers,
     write_registry,
 )
+from tests.support.signing import signed_headers
 
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql import Database, SqlJobStore, SqlQueue
 from harvest.api.actions import ACTIONS
-from harvest.api.tc3 import sign_request
 from harvest.domain.registry import load_registry
 from harvest.handlers.api import API_VERSION, ApiDeps, Handler, make_handler
 from harvest.local.gateway import build_event
@@ -313,15 +312,13 @@ def events(draw: st.DrawFn) -> Any:
         )
     headers: dict[str, str] = {}
     if draw(st.integers(0, 3)) > 0:  # mostly signed correctly, so the fuzz reaches the actions
-        headers = sign_request(
-            secret_id=SECRET_ID,
-            secret_key=SECRET_KEY,
-            host=HOST,
-            action=action,
+        headers = signed_headers(
+            HOST,
+            action,
+            body,
             version=draw(st.sampled_from([API_VERSION, API_VERSION, "2017-03-12"])),
             region=draw(st.sampled_from([REGION, REGION, "ap-guangzhou"])),
             method="GET" if method.upper() == "GET" else "POST",
-            body=body,
             query=query,
         )
     for name, value in draw(
@@ -343,30 +340,40 @@ def check_envelope(status: int, content_type: str | None, raw: str | bytes, tall
     assert status == 200
     assert content_type == "application/json"
     data = json.loads(raw)
-    assert isinstance(data, dict) and set(data) == {"Response"}
+    assert isinstance(data, dict)
+    assert set(data) == {"Response"}
     response = data["Response"]
-    assert isinstance(response, dict) and isinstance(response.get("RequestId"), str) and response["RequestId"]
+    assert isinstance(response, dict)
+    assert isinstance(response.get("RequestId"), str)
+    assert response["RequestId"]
     error = response.get("Error")
     if error is None:
         tally.codes["OK"] += 1
         return
-    assert set(error) == {"Code", "Message"} and set(response) == {"Error", "RequestId"}
+    assert set(error) == {"Code", "Message"}
+    assert set(response) == {"Error", "RequestId"}
     code, message = error["Code"], error["Message"]
-    assert isinstance(code, str) and isinstance(message, str) and code and message
+    assert isinstance(code, str)
+    assert isinstance(message, str)
+    assert code
+    assert message
     assert not code.startswith("InternalError"), f"{code}: {message}"
-    assert "Traceback" not in message and 'File "' not in message, message
+    assert "Traceback" not in message, message
+    assert 'File "' not in message, message
     tally.codes[code] += 1
 
 
 def answer(handler: Handler, event: Any, tally: Tally) -> None:
     result = handler(event, {"request_id": "fuzz", "time_limit_in_ms": 30000})
     assert set(result) == {"isBase64Encoded", "statusCode", "headers", "body"}
-    assert result["isBase64Encoded"] is False and result["headers"] == {"Content-Type": "application/json"}
+    assert result["isBase64Encoded"] is False
+    assert result["headers"] == {"Content-Type": "application/json"}
     check_envelope(result["statusCode"], result["headers"]["Content-Type"], result["body"], tally)
 
 
-def signed_post(action: str, body: bytes, host: str = HOST) -> dict[str, str]:
-    return signed_headers(host, action, body)
+def signed_event(action: str, body: bytes) -> dict[str, Any]:
+    """A POST of `body` to `action` as the API gateway hands it over, correctly signed."""
+    return build_event("POST", "/", signed_headers(HOST, action, body), body, "127.0.0.1", str(uuid.uuid4()))
 
 
 def test_fuzzed_events_always_get_a_well_formed_envelope(
@@ -385,7 +392,7 @@ def test_fuzzed_events_always_get_a_well_formed_envelope(
     def signed_parameters(params: Any, action: str) -> None:
         # GIVEN a correctly signed POST of any JSON parameters to a real action
         body = json.dumps(params, ensure_ascii=False).encode("utf-8", "surrogatepass")
-        event = build_event("POST", "/", signed_post(action, body), body, "127.0.0.1", str(uuid.uuid4()))
+        event = signed_event(action, body)
         # WHEN the API function handles it, THEN the answer is a clean envelope
         answer(handler, event, tally)
 
@@ -394,7 +401,7 @@ def test_fuzzed_events_always_get_a_well_formed_envelope(
     def signed_creates(params: dict[str, Any]) -> None:
         # GIVEN a correctly signed Create that breaks (or keeps) any field rule
         body = json.dumps(params).encode("utf-8", "surrogatepass")
-        event = build_event("POST", "/", signed_post(CREATE, body), body, "127.0.0.1", str(uuid.uuid4()))
+        event = signed_event(CREATE, body)
         # WHEN the API function handles it, THEN the answer is a clean envelope
         answer(handler, event, tally)
 
@@ -405,7 +412,7 @@ def test_fuzzed_events_always_get_a_well_formed_envelope(
         params = valid_create(f"fz-cb-{uuid.uuid4().hex[:12]}", time.time())
         params["CallbackURL"] = url
         body = json.dumps(params).encode("utf-8", "surrogatepass")
-        event = build_event("POST", "/", signed_post(CREATE, body), body, "127.0.0.1", str(uuid.uuid4()))
+        event = signed_event(CREATE, body)
         # WHEN the API function handles it, THEN the answer is a clean envelope
         answer(handler, event, tally)
 
@@ -416,7 +423,7 @@ def test_fuzzed_events_always_get_a_well_formed_envelope(
     # AND a valid Create among them succeeds (the checks above do see success envelopes)
     params = valid_create(f"fz-valid-{uuid.uuid4().hex[:8]}", time.time())
     body = json.dumps(params).encode()
-    event = build_event("POST", "/", signed_post(CREATE, body), body, "127.0.0.1", "ok")
+    event = build_event("POST", "/", signed_headers(HOST, CREATE, body), body, "127.0.0.1", "ok")
     result = handler(event, {})
     info = json.loads(result["body"])["Response"]["Info"]
     assert (info["ID"], info["Status"]) == (params["ID"], "Running")
@@ -467,7 +474,7 @@ def test_fuzzed_http_requests_get_a_well_formed_envelope(
         method: str, action: str, body: bytes, signed: bool, extra: dict[str, str], path: str
     ) -> None:
         # GIVEN a request of any method, path, headers and body sent over HTTP to the gateway
-        headers = signed_post(action, body, http_stack.endpoint) if signed else {}
+        headers = signed_headers(http_stack.endpoint, action, body) if signed else {}
         headers.update({name: value for name, value in extra.items() if name != "Host"})
         # WHEN it is answered
         response = session.request(

@@ -15,15 +15,18 @@ from pathlib import Path
 
 import pytest
 from tests.reliability.table import Recorder
-from tests.reliability.test_crashes import serve_params, wait_for, wait_until_ended
+from tests.reliability.test_crashes import serve_params
+from tests.support.callback_receiver import CallbackReceiver
+from tests.support.clock import ManualClock
 from tests.support.engine import BUCKET, Engine
 from tests.support.media import TEST_NOW
+from tests.support.polling import eventually
 from tests.support.recording_server import Server
-from tests.support.serve_process import CallbackReceiver, serve_env, start_serve
+from tests.support.serve_process import serve_env, start_serve
 
 from harvest.adapters.callback import CallbackNotifier
 from harvest.adapters.retry import RetryPolicy
-from harvest.devtools import ChannelSpec, ManualClock, Pool
+from harvest.devtools import ChannelSpec, Pool
 from harvest.devtools.origin import format_pdt
 from harvest.domain.job import JobStatus
 from harvest.domain.urlpolicy import UrlPolicy
@@ -91,7 +94,8 @@ def test_a_playlist_cannot_make_the_service_fetch_a_private_address(
     job = engine.wait("meta")
     # THEN the job fails naming the refusal, the metadata service got no request, nothing was stored
     assert job.status is JobStatus.FAILED
-    assert "refused" in job.err_message and "127.0.0.3" in job.err_message, job.err_message
+    assert "refused" in job.err_message, job.err_message
+    assert "127.0.0.3" in job.err_message, job.err_message
     assert "after 1 attempt" in job.err_message  # a refusal is never retried
     assert metadata.seen == []
     assert not any(b"leaked" in path.read_bytes() for path in stored_files(engine))
@@ -137,7 +141,8 @@ def test_endpoint_headers_and_timeshift_query_never_leave_the_endpoint(
     # THEN it completes, every request to the endpoint carried the secret, and none to the CDN did,
     # nor the time-shift query
     assert job.status is JobStatus.COMPLETED, job.err_message
-    assert origin.seen and all(seen.headers.get("X-Origin-Secret") == SECRET for seen in origin.seen)
+    assert origin.seen
+    assert all(seen.headers.get("X-Origin-Secret") == SECRET for seen in origin.seen)
     leaked = [seen for seen in cdn.seen if "X-Origin-Secret" in seen.headers or "start=" in seen.query]
     assert {seen.path for seen in cdn.seen} >= {"/cdn/remote.m3u8", "/cdn/8.ts", "/cdn/9.ts"}
     assert leaked == []
@@ -244,8 +249,8 @@ def test_err_messages_callbacks_and_logs_carry_no_credentials_tokens_or_local_pa
         for job_id, channel in (("creds", "broken"), ("paths", "good")):
             params = serve_params(job_id, end - 20, end, receiver.url())
             process.create({**params, "ChannelName": channel})
-        ended = {job_id: wait_until_ended(process, job_id, 60) for job_id in ("creds", "paths")}
-        wait_for(lambda: len(receiver.received()) >= 2, 20, "both callbacks")
+        ended = {job_id: process.wait_until_ended(job_id, 60) for job_id in ("creds", "paths")}
+        eventually(lambda: len(receiver.received()) >= 2, 20, "both callbacks")
         messages = {job_id: str(process.describe(job_id).ErrMessage) for job_id in ended}
     finally:
         process.stop(10)
@@ -254,7 +259,8 @@ def test_err_messages_callbacks_and_logs_carry_no_credentials_tokens_or_local_pa
     callbacks = json.dumps([body for _, body in receiver.received()])
     # THEN both failed, saying why...
     assert ended == {"creds": "Failed", "paths": "Failed"}
-    assert "does not start with #EXTM3U" in messages["creds"] and "/broken/master.m3u8" in messages["creds"]
+    assert "does not start with #EXTM3U" in messages["creds"]
+    assert "/broken/master.m3u8" in messages["creds"]
     assert "cannot write" in messages["paths"], messages["paths"]
     # ... and neither ErrMessage, nor a callback, nor a log line holds the password, the user name in
     # a URL, the token, or a local path

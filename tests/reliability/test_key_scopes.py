@@ -112,16 +112,19 @@ def test_a_key_sees_deletes_and_overwrites_only_what_its_scope_allows(
     # THEN each is UnauthorizedOperation naming the key and its scope, never its secret
     for refused in (overwrite, describe, delete):
         assert refused.code == "UnauthorizedOperation"
-        assert "AKIDteamB" in refused.message and "buckets=harvest-1250000000/team-b/" in refused.message
+        assert "AKIDteamB" in refused.message
+        assert "buckets=harvest-1250000000/team-b/" in refused.message
         assert KEYS["AKIDteamB"] not in refused.message
     # AND team B's list holds only its own job, team A's only its own
-    assert listed(team_b) == ["b-1"] and listed(team_a) == ["a-1"]
+    assert listed(team_b) == ["b-1"]
+    assert listed(team_a) == ["a-1"]
     # AND team A may not create in a channel outside its scope
     sports = sdk_error(
         team_a.CreateStreamPackageHarvestJob,
         create_request(job_params("a-2", ChannelName="sports", Destination=BUCKET_URL + "team-a/")),
     )
-    assert sports.code == "UnauthorizedOperation" and "channel 'sports'" in sports.message
+    assert sports.code == "UnauthorizedOperation"
+    assert "channel 'sports'" in sports.message
 
     # WHEN the read-only dashboard key reads, creates and deletes
     seen = listed(dashboard)
@@ -131,9 +134,11 @@ def test_a_key_sees_deletes_and_overwrites_only_what_its_scope_allows(
     )
     dash_delete = sdk_error(dashboard.DeleteStreamPackageHarvestJob, delete_request("a-1"))
     # THEN it sees every job and may change none
-    assert seen == ["a-1", "b-1"] and described == "b-1"
+    assert seen == ["a-1", "b-1"]
+    assert described == "b-1"
     assert dash_create.code == dash_delete.code == "UnauthorizedOperation"
-    assert "actions=read" in dash_create.message and KEYS["AKIDdash"] not in dash_create.message
+    assert "actions=read" in dash_create.message
+    assert KEYS["AKIDdash"] not in dash_create.message
 
     # AND a key without a scope (today's format) still sees and may do everything
     assert listed(admin) == ["a-1", "b-1"]
@@ -187,10 +192,12 @@ def test_a_channel_scoped_key_sees_only_its_channels(scoped_stack: ApiStack) -> 
     mine = [info.Name for info in team_a.DescribeStreamPackageChannels(listing).Infos]
     every = [info.Name for info in admin.DescribeStreamPackageChannels(listing).Infos]
     # THEN team A sees news only, the unscoped key both
-    assert mine == ["news"] and sorted(every) == ["news", "sports"]
+    assert mine == ["news"]
+    assert sorted(every) == ["news", "sports"]
     # AND asking for the sports channel by its Id is refused, naming the key's scope
     sports_id = next(i.Id for i in admin.DescribeStreamPackageChannels(listing).Infos if i.Name == "sports")
     one = models.DescribeStreamPackageChannelRequest()
     one.Id = sports_id
     refused = sdk_error(team_a.DescribeStreamPackageChannel, one)
-    assert refused.code == "UnauthorizedOperation" and "channel 'sports'" in refused.message
+    assert refused.code == "UnauthorizedOperation"
+    assert "channel 'sports'" in refused.message

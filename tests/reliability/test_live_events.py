@@ -8,7 +8,6 @@ Each "instance" is the live_event_end function built from the environment by the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -22,6 +21,7 @@ import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tests.reliability.table import Recorder
 from tests.support.api_stack import job_params, running_api_stack
+from tests.support.signing import live_event_signed
 
 from harvest.adapters.sql import Database, SqlJobStore
 from harvest.composition import build_live_event_end_handler
@@ -41,21 +41,17 @@ streams:
 Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 
-def signed(fields: dict[str, Any], t: int) -> dict[str, Any]:
-    return {**fields, "t": t, "sign": hashlib.md5(f"{KEY}{t}".encode()).hexdigest()}
-
-
 def css_stop(sequence: str, stream: str = "news_main", t: int | None = None, **extra: Any) -> dict[str, Any]:
     now = int(time.time())
     fields = {"event_type": 0, "stream_id": stream, "channel_id": stream, "sequence": sequence,
               "event_time": now - 60, "push_duration": "600000", **extra}
-    return signed(fields, now + 600 if t is None else t)
+    return live_event_signed(fields, now + 600 if t is None else t, KEY)
 
 
 def streamlive_stop(pipeline: int, t: int) -> dict[str, Any]:
     data = {"appid": 1250000000, "channel_id": "6A4F2D5E000B1C2D3E4F", "event_type": 330,
             "input_id": "5F3E2D1C0B0A09080706", "pipeline": pipeline}
-    return {"data": signed(data, t)}
+    return {"data": live_event_signed(data, t, KEY)}
 
 
 def gateway_event(payload: dict[str, Any], source_ip: str = "42.81.194.37") -> dict[str, Any]:
@@ -144,7 +140,8 @@ def test_a_replayed_stop_creates_nothing_new_on_any_instance_even_after_a_delete
     store.delete([job_id])
     after_delete = [send(handler, stop)[1]["outcome"] for handler in (first, second)]
     # THEN nothing new was created: every replay is a duplicate, and the job stays deleted
-    assert replays == ["duplicate"] * 5 and after_delete == ["duplicate"] * 2
+    assert replays == ["duplicate"] * 5
+    assert after_delete == ["duplicate"] * 2
     assert job_ids(store) == []
     backend = database_url.split(":", 1)[0]
     reliability_record(
@@ -168,7 +165,8 @@ def test_t_must_be_within_the_window_around_now(
     accepted = send(handler, css_stop("seq-ok", t=now + 600))
     # THEN the first three are refused with 403 and create nothing, the last creates its job
     assert all(status == 403 for status, _ in refused.values())
-    assert accepted[1]["outcome"] == "created" and job_ids(store) == [accepted[1]["job_id"]]
+    assert accepted[1]["outcome"] == "created"
+    assert job_ids(store) == [accepted[1]["job_id"]]
     reliability_record(
         "Live-event signature time window",
         "CSS stops signed with t = now + 10 years, now + 901 s, now - 1 s, now + 600 s",
@@ -192,7 +190,9 @@ def test_a_flood_from_one_source_is_rate_limited(
     other = send(handler, css_stop("real-1"), "42.81.194.37")
     # THEN the source gets its burst (4 s at 5/s) and then 429s; the other source is served
     created, limited = statuses.count(200), statuses.count(429)
-    assert created <= 20 + int(elapsed * 5) + 1 and limited >= 60 - created and created + limited == 60
+    assert created <= 20 + int(elapsed * 5) + 1
+    assert limited >= 60 - created
+    assert created + limited == 60
     assert other[1]["outcome"] == "created"
     reliability_record(
         "Live-event flood from one source",

@@ -13,50 +13,49 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tests.reliability.conftest import fetch_source
 from tests.reliability.table import Recorder
-from tests.reliability.test_crashes import CountingOrigin, read_job, serve_params, wait_for
+from tests.reliability.test_crashes import CountingOrigin, read_job, serve_params
+from tests.support.callback_receiver import CallbackReceiver
+from tests.support.clock import ManualClock
 from tests.support.engine import BUCKET, make_engine
 from tests.support.media import TEST_NOW
 from tests.support.pg_cluster import PrivateCluster
-from tests.support.serve_process import (
-    CallbackReceiver,
-    ServeProcess,
-    channels_file_for,
-    serve_env,
-    start_serve,
-)
+from tests.support.polling import eventually
+from tests.support.serve_process import ServeProcess, channels_file_for, serve_env, start_serve
 
 from harvest.adapters.objectstore.cos import CosStore
-from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool
+from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, Pool
 from harvest.domain.job import JobStatus
 from harvest.engine.plan import Plan
 
-pytest_plugins = ("tests.support.media", "tests.support.pg_cluster", "tests.support.cos_server")
+pytest_plugins = (
+    "tests.support.media",
+    "tests.support.pg_cluster",
+    "tests.support.cos_server",
+    "tests.support.callback_receiver",
+)
 
 pytestmark = pytest.mark.media
 
 OUTAGE_SECONDS = 15.0
 
 
-@pytest.fixture
-def receiver() -> Iterator[CallbackReceiver]:
-    running = CallbackReceiver()
-    yield running
-    running.stop()
-
-
-def status_when_answering(process: ServeProcess, job_id: str) -> str | None:
-    """The job's status, or None while the API cannot answer (its database is still coming back)."""
+def ended_status(process: ServeProcess, job_id: str) -> str | None:
+    """The job's status once it has ended; None while Running or while the API cannot answer (its
+    database is still coming back: the SDK raises its own error for an InternalError answer)."""
     try:
-        return str(process.describe(job_id).Status)
-    except Exception:  # the SDK raises its own error for an InternalError answer
+        status = str(process.describe(job_id).Status)
+    except TencentCloudSDKException:
         return None
+    return None if status == "Running" else status
 
 
 def slowed_channel(
@@ -81,7 +80,7 @@ def test_a_postgres_crash_mid_harvest_is_survived_by_two_serve_processes(
     tmp_path: Path,
     media_pools: dict[str, Pool],
     private_postgres: PrivateCluster,
-    receiver: CallbackReceiver,
+    callback_receiver: CallbackReceiver,
     check_byte_exact: Callable[[Path, Plan], int],
     reliability_record: Recorder,
 ) -> None:
@@ -103,9 +102,9 @@ def test_a_postgres_crash_mid_harvest_is_survived_by_two_serve_processes(
     try:
         processes.append(start_serve(env, data_dir))
         now = int(time.time())
-        processes[0].create(serve_params("pgcrash", now - 310, now - 10, receiver.url()))
+        processes[0].create(serve_params("pgcrash", now - 310, now - 10, callback_receiver.url()))
         # WHEN a quarter of the ~750 objects is stored, PostgreSQL is stopped hard for 15 s
-        wait_for(lambda: stored_segments(job_dir) >= 190, 60, "a quarter of the segments")
+        eventually(lambda: stored_segments(job_dir) >= 190, 60, "a quarter of the segments")
         private_postgres.crash()
         stored_at_crash = stored_segments(job_dir)
         time.sleep(OUTAGE_SECONDS)
@@ -113,27 +112,27 @@ def test_a_postgres_crash_mid_harvest_is_survived_by_two_serve_processes(
         private_postgres.start()
         back = time.monotonic()
         # THEN the job completes, soon after the database's return
-        status = None
-        while time.monotonic() - back < 60:
-            status = status_when_answering(processes[1], "pgcrash")
-            if status not in (None, "Running"):
-                break
-            time.sleep(0.2)
+        status = eventually(
+            partial(ended_status, processes[1], "pgcrash"),
+            60,
+            "the job to end once the database is back",
+            interval=0.2,
+        )
         completed_after = time.monotonic() - back
-        wait_for(lambda: len(receiver.received()) >= 1, 10, "the callback")
+        eventually(lambda: len(callback_receiver.received()) >= 1, 10, "the callback")
         alive = [process.alive for process in processes]
     finally:
         for process in processes:
             process.stop(10)
     job, plan = read_job(private_postgres.url(), "pgcrash")
     origin.faults = None
-    assert status == "Completed" and job.status is JobStatus.COMPLETED, (
-        f"{status} {job.err_message}\n" + "\n".join(processes[1].output[-30:])
-    )
+    assert status == "Completed", f"{status} {job.err_message}\n" + processes[1].log_tail(30)
+    assert job.status is JobStatus.COMPLETED, job.err_message
     assert completed_after < 60
     assert alive == [True, True]
     assert job.chunks_done == job.chunks_total > 1
-    assert [(body["ID"], body["Status"]) for _, body in receiver.received()] == [("pgcrash", "Completed")]
+    callbacks = callback_receiver.received()
+    assert [(body["ID"], body["Status"]) for _, body in callbacks] == [("pgcrash", "Completed")]
     checked = check_byte_exact(data_dir / "cos" / BUCKET, plan)
     origin.stop()
     reliability_record(
@@ -170,7 +169,7 @@ def test_a_cos_outage_mid_chunk_is_waited_out(
     try:
         engine.create("cosdown", "ts", TEST_NOW - 241.5, TEST_NOW - 19.2, destination=destination)
         # WHEN, with some segments stored, every COS request answers 503 ServiceUnavailable for 15 s
-        wait_for(lambda: _puts(cos_server, bucket) >= 60, 30, "60 objects written to COS")
+        eventually(lambda: _puts(cos_server, bucket) >= 60, 30, "60 objects written to COS")
         with cos_server.failing(
             lambda method, path, query: True, status=503, code="ServiceUnavailable"
         ) as fault:
@@ -181,7 +180,7 @@ def test_a_cos_outage_mid_chunk_is_waited_out(
         back = time.monotonic()
         job = engine.wait("cosdown", timeout=60)
         completed_after = time.monotonic() - back
-        queue: Any = engine.deps.queue
+        queue = engine.queue
         dead = queue.counts()["dead"]
         plan = Plan.from_json(engine.deps.store.get_plan("cosdown"))
         exact = sum(store.get(bucket, task.key) == fetch_source(task) for task in plan.tasks)
@@ -189,7 +188,8 @@ def test_a_cos_outage_mid_chunk_is_waited_out(
         stop()
     # THEN the job is Completed soon after COS is back, no message dead-lettered, every object exact
     assert job.status is JobStatus.COMPLETED, job.err_message
-    assert fault.remaining is None and refused > 0
+    assert fault.remaining is None
+    assert refused > 0
     assert dead == 0
     assert exact == len(plan.tasks)
     reliability_record(
@@ -227,7 +227,7 @@ def test_sqlite_locked_past_the_busy_timeout_costs_no_queue_attempt(
     hold = 35.0  # past SQLite's 30 s busy timeout: writers get "database is locked"
     try:
         engine.create("locked", "ts", TEST_NOW - 241.5, TEST_NOW - 19.2)
-        wait_for(lambda: stored_segments(engine.bucket_root) >= 60, 30, "60 stored segments")
+        eventually(lambda: stored_segments(engine.bucket_root) >= 60, 30, "60 stored segments")
         # WHEN another process's connection holds the write lock for 35 s
         locker = sqlite3.connect(database, timeout=30, isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")
@@ -237,7 +237,7 @@ def test_sqlite_locked_past_the_busy_timeout_costs_no_queue_attempt(
         released = time.monotonic()
         job = engine.wait("locked", timeout=60)
         completed_after = time.monotonic() - released
-        queue: Any = engine.deps.queue
+        queue = engine.queue
         dead = queue.counts()["dead"]
         plan = Plan.from_json(engine.deps.store.get_plan("locked"))
     finally:

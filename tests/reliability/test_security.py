@@ -7,7 +7,6 @@ tests/integration/test_live_event_end.py (the table references them there).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,27 +25,22 @@ from tests.support.api_stack import (
     ApiStack,
     job_params,
     running_api_stack,
-    signed_headers,
 )
+from tests.support.callback_receiver import Answer, CallbackReceiver
+from tests.support.clock import ManualClock
 from tests.support.engine import Engine
 from tests.support.media import TEST_NOW
-from tests.support.serve_process import (
-    SERVE_REGION,
-    SERVE_SECRET_ID,
-    CallbackReceiver,
-    serve_env,
-    start_serve,
-)
+from tests.support.polling import eventually
+from tests.support.serve_process import SERVE_REGION, SERVE_SECRET_ID, serve_env, start_serve
+from tests.support.signing import live_event_signed, signed_headers
 
 from harvest import logs as harvest_logs
 from harvest.adapters.sql import Database, SqlCredentialStore
-from harvest.api.tc3 import sign_request
 from harvest.composition import build_api_handler, build_live_event_end_handler
-from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool, write_channels_yaml
+from harvest.devtools import ChannelSpec, FaultPlan, LiveOrigin, Pool, write_channels_yaml
 from harvest.domain.credentials import TemporaryKey, hash_token
 from harvest.domain.job import JobStatus
 from harvest.engine.plan import Plan
-from harvest.handlers.api import API_VERSION
 from harvest.local.gateway import build_event
 from harvest.settings import Settings
 
@@ -76,7 +70,8 @@ def stack_factory(tmp_path: Path, clean_proxy_env: None) -> Iterator[Callable[..
 
 
 def answer(response: Any) -> dict[str, Any]:
-    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
     body: dict[str, Any] = response.json()["Response"]
     return body
 
@@ -104,7 +99,8 @@ def test_a_replayed_request_is_refused(
     # THEN the first creates the job and the second is refused as a replay, not run again
     assert code_of(first) == "OK"
     refused = answer(second)["Error"]
-    assert refused["Code"] == "AuthFailure.SignatureFailure" and "replay" in refused["Message"]
+    assert refused["Code"] == "AuthFailure.SignatureFailure"
+    assert "replay" in refused["Message"]
     # AND a read sent twice with one signature (what `harvest wait` does polling twice a second) is
     # served both times: repeating a read changes nothing
     reads = [
@@ -192,7 +188,7 @@ def test_a_callback_redirect_to_a_private_address_is_not_followed(
 ) -> None:
     # GIVEN a callback receiver that answers 302 to another address (a "victim" that records hits)
     victim = CallbackReceiver()
-    redirector = CallbackReceiver(redirect_to=victim.url("/internal-admin"))
+    redirector = CallbackReceiver(unscripted=Answer(302, {"Location": victim.url("/internal-admin")}))
     clock = ManualClock(TEST_NOW)
     origin = start_origin({"ts": ChannelSpec("ts", media_pools["ts"], dvr_window=3600)}, clock=clock)
     engine = engine_factory(origin, clock, allow_private_callbacks=True)  # both servers are on loopback
@@ -200,16 +196,16 @@ def test_a_callback_redirect_to_a_private_address_is_not_followed(
         # WHEN a job with that CallbackURL completes
         engine.create("redirected", "ts", TEST_NOW - 30, TEST_NOW - 20, callback_url=redirector.url())
         job = engine.wait("redirected")
-        deadline = time.monotonic() + 10
-        while not engine.deps.store.get("redirected").callback_status and time.monotonic() < deadline:
-            time.sleep(0.05)
-        outcome = engine.deps.store.get("redirected").callback_status
+        outcome = eventually(
+            lambda: engine.deps.store.get("redirected").callback_status, 10, "the callback outcome"
+        )
     finally:
         redirector.stop()
         victim.stop()
     # THEN the callback was posted once, the redirect was not followed, and the outcome says so
     assert job.status is JobStatus.COMPLETED
-    assert len(redirector.received()) == 1 and victim.received() == []
+    assert len(redirector.received()) == 1
+    assert victim.received() == []
     assert outcome == "failed: HTTP 302 (redirects are not followed) after 1 attempt"
     reliability_record(
         "Callback redirect to a private address",
@@ -273,12 +269,15 @@ def test_manifest_paths_are_normalised_or_refused(
     engine.create("folded", "ts", TEST_NOW - 30, TEST_NOW - 20, manifest="a//b/./c.m3u8")
     job = engine.wait("folded")
     plan = Plan.from_json(engine.deps.store.get_plan("folded"))
-    assert job.status is JobStatus.COMPLETED and job.manifest == "a//b/./c.m3u8"
-    assert plan.master_key == "out/a/b/c.m3u8" and (engine.bucket_root / "out/a/b/c.m3u8").is_file()
+    assert job.status is JobStatus.COMPLETED
+    assert job.manifest == "a//b/./c.m3u8"
+    assert plan.master_key == "out/a/b/c.m3u8"
+    assert (engine.bucket_root / "out/a/b/c.m3u8").is_file()
     stored = [
         p.relative_to(engine.bucket_root).as_posix() for p in engine.bucket_root.rglob("*") if p.is_file()
     ]
-    assert stored and all(key.startswith("out/a/b/") for key in stored)
+    assert stored
+    assert all(key.startswith("out/a/b/") for key in stored)
     reliability_record(
         "Manifest path tricks",
         "Manifest a//b/./c.m3u8; and " + ", ".join(repr(m) for m in bad),
@@ -415,9 +414,7 @@ def test_no_secret_reaches_the_logs_of_a_serve_process(
             client(SERVE_SECRET_ID, "not-the-key").DescribeStreamPackageHarvestJobs(
                 models.DescribeStreamPackageHarvestJobsRequest()
             )
-        deadline = time.monotonic() + 60
-        while len(receiver.received()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually(lambda: len(receiver.received()) >= 2, 60, "both callbacks")
         owner = client(SERVE_SECRET_ID, API_SECRET)
         statuses = {}
         for job_id in ("good", "bad"):
@@ -432,7 +429,9 @@ def test_no_secret_reaches_the_logs_of_a_serve_process(
     # THEN the jobs ended as expected and the log shows it all happened...
     assert statuses == {"good": "Completed", "bad": "Failed"}, statuses
     assert wrong.value.code == "AuthFailure.SignatureFailure"
-    assert "job completed" in log and "job failed" in log and "AuthFailure.SignatureFailure" in log
+    assert "job completed" in log
+    assert "job failed" in log
+    assert "AuthFailure.SignatureFailure" in log
     assert '"logger": "harvest.adapters.callback"' in log
     # ... yet not one secret appears in it
     assert _leaks(log) == []
@@ -450,7 +449,7 @@ def _css_event(key: str, stream_param: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((ROOT / "events" / "css_push_stop.json").read_text(encoding="utf-8"))
     body = json.loads(event["body"])
     t = int(time.time()) + 600
-    body.update(event_time=int(time.time()) - 100, t=t, sign=hashlib.md5(f"{key}{t}".encode()).hexdigest())
+    body.update(live_event_signed({"event_time": int(time.time()) - 100}, t, key))
     body["stream_param"] = stream_param
     event["body"] = json.dumps(body)
     return event
@@ -517,14 +516,13 @@ def test_no_secret_reaches_the_logs_of_the_functions(
     results = []
     for key in (API_SECRET, "not-the-key"):
         body = json.dumps({"ID": "live-news_main-2210464508206756938"}).encode()
-        headers = sign_request(
+        headers = signed_headers(
+            "mdp.tencentcloudapi.com",
+            "DescribeStreamPackageHarvestJob",
+            body,
             secret_id="AKIDfunctionstmp",
             secret_key=key,
-            host="mdp.tencentcloudapi.com",
-            action="DescribeStreamPackageHarvestJob",
-            version=API_VERSION,
             region=settings.region,
-            body=body,
             token=CLIENT_TOKEN,
         )
         event = build_event("POST", "/", headers, body, "127.0.0.1", "req")
@@ -536,7 +534,8 @@ def test_no_secret_reaches_the_logs_of_the_functions(
     # ... and neither the log records nor the JSON lines on stdout hold a secret
     records = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
     stdout = capsys.readouterr().out
-    assert caplog.records and "notification refused" in records
+    assert caplog.records
+    assert "notification refused" in records
     assert _leaks(records) == [], "a log record carries a secret (before redaction)"
     assert _leaks(stdout) == [], "the JSON log output carries a secret"
     reliability_record(

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from tests.reliability.table import Recorder
-from tests.reliability.test_crashes import read_job, serve_params, wait_for, wait_until_ended
+from tests.reliability.test_crashes import read_job, serve_params
+from tests.support.polling import eventually
 from tests.support.serve_process import channels_file_for, serve_env, start_serve
 
 from harvest.devtools import ChannelSpec, LiveOrigin, Pool
@@ -98,16 +99,16 @@ def test_a_trickling_callback_receiver_delays_no_other_job(
         # WHEN a job whose CallbackURL trickles its answer ends
         now = int(time.time())
         serve.create(serve_params("slow-cb", now - 40, now - 10, trickler.url()))
-        assert wait_until_ended(serve, "slow-cb", timeout=60) == "Completed"
-        wait_for(lambda: trickler.connections >= 1, 10, "the callback to reach the receiver")
+        assert serve.wait_until_ended("slow-cb", timeout=60) == "Completed"
+        eventually(lambda: trickler.connections >= 1, 10, "the callback to reach the receiver")
         # AND an unrelated job is created right after
         created = time.monotonic()
         serve.create(serve_params("unrelated", now - 40, now - 10, ""))
-        status = wait_until_ended(serve, "unrelated", timeout=60)
+        status = serve.wait_until_ended("unrelated", timeout=60)
         unrelated_took = time.monotonic() - created
         # AND the slow callback's outcome is recorded after its attempts hit the deadline
         database = f"sqlite:///{data_dir / 'harvest.db'}"
-        wait_for(lambda: bool(read_job(database, "slow-cb")[0].callback_status), 30, "the callback outcome")
+        eventually(lambda: bool(read_job(database, "slow-cb")[0].callback_status), 30, "the callback outcome")
         outcome = read_job(database, "slow-cb")[0].callback_status
     finally:
         serve.stop(10)
@@ -151,12 +152,12 @@ def test_a_callback_whose_deliverer_was_killed_is_delivered_after_the_restart(
         # WHEN the job ends and the process is killed while the receiver holds the callback
         now = int(time.time())
         first.create(serve_params("orphan", now - 40, now - 10, trickler.url()))
-        wait_for(lambda: trickler.connections >= 1, 60, "the callback to reach the receiver")
+        eventually(lambda: trickler.connections >= 1, 60, "the callback to reach the receiver")
         first.kill()
         killed = time.monotonic()
         # AND a new process starts on the same data dir
         second = start_serve(env, data_dir)
-        wait_for(lambda: bool(read_job(database, "orphan")[0].callback_status), 60, "the callback outcome")
+        eventually(lambda: bool(read_job(database, "orphan")[0].callback_status), 60, "the callback outcome")
         delivered_after = time.monotonic() - killed
         job = read_job(database, "orphan")[0]
     finally:

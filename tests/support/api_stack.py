@@ -22,10 +22,10 @@ from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.mdp.v20200527 import mdp_client, models
+from tests.support.signing import REGION, SECRET_ID, SECRET_KEY, signed_headers
 
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql import Database, SqlCredentialStore, SqlJobStore, SqlQueue
-from harvest.api.tc3 import sign_request
 from harvest.domain.credentials import IssuedKey, mint
 from harvest.domain.registry import load_registry
 from harvest.handlers.api import API_VERSION, ApiDeps, make_handler
@@ -33,9 +33,6 @@ from harvest.local.gateway import GatewayServer
 from harvest.settings import Settings
 from harvest.usecases.api_jobs import Relay
 
-SECRET_ID = "AKIDtest"
-SECRET_KEY = "secret"
-REGION = "ap-singapore"
 DESTINATION = "https://harvest-1250000000.cos.ap-singapore.myqcloud.com/vod/"
 STARTOVER_WINDOW = 86400
 
@@ -137,22 +134,10 @@ class ApiStack:
         headers: Mapping[str, str] | None = None,
         **sign_options: Any,
     ) -> requests.Response:
-        """A request signed by our own `sign_request`, for what the SDK will not send."""
+        """A request signed by tests.support.signing, for what the SDK will not send."""
         signed = signed_headers(self.endpoint, action, body, timestamp=timestamp, **sign_options)
         signed.update(headers or {})
         return requests.post(f"http://{self.endpoint}/", data=body, headers=signed, timeout=10)
-
-
-def signed_headers(host: str, action: str, body: bytes, **sign_options: Any) -> dict[str, str]:
-    """Headers of a request signed with the test key pair for mdp 2020-05-27 in the test region."""
-    options: dict[str, Any] = {
-        "secret_id": SECRET_ID,
-        "secret_key": SECRET_KEY,
-        "version": API_VERSION,
-        "region": REGION,
-        **sign_options,
-    }
-    return sign_request(host=host, action=action, body=body, **options)
 
 
 @contextmanager

@@ -112,26 +112,8 @@ def verify_cos_authorization(environ: Mapping[str, Any], credentials: Mapping[st
     if not start - CLOCK_SKEW_SECONDS <= now <= end:
         raise SignatureRejected("AccessDenied", "Request has expired")
 
-    signed_headers: dict[str, bytes] = {}
-    for name in filter(None, fields["q-header-list"].split(";")):
-        value = _environ_header(environ, name)
-        if value is None:
-            raise SignatureRejected("AccessDenied", f"signed header {name} is missing")
-        signed_headers[name] = value
-    if _environ_header(environ, "x-cos-security-token") is not None and (
-        "x-cos-security-token" not in signed_headers
-    ):
-        raise SignatureRejected("AccessDenied", "x-cos-security-token must be signed")
-
-    query = parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True)
-    by_signed_name = {_encode(name).lower(): (name, value) for name, value in query}
-    signed_params: dict[str, str] = {}
-    for name in filter(None, fields["q-url-param-list"].split(";")):
-        if name not in by_signed_name:
-            raise SignatureRejected("AccessDenied", f"signed parameter {name} is missing")
-        original, param_value = by_signed_name[name]
-        signed_params[original] = param_value
-
+    signed_headers = _signed_headers(environ, fields["q-header-list"])
+    signed_params = _signed_params(environ, fields["q-url-param-list"])
     path = str(environ.get("PATH_INFO", "/")).encode("latin-1").decode("utf-8")
     expected = cos_signature(
         secret_key,
@@ -147,6 +129,32 @@ def verify_cos_authorization(environ: Mapping[str, Any], credentials: Mapping[st
             "SignatureDoesNotMatch",
             "The calculated signature does not match the signature you provided.",
         )
+
+
+def _signed_headers(environ: Mapping[str, Any], header_list: str) -> dict[str, bytes]:
+    """The headers q-header-list names, each present; a session token must be one of them."""
+    signed: dict[str, bytes] = {}
+    for name in filter(None, header_list.split(";")):
+        value = _environ_header(environ, name)
+        if value is None:
+            raise SignatureRejected("AccessDenied", f"signed header {name} is missing")
+        signed[name] = value
+    if _environ_header(environ, "x-cos-security-token") is not None and "x-cos-security-token" not in signed:
+        raise SignatureRejected("AccessDenied", "x-cos-security-token must be signed")
+    return signed
+
+
+def _signed_params(environ: Mapping[str, Any], param_list: str) -> dict[str, str]:
+    """The query parameters q-url-param-list names (by their encoded, lower-cased names), each present."""
+    query = parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True)
+    by_signed_name = {_encode(name).lower(): (name, value) for name, value in query}
+    signed: dict[str, str] = {}
+    for name in filter(None, param_list.split(";")):
+        if name not in by_signed_name:
+            raise SignatureRejected("AccessDenied", f"signed parameter {name} is missing")
+        original, param_value = by_signed_name[name]
+        signed[original] = param_value
+    return signed
 
 
 RequestMatcher = Callable[[str, str, dict[str, str]], bool]  # (method, path, query) -> applies?

@@ -1,7 +1,8 @@
 """Pytest fixtures for real ffmpeg-made media and the live test origin.
 
 Load them with `pytest_plugins = ("tests.support.media",)` (in the root conftest, or in a test
-module); the helpers tests call directly (ManualClock, decode_errors, probe) live in harvest.devtools.
+module); the helpers tests call directly (decode_errors, probe) live in harvest.devtools; the fake
+clock is tests/support/clock.py.
 
 The media pools are built once into tests/.media (gitignored) and reused across runs: `build_pool`
 holds a file lock (tests/.media/.build.lock) while it builds, so parallel pytest-xdist workers wait
@@ -14,8 +15,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from tests.support.clock import ManualClock
 
-from harvest.devtools import KINDS, ChannelSpec, FaultPlan, LiveOrigin, ManualClock, Pool, build_pools
+from harvest.devtools import KINDS, ChannelSpec, FaultPlan, LiveOrigin, Pool, build_pools
 
 MEDIA_DIR = Path(__file__).resolve().parents[1] / ".media"
 # A wall time off any segment boundary, so "has this segment ended" is never a tie.

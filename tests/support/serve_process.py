@@ -1,10 +1,11 @@
-"""`harvest serve` as a real subprocess, for crash and multi-process tests, and a callback receiver.
+"""`harvest serve` as a real subprocess, for crash and multi-process tests.
 
 `start_serve(...)` launches the console script with HARVEST_* settings and waits for its banner
 (which tells the port when HARVEST_PORT is 0); `ServeProcess.kill()` sends SIGKILL, as a crash
 would, and `stop()` SIGTERM, as an operator would. Every line the process writes (its JSON logs
 and the banner, stdout and stderr) is kept in `output`, so tests can search the logs.
-`CallbackReceiver` records the CallbackURL notifications a job's end sends, to count them.
+`describe_until_ended` waits for a job through the SDK (the callback receiver is
+tests/support/callback_receiver.py).
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
 from tencentcloud.common import credential
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.mdp.v20200527 import mdp_client, models
+from tests.support.polling import eventually
 
 from harvest.devtools import LiveOrigin, write_channels_yaml
 
@@ -74,15 +74,11 @@ class ServeProcess:
 
     def wait_until_ended(self, job_id: str, timeout: float) -> str:
         """Poll Describe until the job is no longer Running; its Status (the log tail if it never ends)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = str(self.describe(job_id).Status)
-            if status != "Running":
-                return status
-            time.sleep(0.2)
-        raise AssertionError(
-            f"job {job_id} still Running after {timeout} s:\n" + "\n".join(self.output[-30:])
-        )
+        info = describe_until_ended(self.client(), job_id, timeout, lambda: ":\n" + self.log_tail(30))
+        return str(info.Status)
+
+    def log_tail(self, lines: int) -> str:
+        return "\n".join(self.output[-lines:])
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, leases stay taken until they expire."""
@@ -191,69 +187,15 @@ def start_serve(
     return served
 
 
-class CallbackReceiver:
-    """An HTTP server that records every CallbackURL POST (path and JSON body) and answers 200.
+def describe_until_ended(
+    client: mdp_client.MdpClient, job_id: str, timeout: float, detail: Callable[[], str] = str
+) -> models.HarvestJobResp:
+    """Poll Describe until the job is no longer Running; its record. `detail` adds to a timeout's message."""
+    request = models.DescribeStreamPackageHarvestJobRequest()
+    request.ID = job_id
 
-    `redirect_to` makes it answer every POST with 302 to that URL instead (for redirect tests).
-    """
+    def ended() -> models.HarvestJobResp | None:
+        info = client.DescribeStreamPackageHarvestJob(request).Info
+        return None if info.Status == "Running" else info
 
-    def __init__(self, redirect_to: str | None = None) -> None:
-        self.posts: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                try:
-                    payload = json.loads(body or b"{}")
-                except ValueError:
-                    payload = {"unreadable": body.decode("utf-8", "replace")}
-                with receiver._lock:
-                    receiver.posts.append((self.path, payload))
-                if redirect_to is not None:
-                    self.send_response(302)
-                    self.send_header("Location", redirect_to)
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
-
-    def received(self) -> list[tuple[str, dict[str, Any]]]:
-        with self._lock:
-            return list(self.posts)
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-@pytest.fixture
-def callback_receiver() -> Iterator[CallbackReceiver]:
-    """A running CallbackReceiver (load with `pytest_plugins = ("tests.support.serve_process",)`)."""
-    running = CallbackReceiver()
-    yield running
-    running.stop()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `condition` until it holds; AssertionError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+    return eventually(ended, timeout, lambda: f"job {job_id} to end{detail()}", interval=0.2)

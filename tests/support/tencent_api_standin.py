@@ -5,7 +5,8 @@ answer is HTTP 200 with `Content-Type: application/json` exactly (the SDK only l
 envelope under that content type), `{"Response": {..., "RequestId"}}` on success and
 `{"Response": {"Error": {"Code", "Message"}, "RequestId"}}` on failure. Requests must carry a valid
 TC3-HMAC-SHA256 signature for service `ckafka` (checked with harvest.api.tc3, the same verifier the
-service's own API uses), the SendMessage action and version, and a well-formed SendMessage body.
+service's own API uses), the SendMessage action and version, and a well-formed SendMessage body:
+1 to 500 BatchContent{Body, Key} of strings, none larger than the topic's largest message.
 Accepted messages are recorded per DataHub ID, in arrival order.
 
     with TencentApiStandIn() as api:
@@ -30,6 +31,10 @@ SERVICE = "ckafka"
 VERSION = "2019-08-19"
 ACTION = "SendMessage"
 MAX_MESSAGES = 500
+# A CKafka topic's largest message is set when it is created (CreateTopic's MaxMessageBytes, 1 KB to
+# 12 MB); 1 MiB is Kafka's default. SendMessage's page names no error code for a larger one, so the
+# code answered here (InvalidParameterValue, as for too many messages) is the stand-in's choice.
+MAX_MESSAGE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class TencentApiStandIn:
     secret_key: str = "standin-secret-key-0000000000000000"
     datahub_ids: tuple[str, ...] = ("datahub-work", "datahub-finalize")
     token: str = ""  # when set, requests must carry it as X-TC-Token (temporary keys)
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # Body and Key of one message, UTF-8 encoded
     messages: dict[str, list[ReceivedMessage]] = field(default_factory=dict)
     requests: list[ReceivedRequest] = field(default_factory=list)
     _injected: deque[ApiError] = field(default_factory=deque)
@@ -154,7 +160,7 @@ class TencentApiStandIn:
             raise ApiError("InvalidAction", f"action {action!r} is not supported by this stand-in")
         if version != VERSION:
             raise ApiError("NoSuchVersion", f"ckafka has no API version {version!r} (expected {VERSION})")
-        datahub_id, batch = _send_message_params(params)
+        datahub_id, batch = _send_message_params(params, self.max_message_bytes)
         with self._lock:
             if self._injected:
                 raise self._injected.popleft()
@@ -165,8 +171,9 @@ class TencentApiStandIn:
         return {"MessageId": [f"{datahub_id}-{first + i}" for i in range(len(batch))]}
 
 
-def _send_message_params(params: Any) -> tuple[str, list[ReceivedMessage]]:
-    """SendMessageRequest's shape: DataHubId str, Message list (1..500) of BatchContent{Body, Key}."""
+def _send_message_params(params: Any, max_message_bytes: int) -> tuple[str, list[ReceivedMessage]]:
+    """SendMessageRequest's shape: DataHubId str, Message list (1..500) of BatchContent{Body, Key},
+    each at most `max_message_bytes`."""
     if not isinstance(params, dict):
         raise ApiError("InvalidParameter", "the body must be a JSON object")
     unknown = sorted(set(params) - {"DataHubId", "Message"})
@@ -187,6 +194,12 @@ def _send_message_params(params: Any) -> tuple[str, list[ReceivedMessage]]:
         body, key = item.get("Body"), item.get("Key")
         if not isinstance(body, str) or not isinstance(key, str):
             raise ApiError("InvalidParameter", f"Message.{i}.Body and Message.{i}.Key must be strings")
+        size = len(body.encode("utf-8", "surrogatepass")) + len(key.encode("utf-8", "surrogatepass"))
+        if size > max_message_bytes:
+            raise ApiError(
+                "InvalidParameterValue",
+                f"Message.{i} is {size} bytes; the topic takes messages of at most {max_message_bytes} bytes",
+            )
         batch.append(ReceivedMessage(body=body, key=key))
     return datahub_id, batch
 

@@ -15,7 +15,8 @@ from harvest.settings import parse_keys
 def test_todays_credential_format_gives_full_access_keys() -> None:
     pairs, scopes = parse_keys({"HARVEST_SECRET_ID": "AKID1", "HARVEST_SECRET_KEY": "k1",
                                 "HARVEST_CREDENTIALS": "AKID2:k2,AKID3:k:3"})
-    assert pairs == {"AKID1": "k1", "AKID2": "k2", "AKID3": "k:3"} and scopes == {}
+    assert pairs == {"AKID1": "k1", "AKID2": "k2", "AKID3": "k:3"}
+    assert scopes == {}
 
 
 def test_an_entry_with_a_scope_and_a_file_entry() -> None:
@@ -60,4 +61,5 @@ def test_a_bucket_prefix_scope_covers_only_its_part_of_the_bucket() -> None:
     caller.check_destination(inside)
     with pytest.raises(UnauthorizedOperation, match="AKIDa"):
         caller.check_destination(outside)
-    assert caller.sees("any", inside) and not caller.sees("any", None)
+    assert caller.sees("any", inside)
+    assert not caller.sees("any", None)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.signing import live_event_signed
 
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql.db import Database
@@ -40,10 +40,6 @@ NOW = 1_717_250_000.0
 DESTINATION = "https://vod-1250000000.cos.ap-singapore.myqcloud.com/live/"
 
 
-def signed(payload: dict[str, Any], t: int, key: str = KEY) -> dict[str, Any]:
-    return {**payload, "t": t, "sign": hashlib.md5(f"{key}{t}".encode()).hexdigest()}
-
-
 def css(event_type: int, event_time: int, **extra: Any) -> dict[str, Any]:
     body = {
         "app": "push.example.com",
@@ -56,33 +52,33 @@ def css(event_type: int, event_time: int, **extra: Any) -> dict[str, Any]:
         "sequence": "2210464508206756938",
         **extra,
     }
-    return signed(body, event_time + 600)
+    return live_event_signed(body, event_time + 600, KEY)
 
 
 def streamlive(event_type: int, t: int, channel_id: str = "6A4F2D5E000B1C2D3E4F") -> dict[str, Any]:
     data = {"appid": 1250000000, "channel_id": channel_id, "event_type": event_type}
     data.update(input_id="IN1", pipeline=0)
-    return {"data": signed(data, t)}
+    return {"data": live_event_signed(data, t, KEY)}
 
 
 # --- signature ------------------------------------------------------------------------------------
 
 
 def test_a_correct_sign_with_a_future_t_passes() -> None:
-    verify_signature(signed({}, int(NOW) + 60), KEY, NOW)
+    verify_signature(live_event_signed({}, int(NOW) + 60, KEY), KEY, NOW)
     # t as a string and an upper-case hex sign are the same signature
-    payload = signed({}, int(NOW) + 60)
+    payload = live_event_signed({}, int(NOW) + 60, KEY)
     verify_signature({"t": str(payload["t"]), "sign": payload["sign"].upper()}, KEY, NOW)
 
 
 def test_a_sign_made_with_another_key_is_a_signature_failure() -> None:
     with pytest.raises(SignatureFailure, match="sign does not match"):
-        verify_signature(signed({}, int(NOW) + 60, key="other-key"), KEY, NOW)
+        verify_signature(live_event_signed({}, int(NOW) + 60, "other-key"), KEY, NOW)
 
 
 def test_a_t_in_the_past_is_expired_even_with_a_correct_sign() -> None:
     with pytest.raises(SignatureExpire, match="expired"):
-        verify_signature(signed({}, int(NOW) - 1), KEY, NOW)
+        verify_signature(live_event_signed({}, int(NOW) - 1, KEY), KEY, NOW)
 
 
 @pytest.mark.parametrize("payload", [{"t": 4102444800}, {"sign": "abc"}, {"t": "soon", "sign": "abc"}])
@@ -117,8 +113,10 @@ def test_a_css_disconnect_carries_its_push_duration_in_seconds() -> None:
 def test_css_start_and_stop_of_one_session_share_the_session_key() -> None:
     start = parse_live_event(css(1, 1_717_243_200), NOW)
     stop = parse_live_event(css(0, 1_717_246_800), NOW)
-    assert start is not None and stop is not None
-    assert start.started and not stop.started
+    assert start is not None
+    assert stop is not None
+    assert start.started
+    assert not stop.started
     assert start.session == stop.session
 
 
@@ -273,7 +271,8 @@ def test_a_push_start_creates_nothing(harness: Harness) -> None:
 
 def test_an_unknown_stream_is_ignored(harness: Harness) -> None:
     result = harness.handle(css(0, int(NOW) - 100, stream_id="weather", channel_id="weather"))
-    assert result.outcome == "ignored" and "weather" in result.message
+    assert result.outcome == "ignored"
+    assert "weather" in result.message
     assert harness.store.list(None, 0, 10).total == 0
 
 

@@ -45,13 +45,16 @@ def test_a_record_is_one_json_object_with_the_core_fields(logger: logging.Logger
     with log_context(request_id="req-1", job_id="job-9"):
         logger.info("planned %d chunks", 3, extra={"segments": 42, "channel": "news"})
     # THEN it is one line of JSON with the core fields, the context and the extras
-    assert len(lines.lines) == 1 and "\n" not in lines.lines[0]
+    assert len(lines.lines) == 1
+    assert "\n" not in lines.lines[0]
     entry = lines.entries()[0]
     assert entry["level"] == "INFO"
     assert entry["logger"] == "harvest.test_logs"
     assert entry["message"] == "planned 3 chunks"
-    assert entry["request_id"] == "req-1" and entry["job_id"] == "job-9"
-    assert entry["segments"] == 42 and entry["channel"] == "news"
+    assert entry["request_id"] == "req-1"
+    assert entry["job_id"] == "job-9"
+    assert entry["segments"] == 42
+    assert entry["channel"] == "news"
     assert str(entry["time"]).endswith("Z")
 
 
@@ -96,10 +99,13 @@ def test_secret_named_fields_are_redacted(logger: logging.Logger) -> None:
     )
     # THEN their values are replaced and the rest survives
     entry = lines.entries()[0]
-    assert entry["SecretKey"] == REDACTED and entry["sign"] == REDACTED
-    assert entry["password"] == REDACTED and entry["x_tc_token"] == REDACTED
+    assert entry["SecretKey"] == REDACTED
+    assert entry["sign"] == REDACTED
+    assert entry["password"] == REDACTED
+    assert entry["x_tc_token"] == REDACTED
     assert entry["headers"] == {"Authorization": REDACTED, "Host": "h"}
-    assert "hunter2" not in lines.lines[0] and "b276e975" not in lines.lines[0]
+    assert "hunter2" not in lines.lines[0]
+    assert "b276e975" not in lines.lines[0]
 
 
 def test_configured_secret_strings_never_appear_anywhere(logger: logging.Logger) -> None:
@@ -114,7 +120,8 @@ def test_configured_secret_strings_never_appear_anywhere(logger: logging.Logger)
     # THEN none of the output contains it
     assert secret not in lines.lines[0]
     entry = lines.entries()[0]
-    assert REDACTED in str(entry["message"]) and REDACTED in str(entry["exception"])
+    assert REDACTED in str(entry["message"])
+    assert REDACTED in str(entry["exception"])
     assert entry["note"] == f"x{REDACTED}y"
 
 
@@ -125,8 +132,10 @@ def test_secrets_in_free_text_key_value_pairs_are_redacted(logger: logging.Logge
     logger.info("callback ?t=1&sign=abcdef0123 headers={'Authorization': 'TC3-HMAC-SHA256 x'} job_id=j1")
     # THEN the secret-named values are gone, other pairs stay
     message = str(lines.entries()[0]["message"])
-    assert "abcdef0123" not in message and "TC3-HMAC" not in message
-    assert "t=1" in message and "job_id=j1" in message
+    assert "abcdef0123" not in message
+    assert "TC3-HMAC" not in message
+    assert "t=1" in message
+    assert "job_id=j1" in message
 
 
 def test_configure_logging_is_idempotent_and_writes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
@@ -177,5 +186,6 @@ def test_urls_lose_user_info_and_queries_and_local_paths_their_folders(logger: l
     entry = lines.entries()[0]
     assert entry["message"] == "playlist http://origin.example/a.m3u8 failed; data in .../harvest.db"
     assert entry["endpoint"] == "https://cdn.example/x"
-    assert "'.../x.ts'" in str(entry["exception"]) and 'File "' in str(entry["exception"])
+    assert "'.../x.ts'" in str(entry["exception"])
+    assert 'File "' in str(entry["exception"])
 

@@ -273,7 +273,7 @@ def test_each_invocation_logs_one_metrics_line_with_cold_start_function_and_dura
     # invocation, durations in ms, and a raising invocation is logged as an error (lines that other
     # tests' background threads in this process may log meanwhile are told apart by request_id; a
     # handler another test left installed would print each line twice, so one line per invocation)
-    ours = {}
+    ours: dict[str, dict[str, Any]] = {}
     for line in _metric_lines(capsys.readouterr().out):
         if line.get("request_id") in OURS:
             ours.setdefault(line["request_id"], line)
@@ -289,7 +289,8 @@ def test_each_invocation_logs_one_metrics_line_with_cold_start_function_and_dura
         "outcome": "ok",
     }
     assert set(first["counts"]) == set(COUNT_NAMES)
-    assert first["counts"]["segments_harvested"] == 25 and first["counts"]["origin_retries"] == 1
+    assert first["counts"]["segments_harvested"] == 25
+    assert first["counts"]["origin_retries"] == 1
     assert (second["cold_start"], second["function"], second["duration_ms"]) == (
         False,
         "harvest-prod-worker",

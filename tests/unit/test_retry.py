@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from harvest.adapters.retry import RetryPolicy, after_attempts, parse_retry_after
 from harvest.errors import ConfigError, StorageError, Unavailable
-from harvest.handlers.queue_records import through_outages
+from harvest.handlers.batch import through_outages
 
 
 class TopOfRange(random.Random):

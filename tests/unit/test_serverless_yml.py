@@ -55,7 +55,8 @@ def load_packaging(name: str) -> ModuleType:
     """packaging/<name>.py by path: a `packaging` package on sys.path would shadow PyPI's."""
     path = ROOT / "packaging" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"harvest_packaging_{name}", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -184,7 +185,8 @@ def test_ckafka_triggers_name_instance_and_topic_and_retry_little(plan: Any) -> 
     for name, trigger in by_function.items():
         desc = json.loads(trigger["TriggerDesc"])
         assert 0 <= desc["retry"] <= MAX_CKAFKA_RETRY, f"{name}: retry {desc['retry']} is not small"
-        assert desc["timeOut"] == 60 and desc["offset"] == "latest"
+        assert desc["timeOut"] == 60
+        assert desc["offset"] == "latest"
     assert json.loads(by_function["worker"]["TriggerDesc"])["maxMsgNum"] == 1
 
 

@@ -3,7 +3,6 @@ the documented order with the documented codes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from tencentcloud.common.http.request import RequestInternal
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.mdp.v20200527 import mdp_client
+from tests.support.signing import signed_headers
 
 from harvest.api.tc3 import (
     ReplayCache,
@@ -104,19 +104,10 @@ def test_unsigned_payload_covers_headers_but_not_the_body(monkeypatch: pytest.Mo
 # --- check order and codes ------------------------------------------------------------------------
 
 
-def signed(
-    body: bytes = b'{"ID": "a"}', timestamp: int = NOW, secret_id: str = "AKIDtest", **options: Any
-) -> SignedRequest:
-    headers = sign_request(
-        secret_id=secret_id,
-        secret_key=options.pop("secret_key", "secret"),
-        host="127.0.0.1:8080",
-        action="DescribeStreamPackageHarvestJob",
-        version="2020-05-27",
-        region="ap-singapore",
-        body=body,
-        timestamp=timestamp,
-        **options,
+def signed(body: bytes = b'{"ID": "a"}', timestamp: int = NOW, **options: Any) -> SignedRequest:
+    """A Describe as the verifier receives it, signed with the test key pair (AKIDtest / secret)."""
+    headers = signed_headers(
+        "127.0.0.1:8080", "DescribeStreamPackageHarvestJob", body, timestamp=timestamp, **options
     )
     return SignedRequest("POST", {name.lower(): value for name, value in headers.items()}, body)
 
@@ -267,8 +258,8 @@ def test_parse_authorization_reads_every_part() -> None:
 
 
 @pytest.fixture
-def replay_verifier() -> Iterator[Tc3Verifier]:
-    yield Tc3Verifier(SECRETS, "mdp", 300, ReplayCache(300))
+def replay_verifier() -> Tc3Verifier:
+    return Tc3Verifier(SECRETS, "mdp", 300, ReplayCache(300))
 
 
 def test_a_replayed_signature_is_refused(replay_verifier: Tc3Verifier) -> None:

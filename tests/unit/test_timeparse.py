@@ -33,7 +33,8 @@ def test_other_time_formats_are_refused(text: str) -> None:
     with pytest.raises(FieldError) as caught:
         parse_time_format(text)
     assert caught.value.code == "InvalidParameter"
-    assert "Epoch seconds" in caught.value.message and "ISO-8601" in caught.value.message
+    assert "Epoch seconds" in caught.value.message
+    assert "ISO-8601" in caught.value.message
 
 
 @pytest.mark.parametrize(
@@ -62,7 +63,8 @@ def test_epoch_refusals_name_field_and_rule(text: str, says: str) -> None:
     with pytest.raises(FieldError) as caught:
         parse_time(text, TimeFormat.EPOCH, "EndTime")
     assert caught.value.code == "InvalidParameter"
-    assert "EndTime" in caught.value.message and says in caught.value.message
+    assert "EndTime" in caught.value.message
+    assert says in caught.value.message
 
 
 @pytest.mark.parametrize(
@@ -99,7 +101,8 @@ def test_iso_refusals_name_field_and_rule(text: str, says: str) -> None:
     with pytest.raises(FieldError) as caught:
         parse_time(text, TimeFormat.ISO8601, "StartTime")
     assert caught.value.code == "InvalidParameter"
-    assert "StartTime" in caught.value.message and says in caught.value.message
+    assert "StartTime" in caught.value.message
+    assert says in caught.value.message
 
 
 def test_a_huge_value_is_not_echoed_whole() -> None:
@@ -153,7 +156,8 @@ def test_a_wall_clock_time_skipped_by_daylight_saving_is_refused() -> None:
         parse_time("2024-03-10 02:30:00", TimeFormat.ISO8601, "EndTime", ZoneInfo("America/New_York"))
     # THEN the refusal names the field and the reason, and how to avoid it
     assert caught.value.code == "InvalidParameter"
-    assert "EndTime" in caught.value.message and "daylight-saving" in caught.value.message
+    assert "EndTime" in caught.value.message
+    assert "daylight-saving" in caught.value.message
 
 
 @pytest.mark.parametrize(

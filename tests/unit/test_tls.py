@@ -4,6 +4,7 @@ the server context's defaults, the self-signed certificate's life cycle, and the
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,8 @@ def test_the_server_context_offers_tls_1_2_and_up_with_ecdhe_aead_suites_only(tm
     assert context.minimum_version is ssl.TLSVersion.TLSv1_2
     assert context.options & ssl.OP_NO_COMPRESSION
     tls12 = {c["name"] for c in context.get_ciphers() if c["protocol"] == "TLSv1.2"}
-    assert tls12 and all(name.startswith("ECDHE-") for name in tls12)
+    assert tls12
+    assert all(name.startswith("ECDHE-") for name in tls12)
     assert all("GCM" in name or "CHACHA20" in name for name in tls12)
 
 
@@ -75,9 +77,9 @@ def test_a_failed_reload_keeps_the_live_pair(tmp_path: Path) -> None:
     context = server_context(cert.cert_file, cert.key_file)
     ran: list[str] = []
 
-    def on_loop(func: object) -> None:
+    def on_loop(func: Callable[[], None]) -> None:
         ran.append("loop")
-        func()  # type: ignore[operator]
+        func()
 
     reloader = CertificateReloader(context, cert.cert_file, cert.key_file, on_loop)
     # WHEN the key is replaced by another certificate's, THEN the reload refuses before the loop
@@ -90,7 +92,8 @@ def test_a_failed_reload_keeps_the_live_pair(tmp_path: Path) -> None:
     cert.cert_file.write_bytes(renewed.cert_file.read_bytes())
     cert.key_file.write_bytes(renewed.key_file.read_bytes())
     info = reloader.reload()
-    assert ran == ["loop"] and info.names == ("harvest.test",)
+    assert ran == ["loop"]
+    assert info.names == ("harvest.test",)
 
 
 def test_a_self_signed_certificate_is_kept_while_it_fits_and_made_anew_when_not(tmp_path: Path) -> None:
@@ -106,12 +109,15 @@ def test_a_self_signed_certificate_is_kept_while_it_fits_and_made_anew_when_not(
     assert certificate_info(ensure_self_signed(tmp_path / "tls", names)[0]).sha256 == first.sha256
     # WHEN a name is added (a new listen address), THEN a new certificate covers it
     again = certificate_info(ensure_self_signed(tmp_path / "tls", [*names, "harvest.example.com"])[0])
-    assert again.sha256 != first.sha256 and "harvest.example.com" in again.names
+    assert again.sha256 != first.sha256
+    assert "harvest.example.com" in again.names
     # AND how to trust it names the fingerprint and the file for each kind of client
     advice = how_to_trust(cert_file, again)
     cert_file = cert_file.resolve()
-    assert again.sha256 in advice and f"REQUESTS_CA_BUNDLE={cert_file}" in advice
-    assert f"certification='{cert_file}'" in advice and "update-ca-certificates" in advice
+    assert again.sha256 in advice
+    assert f"REQUESTS_CA_BUNDLE={cert_file}" in advice
+    assert f"certification='{cert_file}'" in advice
+    assert "update-ca-certificates" in advice
 
 
 def test_the_cli_trusts_the_ca_bundle_given_for_an_https_endpoint() -> None:

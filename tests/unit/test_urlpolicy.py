@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from harvest.domain.urlpolicy import (
+    Resolver,
     ScopedHeaders,
     UrlPolicy,
     check_scheme,
@@ -17,7 +18,7 @@ from harvest.domain.urlpolicy import (
 from harvest.errors import TargetRefused
 
 
-def resolving_to(*addresses: str):  # type: ignore[no-untyped-def]
+def resolving_to(*addresses: str) -> Resolver:
     def resolve(host: str, port: int) -> Sequence[str]:
         return list(addresses)
 
@@ -38,7 +39,8 @@ def test_disguised_private_addresses_are_refused(address: str, kind: str) -> Non
     # GIVEN the default policy / WHEN a host resolves to a disguised private address
     why = UrlPolicy().refusal("hooks.example", address)
     # THEN it is refused, naming what the address really is
-    assert why is not None and why.endswith(f"a {kind} address")
+    assert why is not None
+    assert why.endswith(f"a {kind} address")
 
 
 def test_the_allow_list_takes_names_addresses_and_networks() -> None:
@@ -77,7 +79,7 @@ def test_check_url_refuses_schemes_names_resolving_anywhere_private_and_unresolv
 def test_create_resolves_only_names_that_always_mean_this_machine() -> None:
     assert local_names_only("localhost") == ["127.0.0.1", "::1"]
     assert local_names_only("0x7f.1") == ["127.0.0.1"]
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"hooks\.example\.com is not resolved without DNS"):
         local_names_only("hooks.example.com")
 
 

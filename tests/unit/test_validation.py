@@ -101,7 +101,8 @@ def test_defaults_for_manifest_and_destination() -> None:
     assert (valid.destination, valid.location.prefix) == (DESTINATION + "defaults/", "vod/defaults/")
     # GIVEN neither THEN Destination is missing
     error = refusal(params(destination=None))
-    assert isinstance(error, MissingParameter) and "Destination" in error.message
+    assert isinstance(error, MissingParameter)
+    assert "Destination" in error.message
 
 
 @pytest.mark.parametrize(

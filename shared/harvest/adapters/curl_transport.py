@@ -51,6 +51,14 @@ RECEIVE_BUFFER = 256 * 1024  # libcurl's receive buffer: fewer, larger write cal
 SELECT_SLICE = 1.0  # the longest one wait on the socket lasts before the timeout is checked again
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 TLS_ERRORS = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})
+# libcurl's error code -> (reason, retryable) where the code alone says it; the rest need errno
+FIXED_FAILURES: dict[int, tuple[str, bool]] = {
+    pycurl.E_COULDNT_RESOLVE_HOST: ("DNS lookup failed", True),
+    pycurl.E_OPERATION_TIMEDOUT: ("connect timeout", True),  # only the connect timeout is libcurl's
+    pycurl.E_URL_MALFORMAT: ("invalid URL", False),
+    pycurl.E_UNSUPPORTED_PROTOCOL: ("unsupported URL scheme", False),
+    **{code: ("TLS error", False) for code in TLS_ERRORS},  # certificates do not heal between attempts
+}
 
 # (host, address) -> None, or raises TargetRefused
 AddressCheck = Callable[[str, str], None]
@@ -217,32 +225,25 @@ class CurlResponse:
         code, message = self._error or (0, "")
         if code == -1:
             return TransferFailed(message)
-        slot = self._slot
-        os_errno = slot.easy.getinfo(pycurl.OS_ERRNO) if slot is not None else 0
         if code == pycurl.E_PARTIAL_FILE:
             declared = self.headers.get("Content-Length", "").strip()
             if declared.isdigit():
                 return TransferFailed(f"short body ({self._received} of {declared} bytes)")
             return TransferFailed(f"short body (ended after {self._received} bytes)")
-        if code == pycurl.E_COULDNT_RESOLVE_HOST:
-            return TransferFailed("DNS lookup failed")
-        if code == pycurl.E_OPERATION_TIMEDOUT:
-            return TransferFailed("connect timeout")
+        if code in FIXED_FAILURES:
+            return TransferFailed(*FIXED_FAILURES[code])
+        return TransferFailed(self._socket_failure(code))
+
+    def _socket_failure(self, code: int) -> str:
+        """A connection that failed or broke, named from the system's errno as requests names it."""
+        os_errno = self._slot.easy.getinfo(pycurl.OS_ERRNO) if self._slot is not None else 0
         if code == pycurl.E_COULDNT_CONNECT:
-            return TransferFailed(
-                "connection refused" if os_errno == errno.ECONNREFUSED else "connection error"
-            )
+            return "connection refused" if os_errno == errno.ECONNREFUSED else "connection error"
         if code in (pycurl.E_GOT_NOTHING, pycurl.E_RECV_ERROR, pycurl.E_SEND_ERROR):
-            if os_errno in (errno.EPIPE, errno.ECONNABORTED):
-                return TransferFailed("connection aborted")
-            return TransferFailed("connection reset")
-        if code in TLS_ERRORS:
-            return TransferFailed("TLS error", retryable=False)
-        if code == pycurl.E_URL_MALFORMAT:
-            return TransferFailed("invalid URL", retryable=False)
-        if code == pycurl.E_UNSUPPORTED_PROTOCOL:
-            return TransferFailed("unsupported URL scheme", retryable=False)
-        return TransferFailed("connection error")
+            return (
+                "connection aborted" if os_errno in (errno.EPIPE, errno.ECONNABORTED) else "connection reset"
+            )
+        return "connection error"
 
     # --- what HttpOrigin reads -----------------------------------------------------------------
 

@@ -1,19 +1,19 @@
 """Outbox relay: moves messages committed with job changes onto the queue.
 
-A job change and its messages commit together in the JobStore's outbox; the relay then publishes
-them and only afterwards forgets them. A crash between the two publishes them again on the next
-flush (at-least-once, which every handler tolerates); no order of failures loses one. Several
-relays may flush at once: at worst a message is published twice.
+A job change and its messages commit together in the job database's outbox (ports.Outbox); the
+relay then publishes them and only afterwards forgets them. A crash between the two publishes them
+again on the next flush (at-least-once, which every handler tolerates); no order of failures loses
+one. Several relays may flush at once: at worst a message is published twice.
 """
 
 from __future__ import annotations
 
 from harvest.domain.job import Message
-from harvest.ports import JobStore, Queue
+from harvest.ports import Outbox, Queue
 
 
 class OutboxRelay:
-    def __init__(self, store: JobStore, queue: Queue) -> None:
+    def __init__(self, store: Outbox, queue: Queue) -> None:
         self._store = store
         self._queue = queue
 

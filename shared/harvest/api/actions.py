@@ -19,7 +19,7 @@ from harvest.domain.access import Caller
 from harvest.domain.registry import Registry
 from harvest.domain.validation import CreateParams
 from harvest.errors import InvalidParameter, MissingParameter, UnknownParameter
-from harvest.ports import JobStore, Relay
+from harvest.ports import JobRecords, Relay
 from harvest.settings import Settings
 from harvest.usecases import api_jobs
 
@@ -41,7 +41,7 @@ class ActionContext:
 
     settings: Settings
     registry: Registry
-    store: JobStore
+    store: JobRecords
     relay: Relay
     now: float
     caller: Caller = api_jobs.ANYONE  # the authenticated key and its scope

@@ -24,7 +24,7 @@ SERVE_OPTIONS = {
 }
 
 
-def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser(
         "serve",
         help="run the API, the queue pump and the local bucket on this machine",

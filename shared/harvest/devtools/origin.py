@@ -165,19 +165,6 @@ def format_pdt(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
-class ManualClock:
-    """A clock for LiveOrigin that only moves when told to: the live edge is then deterministic."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class OriginStats:
     """Counters the benchmark reads: requests by kind, statuses, faults, body bytes sent."""
 
@@ -234,6 +221,10 @@ class _Response:
     body: bytes | memoryview = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+# A routed request: its kind (for the stats), the answer, and the (channel, rendition, msn) it carries.
+_Routed = tuple[str, _Response, list[tuple[str, str, int]]]
 
 
 class _Channel:
@@ -444,9 +435,7 @@ class LiveOrigin:
         sent = _write(handler, response, head, cut=fault is Fault.CUT)
         self.stats.record(kind, response.status, sent)
 
-    def _route(
-        self, handler: _Handler, path: str, query: str
-    ) -> tuple[str, _Response, list[tuple[str, str, int]]]:
+    def _route(self, handler: _Handler, path: str, query: str) -> _Routed:
         """(request kind, answer, the (channel, rendition, msn) segments the answer carries)."""
         parts = path.strip("/").split("/")
         runtime = self._runtime.get(parts[0])
@@ -461,17 +450,26 @@ class LiveOrigin:
         if mirror:
             _, response, msns = self._route(handler, "/".join(parts), query)
             return "pathway-b", response, msns
-        if parts[1:] == ["redirect", "master.m3u8"]:
+        if len(parts) == 2:
+            return self._channel_file(runtime, parts[1], query)
+        return self._rendition_file(handler, runtime, parts[1], parts[2], query)
+
+    def _channel_file(self, runtime: _Channel, name: str, query: str) -> _Routed:
+        """/<channel>/<name>: the master playlist or the MPD."""
+        if name == "master.m3u8":
+            master = self._cached(("master", runtime.name, query), lambda: _master(runtime, query))
+            return "master", master, []
+        if name == "manifest.mpd" and runtime.spec.dash is not None:
+            return "master", self._mpd(runtime, query), []
+        return "other", _text(404, "not found\n"), []
+
+    def _rendition_file(
+        self, handler: _Handler, runtime: _Channel, folder: str, leaf: str, query: str
+    ) -> _Routed:
+        """/<channel>/<folder>/<leaf>: the redirect, a key, or a rendition's playlist, init or media."""
+        if (folder, leaf) == ("redirect", "master.m3u8"):
             location = f"/{runtime.name}/master.m3u8" + (f"?{query}" if query else "")
             return "redirect", _Response(302, b"", headers=[("Location", location)]), []
-        if len(parts) == 2:
-            if parts[1] == "master.m3u8":
-                master = self._cached(("master", runtime.name, query), lambda: _master(runtime, query))
-                return "master", master, []
-            if parts[1] == "manifest.mpd" and runtime.spec.dash is not None:
-                return "master", self._mpd(runtime, query), []
-            return "other", _text(404, "not found\n"), []
-        folder, leaf = parts[1], parts[2]
         if folder == "keys" and runtime.spec.kind == "aes" and (m := _KEY.match(leaf)):
             return "key", _Response(200, runtime.key(int(m[1])), "application/octet-stream"), []
         loaded = runtime.renditions.get(folder)
@@ -481,6 +479,12 @@ class LiveOrigin:
             return "playlist", self._playlist(runtime, loaded, leaf == "iframes.m3u8", query), []
         if leaf == "init.mp4" and loaded.init is not None:
             return "init", _Response(200, loaded.init, _CONTENT_TYPES["mp4"]), []
+        return self._media_file(handler, runtime, folder, loaded, leaf, query)
+
+    def _media_file(
+        self, handler: _Handler, runtime: _Channel, folder: str, loaded: _Loaded, leaf: str, query: str
+    ) -> _Routed:
+        """A segment (by name, script query or DASH number), the indexed file, or a byte-range pack."""
         edge = runtime.live_edge(self.clock())
         if leaf == "get.php" and runtime.spec.script_uris and (n := parse_qs(query).get("seg")):
             leaf = f"{n[0]}.{loaded.rendition.extension}"
@@ -497,18 +501,22 @@ class LiveOrigin:
             body = runtime.served(folder, msn)
             return "segment", _Response(200, body, _CONTENT_TYPES[m[2]]), [(runtime.name, folder, msn)]
         if (m := _PACK.match(leaf)) and runtime.spec.kind == "byterange":
-            members = runtime.pack_members(folder, int(m[1]))
-            if members[0][0] > edge:
-                return "segment", _text(404, "resource not yet available\n"), []
-            body = b"".join(runtime.plain(folder, msn) for msn, _, _ in members)
-            wanted = _requested_range(handler.headers.get("Range"), len(body)) or range(len(body))
-            hit = [
-                (runtime.name, folder, msn)
-                for msn, offset, length in members
-                if offset < wanted.stop and wanted.start < offset + length
-            ]
-            return "segment", _Response(200, body, _CONTENT_TYPES["ts"]), hit
+            return self._pack(handler, runtime, folder, int(m[1]), edge)
         return "other", _text(404, "not found\n"), []
+
+    def _pack(self, handler: _Handler, runtime: _Channel, folder: str, number: int, edge: int) -> _Routed:
+        """One resource holding several segments (EXT-X-BYTERANGE channels); the segments hit."""
+        members = runtime.pack_members(folder, number)
+        if members[0][0] > edge:
+            return "segment", _text(404, "resource not yet available\n"), []
+        body = b"".join(runtime.plain(folder, msn) for msn, _, _ in members)
+        wanted = _requested_range(handler.headers.get("Range"), len(body)) or range(len(body))
+        hit = [
+            (runtime.name, folder, msn)
+            for msn, offset, length in members
+            if offset < wanted.stop and wanted.start < offset + length
+        ]
+        return "segment", _Response(200, body, _CONTENT_TYPES["ts"]), hit
 
     def _playlist(self, runtime: _Channel, loaded: _Loaded, iframes: bool, query: str) -> _Response:
         if iframes and not loaded.rendition.iframes:
@@ -595,6 +603,29 @@ def _master(runtime: _Channel, query: str) -> bytes:
     variants = [r for r in loaded if r.media_type == "VIDEO"]
     audio = [r for r in loaded if r.media_type == "AUDIO"]
     subtitles = [r for r in loaded if r.media_type == "SUBTITLES"]
+    lines, audio_codecs = _master_header(runtime, variants, audio)
+    pathways = [("A", "", "")] + ([("B", "b/", "-b")] if spec.steering else [])
+    for _, folder, group in pathways:
+        lines += _media_lines(audio, subtitles, folder, group, suffix)
+    for pathway, folder, group in pathways:
+        for r in variants:
+            where = (pathway, folder, group, suffix)
+            lines += _variant_lines(spec, r, audio, bool(subtitles), audio_codecs, *where)
+    for r in variants:
+        if r.iframes:
+            lines.append(
+                f'#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={r.iframe_bandwidth},CODECS="{r.codecs}",'
+                f'RESOLUTION={r.resolution},URI="{r.name}/iframes.m3u8{suffix}"'
+                + (',PATHWAY-ID="A"' if spec.steering else "")
+            )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _master_header(
+    runtime: _Channel, variants: list[Rendition], audio: list[Rendition]
+) -> tuple[list[str], str]:
+    """The master's lines before its renditions, and how its variants name the audio codecs."""
+    spec = runtime.spec
     has_iframes = any(r.iframes for r in variants)
     version = 6 if spec.kind == "fmp4" else 4 if has_iframes else 3
     if spec.variables:
@@ -612,44 +643,52 @@ def _master(runtime: _Channel, query: str) -> bytes:
         audio_codecs = "{$acodecs}"
     if spec.steering:
         lines.append('#EXT-X-CONTENT-STEERING:SERVER-URI="steering.json",PATHWAY-ID="A"')
-    pathways = [("A", "", "")] + ([("B", "b/", "-b")] if spec.steering else [])
-    for _, folder, group in pathways:
-        for i, r in enumerate(audio):
-            lines.append(
-                f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud{group}",LANGUAGE="{r.language}",NAME="{r.name}",'
-                f'DEFAULT={"YES" if i == 0 else "NO"},AUTOSELECT=YES,CHANNELS="{r.channels}",'
-                f'URI="{folder}{r.name}/index.m3u8{suffix}"'
-            )
-        for r in subtitles:
-            lines.append(
-                f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs{group}",LANGUAGE="{r.language}",NAME="{r.name}",'
-                f'DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI="{folder}{r.name}/index.m3u8{suffix}"'
-            )
-    audio_peak = max((r.bandwidth for r in audio), default=0)
-    audio_average = max((r.average_bandwidth for r in audio), default=0)
-    for pathway, folder, group in pathways:
-        for r in variants:
-            codecs = ",".join([r.codecs, audio_codecs] if audio else [r.codecs])
-            attributes = [
-                f"BANDWIDTH={r.bandwidth + audio_peak}",
-                f"AVERAGE-BANDWIDTH={r.average_bandwidth + audio_average}",
-                f'CODECS="{codecs}"',
-                f"RESOLUTION={r.resolution}",
-                f"FRAME-RATE={r.frame_rate}",
-            ]
-            attributes += [f'AUDIO="aud{group}"'] if audio else []
-            attributes += [f'SUBTITLES="subs{group}"'] if subtitles else []
-            attributes += ['CLOSED-CAPTIONS="cc"'] if spec.extras else []
-            attributes += [f'PATHWAY-ID="{pathway}"'] if spec.steering else []
-            lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), f"{folder}{r.name}/index.m3u8{suffix}"]
-    for r in variants:
-        if r.iframes:
-            lines.append(
-                f'#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={r.iframe_bandwidth},CODECS="{r.codecs}",'
-                f'RESOLUTION={r.resolution},URI="{r.name}/iframes.m3u8{suffix}"'
-                + (',PATHWAY-ID="A"' if spec.steering else "")
-            )
-    return ("\n".join(lines) + "\n").encode()
+    return lines, audio_codecs
+
+
+def _media_lines(
+    audio: list[Rendition], subtitles: list[Rendition], folder: str, group: str, suffix: str
+) -> list[str]:
+    """The EXT-X-MEDIA lines of one pathway's audio and subtitle renditions."""
+    lines = [
+        f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud{group}",LANGUAGE="{r.language}",NAME="{r.name}",'
+        f'DEFAULT={"YES" if i == 0 else "NO"},AUTOSELECT=YES,CHANNELS="{r.channels}",'
+        f'URI="{folder}{r.name}/index.m3u8{suffix}"'
+        for i, r in enumerate(audio)
+    ]
+    lines += [
+        f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs{group}",LANGUAGE="{r.language}",NAME="{r.name}",'
+        f'DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI="{folder}{r.name}/index.m3u8{suffix}"'
+        for r in subtitles
+    ]
+    return lines
+
+
+def _variant_lines(
+    spec: ChannelSpec,
+    r: Rendition,
+    audio: list[Rendition],
+    subtitles: bool,
+    audio_codecs: str,
+    pathway: str,
+    folder: str,
+    group: str,
+    suffix: str,
+) -> list[str]:
+    """One variant's EXT-X-STREAM-INF and URI on one pathway (bandwidths include the audio's)."""
+    codecs = ",".join([r.codecs, audio_codecs] if audio else [r.codecs])
+    attributes = [
+        f"BANDWIDTH={r.bandwidth + max((a.bandwidth for a in audio), default=0)}",
+        f"AVERAGE-BANDWIDTH={r.average_bandwidth + max((a.average_bandwidth for a in audio), default=0)}",
+        f'CODECS="{codecs}"',
+        f"RESOLUTION={r.resolution}",
+        f"FRAME-RATE={r.frame_rate}",
+    ]
+    attributes += [f'AUDIO="aud{group}"'] if audio else []
+    attributes += [f'SUBTITLES="subs{group}"'] if subtitles else []
+    attributes += ['CLOSED-CAPTIONS="cc"'] if spec.extras else []
+    attributes += [f'PATHWAY-ID="{pathway}"'] if spec.steering else []
+    return ["#EXT-X-STREAM-INF:" + ",".join(attributes), f"{folder}{r.name}/index.m3u8{suffix}"]
 
 
 def scte35_hex(event: int, out: bool) -> str:
@@ -704,8 +743,23 @@ def _ad_markers(runtime: _Channel, msn: int) -> list[str]:
 def _media_playlist(
     runtime: _Channel, loaded: _Loaded, first: int, last: int, endlist: bool, iframes: bool
 ) -> bytes:
-    spec, rendition, size = runtime.spec, loaded.rendition, runtime.size
+    spec, rendition = runtime.spec, loaded.rendition
     packed = spec.kind == "byterange"
+    # Variables: URIs become /{$channel}/<rendition>/<n>.{$ext}, `channel` imported from the master.
+    base = f"/{{$channel}}/{rendition.name}/" if spec.variables else ""
+    lines = _media_header(runtime, loaded, first, iframes, packed)
+    for msn in range(first, last + 1):
+        lines += _segment_tags(runtime, loaded, msn, first, iframes, packed)
+        lines.append(f"#EXTINF:{rendition.durations[msn % runtime.size]},")
+        lines += _segment_uri(runtime, loaded, msn, first, iframes, packed, base)
+    if endlist:
+        lines.append("#EXT-X-ENDLIST")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _media_header(runtime: _Channel, loaded: _Loaded, first: int, iframes: bool, packed: bool) -> list[str]:
+    """The media playlist's lines before its first segment."""
+    spec, rendition = runtime.spec, loaded.rendition
     version = 6 if loaded.init is not None else 4 if (iframes or packed) else 3
     if spec.variables:
         version = max(version, 8)
@@ -715,58 +769,65 @@ def _media_playlist(
         f"#EXT-X-TARGETDURATION:{runtime.target_duration}",
         f"#EXT-X-MEDIA-SEQUENCE:{first}",
         # Each wrap of the pool before `first` is one discontinuity: segment n's DSN is n // size.
-        f"#EXT-X-DISCONTINUITY-SEQUENCE:{first // size}",
+        f"#EXT-X-DISCONTINUITY-SEQUENCE:{first // runtime.size}",
     ]
-    # Variables: URIs become /{$channel}/<rendition>/<n>.{$ext}, `channel` imported from the master.
-    base = ""
     if spec.variables:
         lines += ['#EXT-X-DEFINE:IMPORT="channel"', f'#EXT-X-DEFINE:NAME="ext",VALUE="{rendition.extension}"']
-        base = f"/{{$channel}}/{rendition.name}/"
     if iframes:
         lines.append("#EXT-X-I-FRAMES-ONLY")
     if spec.extras:
         lines.append("#EXT-X-START:TIME-OFFSET=-6.0")
     if loaded.init is not None:
         lines.append('#EXT-X-MAP:URI="init.mp4"')
-    with_pdt = spec.subtitles_pdt or rendition.media_type != "SUBTITLES"
-    per_key, per_pack = spec.key_rotation, spec.segments_per_resource
-    for msn in range(first, last + 1):
-        index = msn % size
-        if index == 0 and msn != first:
-            lines.append("#EXT-X-DISCONTINUITY")
-        if spec.kind == "aes" and (msn == first or msn % per_key == 0):
-            key = f'#EXT-X-KEY:METHOD=AES-128,URI="../keys/{msn // per_key}.key"'
-            if spec.extras:
-                key += f',KEYID=0x{msn // per_key:032X},X-KEY-VENDOR="harvest-devtools"'
-            lines.append(key)
-        if with_pdt:
-            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_pdt(runtime.segment_start(msn))}")
-        lines += _ad_markers(runtime, msn)
+    return lines
+
+
+def _segment_tags(
+    runtime: _Channel, loaded: _Loaded, msn: int, first: int, iframes: bool, packed: bool
+) -> list[str]:
+    """The tags before segment `msn`'s EXTINF: discontinuity at a wrap, key, PDT, ad markers, extras."""
+    spec, rendition = runtime.spec, loaded.rendition
+    lines = []
+    if msn % runtime.size == 0 and msn != first:
+        lines.append("#EXT-X-DISCONTINUITY")
+    per_key = spec.key_rotation
+    if spec.kind == "aes" and (msn == first or msn % per_key == 0):
+        key = f'#EXT-X-KEY:METHOD=AES-128,URI="../keys/{msn // per_key}.key"'
         if spec.extras:
-            if msn == first and not (iframes or packed):  # BITRATE is for whole-file segments
-                lines.append(f"#EXT-X-BITRATE:{max(rendition.bandwidth // 1000, 1)}")
-            lines.append(f"#EXT-X-VENDOR-SEGMENT-NOTE:msn={msn}")
-        if msn == spec.broken_tag_msn:
-            lines.append('#EXT-X-DATERANGE:ID="broken",START-DATE="not a date"')
-        lines.append(f"#EXTINF:{rendition.durations[index]},")
-        if iframes:
-            frame = rendition.iframes[index]
-            lines += [f"#EXT-X-BYTERANGE:{frame.length}@{frame.offset}", f"{base}{msn}.ts"]
-        elif packed:
-            offset, length = runtime.byte_range(rendition.name, msn)
-            # The offset may be left out only when this range directly follows the previous one.
-            explicit = msn == first or msn % per_pack == 0
-            lines.append(f"#EXT-X-BYTERANGE:{length}" + (f"@{offset}" if explicit else ""))
-            lines.append(f"pack-{msn // per_pack}.ts")
-        elif spec.script_uris:
-            lines.append(f"{base}get.php?seg={msn}")
-        elif spec.variables:
-            lines.append(f"{base}{msn}.{{$ext}}")
-        else:
-            lines.append(f"{msn}.{rendition.extension}")
-    if endlist:
-        lines.append("#EXT-X-ENDLIST")
-    return ("\n".join(lines) + "\n").encode()
+            key += f',KEYID=0x{msn // per_key:032X},X-KEY-VENDOR="harvest-devtools"'
+        lines.append(key)
+    if spec.subtitles_pdt or rendition.media_type != "SUBTITLES":
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_pdt(runtime.segment_start(msn))}")
+    lines += _ad_markers(runtime, msn)
+    if spec.extras:
+        if msn == first and not (iframes or packed):  # BITRATE is for whole-file segments
+            lines.append(f"#EXT-X-BITRATE:{max(rendition.bandwidth // 1000, 1)}")
+        lines.append(f"#EXT-X-VENDOR-SEGMENT-NOTE:msn={msn}")
+    if msn == spec.broken_tag_msn:
+        lines.append('#EXT-X-DATERANGE:ID="broken",START-DATE="not a date"')
+    return lines
+
+
+def _segment_uri(
+    runtime: _Channel, loaded: _Loaded, msn: int, first: int, iframes: bool, packed: bool, base: str
+) -> list[str]:
+    """Segment `msn`'s URI line, after its BYTERANGE when it is a slice of a larger resource."""
+    spec, rendition = runtime.spec, loaded.rendition
+    if iframes:
+        frame = rendition.iframes[msn % runtime.size]
+        return [f"#EXT-X-BYTERANGE:{frame.length}@{frame.offset}", f"{base}{msn}.ts"]
+    if packed:
+        per_pack = spec.segments_per_resource
+        offset, length = runtime.byte_range(rendition.name, msn)
+        # The offset may be left out only when this range directly follows the previous one.
+        explicit = msn == first or msn % per_pack == 0
+        byterange = f"#EXT-X-BYTERANGE:{length}" + (f"@{offset}" if explicit else "")
+        return [byterange, f"pack-{msn // per_pack}.ts"]
+    if spec.script_uris:
+        return [f"{base}get.php?seg={msn}"]
+    if spec.variables:
+        return [f"{base}{msn}.{{$ext}}"]
+    return [f"{msn}.{rendition.extension}"]
 
 
 # --- HTTP plumbing ------------------------------------------------------------------------------

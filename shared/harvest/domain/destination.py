@@ -96,6 +96,17 @@ def parse_destination(url: str, region: str, allowed_buckets: Sequence[str] = ()
     Codes: InvalidParameter (not a COS URL), InvalidParameterValue (a bucket in another region,
     or one not in `allowed_buckets`).
     """
+    authority, slash, path = _split_url(url)
+    match = _bucket_host(authority)
+    bucket = f"{match['name']}-{match['appid']}"
+    _check_bucket(bucket, match["region"], region, allowed_buckets)
+    return CosLocation(
+        bucket=bucket, region=match["region"], prefix=_prefix(path, slash), host_suffix=match["suffix"]
+    )
+
+
+def _split_url(url: str) -> tuple[str, str, str]:
+    """(authority, '/' or '', path) of an https URL with no query, fragment, user or port."""
     field = "Destination"
     example = "https://<name>-<appid>.cos.<region>.myqcloud.com/<prefix>"
     if _has_control(url) or " " in url:
@@ -110,22 +121,31 @@ def parse_destination(url: str, region: str, allowed_buckets: Sequence[str] = ()
         raise FieldError(field, "Destination must not carry user information ('user@')")
     if ":" in authority:
         raise FieldError(field, "Destination must not carry a port: COS listens on the default HTTPS port")
+    return authority, slash, path
+
+
+def _bucket_host(authority: str) -> re.Match[str]:
     match = _HOST.fullmatch(authority)
     if match is None:
         raise FieldError(
-            field,
+            "Destination",
             f"Destination host {shown(authority)} is not a COS bucket host like"
             f" <name>-<appid>.cos.<region>.myqcloud.com (name: lowercase a-z, 0-9 and '-', appid: digits)",
         )
-    bucket = f"{match['name']}-{match['appid']}"
+    return match
+
+
+def _check_bucket(bucket: str, bucket_region: str, region: str, allowed_buckets: Sequence[str]) -> None:
+    """The bucket is one this service may write to: a valid name, in its region, on its list if any."""
+    field = "Destination"
     if len(bucket) > MAX_BUCKET_CHARS:
         raise FieldError(
             field, f"Destination bucket {shown(bucket)} is longer than {MAX_BUCKET_CHARS} characters"
         )
-    if match["region"] != region:
+    if bucket_region != region:
         raise FieldError(
             field,
-            f"Destination bucket is in region {match['region']!r}; this service writes only to {region!r}",
+            f"Destination bucket is in region {bucket_region!r}; this service writes only to {region!r}",
             code=VALUE_REFUSED,
         )
     if allowed_buckets and bucket not in allowed_buckets:
@@ -134,10 +154,12 @@ def parse_destination(url: str, region: str, allowed_buckets: Sequence[str] = ()
             f"Destination bucket {bucket!r} is not one this service may write to",
             code=VALUE_REFUSED,
         )
+
+
+def _prefix(path: str, slash: str) -> str:
     try:
         decoded = unquote(path, errors="strict")
     except UnicodeDecodeError:
-        raise FieldError(field, "Destination path is not valid percent-encoded UTF-8") from None
+        raise FieldError("Destination", "Destination path is not valid percent-encoded UTF-8") from None
     # A leading '//' after the host is an empty segment, folded away like any other.
-    prefix = normalize_prefix(decoded.lstrip("/") if slash else "", field)
-    return CosLocation(bucket=bucket, region=match["region"], prefix=prefix, host_suffix=match["suffix"])
+    return normalize_prefix(decoded.lstrip("/") if slash else "", "Destination")

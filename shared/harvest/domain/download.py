@@ -15,7 +15,7 @@ from typing import Any
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a big plan makes hundreds of thousands
 class DownloadTask:
     url: str
     key: str  # the object key in the plan's bucket

@@ -147,38 +147,42 @@ def parse_registry(data: Any, source: str = "registry") -> Registry:
         raise ConfigError(f"{source}: expected a mapping with a 'channels' list")
     channels: dict[str, Channel] = {}
     for i, raw in enumerate(data["channels"]):
-        where = f"{source}: channels[{i}]"
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{where}: expected a mapping")
-        name = str(raw.get("name", ""))
-        if not _NAME.match(name):
-            raise ConfigError(f"{where}: name must be 1-128 of A-Z a-z 0-9 _ -, got {name!r}")
-        if name in channels:
-            raise ConfigError(f"{where}: channel {name!r} is listed twice")
-        endpoints: dict[str, Endpoint] = {}
-        for raw_ep in raw.get("endpoints") or []:
-            if not isinstance(raw_ep, dict):
-                raise ConfigError(f"{where}: each endpoint must be a mapping")
-            ep = _endpoint(raw_ep, f"{where} channel {name!r}")
-            if ep.name in endpoints:
-                raise ConfigError(f"{where}: endpoint {ep.name!r} is listed twice")
-            endpoints[ep.name] = ep
-        channels[name] = Channel(
-            name=name, id=str(raw.get("id") or _generated_channel_id(name)), endpoints=endpoints
-        )
-    rules: list[StreamRule] = []
-    for i, raw in enumerate(data.get("streams") or []):
-        where = f"{source}: streams[{i}]"
-        if not isinstance(raw, dict) or not raw.get("stream_id") or not raw.get("channel"):
-            raise ConfigError(f"{where}: needs stream_id and channel")
-        channel = channels.get(str(raw["channel"]))
-        if channel is None:
-            raise ConfigError(f"{where}: channel {raw['channel']!r} is not defined")
-        endpoint = str(raw.get("endpoint") or next(iter(channel.endpoints), ""))
-        if endpoint not in channel.endpoints:
-            raise ConfigError(f"{where}: endpoint {endpoint!r} is not an endpoint of {channel.name!r}")
-        rules.append(StreamRule(stream_id=str(raw["stream_id"]), channel=channel.name, endpoint=endpoint))
-    return Registry(channels=channels, streams=tuple(rules))
+        channel = _channel(raw, f"{source}: channels[{i}]")
+        if channel.name in channels:
+            raise ConfigError(f"{source}: channels[{i}]: channel {channel.name!r} is listed twice")
+        channels[channel.name] = channel
+    streams = data.get("streams") or []
+    rules = tuple(_stream_rule(raw, f"{source}: streams[{i}]", channels) for i, raw in enumerate(streams))
+    return Registry(channels=channels, streams=rules)
+
+
+def _channel(raw: Any, where: str) -> Channel:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    name = str(raw.get("name", ""))
+    if not _NAME.match(name):
+        raise ConfigError(f"{where}: name must be 1-128 of A-Z a-z 0-9 _ -, got {name!r}")
+    endpoints: dict[str, Endpoint] = {}
+    for raw_ep in raw.get("endpoints") or []:
+        if not isinstance(raw_ep, dict):
+            raise ConfigError(f"{where}: each endpoint must be a mapping")
+        ep = _endpoint(raw_ep, f"{where} channel {name!r}")
+        if ep.name in endpoints:
+            raise ConfigError(f"{where}: endpoint {ep.name!r} is listed twice")
+        endpoints[ep.name] = ep
+    return Channel(name=name, id=str(raw.get("id") or _generated_channel_id(name)), endpoints=endpoints)
+
+
+def _stream_rule(raw: Any, where: str, channels: Mapping[str, Channel]) -> StreamRule:
+    if not isinstance(raw, dict) or not raw.get("stream_id") or not raw.get("channel"):
+        raise ConfigError(f"{where}: needs stream_id and channel")
+    channel = channels.get(str(raw["channel"]))
+    if channel is None:
+        raise ConfigError(f"{where}: channel {raw['channel']!r} is not defined")
+    endpoint = str(raw.get("endpoint") or next(iter(channel.endpoints), ""))
+    if endpoint not in channel.endpoints:
+        raise ConfigError(f"{where}: endpoint {endpoint!r} is not an endpoint of {channel.name!r}")
+    return StreamRule(stream_id=str(raw["stream_id"]), channel=channel.name, endpoint=endpoint)
 
 
 def load_registry(path: Path) -> Registry:

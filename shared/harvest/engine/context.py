@@ -12,7 +12,10 @@ from harvest.hls.parse import DEFAULT_LIMITS, ParseLimits
 from harvest.ports import Origin
 from harvest.settings import Settings
 
-MAX_PLAN_TASKS = 1_000_000  # 24 h of 2 s segments in 20 renditions is 864,000
+# 24 h of 2 s segments in 3 renditions is 129,600 (of 6 s segments, in 10). At the cap a plan
+# peaked at ~240 MB RSS in `harvest serve` (one rendition of 150,000 segments: its playlist is parsed
+# whole, twice); 200,000 reached 299 MB. tests/reliability/test_memory.py measures it.
+MAX_PLAN_TASKS = 150_000
 MAX_WARNINGS = 20  # warnings kept in a plan; the rest are counted
 
 

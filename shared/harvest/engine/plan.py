@@ -8,9 +8,10 @@ the job store keeps it; workers run its tasks in chunks and the finalizer writes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from harvest.domain.download import DownloadTask
 from harvest.domain.registry import Endpoint
@@ -21,9 +22,14 @@ from harvest.engine.tasks import TaskBook
 from harvest.errors import PlaylistError
 from harvest.ports import DestinationLike, Origin
 
-__all__ = ["Plan", "PlanLimits", "build_plan", "playlist_url"]
+__all__ = ["Chunks", "Plan", "PlanLimits", "build_plan", "playlist_url"]
 
 PLAN_FORMAT = 1
+
+
+# A plan's JSON says so when its tasks are kept only in its chunk rows (the store reads them back
+# from there): a 24 h plan's task list was stored twice, and read whole by the finalizer.
+TASKS_IN_CHUNKS = "tasks_in_chunks"
 
 
 @dataclass(frozen=True)
@@ -36,22 +42,27 @@ class Plan:
     bucket: str
     master_key: str
     playlists: dict[str, str]  # object key -> manifest text; the Manifest itself is at `master_key`
-    tasks: list[DownloadTask] = field(default_factory=list)
+    tasks: Sequence[DownloadTask] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # malformed tags outside the window, etc.
 
     @property
     def segment_count(self) -> int:
         return sum(1 for task in self.tasks if task.counts)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, with_tasks: bool = True) -> dict[str, Any]:
+        """The plan as stored; without its tasks (`with_tasks=False`) when the chunks hold them."""
+        data: dict[str, Any] = {
             "format": PLAN_FORMAT,
             "bucket": self.bucket,
             "master_key": self.master_key,
             "playlists": dict(self.playlists),
-            "tasks": [task.to_json() for task in self.tasks],
-            "warnings": list(self.warnings),
         }
+        if with_tasks:
+            data["tasks"] = [task.to_json() for task in self.tasks]
+        else:
+            data[TASKS_IN_CHUNKS] = True
+        data["warnings"] = list(self.warnings)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Plan:
@@ -59,30 +70,111 @@ class Plan:
             bucket=str(data["bucket"]),
             master_key=str(data["master_key"]),
             playlists={str(k): str(v) for k, v in data["playlists"].items()},
-            tasks=[DownloadTask.from_json(task) for task in data["tasks"]],
+            tasks=[DownloadTask.from_json(task) for task in data.get("tasks", ())],
             warnings=[str(w) for w in data.get("warnings", ())],
         )
 
-    def chunks(self, max_tasks: int, max_bytes: int) -> list[list[DownloadTask]]:
+    def chunks(self, max_tasks: int, max_bytes: int) -> Chunks:
         """Split the tasks, in order, into chunks of at most `max_tasks` tasks and `max_bytes` known bytes.
 
         Deterministic (the same plan always splits the same way); a single task larger than
-        `max_bytes` gets a chunk of its own. Tasks of unknown size count 0 bytes.
+        `max_bytes` gets a chunk of its own. Tasks of unknown size count 0 bytes. The chunks are
+        made as they are read, so a big plan is never held as lists of tasks all at once.
         """
         max_tasks = max(1, max_tasks)
-        chunks: list[list[DownloadTask]] = []
-        current: list[DownloadTask] = []
-        current_bytes = 0
-        for task in self.tasks:
+        stops: list[int] = []
+        count = current_bytes = 0
+        for index, task in enumerate(self.tasks):
             size = task.size or 0
-            if current and (len(current) >= max_tasks or current_bytes + size > max_bytes):
-                chunks.append(current)
-                current, current_bytes = [], 0
-            current.append(task)
+            if count and (count >= max_tasks or current_bytes + size > max_bytes):
+                stops.append(index)
+                count = current_bytes = 0
+            count += 1
             current_bytes += size
-        if current:
-            chunks.append(current)
-        return chunks
+        if count:
+            stops.append(len(self.tasks))
+        return Chunks(self.tasks, stops)
+
+
+class Chunks(Sequence[list[DownloadTask]]):
+    """A plan's tasks cut into chunks at fixed task indexes; each chunk is a list made when read."""
+
+    def __init__(self, tasks: Sequence[DownloadTask], stops: list[int]) -> None:
+        self._tasks = tasks
+        self._stops = stops
+
+    def __len__(self) -> int:
+        return len(self._stops)
+
+    def __iter__(self) -> Iterator[list[DownloadTask]]:
+        tasks = iter(self._tasks)
+        start = 0
+        for stop in self._stops:
+            yield list(itertools.islice(tasks, stop - start))
+            start = stop
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=False))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @overload
+    def __getitem__(self, index: int) -> list[DownloadTask]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[list[DownloadTask]]: ...
+
+    def __getitem__(self, index: int | slice) -> list[DownloadTask] | list[list[DownloadTask]]:
+        if isinstance(index, slice):
+            return list(itertools.islice(self, *index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        start = self._stops[index - 1] if index else 0
+        return list(itertools.islice(iter(self._tasks), start, self._stops[index]))
+
+
+class PlannedTasks(Sequence[DownloadTask]):
+    """The tasks of a plan just built, made from the TaskBook on each pass instead of held in a list.
+
+    A pass costs a few microseconds per task; a list of 400,000 tasks cost about 100 MB.
+    """
+
+    def __init__(self, book: TaskBook) -> None:
+        self._book = book
+        self._count = sum(1 for _ in book.tasks())
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[DownloadTask]:
+        return self._book.tasks()
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to any sequence of the same tasks, as the list a plan read back from JSON holds.
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(other) == self._count and all(a == b for a, b in zip(self, other, strict=False))
+
+    __hash__ = None  # type: ignore[assignment]  # a view of a mutable book, like a list
+
+    @overload
+    def __getitem__(self, index: int) -> DownloadTask: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[DownloadTask]: ...
+
+    def __getitem__(self, index: int | slice) -> DownloadTask | list[DownloadTask]:
+        if isinstance(index, slice):
+            return list(itertools.islice(self, *index.indices(self._count)))
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        return next(itertools.islice(self._book.tasks(), index, None))
 
 
 # --- the planner --------------------------------------------------------------------------------
@@ -137,7 +229,7 @@ def build_plan(
         bucket=destination.bucket,
         master_key=layout.master_key,
         playlists=manifests,
-        tasks=book.tasks,
+        tasks=PlannedTasks(book),
         warnings=warnings,
     )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import itertools
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
@@ -99,42 +100,8 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> DashReading:
     if note:
         warnings.append(f"MPD {fetched.url}: {note}")
     now = clock if clock is not None else ctx.now
-    mpd_base = base_url(fetched.url, [root], warnings)
-
-    def fetch_range(media_url: str, span: tuple[int, int]) -> bytes:
-        return ctx.origin.get_bytes(media_url, endpoint.headers, span)
-
-    folders = _Folders()
-    by_rep: dict[str, list[MediaSegment]] = {}
-    kept: list[KeptTrack] = []
     every_period = periods(root, fetched.url)
-    for period in every_period:
-        if period.start >= ctx.end - EDGE_EPSILON or (
-            period.end is not None and period.end <= ctx.start + EDGE_EPSILON
-        ):
-            continue
-        period_base = base_url(mpd_base, [period.element], warnings)
-        for adaptation in period.element.findall(q("AdaptationSet")):
-            adaptation_base = base_url(period_base, [adaptation], warnings)
-            for rep in adaptation.findall(q("Representation")):
-                rep_id = rep.get("id", "")
-                period_id = period.element.get("id", str(period.index))
-                where = f"MPD {fetched.url} Period {period_id} Representation {rep_id!r}"
-                base = base_url(adaptation_base, [rep], warnings)
-                source = TrackSource(base, period, adaptation, rep, now, (ctx.start, ctx.end), where)
-                found = track_segments(source, fetch_range)
-                chosen = [
-                    s
-                    for s in found.segments
-                    if s.start < ctx.end - EDGE_EPSILON and s.end > ctx.start + EDGE_EPSILON
-                ]
-                by_rep.setdefault(rep_id, []).extend(chosen)
-                if chosen:  # a Representation with nothing in this Period's part of the window is left out
-                    track = Track(
-                        period.index, adaptation, rep, rep_id, found.init, tuple(chosen),
-                        found.timescale, found.pto, found.sidecar,
-                    )  # fmt: skip
-                    kept.append(KeptTrack(track, folders.of(adaptation, rep), chosen))
+    by_rep, kept = _keep_tracks(ctx, fetched.url, root, every_period, now, warnings)
     if not kept:
         raise WindowNotCovered(f"MPD {fetched.url} has no Period in the window")
     for rep_id, segments in by_rep.items():
@@ -142,6 +109,53 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> DashReading:
     for item in kept:
         _collect_needs(book, item)
     return DashReading(fetched.url, root, every_period, kept, ctx.start, ctx.end, warnings)
+
+
+def _keep_tracks(
+    ctx: PlanContext,
+    mpd_url: str,
+    root: ET.Element,
+    every_period: list[PeriodInfo],
+    now: float,
+    warnings: list[str],
+) -> tuple[dict[str, list[MediaSegment]], list[KeptTrack]]:
+    """Each Representation's segments in the window (by id, over every Period), and the tracks
+    (one Representation in one Period) that have any: those are downloaded and written."""
+    mpd_base = base_url(mpd_url, [root], warnings)
+
+    def fetch_range(media_url: str, span: tuple[int, int]) -> bytes:
+        return ctx.origin.get_bytes(media_url, ctx.endpoint.headers, span)
+
+    folders = _Folders()
+    by_rep: dict[str, list[MediaSegment]] = {}
+    kept: list[KeptTrack] = []
+    for period in every_period:
+        if not _overlaps(period.start, period.end, ctx.start, ctx.end):
+            continue
+        period_base = base_url(mpd_base, [period.element], warnings)
+        for adaptation in period.element.findall(q("AdaptationSet")):
+            adaptation_base = base_url(period_base, [adaptation], warnings)
+            for rep in adaptation.findall(q("Representation")):
+                rep_id = rep.get("id", "")
+                period_id = period.element.get("id", str(period.index))
+                where = f"MPD {mpd_url} Period {period_id} Representation {rep_id!r}"
+                base = base_url(adaptation_base, [rep], warnings)
+                source = TrackSource(base, period, adaptation, rep, now, (ctx.start, ctx.end), where)
+                found = track_segments(source, fetch_range)
+                chosen = [s for s in found.segments if _overlaps(s.start, s.end, ctx.start, ctx.end)]
+                by_rep.setdefault(rep_id, []).extend(chosen)
+                if chosen:  # a Representation with nothing in this Period's part of the window is left out
+                    track = Track(
+                        period.index, adaptation, rep, rep_id, found.init, tuple(chosen),
+                        found.timescale, found.pto, found.sidecar,
+                    )  # fmt: skip
+                    kept.append(KeptTrack(track, folders.of(adaptation, rep), chosen))
+    return by_rep, kept
+
+
+def _overlaps(begin: float, end: float | None, start: float, stop: float) -> bool:
+    """[begin, end) meets the window [start, stop) by more than the edge tolerance (end None: open)."""
+    return begin < stop - EDGE_EPSILON and (end is None or end > start + EDGE_EPSILON)
 
 
 class _Folders:
@@ -215,26 +229,12 @@ def _write(reading: DashReading, book: TaskBook, manifest_key: str) -> str:
     root = copy.deepcopy(reading.root)
     for name in _DROPPED_MPD_ATTRIBUTES:
         root.attrib.pop(name, None)
-    for tag in _DROPPED_MPD_CHILDREN:
-        for child in root.findall(q(tag)):
-            root.remove(child)
+    _remove_children(root, _DROPPED_MPD_CHILDREN)
     root.set("type", "static")
     root.set("minBufferTime", reading.root.get("minBufferTime", "PT2S"))
-
-    kept_by_period: dict[int, list[KeptTrack]] = {}
-    for item in reading.kept:
-        kept_by_period.setdefault(item.track.period, []).append(item)
     origin = min(s.start for item in _timed(reading.kept) for s in item.segments)
-    out_periods = []
-    for element in root.findall(q("Period")):
-        root.remove(element)
-    for info in reading.periods:
-        items = kept_by_period.get(info.index)
-        if not items:
-            continue
-        begin = max(info.start, min(item.segments[0].start for item in _timed(items)))
-        finish = max(item.segments[-1].end for item in _timed(items))
-        out_periods.append((info, items, begin, finish))
+    _remove_children(root, ("Period",))
+    out_periods = _kept_periods(reading)
     last_end = origin
     for i, (info, items, begin, finish) in enumerate(out_periods):
         following = out_periods[i + 1][2] if i + 1 < len(out_periods) else finish
@@ -255,6 +255,29 @@ def _write(reading: DashReading, book: TaskBook, manifest_key: str) -> str:
     return serialise(root)
 
 
+def _kept_periods(reading: DashReading) -> list[tuple[PeriodInfo, list[KeptTrack], float, float]]:
+    """(Period, its kept tracks, where its kept part begins and ends) for each Period with any."""
+    kept_by_period: dict[int, list[KeptTrack]] = {}
+    for item in reading.kept:
+        kept_by_period.setdefault(item.track.period, []).append(item)
+    out_periods = []
+    for info in reading.periods:
+        items = kept_by_period.get(info.index)
+        if not items:
+            continue
+        begin = max(info.start, min(item.segments[0].start for item in _timed(items)))
+        finish = max(item.segments[-1].end for item in _timed(items))
+        out_periods.append((info, items, begin, finish))
+    return out_periods
+
+
+def _remove_children(element: ET.Element, tags: Iterable[str]) -> None:
+    """Remove `element`'s direct children with these (DASH-namespace) tags."""
+    for tag in tags:
+        for child in element.findall(q(tag)):
+            element.remove(child)
+
+
 def serialise(root: ET.Element) -> str:
     """The MPD as UTF-8 XML text, DASH's namespace as the default one."""
     for prefix, uri in _PREFIXES.items():
@@ -273,9 +296,7 @@ def _period(
     locator: ObjectLocator,
 ) -> ET.Element:
     period = copy.deepcopy(info.element)
-    for tag in ("BaseURL", *SEGMENT_INFO):
-        for child in period.findall(q(tag)):
-            period.remove(child)
+    _remove_children(period, ("BaseURL", *SEGMENT_INFO))
     period.set("start", format_duration(begin - origin))
     period.set("duration", format_duration(end - begin))
     for stream in period.findall(q("EventStream")):
@@ -283,29 +304,32 @@ def _period(
     wanted = {(id(item.track.adaptation), item.track.rep_id): item for item in items}
     source_sets = info.element.findall(q("AdaptationSet"))
     for source, adaptation in zip(source_sets, period.findall(q("AdaptationSet")), strict=True):
-        for tag in ("BaseURL", *SEGMENT_INFO):
-            for child in adaptation.findall(q(tag)):
-                adaptation.remove(child)
+        _remove_children(adaptation, ("BaseURL", *SEGMENT_INFO))
         for rep in adaptation.findall(q("Representation")):
             item = wanted.get((id(source), rep.get("id", "")))
             if item is None:
                 adaptation.remove(rep)
-                continue
-            for tag in ("BaseURL", *SEGMENT_INFO):
-                for child in rep.findall(q(tag)):
-                    rep.remove(child)
-            if item.track.sidecar:
-                # One file for the whole Period (a sidecar subtitle track): a BaseURL, as in the source.
-                (segment,) = item.segments
-                base = ET.Element(q("BaseURL"))
-                base.text = locator.located(segment.url, None)[0]
-                subs = rep.findall(q("SubRepresentation"))
-                rep.insert(list(rep).index(subs[0]) if subs else len(rep), base)
             else:
-                rep.append(segment_info(item, info.start, begin, locator))
+                _address_segments(rep, item, info.start, begin, locator)
         if adaptation.find(q("Representation")) is None:
             period.remove(adaptation)  # nothing of it in this part of the window
     return period
+
+
+def _address_segments(
+    rep: ET.Element, item: KeptTrack, period_start: float, begin: float, locator: ObjectLocator
+) -> None:
+    """Replace the Representation's own addressing by the stored objects' (its kept segments)."""
+    _remove_children(rep, ("BaseURL", *SEGMENT_INFO))
+    if item.track.sidecar:
+        # One file for the whole Period (a sidecar subtitle track): a BaseURL, as in the source.
+        (segment,) = item.segments
+        base = ET.Element(q("BaseURL"))
+        base.text = locator.located(segment.url, None)[0]
+        subs = rep.findall(q("SubRepresentation"))
+        rep.insert(list(rep).index(subs[0]) if subs else len(rep), base)
+    else:
+        rep.append(segment_info(item, period_start, begin, locator))
 
 
 def _timed(items: list[KeptTrack]) -> list[KeptTrack]:

@@ -8,7 +8,8 @@ keys, the writer renders every child playlist and the master with relative URIs.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from harvest.domain.registry import Endpoint
@@ -36,7 +37,7 @@ from harvest.hls.model import (
 from harvest.hls.parse import ParseLimits, is_master, parse_master, parse_media, unquote
 from harvest.hls.render import render_master, render_media, target_duration
 from harvest.hls.window import Window, align_to, overlapping_dateranges, select_window
-from harvest.ports import Origin
+from harvest.ports import FetchedPlaylist, Origin
 
 NAME = "HLS"
 EXTENSION = ".m3u8"
@@ -156,56 +157,189 @@ def _collect_needs(
     book: TaskBook, clip: Clip, folder: str, copy_keys: bool, sniff: Callable[[Segment], str]
 ) -> None:
     """Record every object the clip needs. Names: see _segment_extension."""
-    window = clip.window
     context = "vtt" if clip.rendition.kind == SUBTITLES else ""
     seen_maps: set[InitSection] = set()
     seen_keys: set[tuple[Key, ...]] = set()
-    unnamed: str | None = None  # the extension found for segments whose URI does not say
-    for segment in window.segments:
+    sniffed: dict[str, str] = {}  # the extension found for segments whose URI does not say, once
+    for segment in clip.window.segments:
         init = segment.map
         if init is not None and init not in seen_maps:
             seen_maps.add(init)
             init_ext = media_extension(init.uri) or "mp4"
             book.need(init.uri, init.byterange, folder, stored_name(init.uri, init_ext), False, init_ext)
-            if copy_keys and init.keys not in seen_keys:
-                seen_keys.add(init.keys)
-                for key in init.keys:
-                    if _copyable(key):
-                        book.need_key(key.uri or "")
-        if copy_keys and segment.keys and segment.keys not in seen_keys:
-            seen_keys.add(segment.keys)
-            for key in segment.keys:
-                if _copyable(key):
-                    book.need_key(key.uri or "")
+            if copy_keys:
+                _need_keys(book, init.keys, seen_keys)
+        if copy_keys and segment.keys:
+            _need_keys(book, segment.keys, seen_keys)
         if segment.gap:
             continue  # §4.4.4.7 (bis): a GAP segment has no media and must not be fetched
-        ext = media_extension(segment.uri)
-        if not ext:
-            if segment.map is not None:
-                ext = "m4s"
-            elif context:
-                ext = context
-            else:
-                if unnamed is None:
-                    unnamed = sniff(segment)
-                ext = unnamed
+        ext = media_extension(segment.uri) or _unnamed_extension(segment, context, sniffed, sniff)
         book.need(segment.uri, segment.byterange, folder, f"{segment.msn}.{ext}", True, ext)
+
+
+def _need_keys(book: TaskBook, keys: tuple[Key, ...], seen: set[tuple[Key, ...]]) -> None:
+    """Copy the key files of `keys` that can be copied, once per set of keys."""
+    if keys in seen:
+        return
+    seen.add(keys)
+    for key in keys:
+        if _copyable(key):
+            book.need_key(key.uri or "")
+
+
+def _unnamed_extension(
+    segment: Segment, context: str, sniffed: dict[str, str], sniff: Callable[[Segment], str]
+) -> str:
+    """The extension of a segment whose URI has none: fMP4 after a MAP, the rendition's kind
+    (subtitles), or else what the first such segment's bytes show (sniffed once per clip)."""
+    if segment.map is not None:
+        return "m4s"
+    if context:
+        return context
+    if "ext" not in sniffed:
+        sniffed["ext"] = sniff(segment)
+    return sniffed["ext"]
 
 
 # --- the reader and the writer ------------------------------------------------------------------
 
 
+# The VOD playlists of a plan may list this many segments per download it may plan: each variant's
+# I-frame playlist lists its segments again.
+ENTRIES_PER_TASK = 2
+
+# What one parsed segment costs in memory (measured: a 20,000-segment playlist parses to ~9.5 MB).
+SEGMENT_BYTES = 500
+
+
+@dataclass
+class _Kept:
+    """One rendition between reading and writing, in whichever form costs less memory.
+
+    A parsed 20,000-segment playlist is ~10 MB, its text ~100 KB compressed: a plan of 20 such
+    renditions held 190 MB of parsed playlists from the first read to the last write. So a rendition
+    keeps its text, compressed, and is parsed again when written (the same text, URL and limits
+    parse to the same playlist); or, when its window is a small part of a long playlist, only the
+    window's segments, parsed (a 24 h playlist harvested for a minute keeps 30 segments, not 24 h).
+    """
+
+    rendition: _Rendition
+    url: str  # where the text came from, after redirects: relative URIs resolve against it
+    has_pdt: bool
+    has_segments: bool
+    text: bytes | None  # zlib-compressed playlist text; always kept for the reference rendition
+    clip: Clip | None = None  # the window, sliced to what writing it reads (see _sliced)
+
+
+def _sliced(window: Window) -> Window:
+    """The same window over a playlist cut down to the segments writing it reads.
+
+    Those are the window's, and the ones back to where an ad break the window starts inside was
+    opened (the renderer sums their durations for CUE-OUT-CONT). Trailing tags stay only when the
+    window runs to the playlist's end, as the renderer writes them only then.
+    """
+    playlist, lo = window.playlist, window.first
+    first = playlist.segments[window.first]
+    if first.cue is not None:
+        lo = max(window.first - (first.msn - first.cue.msn), 0)
+    trailing = playlist.trailing_tags if window.stop == len(playlist.segments) else ()
+    cut = dataclasses.replace(playlist, segments=playlist.segments[lo : window.stop], trailing_tags=trailing)
+    return Window(cut, window.first - lo, window.stop - lo, window.start, window.end)
+
+
+@dataclass
+class _Reader:
+    """Parses kept renditions and places them in time and in the window, one at a time."""
+
+    ctx: PlanContext
+    imports: dict[str, str]
+    kept: list[_Kept] = dataclasses.field(default_factory=list)
+    reference: int | None = None  # the first rendition with PDT: the others are aligned to it
+    _reference_playlist: MediaPlaylist | None = None
+
+    def keep(self, rendition: _Rendition, text: str, url: str, playlist: MediaPlaylist) -> _Kept:
+        packed = zlib.compress(text.encode(), 1)
+        kept = _Kept(rendition, url, playlist.has_pdt, bool(playlist.segments), packed)
+        if kept.has_pdt and self.reference is None:
+            self.reference = len(self.kept)  # parsed again only if a rendition needs aligning to it
+        self.kept.append(kept)
+        return kept
+
+    def parse(self, kept: _Kept) -> MediaPlaylist:
+        assert kept.text is not None
+        text = zlib.decompress(kept.text).decode()
+        return parse_media(text, kept.url, imports=self.imports, limits=self.ctx.limits.parse)
+
+    def placeable(self, kept: _Kept) -> bool:
+        """Whether the rendition can be placed in time now: it has PDT, or a sibling that has is known."""
+        return kept.has_pdt or not kept.has_segments or self.reference is not None
+
+    def window(self, kept: _Kept, playlist: MediaPlaylist, final: bool) -> Window:
+        """The rendition's window (hls.window.select_window), after _place_in_time's rule.
+
+        Renditions without PDT are aligned to the first that has them; with none that has, each is
+        placed by its live edge (`final`: every rendition has been read, so none will have PDT).
+        """
+        ctx, rendition = self.ctx, kept.rendition
+        if not kept.has_pdt and kept.has_segments and self.reference is not None:
+            reference = self._reference()
+            aligned = align_to(playlist, reference)
+            if aligned is None:
+                raise PlaylistError(
+                    f"rendition {rendition.name} has no EXT-X-PROGRAM-DATE-TIME and cannot be aligned"
+                    f" to rendition {self.kept[self.reference].rendition.name}: no segment shares its"
+                    " media sequence number and duration, and no discontinuity is shared"
+                )
+            playlist = aligned
+        assert final or self.placeable(kept)
+        live_edge = ctx.now if ctx.pdt_fallback and not playlist.ended else None
+        return select_window(playlist, ctx.start, ctx.end, rendition.name, live_edge)
+
+    def _reference(self) -> MediaPlaylist:
+        assert self.reference is not None
+        if self._reference_playlist is None:
+            self._reference_playlist = self.parse(self.kept[self.reference])
+        return self._reference_playlist
+
+    def done_reading(self) -> None:
+        self._reference_playlist = None
+
+    def shrink(self, kept: _Kept, window: Window) -> None:
+        """Keep the rendition's window sliced instead of its text, when that costs less."""
+        sliced = _sliced(window)
+        if kept.text is not None and SEGMENT_BYTES * len(sliced.playlist.segments) < len(kept.text):
+            kept.clip = Clip(kept.rendition, sliced)
+            if self.reference is None or self.kept[self.reference] is not kept:
+                kept.text = None  # the reference keeps its text: others may be aligned to all of it
+
+    def clip(self, kept: _Kept) -> Clip:
+        """The rendition's clip as it was read: kept sliced, or parsed, placed and windowed again."""
+        if kept.clip is not None:
+            return kept.clip
+        return Clip(kept.rendition, self.window(kept, self.parse(kept), final=True))
+
+
 @dataclass
 class HlsReading:
-    """The windows chosen in every rendition, ready to be written once the book has assigned keys."""
+    """What the reader found, ready to be written once the book has assigned keys.
+
+    Only summaries are held between reading and writing (the kept texts, the date ranges, the
+    longest segment); each rendition's clip is made again when it is written.
+    """
 
     master: MasterPlaylist | None
-    clips: list[Clip]
+    reader: _Reader
     dateranges: tuple[DateRange, ...]
+    main_target: int
     warnings: list[str]
 
+    @property
+    def clips(self) -> list[Clip]:
+        """Every rendition's clip at once (the DASH writer for CMAF needs them together)."""
+        return [self.reader.clip(kept) for kept in self.reader.kept]
+
     def write(self, book: TaskBook, layout: Layout, manifest_key: str) -> dict[str, str]:
-        return _render(self.master, self.clips, layout, book, self.dateranges, manifest_key)
+        return _render(self, layout, book, manifest_key)
 
 
 def read(ctx: PlanContext, url: str, book: TaskBook) -> HlsReading:
@@ -223,73 +357,86 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> HlsReading:
 
     Malformed tags (see hls.parse) fail the job when they concern a segment inside the window and
     are returned as warnings otherwise.
+
+    Memory: renditions are read one at a time, each parsed playlist dropped once its needs are in
+    the book (a rendition read before any with PDT waits, compressed, for the end), so a plan holds
+    one parsed playlist, not every one.
     """
-    endpoint, start, end, now = ctx.endpoint, ctx.start, ctx.end, ctx.now
-    master, playlists = _read_playlists(ctx.origin, endpoint, url, start, end, ctx.limits.parse)
-    playlists = _place_in_time(playlists, now if ctx.pdt_fallback else None)
-    warnings: list[str] = []
-    clips = []
-    for rendition, playlist in playlists:
-        live_edge = now if ctx.pdt_fallback and not playlist.ended else None
-        window = select_window(playlist, start, end, rendition.name, live_edge)
-        _check_problems(window, warnings)
-        clips.append(Clip(rendition, window))
-    dateranges = overlapping_dateranges(_every_daterange(clips), start, end)
+    endpoint = ctx.endpoint
+    master, renditions = _read_master(ctx.origin, endpoint, url, ctx.start, ctx.end, ctx.limits.parse)
+    reader = _Reader(ctx, dict(master.variables) if master is not None else {})
     sniff = _Sniffer(ctx.origin, endpoint.headers)
-    for clip in clips:
-        _collect_needs(book, clip, book.layout.folder(clip.rendition.name), ctx.copy_keys, sniff)
+    summaries: dict[int, tuple[list[str], tuple[DateRange, ...], int | None]] = {}
+    waiting: list[int] = []  # renditions whose needs wait, so the book hears them in rendition order
+    entries = [0]  # segments in the windows of the renditions taken so far
+
+    def take(index: int, playlist: MediaPlaylist, final: bool) -> None:
+        kept = reader.kept[index]
+        window = reader.window(kept, playlist, final)
+        warnings: list[str] = []
+        _check_problems(window, warnings)
+        longest = target_duration([window]) if kept.rendition.kind == MAIN else None
+        summaries[index] = (warnings, window.playlist.dateranges, longest)
+        entries[0] += window.stop - window.first
+        if entries[0] > ENTRIES_PER_TASK * ctx.limits.max_tasks:
+            # The VOD playlists are written whole, so their size is bounded too, not only the
+            # downloads: 50 I-frame playlists over one variant's segments add no download.
+            raise PlaylistError(
+                f"the window's playlists list {entries[0]} segments (counted so far), more than the"
+                f" {ENTRIES_PER_TASK * ctx.limits.max_tasks} one job may write"
+                f" (the limit, {ENTRIES_PER_TASK} x HARVEST_MAX_PLAN_TASKS)"
+            )
+        folder = book.layout.folder(kept.rendition.name)
+        _collect_needs(book, Clip(kept.rendition, window), folder, ctx.copy_keys, sniff)
+        reader.shrink(kept, window)
+
+    for rendition, fetched in renditions:
+        playlist = parse_media(fetched.text, fetched.url, imports=reader.imports, limits=ctx.limits.parse)
+        kept = reader.keep(rendition, fetched.text, fetched.url, playlist)
+        del fetched
+        if not waiting and reader.placeable(kept):
+            take(len(reader.kept) - 1, playlist, final=False)
+        else:
+            waiting.append(len(reader.kept) - 1)
+        del playlist
+    for index in waiting:
+        take(index, reader.parse(reader.kept[index]), final=True)
+    reader.done_reading()
+
+    warnings = [w for index in range(len(reader.kept)) for w in summaries[index][0]]
+    dateranges = overlapping_dateranges(
+        _every_daterange(summaries[index][1] for index in range(len(reader.kept))), ctx.start, ctx.end
+    )
+    main_target = max((t for _, _, t in summaries.values() if t is not None), default=1)
     if ctx.copy_keys and master is not None:
         for key in master.session_keys:
             if _copyable(key):
                 book.need_key(key.uri or "")
-    return HlsReading(master=master, clips=clips, dateranges=dateranges, warnings=warnings)
+    return HlsReading(master, reader, dateranges, main_target, warnings)
 
 
-def _read_playlists(
+def _read_master(
     origin: Origin, endpoint: Endpoint, url: str, start: float, end: float, limits: ParseLimits
-) -> tuple[MasterPlaylist | None, list[tuple[_Rendition, MediaPlaylist]]]:
-    """The master (None when the endpoint is a media playlist) and every rendition's playlist.
+) -> tuple[MasterPlaylist | None, Iterator[tuple[_Rendition, FetchedPlaylist]]]:
+    """The master (None when the endpoint is a media playlist), then each rendition's playlist, fetched
+    only when the one before has been read.
 
     URIs resolve against the URL each playlist finally came from, after any redirect.
     """
     master_url = playlist_url(url, endpoint.timeshift_query, start, end)
     fetched = origin.get_playlist(master_url, endpoint.headers)
     if not is_master(fetched.text):
-        playlist = parse_media(fetched.text, fetched.url, limits=limits)
-        return None, [(_Rendition(name="v0", url=master_url, kind=MAIN), playlist)]
+        return None, iter([(_Rendition(name="v0", url=master_url, kind=MAIN), fetched)])
     master = one_pathway(parse_master(fetched.text, fetched.url, limits=limits))
-    imports = dict(master.variables)
-    playlists = []
-    for rendition in _renditions(master):
-        # The time-shift query, like the headers, is the endpoint's: never sent to another host.
-        query = endpoint.timeshift_query if same_origin(rendition.url, endpoint.url) else ""
-        url = playlist_url(rendition.url, query, start, end)
-        child = origin.get_playlist(url, endpoint.headers)
-        playlists.append((rendition, parse_media(child.text, child.url, imports=imports, limits=limits)))
-    return master, playlists
 
+    def children() -> Iterator[tuple[_Rendition, FetchedPlaylist]]:
+        for rendition in _renditions(master):
+            # The time-shift query, like the headers, is the endpoint's: never sent to another host.
+            query = endpoint.timeshift_query if same_origin(rendition.url, endpoint.url) else ""
+            url = playlist_url(rendition.url, query, start, end)
+            yield rendition, origin.get_playlist(url, endpoint.headers)
 
-def _place_in_time(
-    playlists: list[tuple[_Rendition, MediaPlaylist]], live_edge: float | None
-) -> list[tuple[_Rendition, MediaPlaylist]]:
-    """Renditions without PDT aligned to the first sibling that has PDT (main renditions first)."""
-    with_pdt = [(r, p) for r, p in playlists if p.has_pdt]
-    if not with_pdt or len(with_pdt) == len(playlists):
-        return playlists  # all have PDT, or none does: select_window's live-edge rule decides
-    reference_name, reference = next(((r, p) for r, p in with_pdt if r.kind == MAIN), with_pdt[0])
-    placed = []
-    for rendition, playlist in playlists:
-        if not playlist.has_pdt and playlist.segments:
-            aligned = align_to(playlist, reference)
-            if aligned is None:
-                raise PlaylistError(
-                    f"rendition {rendition.name} has no EXT-X-PROGRAM-DATE-TIME and cannot be aligned"
-                    f" to rendition {reference_name.name}: no segment shares its media sequence number"
-                    " and duration, and no discontinuity is shared"
-                )
-            playlist = aligned
-        placed.append((rendition, playlist))
-    return placed
+    return master, children()
 
 
 def _check_problems(window: Window, warnings: list[str]) -> None:
@@ -308,11 +455,11 @@ def _check_problems(window: Window, warnings: list[str]) -> None:
         warnings.append(f"playlist {url} {problem} (after the last segment, ignored)")
 
 
-def _every_daterange(clips: list[Clip]) -> list[DateRange]:
+def _every_daterange(per_rendition: Iterable[tuple[DateRange, ...]]) -> list[DateRange]:
     """The date ranges of every rendition, one per ID (the first that knows the range's start wins)."""
     found: dict[str, DateRange] = {}
-    for clip in clips:
-        for daterange in clip.window.playlist.dateranges:
+    for dateranges in per_rendition:
+        for daterange in dateranges:
             known = found.get(daterange.id)
             if known is None or (known.start is None and daterange.start is not None):
                 found[daterange.id] = daterange
@@ -336,32 +483,28 @@ class _Sniffer:
         return sniff_extension(head)
 
 
-def _render(
-    master: MasterPlaylist | None,
-    clips: list[Clip],
-    layout: Layout,
-    book: TaskBook,
-    dateranges: tuple[DateRange, ...],
-    master_key: str,
-) -> dict[str, str]:
-    """Every output playlist by object key: the children, then the master."""
+def _render(reading: HlsReading, layout: Layout, book: TaskBook, master_key: str) -> dict[str, str]:
+    """Every output playlist by object key: the children, then the master. One rendition parsed at a time."""
     # §6.2.4: one target duration for every variant and audio/video rendition; subtitles and
     # I-frame playlists may differ (each gets its own minimum).
+    master, reader, dateranges = reading.master, reading.reader, reading.dateranges
     master_folder = master_key.rpartition("/")[0] + "/" if "/" in master_key else ""
-    main_target = target_duration(clip.window for clip in clips if clip.rendition.kind == MAIN)
     if master is None:
-        (clip,) = clips
+        (kept,) = reader.kept
         locator = _Locator(book, master_folder)
-        return {master_key: render_media(clip.window, locator, main_target, dateranges)}
+        return {master_key: render_media(reader.clip(kept).window, locator, reading.main_target, dateranges)}
     playlists: dict[str, str] = {}
-    for clip in clips:
-        name = clip.rendition.name
-        target = main_target if clip.rendition.kind == MAIN else None
+    for kept in reader.kept:
+        name = kept.rendition.name
+        target = reading.main_target if kept.rendition.kind == MAIN else None
         locator = _Locator(book, layout.folder(name))
-        playlists[playlist_key(layout, name)] = render_media(clip.window, locator, target, dateranges)
+        window = reader.clip(kept).window
+        playlists[playlist_key(layout, name)] = render_media(window, locator, target, dateranges)
+        del window
+    reader.done_reading()
     uris = {
-        clip.rendition.url: relative_uri(playlist_key(layout, clip.rendition.name), master_folder)
-        for clip in clips
+        kept.rendition.url: relative_uri(playlist_key(layout, kept.rendition.name), master_folder)
+        for kept in reader.kept
     }
     playlists[master_key] = render_master(master, uris, _Locator(book, master_folder).key)
     return playlists

@@ -44,7 +44,7 @@ from harvest.errors import (
     UnsupportedRegion,
 )
 from harvest.logs import log_context
-from harvest.ports import CredentialStore, Handler, JobStore, Limiter, Relay, SignatureLedger
+from harvest.ports import CredentialStore, Handler, JobRecords, Limiter, Relay, SignatureLedger
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ LANGUAGES = ("en-US", "zh-CN")  # what API 3.0 answers in; en-US when the reques
 class ApiDeps:
     settings: Settings
     registry: Registry
-    store: JobStore
+    store: JobRecords
     relay: Relay
     clock: Callable[[], float] = time.time  # wall clock: signatures carry Unix timestamps
     rate_limiter: Limiter | None = None  # None: one in this process, from settings.rate_limit

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+import time
+from collections.abc import Callable
 
-from harvest.domain.job import Message, MisroutedMessage, StepKind, parse_step
-from harvest.handlers.queue_records import process_records
+from harvest.domain.job import MisroutedMessage, Step, StepKind
+from harvest.handlers.batch import RecordHandler, ShouldStop, ckafka_function
 from harvest.ports import Handler
 from harvest.usecases.harvest import HarvestDeps, deliver_callback, finalize_job
 
 
-def make_handler(deps: HarvestDeps, stopping: Callable[[], bool] = lambda: False) -> Handler:
-    def main_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        def handle(message: Message) -> None:
-            step = parse_step(message.body)
-            if step.kind is StepKind.FINALIZE:
-                finalize_job(deps, step.job_id)
-            elif step.kind is StepKind.CALLBACK:
-                deliver_callback(deps, step.job_id)
-            else:
-                raise MisroutedMessage(f"a {step.kind.value} message reached the finalizer function")
+def record_handler(deps: HarvestDeps) -> RecordHandler:
+    """One finalize or callback step (neither is long enough to need `should_stop`)."""
 
-        return process_records(event, context, handle, stopping)
+    def handle(step: Step, should_stop: ShouldStop) -> None:
+        if step.kind is StepKind.FINALIZE:
+            finalize_job(deps, step.job_id)
+        elif step.kind is StepKind.CALLBACK:
+            deliver_callback(deps, step.job_id)
+        else:
+            raise MisroutedMessage(f"a {step.kind.value} message reached the finalizer function")
 
-    return main_handler
+    return handle
+
+
+def make_handler(deps: HarvestDeps, clock: Callable[[], float] = time.monotonic) -> Handler:
+    """The SCF function: a CKafka-trigger batch through the record loop (handlers/batch.py)."""
+    return ckafka_function(record_handler(deps), clock)

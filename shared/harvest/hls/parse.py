@@ -53,6 +53,7 @@ from harvest.hls.model import (
 MAX_PLAYLIST_CHARS = 64 * 1024 * 1024
 MAX_PLAYLIST_LINES = 2_000_000  # 24 h of 1 s segments with a PDT and a tag each is ~350,000
 MAX_SEGMENTS = 200_000
+MAX_SHARED_DURATIONS = 1024  # distinct EXTINF values shared between segments; the rest are not
 MAX_VARIANTS = 100  # per master: EXT-X-STREAM-INF plus EXT-X-I-FRAME-STREAM-INF
 MAX_RENDITIONS = 200  # per master: EXT-X-MEDIA
 MAX_TAGS_PER_SEGMENT = 100  # kept tags before one segment; real packagers write a handful
@@ -335,10 +336,7 @@ class _Scanner:
             self.lineno = lineno
             # §4.3 (bis): references are replaced in URI lines and attribute values, not EXTINF titles.
             if variables.values and "{$" in line and not line.startswith("#EXTINF"):
-                try:
-                    line = variables.substitute(line)
-                except ValueError as exc:
-                    raise self.fail(str(exc)) from None
+                line = self._substitute(line)
             if line[0] != "#":
                 self.uri_line(line)
                 continue
@@ -352,6 +350,12 @@ class _Scanner:
                 self.other_tag(tag, line)
         if not header:
             _check_header("", self.url)
+
+    def _substitute(self, line: str) -> str:
+        try:
+            return self.variables.substitute(line)
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None
 
 
 @dataclass
@@ -397,6 +401,9 @@ class _MediaScanner(_Scanner):
         self.previous_range_uri: str | None = None
         self.previous_range_end = 0
         self.discontinuities = 0
+        # One (text, value) per EXTINF value seen: a playlist repeats a few durations, and a parsed
+        # 200,000-segment playlist held a copy of both per segment (15 MB).
+        self.durations: dict[str, tuple[str, float]] = {}
         # tags waiting for the next segment URI
         self.duration_text: str | None = None
         self.duration = 0.0
@@ -449,6 +456,10 @@ class _MediaScanner(_Scanner):
     def _extinf(self, value: str) -> None:
         text, _, title = value.partition(",")
         text = text.strip()
+        known = self.durations.get(text)
+        if known is not None:
+            self.duration_text, self.duration, self.title = known[0], known[1], title
+            return
         try:
             duration = float(text)
         except ValueError:
@@ -458,6 +469,8 @@ class _MediaScanner(_Scanner):
             raise self.fail(
                 f"#EXTINF duration {text!r} must be a positive number of seconds up to a day, or 0"
             )
+        if len(self.durations) < MAX_SHARED_DURATIONS:
+            self.durations[text] = (text, duration)
         self.duration_text, self.duration, self.title = text, duration, title
 
     @_media_tag("#EXT-X-PROGRAM-DATE-TIME")
@@ -631,36 +644,12 @@ class _MediaScanner(_Scanner):
         if len(self.segments) >= self.limits.max_segments:
             raise self.fail(f"more than {self.limits.max_segments} segments")
         absolute = self.resolve(uri)
-        byterange = None
-        if self.byterange is not None:
-            length, offset = self.byterange
-            if offset is None:
-                # §4.3.2.2: without an offset the range follows the previous segment's, which must
-                # be a range of the same resource; we resolve it here so output offsets are explicit.
-                if self.previous_range_uri != absolute:
-                    raise self.fail(
-                        "#EXT-X-BYTERANGE has no offset and does not follow a range of the same URI"
-                    )
-                offset = self.previous_range_end
-            byterange = ByteRange(length, offset)
-            self.previous_range_uri, self.previous_range_end = absolute, offset + length
-        else:
-            self.previous_range_uri = None
+        byterange = self._segment_byterange(absolute)
         if self.discontinuity:
             self.discontinuities += 1
-        pdt = self.pdt
-        if pdt is not None:
-            if self.first_pdt_index is None:
-                self.first_pdt_index = len(self.segments)
-        elif self.last_pdt is not None:
-            pdt = self.last_pdt + self.segments[-1].duration
-        self.last_pdt = pdt
+        pdt = self._segment_pdt()
         msn = self.media_sequence + len(self.segments)
-        if self.closing_cue:
-            self.cue, self.closing_cue = None, False
-        if self.opening_cue is not None:
-            duration, line = self.opening_cue
-            self.cue, self.opening_cue = CueBreak(msn=msn, duration=duration, line=line), None
+        self._advance_cue(msn)
         problems: tuple[str, ...] = ()
         if self.pending_problems or self.key_problem or self.map_problem:
             problems = tuple(self.pending_problems)
@@ -686,6 +675,44 @@ class _MediaScanner(_Scanner):
                 problems=problems,
             )
         )
+        self._reset_segment_tags()
+
+    def _segment_byterange(self, absolute: str) -> ByteRange | None:
+        """The segment's EXT-X-BYTERANGE with its offset made explicit; None for a whole resource."""
+        if self.byterange is None:
+            self.previous_range_uri = None
+            return None
+        length, offset = self.byterange
+        if offset is None:
+            # §4.3.2.2: without an offset the range follows the previous segment's, which must
+            # be a range of the same resource; we resolve it here so output offsets are explicit.
+            if self.previous_range_uri != absolute:
+                raise self.fail("#EXT-X-BYTERANGE has no offset and does not follow a range of the same URI")
+            offset = self.previous_range_end
+        self.previous_range_uri, self.previous_range_end = absolute, offset + length
+        return ByteRange(length, offset)
+
+    def _segment_pdt(self) -> float | None:
+        """The segment's PROGRAM-DATE-TIME: its own, or the previous one's plus its duration."""
+        pdt = self.pdt
+        if pdt is not None:
+            if self.first_pdt_index is None:
+                self.first_pdt_index = len(self.segments)
+        elif self.last_pdt is not None:
+            pdt = self.last_pdt + self.segments[-1].duration
+        self.last_pdt = pdt
+        return pdt
+
+    def _advance_cue(self, msn: int) -> None:
+        """Close the ad break a CUE-IN ended; open the one a CUE-OUT starts at this segment."""
+        if self.closing_cue:
+            self.cue, self.closing_cue = None, False
+        if self.opening_cue is not None:
+            duration, line = self.opening_cue
+            self.cue, self.opening_cue = CueBreak(msn=msn, duration=duration, line=line), None
+
+    def _reset_segment_tags(self) -> None:
+        """Forget the tags that applied to the segment just added (the playlist-wide ones stay)."""
         self.duration_text, self.title, self.byterange = None, "", None
         self.discontinuity = self.gap = False
         self.pdt = self.pdt_text = None
@@ -817,32 +844,11 @@ def _merge_dateranges(parts: list[_DateRangePart], segments: tuple[Segment, ...]
         known = merged.get(part.id)
         if known is None:
             merged[part.id] = dataclasses.replace(part, attributes=list(part.attributes))
-            continue
-        names = [name for name, _ in known.attributes]
-        for name, value in part.attributes:
-            if name in names:
-                known.attributes[names.index(name)] = (name, value)
-            else:
-                known.attributes.append((name, value))
-                names.append(name)
-        known.start = known.start if known.start is not None else part.start
-        known.end = part.end if part.end is not None else known.end
-        known.duration = part.duration if part.duration is not None else known.duration
-        known.planned = part.planned if part.planned is not None else known.planned
-        if known.start is None and part.duration is not None and part.end is None:
-            known.position = part.position  # a closing tag: it marks where the range ended
+        else:
+            _merge_part(known, part)
     ranges: list[DateRange] = []
     for part in merged.values():
-        start, end = part.start, part.end
-        if start is None and end is None and part.duration is not None:
-            end = _pdt_at(segments, part.position)
-        if start is None and end is not None and part.duration is not None:
-            start = end - part.duration
-        if end is None and start is not None:
-            if part.duration is not None:
-                end = start + part.duration
-            elif part.planned is not None:
-                end = start + part.planned
+        start, end = _resolved_times(part, segments)
         attributes = tuple(part.attributes)
         if start is not None and not any(name == "START-DATE" for name, _ in attributes):
             try:
@@ -852,6 +858,38 @@ def _merge_dateranges(parts: list[_DateRangePart], segments: tuple[Segment, ...]
             attributes = (attributes[0], ("START-DATE", f'"{written}"'), *attributes[1:])
         ranges.append(DateRange(id=part.id, start=start, end=end, attributes=attributes, lineno=part.lineno))
     return _end_on_next(ranges)
+
+
+def _merge_part(known: _DateRangePart, part: _DateRangePart) -> None:
+    """Fold a later tag of the same ID into `known`: attributes added or updated, times filled."""
+    names = [name for name, _ in known.attributes]
+    for name, value in part.attributes:
+        if name in names:
+            known.attributes[names.index(name)] = (name, value)
+        else:
+            known.attributes.append((name, value))
+            names.append(name)
+    known.start = known.start if known.start is not None else part.start
+    known.end = part.end if part.end is not None else known.end
+    known.duration = part.duration if part.duration is not None else known.duration
+    known.planned = part.planned if part.planned is not None else known.planned
+    if known.start is None and part.duration is not None and part.end is None:
+        known.position = part.position  # a closing tag: it marks where the range ended
+
+
+def _resolved_times(part: _DateRangePart, segments: tuple[Segment, ...]) -> tuple[float | None, float | None]:
+    """(start, end) of a merged range, each derived from the others where the playlist allows."""
+    start, end = part.start, part.end
+    if start is None and end is None and part.duration is not None:
+        end = _pdt_at(segments, part.position)
+    if start is None and end is not None and part.duration is not None:
+        start = end - part.duration
+    if end is None and start is not None:
+        if part.duration is not None:
+            end = start + part.duration
+        elif part.planned is not None:
+            end = start + part.planned
+    return start, end
 
 
 def _pdt_at(segments: tuple[Segment, ...], position: int) -> float | None:

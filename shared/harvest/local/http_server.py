@@ -39,12 +39,13 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
 from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
+from hypercorn.typing import AppWrapper
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ _SERVER_BUSY = (
 TLS_SHUTDOWN_TIMEOUT = 2.0  # seconds a closing TLS connection waits for the peer's close_notify
 # Python 3.11+ can bound that wait (30 s by default, which would keep a closed connection's slot
 # taken that long); 3.10 cannot.
-_TLS_CLOSE = {"ssl_shutdown_timeout": TLS_SHUTDOWN_TIMEOUT} if sys.version_info >= (3, 11) else {}
+_TLS_CLOSE: dict[str, Any] = (
+    {"ssl_shutdown_timeout": TLS_SHUTDOWN_TIMEOUT} if sys.version_info >= (3, 11) else {}
+)
 
 
 @dataclass(frozen=True)
@@ -306,10 +309,12 @@ class HttpServer:
         self.stop()
 
     async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         context = WorkerContext(None)
-        app = _App(self)
+        # _App reads and writes the ASGI messages as plain dicts; Hypercorn types them as unions of
+        # TypedDicts. The shape is the same (tests/integration/test_http_server.py drives it).
+        app = cast(AppWrapper, _App(self))
         state: dict[str, Any] = {}
 
         async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -324,7 +329,7 @@ class HttpServer:
             _no_nagle(writer)
             self._connections.add(task)
             try:
-                await _TcpServer(app, self._loop, self._config, context, state, reader, writer)  # type: ignore[arg-type]
+                await _TcpServer(app, loop, self._config, context, state, reader, writer)
             except (TimeoutError, ConnectionError, ssl.SSLError) as exc:
                 # A TLS peer that never answers our close_notify, or breaks the TLS close off: the
                 # connection is over either way, and nothing of it is left to answer.
@@ -341,7 +346,7 @@ class HttpServer:
                     sock=self._socket,
                     ssl=self._ssl,
                     ssl_handshake_timeout=self.limits.head_timeout,
-                    **_TLS_CLOSE,  # type: ignore[arg-type]
+                    **_TLS_CLOSE,
                 )
         except BaseException as exc:
             self._start_error = exc

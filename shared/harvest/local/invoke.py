@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import traceback
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -51,7 +52,10 @@ def invoke_main(function: str, event_path: str) -> int:
     module = load_function(function)
     try:
         result = module.main_handler(event, scf_context(function))
-    except Exception as exc:  # what SCF would report as a failed invocation
+    # Any exception is what SCF reports as a failed invocation: its traceback goes to stderr (the
+    # function's log there) and its type and message to stdout, as SCF's invoke answer.
+    except Exception as exc:  # noqa: BLE001
+        traceback.print_exc()
         print(json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}, indent=2))
         return 1
     print(json.dumps(result, indent=2, ensure_ascii=False, default=str))

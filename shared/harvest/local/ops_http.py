@@ -60,7 +60,9 @@ def readyz_route(checks: Mapping[str, Check]) -> Route:
             try:
                 check()
                 results[name] = "ok"
-            except Exception as exc:
+            # Any failure of a check means "not ready" (that is the answer asked for), logged with
+            # its cause; the probe itself must answer 503, not fail.
+            except Exception as exc:  # noqa: BLE001
                 log.warning("readiness check %s failed: %s", name, exc)
                 results[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
         ready = all(value == "ok" for value in results.values())

@@ -1,11 +1,14 @@
 """The queue pump of `harvest serve`: SCF's CKafka trigger, on one machine.
 
-N consumer threads lease messages from the SQL queue, wrap each in the CKafka-trigger event SCF
-would deliver, and call the worker or finalizer handler with it. A handler that returns acks the
-message; one that raises gives it back for redelivery with backoff, until the queue dead-letters
-it, and then the job fails with a message that says which step could not be done. While a handler
-runs, its lease is extended, so a long chunk is never handed to a second consumer, while a crashed
-process's leases expire quickly and its work resumes elsewhere.
+N consumer threads lease messages from the SQL queue and run them through the same record loop
+as the SCF functions (handlers/batch.py), with the worker's or finalizer's record handler and a
+parser for deliveries (triggers.parse_deliveries). Each delivery is settled by its record's outcome:
+done is acked; failed or unreadable is given back for redelivery with backoff, until the queue
+dead-letters it, and then the job fails with a message that says which step could not be done;
+left (the deadline SCF's time limit would set, or the pump stopping, came first) is released at
+once without spending an attempt. While a record runs, its lease is extended, so a long chunk is
+never handed to a second consumer, while a crashed process's leases expire quickly and its work
+resumes elsewhere.
 
 The queue lives in the database, so the pump must outlive the database's outages: a consumer
 never dies of an error, and an ack or nack that meets one is retried with backoff until it lands
@@ -23,11 +26,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from harvest.domain.job import TOPIC_CALLBACK, TOPIC_FINALIZE, TOPIC_WORK
-from harvest.ports import Delivery, Handler, LeaseQueue, Relay
-from harvest.triggers import build_ckafka_event
+from harvest.handlers.batch import BatchProcessor, BatchResult, Outcome, RecordHandler
+from harvest.ports import Delivery, LeaseQueue, Relay
+from harvest.triggers import delivery_ref, parse_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +57,19 @@ class QueuePump:
         self,
         queue: LeaseQueue,
         relay: Relay,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, RecordHandler],
         on_dead_letter: Callable[[Delivery, str], None],
         config: PumpConfig = PumpConfig(),
     ) -> None:
         self._queue = queue
         self._relay = relay
-        self._handlers = dict(handlers)
         self._on_dead_letter = on_dead_letter
         self._config = config
         self._stop = threading.Event()
+        self._processors = {
+            topic: BatchProcessor(parse_deliveries, handle, self._stop.is_set)
+            for topic, handle in handlers.items()
+        }
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._busy_lock = threading.Lock()
@@ -105,23 +113,26 @@ class QueuePump:
                 self._relay.flush()
                 for delivery, error in self._queue.pop_dead_letters():
                     self._dead(delivery, error)
-            except Exception as exc:
-                log.warning("pump housekeeping failed (%s); will try again", exc)
+            # Any failure (a database outage, mostly): this thread must outlive it, and the next
+            # round does the same work again.
+            except Exception as exc:  # noqa: BLE001
+                log.warning("pump housekeeping failed (%s: %s); will try again", type(exc).__name__, exc)
 
     def _consume(self, topics: Sequence[str]) -> None:
         while not self._stop.is_set():
             try:
                 self._consume_once(topics)
+            # Never let a consumer thread die: the process would stay up with nobody consuming.
             except Exception:
-                # Never let a consumer thread die: the process would stay up with nobody consuming.
                 log.exception("queue consumer failed; backing off")
                 self._stop.wait(1.0)
 
     def _consume_once(self, topics: Sequence[str]) -> None:
         try:
             deliveries = self._queue.receive(1, self._config.lease_seconds, topics)
-        except Exception as exc:
-            log.warning("queue receive failed (%s); backing off", exc)
+        # Any failure to receive (the queue's database away): back off and ask again.
+        except Exception as exc:  # noqa: BLE001
+            log.warning("queue receive failed (%s: %s); backing off", type(exc).__name__, exc)
             self._stop.wait(1.0)
             return
         if not deliveries:
@@ -140,7 +151,8 @@ class QueuePump:
         while True:
             try:
                 return operation()
-            except Exception as exc:
+            # Any failure: an ack or nack must land eventually, whatever kept it from the queue.
+            except Exception as exc:  # noqa: BLE001
                 if self._stop.is_set():
                     log.warning("could not %s before stopping (%s); its lease will expire", what, exc)
                     return None
@@ -149,8 +161,8 @@ class QueuePump:
                 wait = min(self._config.settle_max_wait, wait * 2)
 
     def _deliver(self, delivery: Delivery) -> None:
-        handler = self._handlers.get(delivery.message.topic)
-        if handler is None:
+        processor = self._processors.get(delivery.message.topic)
+        if processor is None:
             self._nack(delivery, f"no handler for topic {delivery.message.topic!r}")
             return
         with self._busy_lock:
@@ -159,29 +171,41 @@ class QueuePump:
         heartbeat = threading.Thread(target=self._heartbeat, args=(delivery.id, done), daemon=True)
         heartbeat.start()
         try:
-            result = handler(build_ckafka_event([(delivery.id, delivery.message)]), self._context(delivery))
+            result = processor.process([delivery], self._context(delivery))
+        # The record loop keeps every record's error, so an exception here is a bug in the loop
+        # itself: the message is retried (nacked with the error) and the pump goes on.
         except Exception as exc:
             done.set()
+            log.exception("the record loop failed on message %s", delivery.id)
             self._nack(delivery, str(exc) or type(exc).__name__)
         else:
             done.set()
-            unreadable = result.get("unreadable") if isinstance(result, dict) else None
-            if unreadable:
-                # Never acked in silence: retried like any failure, then a dead letter an operator sees.
-                self._nack(delivery, "; ".join(str(reason) for reason in unreadable))
-            else:
-                self._settle(f"ack message {delivery.id}", lambda: self._queue.ack(delivery.id))
+            self._settle_batch(result, [delivery])
         finally:
             heartbeat.join()
             with self._busy_lock:
                 self._busy -= 1
+
+    def _settle_batch(self, result: BatchResult, deliveries: Sequence[Delivery]) -> None:
+        by_ref = {delivery_ref(delivery): delivery for delivery in deliveries}
+        for record in result.records:
+            delivery = by_ref[record.record.ref]
+            if record.outcome is Outcome.DONE:
+                self._settle(f"ack message {delivery.id}", partial(self._queue.ack, delivery.id))
+            elif record.outcome is Outcome.LEFT:
+                # Stopped by the deadline or a shutdown, not by the message: no attempt spent.
+                self._settle(f"release message {delivery.id}", partial(self._queue.release, delivery.id))
+            else:
+                # Failed, or unreadable (never acked in silence): retried, then a dead letter.
+                self._nack(delivery, record.error)
 
     def _heartbeat(self, delivery_id: int, done: threading.Event) -> None:
         interval = self._config.lease_seconds / 3
         while not done.wait(interval):
             try:
                 self._queue.extend(delivery_id, self._config.lease_seconds)
-            except Exception as exc:  # an outage: the next beat tries again, the lease has slack
+            # Any failure (an outage, mostly): the next beat tries again, the lease has slack.
+            except Exception as exc:  # noqa: BLE001
                 log.warning("could not extend the lease of message %s (%s)", delivery_id, exc)
 
     def _nack(self, delivery: Delivery, error: str) -> None:

@@ -2,8 +2,8 @@
 
 - an HTTP listener that turns each request into the API-gateway event SCF would deliver and calls
   the api function's handler (and serves the local bucket under /cos/ for players);
-- a queue pump that turns queued messages into CKafka-trigger events for the worker and finalizer
-  handlers, with N concurrent consumers;
+- a queue pump that runs queued messages through the worker's and finalizer's record loop (the
+  one SCF's CKafka trigger feeds), with N concurrent consumers;
 - /metrics (Prometheus), /healthz and /readyz on the same port (local/ops_http.py);
 - a dead-lettered message holds its job Running for HARVEST_DEAD_LETTER_HOLD seconds, so an
   operator can mend the cause and `harvest admin replay` it (usecases/operations.py);
@@ -46,7 +46,7 @@ from harvest.domain.registry import load_registry
 from harvest.errors import ConfigError, HarvestError, RequestSizeLimitExceeded, StorageError
 from harvest.handlers import finalizer, worker
 from harvest.handlers.api import make_handler as make_api_handler
-from harvest.handlers.queue_records import through_outages
+from harvest.handlers.batch import through_outages
 from harvest.local.bucket_http import BucketHttp
 from harvest.local.gateway import GatewayServer, WsgiApp
 from harvest.local.http_server import HttpResponse, ServerLimits
@@ -232,9 +232,9 @@ def build_stack(settings: Settings) -> LocalStack:
         make_api_handler(build_api_deps(settings, backend, registry, metrics)), metrics, tuple(ACTIONS)
     )
     handlers = {
-        TOPIC_WORK: worker.make_handler(deps, stopping=stop_event.is_set),
-        TOPIC_FINALIZE: finalizer.make_handler(deps, stopping=stop_event.is_set),
-        TOPIC_CALLBACK: finalizer.make_handler(deps, stopping=stop_event.is_set),
+        TOPIC_WORK: worker.record_handler(deps),
+        TOPIC_FINALIZE: finalizer.record_handler(deps),
+        TOPIC_CALLBACK: finalizer.record_handler(deps),
     }
     pump = QueuePump(
         lease_queue(backend),

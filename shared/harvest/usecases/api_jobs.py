@@ -24,7 +24,7 @@ from harvest.domain.validation import (
     validate_create,
 )
 from harvest.errors import HarvestError, InvalidTransition, JobNotCancellable
-from harvest.ports import JobPage, JobStore, Relay
+from harvest.ports import JobPage, JobRecords, Relay
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def _check_sees(caller: Caller, job: HarvestJob) -> HarvestJob:
 
 
 def create_job(
-    store: JobStore,
+    store: JobRecords,
     relay: Relay,
     registry: Registry,
     settings: Settings,
@@ -92,12 +92,12 @@ def _flush(relay: Relay, job_id: str) -> None:
         )
 
 
-def describe_job(store: JobStore, job_id: str, caller: Caller = ANYONE) -> HarvestJob:
+def describe_job(store: JobRecords, job_id: str, caller: Caller = ANYONE) -> HarvestJob:
     return _check_sees(caller, store.get(check_job_id(job_id)))
 
 
 def list_jobs(
-    store: JobStore, channel_name: str | None, page_num: int, page_size: int, caller: Caller = ANYONE
+    store: JobRecords, channel_name: str | None, page_num: int, page_size: int, caller: Caller = ANYONE
 ) -> JobPage:
     """Page `page_num` (from 1) of the jobs the caller may see, oldest first; past the end: empty."""
     check_page(page_num, page_size)
@@ -117,24 +117,24 @@ def list_jobs(
     return JobPage(jobs=visible[offset : offset + page_size], total=len(visible))
 
 
-def delete_job(store: JobStore, job_id: str, caller: Caller = ANYONE) -> None:
+def delete_job(store: JobRecords, job_id: str, caller: Caller = ANYONE) -> None:
     """Delete one Completed or Failed job."""
     _delete_in_scope(store, [check_job_id(job_id)], caller)
 
 
-def delete_jobs(store: JobStore, job_ids: Sequence[str], caller: Caller = ANYONE) -> None:
+def delete_jobs(store: JobRecords, job_ids: Sequence[str], caller: Caller = ANYONE) -> None:
     """Delete every job or none: each must exist, be in the caller's scope and be Completed or Failed."""
     _delete_in_scope(store, check_delete_ids(job_ids), caller)
 
 
-def _delete_in_scope(store: JobStore, job_ids: Sequence[str], caller: Caller) -> None:
+def _delete_in_scope(store: JobRecords, job_ids: Sequence[str], caller: Caller) -> None:
     if caller.scope is not None:
         for job_id in job_ids:
             _check_sees(caller, store.get(job_id))
     store.delete(job_ids)
 
 
-def cancel_job(store: JobStore, relay: Relay, job_id: str, caller: Caller, now: float) -> HarvestJob:
+def cancel_job(store: JobRecords, relay: Relay, job_id: str, caller: Caller, now: float) -> HarvestJob:
     """Fail a Running job now, saying who cancelled it and when.
 
     The status change is the conditional write every other ending uses, so a job ends once: a

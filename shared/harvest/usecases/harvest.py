@@ -9,10 +9,9 @@ with the expected size.
 from __future__ import annotations
 
 import logging
-import posixpath
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from harvest.domain.destination import normalize_manifest, parse_destination
@@ -41,7 +40,7 @@ from harvest.errors import (
     WindowNotCovered,
 )
 from harvest.logs import public_text
-from harvest.ports import JobStore, Notifier, ObjectStore, Origin, Queue, Relay
+from harvest.ports import HarvestStore, JobRecords, Notifier, ObjectStore, Origin, Queue, Relay
 from harvest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,7 @@ def chunk_size(tasks: int) -> int:
 class HarvestDeps:
     settings: Settings
     registry: Registry
-    store: JobStore
+    store: HarvestStore  # every concern but the outbox: the relay publishes what the steps commit
     queue: Queue  # direct publishing, for the sweeper's re-queues
     relay: Relay
     objects: ObjectStore
@@ -92,7 +91,7 @@ class JobEnded(Exception):
 class _StillRunning:
     """Whether the job is still Running, read from the store at most every CANCEL_POLL_SECONDS."""
 
-    def __init__(self, store: JobStore, job_id: str) -> None:
+    def __init__(self, store: JobRecords, job_id: str) -> None:
         self._store, self._job_id = store, job_id
         self._lock = threading.Lock()
         self._checked_at = time.monotonic()
@@ -236,7 +235,8 @@ def plan_job(deps: HarvestDeps, job_id: str) -> None:
         return
     chunks = plan.chunks(chunk_size(len(plan.tasks)), deps.settings.chunk_max_bytes)
     outbox = [chunk_message(job_id, i) for i in range(len(chunks))] or [finalize_message(job_id)]
-    stored = deps.store.save_plan(job_id, plan.to_json(), chunks, plan.segment_count, outbox)
+    # The tasks are stored once, in the chunk rows, each chunk made as it is written.
+    stored = deps.store.save_plan(job_id, plan.to_json(with_tasks=False), chunks, plan.segment_count, outbox)
     if stored:
         log.info("planned %d tasks in %d chunks", len(plan.tasks), len(chunks), extra={"job_id": job_id})
         for warning in plan.warnings:
@@ -346,7 +346,7 @@ def _run_tasks(
                     total[0] += n
                     progress[0] += 1
                     progress[1] += n
-        except BaseException as exc:  # handed to the chunk's thread below, which decides
+        except BaseException as exc:  # noqa: BLE001 (handed to the chunk's thread below, which re-raises it)
             with lock:
                 failures.append(exc)
             stopped.set()
@@ -394,18 +394,40 @@ def _report_progress(deps: HarvestDeps, job_id: str, lock: threading.Lock, progr
 # --- finalize -----------------------------------------------------------------------------------
 
 
-def _missing_objects(deps: HarvestDeps, plan: Plan) -> list[str]:
-    # One listing instead of a HEAD per object: 43,200 HEADs would take minutes on COS.
-    prefix = posixpath.commonprefix([task.key for task in plan.tasks]).rpartition("/")[0]
-    stored = dict(deps.objects.list(plan.bucket, prefix + "/" if prefix else ""))
-    missing = []
-    for task in plan.tasks:
+# Listings kept while the finalizer checks a plan's objects, folder by folder (tasks come in folder order).
+LISTED_FOLDERS = 2
+
+
+def _missing_objects(deps: HarvestDeps, bucket: str, tasks: Iterable[DownloadTask]) -> tuple[str, int]:
+    """What is wrong with the first object missing or of the wrong size, and how many are ("", 0 if none)."""
+    # One listing per folder instead of a HEAD per object (43,200 HEADs would take minutes on COS),
+    # and only the last folders' listings held: a 24 h plan of many renditions lists 400,000 objects.
+    listings: dict[str, dict[str, int]] = {}
+    first, count = "", 0
+    for task in tasks:
+        folder = task.key.rpartition("/")[0]
+        stored = listings.get(folder)
+        if stored is None:
+            if len(listings) >= LISTED_FOLDERS:
+                del listings[next(iter(listings))]
+            stored = listings[folder] = dict(deps.objects.list(bucket, folder + "/" if folder else ""))
         size = stored.get(task.key)
-        if size is None:
-            missing.append(f"{task.name} is missing from the bucket")
-        elif task.size is not None and size != task.size:
-            missing.append(f"{task.name} has {size} bytes, expected {task.size}")
-    return missing
+        if size is None or (task.size is not None and size != task.size):
+            count += 1
+            if not first:
+                wrong = (
+                    f"has {size} bytes, expected {task.size}"
+                    if size is not None
+                    else "is missing from the bucket"
+                )
+                first = f"{task.name} {wrong}"
+    return first, count
+
+
+def _planned_tasks(deps: HarvestDeps, job: HarvestJob) -> Iterator[DownloadTask]:
+    """Every task of the job's plan, read chunk by chunk (where a plan stored by any release has them)."""
+    for index in range(job.chunks_total):
+        yield from deps.store.get_chunk(job.id, index).tasks
 
 
 def finalize_job(deps: HarvestDeps, job_id: str) -> None:
@@ -416,11 +438,11 @@ def finalize_job(deps: HarvestDeps, job_id: str) -> None:
     if job.phase is not Phase.FINALIZING and not (job.phase is Phase.HARVESTING and job.chunks_total == 0):
         log.info("finalize before every chunk is done; ignored", extra={"job_id": job_id})
         return
-    plan = Plan.from_json(deps.store.get_plan(job_id))
-    missing = _missing_objects(deps, plan)
+    plan = Plan.from_json(deps.store.get_plan(job_id, with_tasks=False))
+    first, missing = _missing_objects(deps, plan.bucket, _planned_tasks(deps, job))
     if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        fail_job(deps, job_id, f"segment {missing[0]}{more}")
+        more = f" (and {missing - 1} more)" if missing > 1 else ""
+        fail_job(deps, job_id, f"segment {first}{more}")
         return
     for key, text in plan.playlists.items():
         if key != plan.master_key:

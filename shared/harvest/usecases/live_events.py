@@ -47,7 +47,7 @@ from harvest.errors import (
     SignatureExpire,
     SignatureFailure,
 )
-from harvest.ports import JobStore, LiveEventLedger, Relay
+from harvest.ports import JobRecords, LiveEventLedger, Relay
 from harvest.settings import LiveEventConfig, Settings
 from harvest.usecases.api_jobs import create_job
 
@@ -154,7 +154,7 @@ class LiveEventResult:
 
 @dataclass(frozen=True)
 class LiveEventDeps:
-    store: JobStore
+    store: JobRecords
     relay: Relay  # publishes the new job's plan message at once
     registry: Registry
     settings: Settings

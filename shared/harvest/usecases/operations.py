@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harvest.domain.job import HarvestJob, JobStatus
-from harvest.ports import DeadLetter, JobStore, Operations, Queue
+from harvest.ports import DeadLetter, Operations, PlannedJobs, Queue, RunningJobs
 from harvest.usecases.harvest import HarvestDeps, fail_job
 from harvest.usecases.sweep import lost_messages
 
@@ -33,7 +33,7 @@ class StuckJob:
     last_error: str
 
 
-def stuck_jobs(store: JobStore, operations: Operations, idle_for: float, now: float) -> list[StuckJob]:
+def stuck_jobs(store: RunningJobs, operations: Operations, idle_for: float, now: float) -> list[StuckJob]:
     """Running jobs that have not moved for `idle_for` seconds, longest idle first."""
     jobs = store.running_jobs(updated_before=now - idle_for)
     errors = operations.last_errors([job.id for job in jobs])
@@ -48,7 +48,7 @@ class ReplayResult:
 
 
 def replay(
-    store: JobStore,
+    store: PlannedJobs,
     queue: Queue,
     operations: Operations,
     ids: Sequence[int] | None = None,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from harvest.domain.job import HarvestJob, Message, Phase, chunk_message, finalize_message, plan_message
 from harvest.errors import JobNotFound
-from harvest.ports import JobStore
+from harvest.ports import JobPlans
 from harvest.usecases.harvest import HarvestDeps, fail_job
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class SweepReport:
         return {"failed": self.failed, "requeued": self.requeued, "published": self.published}
 
 
-def lost_messages(store: JobStore, job: HarvestJob) -> list[Message]:
+def lost_messages(store: JobPlans, job: HarvestJob) -> list[Message]:
     """The messages that move a Running job on from where it stands (plan, unfinished chunks, finalize)."""
     if job.phase is Phase.QUEUED:
         return [plan_message(job.id)]

@@ -6,6 +6,7 @@ of real media from a live origin is in tests/integration/test_dash_engine.py.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -40,9 +41,9 @@ def video(segment_info: str, rep_id: str = "v0", extra: str = "") -> str:
 
 
 def plan(
-    text: str, start: float, end: float, now: float = AST + 1000, **kw: object
+    text: str, start: float, end: float, now: float = AST + 1000, more: Mapping[str, str] | None = None
 ) -> tuple[Plan, ET.Element]:
-    origin = FakeOrigin({URL: text, **kw.pop("more", {})})  # type: ignore[dict-item]
+    origin = FakeOrigin({URL: text, **(more or {})})
     endpoint = Endpoint(name="dash", url=URL, protocol="DASH")
     result = build_plan(origin, endpoint, AST + start, AST + end, Dest(), "show/index.mpd", now=now)
     return result, ET.fromstring(result.playlists["vod/show/index.mpd"])
@@ -70,10 +71,13 @@ def test_number_template_without_a_timeline_numbers_segments_from_the_availabili
     # THEN segments 50..52 (10 + 100/2 ...) are fetched, and the MPD lists exactly them
     assert segment_urls(result) == ["seg-00060.m4s", "seg-00061.m4s", "seg-00062.m4s"]
     template = out.find(".//d:SegmentTemplate", NS)
-    assert template is not None and template.get("startNumber") == "60"
+    assert template is not None
+    assert template.get("startNumber") == "60"
     assert timeline(out) == [("9000000", "180000", "2")]
-    assert out.get("type") == "static" and out.get("mediaPresentationDuration") == "PT6.000S"
-    assert out.get("availabilityStartTime") is None and out.get("timeShiftBufferDepth") is None
+    assert out.get("type") == "static"
+    assert out.get("mediaPresentationDuration") == "PT6.000S"
+    assert out.get("availabilityStartTime") is None
+    assert out.get("timeShiftBufferDepth") is None
 
 
 def test_time_template_with_a_repeat_to_the_next_s_and_r_minus_one_to_the_live_edge() -> None:
@@ -105,7 +109,8 @@ def test_segment_list_keeps_its_urls_and_byte_ranges_into_one_stored_object_per_
     result, out = plan(mpd(f'<Period start="PT0S">{video(info)}</Period>'), 2, 6)
     assert [task.range for task in result.tasks] == [(0, 100), (110, 10), (120, 10)]
     template = out.find(".//d:SegmentTemplate", NS)
-    assert template is not None and template.get("media") == "index/video_v0/$Number$.m4s"
+    assert template is not None
+    assert template.get("media") == "index/video_v0/$Number$.m4s"
 
 
 @pytest.mark.parametrize(
@@ -159,7 +164,8 @@ def test_a_window_across_a_period_boundary_keeps_both_periods_with_their_offsets
     ]
     # AND each keeps its media times, its presentationTimeOffset moved to where the Period now begins
     first, second = (p.find(".//d:SegmentTemplate", NS) for p in periods)
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     assert (first.get("presentationTimeOffset"), timeline(periods[0])) == ("6000", [("6000", "2000", "1")])
     assert (second.get("presentationTimeOffset"), timeline(periods[1])) == ("5000", [("5000", "2000", "1")])
 
@@ -215,10 +221,13 @@ def test_content_protection_roles_labels_and_events_in_the_window_are_kept() -> 
     _, out = plan(mpd(f'<Period start="PT0S">{events}{video(info, extra=protection)}</Period>'), 4, 8)
     assert [e.get("id") for e in out.iterfind(".//d:Event", NS)] == ["1"]
     stream = out.find(".//d:EventStream", NS)
-    assert stream is not None and stream.get("presentationTimeOffset") == "40"
+    assert stream is not None
+    assert stream.get("presentationTimeOffset") == "40"
     pssh = out.find(".//{urn:mpeg:cenc:2013}pssh")
-    assert pssh is not None and pssh.text == "AAAAMnBzc2g="
-    assert out.find(".//d:Label", NS) is not None and out.find(".//d:Role", NS) is not None
+    assert pssh is not None
+    assert pssh.text == "AAAAMnBzc2g="
+    assert out.find(".//d:Label", NS) is not None
+    assert out.find(".//d:Role", NS) is not None
 
 
 def test_hostile_xml_is_refused() -> None:
@@ -232,7 +241,8 @@ def test_hostile_xml_is_refused() -> None:
 
 
 def test_durations_and_dates() -> None:
-    assert duration("PT1H2M3.5S", "x") == 3723.5 and duration("P1DT1S", "x") == 86401
+    assert duration("PT1H2M3.5S", "x") == 3723.5
+    assert duration("P1DT1S", "x") == 86401
     with pytest.raises(PlaylistError, match="not a duration"):
         duration("P1Y", "x")
     assert date_time("2027-01-15T08:00:00.1Z", "x") == AST + 0.1
@@ -337,12 +347,14 @@ def test_text_tracks_sidecar_webvtt_and_ttml_in_mp4_are_kept_with_language_and_r
     assert urls == ["v0/50.m4s", "v0/51.m4s", "subs/fr.vtt", "ttml-de/50.m4s", "ttml-de/51.m4s"]
     # AND the MPD keeps both sets with language, Role and Label; the sidecar is a relative BaseURL
     sets = out.findall(".//d:AdaptationSet", NS)
-    assert [(s.get("lang"), s.find("d:Role", NS).get("value")) for s in sets[1:]] == [  # type: ignore[union-attr]
+    labelled = [(s.get("lang"), s.find("d:Role", NS)) for s in sets[1:]]
+    assert [(lang, role.get("value") if role is not None else None) for lang, role in labelled] == [
         ("fr", "subtitle"),
         ("de", "caption"),
     ]
     base = sets[1].find("d:Representation/d:BaseURL", NS)
-    assert base is not None and base.text == "index/text_vtt-fr/fr.vtt"
+    assert base is not None
+    assert base.text == "index/text_vtt-fr/fr.vtt"
     assert result.tasks[2].key == "vod/show/index/text_vtt-fr/fr.vtt"
     assert result.tasks[2].content_type == "text/vtt"
     # AND the sidecar (which spans the whole Period) does not move the VOD's start or length

@@ -5,14 +5,14 @@ Times are epoch seconds from BASE (2023-11-14T22:13:20Z), so a segment's PDT rea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from harvest.domain.registry import Endpoint
 from harvest.engine.plan import Plan, PlanLimits, build_plan
 from harvest.errors import PlaylistError
 from harvest.hls.parse import format_date
-from harvest.ports import FetchedPlaylist
+from harvest.ports import FetchedPlaylist, T
 
 BASE = 1_700_000_000.0
 ORIGIN = "http://127.0.0.1:9/live"
@@ -130,6 +130,15 @@ class FakeOrigin:
             raise AssertionError(f"the planner downloads no segment but to sniff one: {url}")
         data = self.segments[url]
         return data[byte_range[0] : byte_range[0] + byte_range[1]] if byte_range else data
+
+    def stream(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        byte_range: tuple[int, int] | None,
+        sink: Callable[[Iterator[bytes]], T],
+    ) -> T:
+        return sink(iter([self.get_bytes(url, headers, byte_range)]))
 
 
 # --- named playlists ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from hls_playlists import (
     MASTER_URL,
     ORIGIN,
     Seg,
+    iframe_playlist,
     master_channel,
     media,
     plan_for,
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 
 from harvest.domain.download import DownloadTask
 from harvest.domain.registry import Endpoint
-from harvest.engine.plan import Plan, playlist_url
+from harvest.engine.plan import Plan, PlanLimits, playlist_url
 from harvest.errors import PlaylistError
 from harvest.hls.parse import parse_media
 
@@ -55,7 +56,8 @@ def test_master_channel_plans_every_rendition_with_relative_uris() -> None:
         f"{ORIGIN}/v360/iframes.m3u8",
     ]
     # AND one output playlist per rendition plus the master at prefix + Manifest
-    assert plan.bucket == "media-1250000000" and plan.master_key == "vod/show/index.m3u8"
+    assert plan.bucket == "media-1250000000"
+    assert plan.master_key == "vod/show/index.m3u8"
     assert sorted(plan.playlists) == sorted(
         [
             "vod/show/index.m3u8",
@@ -67,7 +69,8 @@ def test_master_channel_plans_every_rendition_with_relative_uris() -> None:
         ]
     )
     master = plan.playlists[plan.master_key].splitlines()
-    assert "index/v0_640x360/playlist.m3u8" in master and "index/v1_1280x720/playlist.m3u8" in master
+    assert "index/v0_640x360/playlist.m3u8" in master
+    assert "index/v1_1280x720/playlist.m3u8" in master
     assert any('URI="index/audio_aac_en/playlist.m3u8"' in line for line in master)
     assert any('URI="index/iframe_0_640x360/playlist.m3u8"' in line for line in master)
     assert any(line.endswith(",X-CUSTOM=keep") for line in master)
@@ -241,7 +244,8 @@ def test_keys_stay_on_the_key_server_by_default() -> None:
     text = plan.playlists[plan.master_key]
     assert f'#EXT-X-KEY:METHOD=AES-128,URI="{ORIGIN}/enc/keys/k1.key"' in text
     assert f'#EXT-X-KEY:METHOD=AES-128,URI="{ORIGIN}/enc/keys/k2.key"' in text
-    assert all(task.counts for task in plan.tasks) and len(plan.tasks) == 5
+    assert all(task.counts for task in plan.tasks)
+    assert len(plan.tasks) == 5
 
 
 def test_copy_keys_downloads_http_keys_and_points_at_the_copies() -> None:
@@ -319,7 +323,8 @@ def test_plan_survives_a_json_round_trip() -> None:
     stored = json.loads(json.dumps(plan.to_json()))
     again = Plan.from_json(stored)
     assert again == plan
-    assert stored["format"] == 1 and again.segment_count == plan.segment_count
+    assert stored["format"] == 1
+    assert again.segment_count == plan.segment_count
 
 
 def _task(n: int, size: int | None) -> DownloadTask:
@@ -356,9 +361,11 @@ def test_a_24_hour_playlist_of_14400_segments_plans() -> None:
     # WHEN the whole day but the first minute is planned
     plan, _ = plan_for({url: text}, 60, 86_400, url=url)
     # THEN every segment from msn 1010 on is a task, and the playlist round-trips
-    assert len(plan.tasks) == 14_390 and plan.tasks[0].key == f"{ROOT}v0/1010.ts"
+    assert len(plan.tasks) == 14_390
+    assert plan.tasks[0].key == f"{ROOT}v0/1010.ts"
     again = parse_media(plan.playlists[plan.master_key], f"http://127.0.0.1:9/{plan.master_key}")
-    assert len(again.segments) == 14_390 and again.segments[0].msn == 1010
+    assert len(again.segments) == 14_390
+    assert again.segments[0].msn == 1010
 
 
 @st.composite
@@ -395,9 +402,49 @@ def test_every_output_byte_range_points_at_the_same_source_bytes(case: tuple[str
     by_msn = {s.msn: s for s in source.segments}
     for segment in output.segments:
         task, src = tasks[segment.uri], by_msn[segment.msn]
-        assert segment.byterange is not None and src.byterange is not None
+        assert segment.byterange is not None
+        assert src.byterange is not None
         assert task.range[0] + segment.byterange.offset == src.byterange.offset
         assert segment.byterange.end <= task.range[1] == task.size
     # AND no two tasks overlap or touch (touching ranges are one run)
     spans = sorted((t.range[0], t.range[0] + t.range[1]) for t in plan.tasks)
     assert all(a_end < b_start for (_, a_end), (b_start, _) in pairwise(spans))
+
+
+# --- renditions kept between reading and writing (see conftest: each test runs both ways) ---------
+
+
+@pytest.mark.parametrize(("end", "trailing"), [(30, False), (60, True)])
+def test_tags_after_the_last_segment_are_written_only_when_the_window_reaches_it(
+    end: float, trailing: bool
+) -> None:
+    # GIVEN a media playlist of ten 6 s segments with a kept tag after the last one
+    url = f"{ORIGIN}/solo/index.m3u8"
+    playlists = {url: media(steady(10), msn=0, trailer=["#EXT-X-CUE-OUT:30"])}
+    # WHEN the window ends mid-playlist, or runs to its end
+    plan, _ = plan_for(playlists, 0, end, url=url)
+    lines = plan.playlists[plan.master_key].splitlines()
+    # THEN the tag is written, before the ENDLIST, only in the second case
+    assert ("#EXT-X-CUE-OUT:30" in lines) is trailing
+    if trailing:
+        assert lines[-2:] == ["#EXT-X-CUE-OUT:30", "#EXT-X-ENDLIST"]
+
+
+def test_playlists_listing_more_than_twice_the_task_cap_are_refused_naming_the_limit() -> None:
+    # GIVEN one variant of 8 segments and three I-frame playlists over the same segments: 8
+    # downloads, 32 playlist entries
+    segs = steady(8)
+    lines = ["#EXTM3U", "#EXT-X-STREAM-INF:BANDWIDTH=800000", "v/index.m3u8"]
+    lines += [f'#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={n},URI="v/iframes{n}.m3u8"' for n in (1, 2, 3)]
+    playlists = {MASTER_URL: "\n".join(lines) + "\n", f"{ORIGIN}/v/index.m3u8": media(segs, msn=0)}
+    playlists |= {f"{ORIGIN}/v/iframes{n}.m3u8": iframe_playlist(segs) for n in (1, 2, 3)}
+    # WHEN the task cap allows the 8 downloads but not 32 entries (2 x 10), THEN the job is refused
+    with pytest.raises(
+        PlaylistError,
+        match=r"list 2\d segments .*more than the 20 one job may write \(the limit,"
+        r" 2 x HARVEST_MAX_PLAN_TASKS\)",
+    ):
+        plan_for(playlists, 0, 48, limits=PlanLimits(max_tasks=10))
+    # and with a cap of 16 it is planned: 8 downloads, 32 entries
+    plan, _ = plan_for(playlists, 0, 48, limits=PlanLimits(max_tasks=16))
+    assert len(plan.tasks) == 8

@@ -66,7 +66,9 @@ def test_segments_get_absolute_uris_exact_extinf_text_and_sequence_numbers() -> 
     assert [s.duration for s in playlist.segments] == [5.005, 6.0, 4.5, 6.0]
     assert [s.msn for s in playlist.segments] == [7, 8, 9, 10]
     assert playlist.segments[0].title == "first"
-    assert playlist.target_duration == 6 and playlist.media_sequence == 7 and not playlist.ended
+    assert playlist.target_duration == 6
+    assert playlist.media_sequence == 7
+    assert not playlist.ended
 
 
 @pytest.mark.parametrize(
@@ -277,7 +279,8 @@ def test_master_keeps_every_attribute_as_written_and_resolves_uris() -> None:
     master = parse_master(MASTER, MASTER_URL)
     # THEN variants keep their raw attributes (unknown X-CUSTOM included) and absolute URIs
     assert [v.uri for v in master.variants] == [f"{ORIGIN}/v360/index.m3u8", f"{ORIGIN}/v720/index.m3u8"]
-    assert master.variants[0].bandwidth == 800000 and master.variants[0].resolution == "640x360"
+    assert master.variants[0].bandwidth == 800000
+    assert master.variants[0].resolution == "640x360"
     assert ("X-CUSTOM", "keep") in master.variants[0].attributes
     assert ("CLOSED-CAPTIONS", '"cc"') in master.variants[0].attributes
     assert [i.uri for i in master.iframe_streams] == [f"{ORIGIN}/v360/iframes.m3u8"]
@@ -287,7 +290,8 @@ def test_master_keeps_every_attribute_as_written_and_resolves_uris() -> None:
         ("SUBTITLES", "subs", "en", f"{ORIGIN}/subs/en.m3u8"),
         ("CLOSED-CAPTIONS", "cc", "en", None),
     ]
-    assert master.independent_segments and master.version == 6
+    assert master.independent_segments
+    assert master.version == 6
     assert [format_attributes(data) for data in master.session_data] == [
         f'DATA-ID="com.example.title",URI="{ORIGIN}/title.json"'
     ]

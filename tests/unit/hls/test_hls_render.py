@@ -285,7 +285,8 @@ def test_render_then_parse_gives_back_the_selected_segments(text: str) -> None:
     again = parse_media(render_media(window, SourceLocator()), URL)
     # THEN the segment list is the same (the first segment's discontinuity flag aside: it is dropped)
     assert [_essentials(s) for s in again.segments] == [_essentials(s) for s in window.segments]
-    assert again.ended and again.playlist_type == "VOD"
+    assert again.ended
+    assert again.playlist_type == "VOD"
 
 
 def test_master_rewrites_uris_and_keeps_every_other_attribute() -> None:
@@ -357,7 +358,8 @@ def test_any_clip_round_trips_and_covers_its_window(case: tuple[str, float, floa
     again = parse_media(render_media(window, SourceLocator()), URL)
     # THEN the segments survive unchanged, and they cover [start, end) with none wholly outside it
     assert [_essentials(s) for s in again.segments] == [_essentials(s) for s in window.segments]
-    assert window.begins <= BASE + start + 0.001 and window.ends >= BASE + end - 0.001
+    assert window.begins <= BASE + start + 0.001
+    assert window.ends >= BASE + end - 0.001
     assert all(s.pdt is not None and s.pdt < BASE + end and s.end > BASE + start for s in window.segments)
     assert int(
         header_value(render_media(window, SourceLocator()).splitlines(), "#EXT-X-TARGETDURATION")

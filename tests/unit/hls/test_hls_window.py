@@ -35,7 +35,8 @@ def test_window_selects_exactly_the_overlapping_segments(start: float, end: floa
     window = select_window(ten_segments(), BASE + start, BASE + end, "v0")
     # THEN exactly the segments overlapping [start, end) are chosen, and they cover the window
     assert [s.msn for s in window.segments] == msns
-    assert window.begins <= BASE + start + 0.001 and window.ends >= BASE + end - 0.001
+    assert window.begins <= BASE + start + 0.001
+    assert window.ends >= BASE + end - 0.001
 
 
 def test_gap_segments_are_selected_and_count_as_coverage() -> None:
@@ -124,6 +125,7 @@ def test_renditions_with_different_segment_lengths_cover_the_same_window() -> No
     # THEN each covers the whole window with no segment wholly outside it
     for window in (v, a):
         assert window.begins <= BASE + 10 < window.segments[0].end
-        assert window.segments[-1].pdt is not None and window.segments[-1].pdt < BASE + 40 <= window.ends
+        assert window.segments[-1].pdt is not None
+        assert window.segments[-1].pdt < BASE + 40 <= window.ends
     assert [s.msn for s in v.segments] == [1, 2, 3, 4, 5, 6]
     assert [s.msn for s in a.segments] == [2, 3, 4, 5, 6, 7, 8, 9]

@@ -26,6 +26,8 @@ from harvest.domain.job import CallbackClaim, HarvestJob, JobStatus, Message, Ph
 from harvest.errors import InvalidTransition, JobAlreadyExists, JobNotDeletable, JobNotFound
 from harvest.ports import ChunkRecord, JobPage
 
+TASKS_IN_CHUNKS = "tasks_in_chunks"  # engine.plan.TASKS_IN_CHUNKS: the adapter imports no engine
+
 LIVE_KEYS = ("live_segments", "live_bytes")  # read-only keys merged into HarvestJob.extra
 
 _JOB_COLUMNS = (
@@ -236,19 +238,25 @@ class SqlJobStore:
                     "UPDATE jobs SET extra = ? WHERE id = ?", (json.dumps(extra, sort_keys=True), job_id)
                 )
             tx.execute("INSERT INTO plans (job_id, plan) VALUES (?, ?)", (job_id, json.dumps(plan)))
+            # One chunk's JSON at a time: a 24 h plan's chunks are tens of MB of text in all.
             tx.executemany(
                 "INSERT INTO chunks (job_id, idx, tasks) VALUES (?, ?, ?)",
-                [(job_id, index, _tasks_json(tasks)) for index, tasks in enumerate(chunks)],
+                ((job_id, index, _tasks_json(tasks)) for index, tasks in enumerate(chunks)),
             )
             self._queue_outbox(tx, outbox)
         return True
 
-    def get_plan(self, job_id: str) -> dict[str, Any]:
+    def get_plan(self, job_id: str, with_tasks: bool = True) -> dict[str, Any]:
         with self._db.transaction(write=False) as tx:
             rows = tx.execute("SELECT plan FROM plans WHERE job_id = ?", (job_id,))
-        if not rows:
-            raise JobNotFound(f"harvest job {job_id} has no plan")
-        plan: dict[str, Any] = json.loads(rows[0]["plan"])
+            if not rows:
+                raise JobNotFound(f"harvest job {job_id} has no plan")
+            plan: dict[str, Any] = json.loads(rows[0]["plan"])
+            if not with_tasks:
+                plan.pop("tasks", None)
+            elif plan.get(TASKS_IN_CHUNKS):
+                chunks = tx.execute("SELECT tasks FROM chunks WHERE job_id = ? ORDER BY idx", (job_id,))
+                plan["tasks"] = [task for row in chunks for task in json.loads(row["tasks"])]
         return plan
 
     def get_chunk(self, job_id: str, index: int) -> ChunkRecord:

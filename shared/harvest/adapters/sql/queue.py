@@ -106,6 +106,17 @@ class SqlQueue:
                 (self._clock() + visibility_timeout, delivery_id, LEASED),
             )
 
+    def release(self, delivery_id: int) -> None:
+        """Make a leased message ready again at once, taking back the attempt its lease counted."""
+        with self._db.transaction() as tx:
+            tx.execute(
+                "UPDATE queue_messages SET state = ?, visible_at = ?,"
+                " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE id = ? AND state = ?",
+                (READY, self._clock(), delivery_id, LEASED),
+            )
+        with self._published:
+            self._published.notify_all()
+
     def ack(self, delivery_id: int) -> None:
         # Deletes even a row dead-lettered meanwhile: the consumer did finish the work after all.
         with self._db.transaction() as tx:

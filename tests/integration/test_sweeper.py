@@ -1,37 +1,28 @@
-"""The sweeper on a real SQLite table and queue, and the CKafka batch loop of the worker/finalizer.
+"""The sweeper on a real SQLite table and queue (the record loop is tested in tests/unit/test_batch.py).
 
 The sweeper's clock is injected, so "an hour later" needs no sleeping.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.clock import ManualClock
 from tests.support.tasks import download_task
+from tests.support.unused_ports import UnusedOrigin
 
 from harvest.adapters.objectstore.local import LocalDiskStore
 from harvest.adapters.relay import OutboxRelay
 from harvest.adapters.sql import Database, SqlJobStore, SqlQueue
 from harvest.domain.job import HarvestJob, JobStatus, Phase, chunk_message, finalize_message, plan_message
 from harvest.domain.registry import Registry
-from harvest.handlers.queue_records import BatchFailed, process_records
 from harvest.settings import Settings
-from harvest.triggers import build_ckafka_event
 from harvest.usecases.harvest import HarvestDeps
 from harvest.usecases.sweep import sweep
 
 NOW = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class NoNotifier:
@@ -60,12 +51,12 @@ def _job(job_id: str, created: float) -> HarvestJob:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW)
+def clock() -> ManualClock:
+    return ManualClock(NOW)
 
 
 @pytest.fixture
-def deps(tmp_path: Path, clock: Clock) -> HarvestDeps:
+def deps(tmp_path: Path, clock: ManualClock) -> HarvestDeps:
     db = Database.connect(f"sqlite:///{tmp_path / 'sweep.db'}")
     store = SqlJobStore(db, clock=clock)
     queue = SqlQueue(db)
@@ -76,7 +67,7 @@ def deps(tmp_path: Path, clock: Clock) -> HarvestDeps:
         queue=queue,
         relay=OutboxRelay(store, queue),
         objects=LocalDiskStore(tmp_path / "cos"),
-        origin=None,  # type: ignore[arg-type]  # the sweeper never fetches
+        origin=UnusedOrigin(),  # the sweeper never fetches
         notifier=NoNotifier(),
         clock=clock,
     )
@@ -96,13 +87,14 @@ def test_sweeper_fails_jobs_past_their_deadline_saying_how_far_they_got(deps: Ha
     report = sweep(deps, stale_after=300)
     # THEN the job is Failed with a message naming the deadline and its progress
     job = deps.store.get("old")
-    assert report.failed == ["old"] and job.status is JobStatus.FAILED
+    assert report.failed == ["old"]
+    assert job.status is JobStatus.FAILED
     assert job.err_message.startswith(
         "job did not finish within 3600 s (stopped at phase harvesting, 0/2 chunks"
     )
 
 
-def test_sweeper_requeues_what_a_stalled_job_is_waiting_for(deps: HarvestDeps, clock: Clock) -> None:
+def test_sweeper_requeues_what_a_stalled_job_is_waiting_for(deps: HarvestDeps, clock: ManualClock) -> None:
     # GIVEN three jobs that stalled 15 minutes ago: one never planned, one with a chunk not done,
     # one waiting to finalize
     store = deps.store
@@ -118,7 +110,8 @@ def test_sweeper_requeues_what_a_stalled_job_is_waiting_for(deps: HarvestDeps, c
     # WHEN the sweeper runs
     report = sweep(deps, stale_after=300)
     # THEN each gets exactly the message it is waiting for, and nothing is failed
-    assert report.failed == [] and report.requeued == {"unplanned": 1, "harvesting": 1, "finalizing": 1}
+    assert report.failed == []
+    assert report.requeued == {"unplanned": 1, "harvesting": 1, "finalizing": 1}
     assert sorted(_queued(deps), key=lambda b: b["job_id"]) == [
         finalize_message("finalizing").body,
         chunk_message("harvesting", 1).body,
@@ -134,47 +127,6 @@ def test_sweeper_leaves_moving_jobs_alone_and_publishes_the_outbox(deps: Harvest
     # WHEN the sweeper runs
     report = sweep(deps, stale_after=300)
     # THEN it re-queues nothing for it, but publishes the committed outbox row
-    assert report.requeued == {} and report.published == 1
+    assert report.requeued == {}
+    assert report.published == 1
     assert _queued(deps) == [plan_message("fresh").body]
-
-
-def test_a_batch_processes_every_record_skips_unreadable_ones_and_raises_for_retries() -> None:
-    # GIVEN a CKafka batch: a good record, an unreadable one, one whose handling fails, another good one
-    event = build_ckafka_event(
-        [(1, plan_message("a")), (2, plan_message("boom")), (3, finalize_message("c"))]
-    )
-    event["Records"].insert(
-        1, {"Ckafka": {"topic": "t", "partition": 0, "offset": 9, "msgBody": "{not json"}}
-    )
-    seen: list[str] = []
-
-    def handle(message: Any) -> None:
-        seen.append(message.body["job_id"])
-        if message.body["job_id"] == "boom":
-            raise RuntimeError("database unavailable")
-
-    # WHEN the batch is processed
-    with pytest.raises(BatchFailed, match="database unavailable") as info:
-        process_records(event, {"request_id": "r"}, handle)
-    # THEN the neighbours of the failing record still ran, the unreadable one was skipped (it would
-    # block the partition for ever), and the raise makes SCF redeliver the batch
-    assert seen == ["a", "boom", "c"]
-    assert "t/0@9" not in str(info.value)
-
-
-def test_a_batch_of_only_unreadable_records_is_acknowledged() -> None:
-    event = {"Records": [{"Ckafka": {"topic": "t", "partition": 1, "offset": 5, "msgBody": json.dumps([1])}}]}
-    assert process_records(event, None, lambda m: None) == {
-        "processed": 0,
-        "skipped": 1,
-        "unreadable": ["t/1@5: unreadable record: the message body is not an object"],
-    }
-    assert process_records(replace_records(event, []), None, lambda m: None) == {
-        "processed": 0,
-        "skipped": 0,
-        "unreadable": [],
-    }
-
-
-def replace_records(event: dict[str, Any], records: list[Any]) -> dict[str, Any]:
-    return {**event, "Records": records}
