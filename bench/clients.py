@@ -3,8 +3,10 @@
 The same segment URLs (the benchmark's window, from the benchmark's origin in its own process) are
 downloaded by several Python HTTP clients with the same parallelism, bodies read in 256 KB pieces
 and dropped, so only the client's own work is timed: wall seconds and this process's CPU seconds
-(every thread). `HttpOrigin` is the product's client (requests + the connect-time URL guard +
-retries + strict lengths); the others are the lighter candidates underneath it.
+(every thread). `HttpOrigin` is the product's client (the connect-time URL guard, hop-by-hop
+redirects, retries, strict lengths), measured with each of its two segment clients: libcurl
+(pycurl, the default) and requests (the fallback without pycurl); the others are the bare clients
+underneath.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import requests
 import urllib3
@@ -43,8 +45,10 @@ def _threaded(urls: Sequence[str], threads: int, fetch: Callable[[str], int]) ->
         return sum(pool.map(fetch, urls))
 
 
-def product(urls: Sequence[str], threads: int) -> int:
-    origin = HttpOrigin(RetryPolicy(3, 0.1), 10.0, threads, targets=UrlPolicy.for_origins(Settings()))
+def product(urls: Sequence[str], threads: int, client: Literal["curl", "requests"] = "curl") -> int:
+    origin = HttpOrigin(
+        RetryPolicy(3, 0.1), 10.0, threads, targets=UrlPolicy.for_origins(Settings()), client=client
+    )
 
     def drain(chunks: Iterator[bytes]) -> int:
         return sum(len(chunk) for chunk in chunks)
@@ -119,7 +123,8 @@ def pycurl_multi(urls: Sequence[str], threads: int) -> int:
 
 
 CLIENTS: dict[str, Callable[[Sequence[str], int], int]] = {
-    "HttpOrigin (product: requests + URL guard)": product,
+    "HttpOrigin (product, libcurl)": product,
+    "HttpOrigin (product, requests fallback)": lambda urls, threads: product(urls, threads, "requests"),
     "requests.Session": plain_requests,
     "urllib3.PoolManager": plain_urllib3,
     "pycurl multi (libcurl)": pycurl_multi,

@@ -44,6 +44,10 @@ KEEP_SDK_PRODUCTS = {"common", "ckafka", "__init__.py"}
 # pure-Python CRC when its C module is absent), so they are installed from source, without deps.
 SOURCE_ONLY = ("cos-python-sdk-v5", "crcmod")
 PLATFORM = "manylinux2014_x86_64"
+# Published as wheels for a newer glibc only (pycurl bundles libcurl and OpenSSL built on
+# manylinux_2_28). Installed apart, so no other package is moved to a newer glibc: on an image
+# older than that the import fails and HttpOrigin falls back to requests, logging it once.
+OWN_PLATFORM = {"pycurl": "manylinux_2_28_x86_64"}
 
 
 def _name(requirement: str) -> str:
@@ -142,7 +146,14 @@ def build(out: Path, python_version: str = "3.10") -> tuple[int, int]:
         wheels, sources = _split(runtime_requirements())
         pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target"]
         runtime = ["--python-version", python_version, "--platform", PLATFORM, "--only-binary=:all:"]
+        own = [w for w in wheels if _name(w) in OWN_PLATFORM]
+        wheels = [w for w in wheels if _name(w) not in OWN_PLATFORM]
         subprocess.run([*pip, str(target), *runtime, *wheels], check=True)
+        for requirement in own:
+            platform = ["--python-version", python_version, "--platform", OWN_PLATFORM[_name(requirement)]]
+            subprocess.run(
+                [*pip, str(target), *platform, "--only-binary=:all:", "--no-deps", requirement], check=True
+            )
         no_binary = ["--no-binary", ",".join(_name(s) for s in sources)]
         subprocess.run([*pip, str(target), "--no-deps", *no_binary, *sources], check=True)
         while missing := _missing_for_target(target, python_version):

@@ -7,19 +7,26 @@ import logging
 import random
 import re
 import socket
+import ssl
 import struct
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harvest.adapters import http_origin
 from harvest.adapters.http_origin import MIB, HttpOrigin, OriginPlaylistError, OriginSegmentError
 from harvest.adapters.retry import RetryPolicy
+from harvest.domain.urlpolicy import ScopedHeaders, UrlPolicy
 from harvest.errors import PlaylistError, SegmentFetchError
+from harvest.local.tls import ensure_self_signed
 
 SEGMENT = bytes(range(256)) * 40  # 10,240 bytes, every offset distinguishable
 
@@ -164,14 +171,17 @@ class Client:
     sleeps: list[float]
 
 
-@pytest.fixture
-def make_client() -> Iterator[Callable[..., Client]]:
+@pytest.fixture(params=["curl", "requests"])
+def make_client(request: pytest.FixtureRequest) -> Iterator[Callable[..., Client]]:
+    """Every test runs against both segment clients: libcurl (pycurl) and the requests fallback."""
     made: list[HttpOrigin] = []
 
     def make(timeout: float = 5.0, pool_size: int = 4, attempts: int = 5, **kwargs: Any) -> Client:
         sleeps: list[float] = []
         policy = RetryPolicy(attempts=attempts, rng=random.Random(7))
+        kwargs.setdefault("client", request.param)
         http = HttpOrigin(policy, timeout, pool_size, "harvest-test/1", sleep=sleeps.append, **kwargs)
+        assert http.client == request.param
         made.append(http)
         return Client(http, sleeps)
 
@@ -565,3 +575,125 @@ def test_playlist_that_is_not_utf8_is_a_playlist_error(
     # THEN it is refused as a PlaylistError, not a UnicodeDecodeError
     with pytest.raises(PlaylistError, match="not UTF-8"):
         make_client().http.get_text(url, {})
+
+
+# --- the connect-time address check, on both clients ------------------------------------------------
+
+
+def test_a_redirect_to_a_name_resolving_to_loopback_is_refused_at_connect_time(
+    origin: ScriptedOrigin, make_client: Callable[..., Client]
+) -> None:
+    # GIVEN an endpoint on 127.0.0.1 (its own host, trusted) whose segment redirects to "localhost",
+    # a name the system resolver (libcurl's own, for the curl client) turns into a loopback address
+    port = origin.base_url.rsplit(":", 1)[1]
+    origin.script(
+        "/live/v360/1.ts", Reply(status=302, body=b"", headers={"Location": f"http://localhost:{port}/meta"})
+    )
+    origin.script("/meta", Reply(body=b"credentials"))
+    client = make_client(targets=UrlPolicy())
+    # WHEN fetching the segment
+    with pytest.raises(SegmentFetchError) as caught:
+        client.http.get_bytes(origin.base_url + "/live/v360/1.ts", {})
+    # THEN the hop is refused once, without retry, and the loopback target got no request
+    assert "refused" in str(caught.value), str(caught.value)
+    assert "after 1 attempt" in str(caught.value), str(caught.value)
+    assert origin.count("/meta") == 0
+    assert client.sleeps == []
+
+
+def test_a_name_the_resolver_pins_is_checked_then_connected_to(
+    origin: ScriptedOrigin, make_client: Callable[..., Client]
+) -> None:
+    # GIVEN a CDN name that the (injected) resolver maps to the test server's 127.0.0.1
+    port = int(origin.base_url.rsplit(":", 1)[1])
+    origin.script("/cdn/1.ts", Reply())
+    url = f"http://cdn.example:{port}/cdn/1.ts"
+
+    def resolver(host: str, _port: int) -> list[str]:
+        assert host == "cdn.example"
+        return ["127.0.0.1"]
+
+    # WHEN the policy refuses it, and WHEN the operator allows that name
+    refused = make_client(targets=UrlPolicy(), resolver=resolver)
+    with pytest.raises(SegmentFetchError, match="refused"):
+        refused.http.get_bytes(url, ScopedHeaders({}, "http://endpoint.example/"))
+    assert origin.count("/cdn/1.ts") == 0
+    allowed = make_client(targets=UrlPolicy(("cdn.example",)), resolver=resolver)
+    data = allowed.http.get_bytes(url, ScopedHeaders({"X-Secret": "s"}, "http://endpoint.example/"))
+    # THEN the refused one sent nothing; the allowed one reached the resolved address under its own
+    # name, without the endpoint's header
+    assert data == SEGMENT
+    assert origin.requests[-1].headers["Host"] == f"cdn.example:{port}"
+    assert "X-Secret" not in origin.requests[-1].headers
+
+
+def test_a_large_body_read_slowly_arrives_whole(
+    origin: ScriptedOrigin, make_client: Callable[..., Client]
+) -> None:
+    # GIVEN a 6 MB segment (more than libcurl's read-ahead limit) and a sink that takes its time
+    body = bytes(random.Random(3).getrandbits(8) for _ in range(256)) * (6 * 4096)
+    url = origin.script("/live/v360/big.ts", Reply(body=body))
+    seen: list[int] = []
+
+    def slow_sink(chunks: Iterator[bytes]) -> bytes:
+        parts = []
+        for chunk in chunks:
+            seen.append(len(chunk))
+            parts.append(chunk)
+            time.sleep(0.001)
+        return b"".join(parts)
+
+    # WHEN streaming it
+    data = make_client().http.stream(url, {}, None, slow_sink)
+    # THEN every byte arrives in order, in pieces no larger than 1 MB
+    assert data == body
+    assert max(seen) <= MIB
+
+
+def test_without_pycurl_segments_fall_back_to_requests_logged_once(
+    origin: ScriptedOrigin, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN an environment where pycurl cannot be imported
+    monkeypatch.setitem(sys.modules, "pycurl", None)
+    monkeypatch.delitem(sys.modules, "harvest.adapters.curl_transport", raising=False)
+    monkeypatch.setattr(http_origin, "_fallback_logged", threading.Event())
+    url = origin.script("/live/v360/1.ts", Reply())
+    # WHEN two clients are made with the default choice
+    with caplog.at_level(logging.WARNING, logger="harvest.adapters.http_origin"):
+        clients = [HttpOrigin(RetryPolicy(attempts=1), 5.0, 2) for _ in range(2)]
+    # THEN both fetch with requests, and it was said once
+    assert [c.client for c in clients] == ["requests", "requests"]
+    assert clients[0].get_bytes(url, {}) == SEGMENT
+    assert sum("pycurl is not available" in r.getMessage() for r in caplog.records) == 1
+    with pytest.raises(ImportError):
+        HttpOrigin(RetryPolicy(attempts=1), 5.0, 2, client="curl")
+    for client in clients:
+        client.close()
+
+
+def test_an_origin_whose_certificate_is_not_trusted_is_refused(
+    tmp_path: Path, make_client: Callable[..., Client]
+) -> None:
+    # GIVEN an HTTPS origin on 127.0.0.1 with a self-signed certificate (no CA vouches for it)
+    cert, key = ensure_self_signed(tmp_path, ["127.0.0.1"])
+    scripted = ScriptedOrigin()
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.origin = scripted
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    scripted.script("/live/v360/1.ts", Reply())
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        client = make_client()
+        # WHEN fetching a segment from it
+        with pytest.raises(SegmentFetchError) as caught:
+            client.http.get_bytes(f"https://127.0.0.1:{server.server_address[1]}/live/v360/1.ts", {})
+    finally:
+        server.shutdown()
+        server.server_close()
+    # THEN the certificate check failed it at once (no retry heals a certificate), no body was read
+    assert str(caught.value) == "segment v360/1.ts: TLS error after 1 attempt"
+    assert client.sleeps == []
+    assert scripted.count("/live/v360/1.ts") == 0

@@ -12,7 +12,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from harvest.domain.destination import normalize_manifest, parse_destination
@@ -100,14 +99,22 @@ class _StillRunning:
         self._running = True
 
     def __call__(self) -> bool:
-        with self._lock:
-            if self._running and time.monotonic() - self._checked_at >= CANCEL_POLL_SECONDS:
-                self._checked_at = time.monotonic()
+        if not self._running or time.monotonic() - self._checked_at < CANCEL_POLL_SECONDS:
+            return self._running
+        # One thread reads the store; the others go on with the last answer instead of queueing
+        # behind it (a blocking lock here cost 12 % of the GIL's time on 64 KB segments).
+        if not self._lock.acquire(blocking=False):
+            return self._running
+        try:
+            if time.monotonic() - self._checked_at >= CANCEL_POLL_SECONDS:
                 try:
                     self._running = self._store.get(self._job_id).status is JobStatus.RUNNING
                 except JobNotFound:
                     self._running = False
-            return self._running
+                self._checked_at = time.monotonic()
+        finally:
+            self._lock.release()
+        return self._running
 
 
 class Interrupted(Exception):
@@ -306,67 +313,83 @@ def _run_tasks(
     should_stop: Callable[[], bool],
 ) -> int | None:
     """Run tasks with bounded parallelism; None when the job failed (a permanent fetch failure) or
-    ended meanwhile (a cancel)."""
-    total = 0
-    lock = threading.Lock()
-    progress = [0, 0]  # segments, bytes not yet reported
+    ended meanwhile (a cancel).
+
+    Each download thread takes the next task itself until none is left: no future per task and no
+    waiter to wake per segment. (A pool with `wait(FIRST_COMPLETED)` spent a third of the GIL's time
+    notifying waiters on 64 KB segments: bench/README.md, profile.) After the first failure no new
+    task starts; the ones under way finish their segment.
+    """
     still_running = _StillRunning(deps.store, job_id)
-
-    def run(task: DownloadTask) -> int:
-        if should_stop():
-            raise Interrupted(f"stopped before {task.name}")
-        if not still_running():  # cancelled: fetches under way finish their segment, no new one starts
-            raise JobEnded(f"job ended before {task.name}")
-        n = _fetch_and_store(deps, headers, bucket, task)
-        with lock:
-            progress[0] += 1
-            progress[1] += n
-        return n
-
+    pending = iter(tasks)
+    lock = threading.Lock()
+    total = [0]
+    progress = [0, 0]  # segments, bytes not yet reported
+    failures: list[BaseException] = []
+    stopped = threading.Event()  # a task failed: start no other
+    finished = threading.Event()  # every download thread has returned
     workers = max(1, min(deps.settings.download_concurrency, len(tasks)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        pending: set[Future[int]] = set()
-        task_iter = iter(tasks)
-        last_report = time.monotonic()
-        # Keep at most 2 x workers futures in flight so memory stays bounded on huge chunks.
-        while True:
-            while len(pending) < 2 * workers:
-                task = next(task_iter, None)
-                if task is None:
-                    break
-                pending.add(pool.submit(run, task))
-            if not pending:
-                break
-            # Refilled as each fetch ends, so a straggler never idles the other threads.
-            done, pending = wait(pending, return_when=FIRST_COMPLETED, timeout=1.0)
-            for future in done:
-                exc = future.exception()
-                if exc is not None:
-                    for other in pending:
-                        other.cancel()
-                    if isinstance(exc, SegmentFetchError):
-                        fail_job(deps, job_id, exc.message)
-                        return None
-                    if isinstance(exc, JobEnded):
-                        log.info("chunk stopped: the job is no longer Running", extra={"job_id": job_id})
-                        return None
-                    raise exc
-                total += future.result()
-            if time.monotonic() - last_report > 1.0:
-                last_report = time.monotonic()
+    running = [workers]
+
+    def fetch_all() -> None:
+        try:
+            while not stopped.is_set():
                 with lock:
-                    segs, got = progress
-                    progress[0] = progress[1] = 0
-                if segs:
-                    try:
-                        deps.store.add_progress(job_id, segs, got)
-                    except Unavailable:
-                        # Progress is for progress bars: keep the counts for the next report
-                        # rather than abandon a chunk's downloads because the database blinked.
-                        with lock:
-                            progress[0] += segs
-                            progress[1] += got
-    return total
+                    task = next(pending, None)
+                if task is None:
+                    return
+                if should_stop():
+                    raise Interrupted(f"stopped before {task.name}")
+                if not still_running():  # cancelled: fetches under way finish, no new one starts
+                    raise JobEnded(f"job ended before {task.name}")
+                n = _fetch_and_store(deps, headers, bucket, task)
+                with lock:
+                    total[0] += n
+                    progress[0] += 1
+                    progress[1] += n
+        except BaseException as exc:  # noqa: BLE001 (handed to the chunk's thread below, which re-raises it)
+            with lock:
+                failures.append(exc)
+            stopped.set()
+        finally:
+            with lock:
+                running[0] -= 1
+                if running[0] == 0:
+                    finished.set()
+
+    threads = [threading.Thread(target=fetch_all, name=f"fetch-{i}", daemon=True) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    while not finished.wait(1.0):
+        _report_progress(deps, job_id, lock, progress)
+    for thread in threads:
+        thread.join()
+    if failures:
+        exc = failures[0]
+        if isinstance(exc, SegmentFetchError):
+            fail_job(deps, job_id, exc.message)
+            return None
+        if isinstance(exc, JobEnded):
+            log.info("chunk stopped: the job is no longer Running", extra={"job_id": job_id})
+            return None
+        raise exc
+    return total[0]
+
+
+def _report_progress(deps: HarvestDeps, job_id: str, lock: threading.Lock, progress: list[int]) -> None:
+    with lock:
+        segs, got = progress
+        progress[0] = progress[1] = 0
+    if not segs:
+        return
+    try:
+        deps.store.add_progress(job_id, segs, got)
+    except Unavailable:
+        # Progress is for progress bars: keep the counts for the next report rather than abandon a
+        # chunk's downloads because the database blinked.
+        with lock:
+            progress[0] += segs
+            progress[1] += got
 
 
 # --- finalize -----------------------------------------------------------------------------------

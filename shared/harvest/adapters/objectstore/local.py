@@ -26,9 +26,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import itertools
 import os
 import stat
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from harvest.adapters.objectstore import check_bucket, check_key, check_prefix
 from harvest.errors import StorageError
 
 TEMP_PREFIX = ".harvest-partial-"
-_FILE_MODE = 0o644  # mkstemp creates 0600; the bucket is meant to be served to players
+_FILE_MODE = 0o644  # temporary files are made 0600; the bucket is meant to be served to players
 
 
 class LocalDiskStore:
@@ -137,26 +137,39 @@ class LocalDiskStore:
         return found
 
 
+# Temporary names unique within this process (pid, then a counter: next() on a count is atomic in
+# CPython); O_EXCL still refuses a leftover of an earlier process with the same pid. mkstemp's
+# random names cost more Python per object than the write itself on 64 KB segments.
+_TEMP_NUMBERS = itertools.count()
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
 def _temp_file(directory: Path) -> tuple[int, str]:
-    try:
-        return tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX)
-    except FileNotFoundError:  # removed since this store made it (a cleanup): make it again
-        directory.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX)
+    while True:
+        name = f"{directory}/{TEMP_PREFIX}{os.getpid()}-{next(_TEMP_NUMBERS)}"
+        try:
+            return os.open(name, _TEMP_FLAGS, 0o600), name
+        except FileExistsError:
+            continue
+        except FileNotFoundError:  # removed since this store made it (a cleanup): make it again
+            directory.mkdir(parents=True, exist_ok=True)
 
 
 def _write_atomically(path: Path, chunks: Iterable[bytes], durable: bool) -> int:
     fd, temp_name = _temp_file(path.parent)
     written = 0
     try:
-        with os.fdopen(fd, "wb") as handle:
+        try:
             for chunk in chunks:
-                handle.write(chunk)
+                view = memoryview(chunk)
+                while view:  # os.write may write less than asked (a signal, a full disk)
+                    view = view[os.write(fd, view) :]
                 written += len(chunk)
-            handle.flush()
             if durable:
-                os.fsync(handle.fileno())
-            os.fchmod(handle.fileno(), _FILE_MODE)
+                os.fsync(fd)
+            os.fchmod(fd, _FILE_MODE)
+        finally:
+            os.close(fd)
         os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
