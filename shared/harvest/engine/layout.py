@@ -69,7 +69,9 @@ def url_basename(url: str) -> str:
 def url_extension(url: str) -> str:
     """The lower-case extension of the URL's path ('' when there is none)."""
     _, dot, ext = _path_basename(url).rpartition(".")
-    ext = _UNSAFE.sub("", ext).lower()
+    if not (ext.isascii() and ext.isalnum()):  # the usual "ts" or "m4s" needs no cleaning
+        ext = _UNSAFE.sub("", ext)
+    ext = ext.lower()
     return ext if dot and ext and len(ext) <= 8 else ""
 
 

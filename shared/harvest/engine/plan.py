@@ -145,7 +145,7 @@ class PlannedTasks(Sequence[DownloadTask]):
 
     def __init__(self, book: TaskBook) -> None:
         self._book = book
-        self._count = sum(1 for _ in book.tasks())
+        self._count = book.task_count()
 
     def __len__(self) -> int:
         return self._count

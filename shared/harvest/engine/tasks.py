@@ -114,6 +114,12 @@ class TaskBook:
         self.allocator = KeyAllocator()  # every key is given: the set of used ones is not needed again
         self.assigned = True
 
+    def task_count(self) -> int:
+        """How many tasks `tasks()` yields, counted without making them."""
+        assert self.assigned, "task_count() before assign()"
+        objects = sum(1 if r.whole_key is not None else len(r.runs or ()) for r in self.resources.values())
+        return objects + len(self.keys)
+
     def tasks(self) -> Iterator[DownloadTask]:
         """One task per object, in assignment order (the same order every time)."""
         assert self.assigned, "tasks() before assign()"
