@@ -38,6 +38,10 @@ API_MB, FINALIZER_MB = 256, 512
 # SCF memory sizes: 64 MB, then steps of 128 MB up to 3,072 MB.
 SCF_SIZES_MB = [64, *range(128, 3072 + 1, 128)]
 HEADROOM = 1.5  # memory over the measured peak RSS: a bigger segment or a slower COS holds more
+# The worker also plans: the largest plan the defaults allow (HARVEST_MAX_PLAN_TASKS, 150,000 tasks
+# in one rendition) peaked at 260 MB RSS in one `harvest serve` (tests/reliability/test_memory.py).
+# A worker sized for harvesting alone (256 MB) would be killed planning it, so this is a floor.
+PLAN_AT_CAP_RSS_MB = 260
 CALLS_PER_JOB = 4  # Create (api), plan (worker), finalize (finalizer), callback (finalizer)
 HOUR = 3600
 
@@ -65,14 +69,15 @@ def measure_worker(
 
 
 def worker_memory_mb(peak_rss_mb: float, segment_kb: int) -> int:
-    """The smallest SCF size with HEADROOM over what a worker holds: the cheapest at equal wall time.
+    """The smallest SCF size with HEADROOM over what a worker holds, harvesting a chunk or planning
+    the largest job the defaults allow: the cheapest at equal wall time that never runs out.
 
     The measured peak is on the local disk; COS's put_stream holds a segment below its 16 MiB
     multipart threshold whole, once as a buffer and once as the PUT body, in each download thread,
     so that is added. Bigger segments need more: about HARVEST_DOWNLOAD_CONCURRENCY x 2 x the size.
     """
     cos_buffers_mb = Settings().download_concurrency * 2 * segment_kb / 1024
-    need = (peak_rss_mb + cos_buffers_mb) * HEADROOM
+    need = max(peak_rss_mb + cos_buffers_mb, PLAN_AT_CAP_RSS_MB) * HEADROOM
     return next(size for size in SCF_SIZES_MB if size >= need)
 
 

@@ -257,3 +257,13 @@ def test_make_deploy_publishes_the_layer_for_python_3_10_and_binds_the_functions
         assert request["Layers"] == [{"LayerName": "harvest-shared", "LayerVersion": "$LAYER_VERSION"}]
         assert request["Code"]["ZipFile"]
     assert [action for action, _ in calls[len(FUNCTIONS) + 1 :]] == ["CreateTrigger"] * 5
+
+
+def test_the_worker_has_room_to_plan_the_largest_job_the_defaults_allow(plan: Any) -> None:
+    # The worker plans as well as harvests: its memory must hold a plan at HARVEST_MAX_PLAN_TASKS
+    # (measured by tests/reliability/test_memory.py, kept in bench/scf_cost.py) with the headroom
+    # the cost table's sizing rule gives, or SCF kills the planning invocation.
+    scf_cost = pytest.importorskip("bench.scf_cost")
+    assert Settings().max_plan_tasks == 150_000  # the cap the floor was measured at
+    needed = scf_cost.PLAN_AT_CAP_RSS_MB * scf_cost.HEADROOM
+    assert plan.functions["worker"].request["MemorySize"] >= needed
