@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.support.clock import ManualClock
@@ -97,7 +98,7 @@ def planned(
     backend.db.close()
 
 
-def chunk_event(deps: HarvestDeps, job_id: str) -> dict[str, object]:
+def chunk_event(deps: HarvestDeps, job_id: str) -> dict[str, Any]:
     chunks = deps.store.get(job_id).chunks_total
     messages: list[tuple[int, Message]] = [(100 + i, chunk_message(job_id, i)) for i in range(chunks)]
     return build_ckafka_event(messages)
@@ -116,7 +117,7 @@ def test_a_batch_cut_short_by_the_deadline_leaves_the_rest_for_redelivery(
     clock = InvocationClock()
     handler = worker.make_handler(replace(deps, store=ChunksTakeTime(backend, clock, 40)), clock=clock)
     event = chunk_event(deps, "cut-short")
-    total = len(event["Records"])  # type: ignore[arg-type]
+    total = len(event["Records"])
     caplog.set_level(logging.INFO)
     # WHEN the worker handles it
     with pytest.raises(BatchFailed) as info:

@@ -118,7 +118,6 @@ class Chunks(Sequence[list[DownloadTask]]):
             return NotImplemented
         return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=False))
 
-    __hash__ = None  # type: ignore[assignment]
 
     @overload
     def __getitem__(self, index: int) -> list[DownloadTask]: ...
@@ -159,7 +158,6 @@ class PlannedTasks(Sequence[DownloadTask]):
             return NotImplemented
         return len(other) == self._count and all(a == b for a, b in zip(self, other, strict=False))
 
-    __hash__ = None  # type: ignore[assignment]  # a view of a mutable book, like a list
 
     @overload
     def __getitem__(self, index: int) -> DownloadTask: ...
