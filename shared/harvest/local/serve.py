@@ -72,6 +72,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SIGNAL_POLL_SECONDS = 0.2  # how soon a signal's handler runs (see serve_main)
+
 # A lease is short and kept alive by a heartbeat, so work held by a killed process is picked up
 # again within a minute instead of after SCF's 900 s invocation limit.
 LOCAL_LEASE_SECONDS = 30.0
@@ -326,7 +328,12 @@ def serve_main() -> int:
         f" data in {settings.data_dir}",
         flush=True,
     )
-    stack.stop_event.wait()
+    # Wait in short steps, not in one blocking wait: the kernel may deliver SIGHUP or SIGTERM to any
+    # of the process's threads, and Python runs the handler only when the main thread next runs
+    # bytecode. A main thread blocked in Event.wait() without a timeout never did, so a SIGHUP could
+    # go unhandled for good (seen as a reload that never happened, under load with many threads).
+    while not stack.stop_event.wait(SIGNAL_POLL_SECONDS):
+        pass
     print("harvest serve: stopping", flush=True)
     stack.stop()
     return 0
