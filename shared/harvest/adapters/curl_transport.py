@@ -23,8 +23,11 @@ headers; this module only moves bytes):
   resolved by that resolver, every address checked, and libcurl pinned to them (CURLOPT_RESOLVE).
   Proxies are off when a policy is set (they would connect for us, past the check). Only http and
   https; redirects are not followed by libcurl (HttpOrigin follows them hop by hop).
-- Timeouts: CURLOPT_CONNECTTIMEOUT for the connection; once connected, `timeout` seconds without a
-  byte (headers or body) end the attempt as a read timeout, like requests' per-read timeout.
+- Timeouts: `timeout` seconds without progress end the attempt, as a connect timeout before the
+  connection is made and a read timeout after it (like requests' per-read timeout). The silence is
+  measured up to the last time libcurl was asked for progress, so a thread kept waiting for the
+  GIL never blames the origin; libcurl's own CURLOPT_CONNECTTIMEOUT, which has that flaw, is only a
+  backstop at CONNECT_BACKSTOP times the timeout.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from harvest.domain.urlpolicy import Resolver, parse_ip, system_resolver
 from harvest.errors import TargetRefused
 
 BUFFER_LIMIT = 1024 * 1024  # bytes read ahead of the sink at most, per transfer
+CONNECT_BACKSTOP = 10  # libcurl's connect timeout, in our timeouts (see _Slot)
 RECEIVE_BUFFER = 256 * 1024  # libcurl's receive buffer: fewer, larger write callbacks
 SELECT_SLICE = 1.0  # the longest one wait on the socket lasts before the timeout is checked again
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -79,7 +83,10 @@ class _Slot:
         easy.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         easy.setopt(pycurl.FOLLOWLOCATION, 0)
         easy.setopt(pycurl.USERAGENT, transport.user_agent)
-        easy.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(transport.timeout * 1000)))
+        # libcurl measures its connect timeout only when asked for progress, and a thread waiting
+        # for the GIL asks late: a connect done in 1 ms was failed as timed out. So libcurl's own
+        # limit is only a backstop; the timeout is kept by CurlResponse._step (see there).
+        easy.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(transport.timeout * 1000 * CONNECT_BACKSTOP)))
         easy.setopt(pycurl.BUFFERSIZE, RECEIVE_BUFFER)
         # The certificates requests trusts (certifi), not the CA path compiled into the wheel's
         # libcurl, which need not exist on this system (SCF's image, Debian).
@@ -179,6 +186,11 @@ class CurlResponse:
         if self._paused and self._buffered < BUFFER_LIMIT:
             self._paused = False
             slot.easy.pause(pycurl.PAUSE_CONT)  # may hand the held data to on_write right here
+        # The idle time is measured up to the moment libcurl was last asked for progress, not to
+        # now: a thread that then waits for the GIL (64 download threads on 2 busy cores) must not
+        # count that wait against the origin. Measured to now, a loaded worker failed healthy
+        # segments with "connect timeout" after 5 attempts, though every connect had completed.
+        asked = time.monotonic()
         while True:
             ret, running = slot.multi.perform()
             if ret != pycurl.E_CALL_MULTI_PERFORM:
@@ -189,7 +201,7 @@ class CurlResponse:
         if self._buffer or self._paused:
             return
         timeout = self._transport.timeout
-        idle = time.monotonic() - self._last_activity
+        idle = asked - self._last_activity
         if idle >= timeout:
             self._fail_timeout()
             return
