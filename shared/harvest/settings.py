@@ -96,6 +96,13 @@ def check_scf_environment(function: str, env: Mapping[str, str] | None = None) -
         )
 
 
+# What the lowest value of a range means, said in its error.
+_RANGE_NOTES = {
+    "HARVEST_RATE_LIMIT": "0 disables rate limiting",
+    "HARVEST_DEAD_LETTER_HOLD": "0 fails the job at once",
+}
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
@@ -357,7 +364,8 @@ class Settings:
         for name, value, low, high in self._ranges():
             if value < low or (high is not None and value > high):
                 bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-                raise ConfigError(f"{name} must be {bounds}, got {value}")
+                note = f" ({_RANGE_NOTES[name]})" if name in _RANGE_NOTES else ""
+                raise ConfigError(f"{name} must be {bounds}{note}, got {value}")
         for name, seconds in self._durations():
             if seconds <= 0:
                 raise ConfigError(f"{name} must be > 0 seconds, got {seconds}")
@@ -367,6 +375,11 @@ class Settings:
         would not mean "none" or "off" to the code that reads it (zero download slots hang a chunk)."""
         return [
             ("HARVEST_PORT", self.port, 0, 65535),  # 0: any free port (the tests' servers)
+            ("HARVEST_WORKERS", self.workers, 1, None),
+            ("HARVEST_MAX_CONNECTIONS", self.max_connections, 1, None),
+            ("HARVEST_RATE_LIMIT", self.rate_limit, 0, None),
+            ("HARVEST_QUEUE_MAX_ATTEMPTS", self.queue_max_attempts, 1, None),
+            ("HARVEST_DEAD_LETTER_HOLD", self.dead_letter_hold, 0, None),
             ("HARVEST_COS_PORT", self.cos_endpoint_port, 0, 65535),  # 0: the scheme's own port
             ("HARVEST_MAX_BODY_BYTES", self.max_body_bytes, 1, None),
             ("HARVEST_SIGNATURE_MAX_SKEW", self.signature_max_skew, 1, None),
@@ -384,6 +397,7 @@ class Settings:
 
     def _durations(self) -> list[tuple[str, float]]:
         return [
+            ("HARVEST_REQUEST_HEAD_TIMEOUT", self.request_head_timeout),
             ("HARVEST_VISIBILITY_TIMEOUT", self.visibility_timeout),
             ("HARVEST_FETCH_TIMEOUT", self.fetch_timeout),
             ("HARVEST_JOB_DEADLINE", self.job_deadline),
@@ -400,12 +414,9 @@ class Settings:
             ) from None
 
     def _rules(self) -> list[tuple[bool, str]]:
-        """(broken, what to say) for each rule on a single setting or a pair, in the order checked."""
+        """(broken, what to say) for each rule on a choice or a pair of settings, in the order checked
+        (plain ranges are in _ranges and _durations)."""
         return [
-            (self.rate_limit < 0, "HARVEST_RATE_LIMIT must be >= 0 (0 disables rate limiting)"),
-            (self.workers < 1, "HARVEST_WORKERS must be >= 1"),
-            (self.max_connections < 1, "HARVEST_MAX_CONNECTIONS must be >= 1"),
-            (self.request_head_timeout <= 0, "HARVEST_REQUEST_HEAD_TIMEOUT must be > 0 seconds"),
             (
                 (self.tls_cert is None) != (self.tls_key is None),
                 "HTTPS needs both HARVEST_TLS_CERT and HARVEST_TLS_KEY (--tls-cert, --tls-key)",
@@ -417,11 +428,6 @@ class Settings:
             (self.object_store not in ("local", "cos"), "HARVEST_OBJECT_STORE must be 'local' or 'cos'"),
             (self.queue_backend not in ("sql", "ckafka"), "HARVEST_QUEUE must be 'sql' or 'ckafka'"),
             (self.cos_scheme not in ("http", "https"), "HARVEST_COS_SCHEME must be 'http' or 'https'"),
-            (
-                self.dead_letter_hold < 0,
-                "HARVEST_DEAD_LETTER_HOLD must be >= 0 (0 fails the job at once)",
-            ),
-            (self.queue_max_attempts < 1, "HARVEST_QUEUE_MAX_ATTEMPTS must be >= 1"),
             (
                 self.queue_backend == "ckafka" and self.region not in CKAFKA_HTTP_REGIONS,
                 f"HARVEST_REGION {self.region!r}: CKafka's HTTP SendMessage (HARVEST_QUEUE=ckafka) is"
