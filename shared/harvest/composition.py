@@ -30,6 +30,7 @@ from harvest.invocation import InvocationMetrics, measured
 from harvest.metrics import NO_METRICS, InstrumentedJobStore, OriginErrors, instrument_api_handler
 from harvest.ports import Handler, JobStore, LeaseQueue, Metrics, ObjectStore, Operations, Queue
 from harvest.settings import LiveEventConfig, Settings, check_scf_environment, running_on_scf
+from harvest.usecases.download_pool import DownloadPool
 from harvest.usecases.harvest import HarvestDeps
 
 
@@ -122,6 +123,7 @@ def build_harvest_deps(
         objects=build_object_store(settings),
         origin=build_origin(settings, metrics),
         notifier=build_notifier(settings),
+        downloads=DownloadPool(settings.download_concurrency),
     )
 
 

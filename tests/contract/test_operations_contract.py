@@ -30,6 +30,7 @@ from harvest.domain.job import (
 )
 from harvest.domain.registry import Registry
 from harvest.settings import Settings
+from harvest.usecases.download_pool import DownloadPool
 from harvest.usecases.harvest import HarvestDeps
 from harvest.usecases.operations import fail_held_jobs, replay, stuck_jobs
 
@@ -147,6 +148,7 @@ def _deps(store: SqlJobStore, queue: SqlQueue, clock: Any) -> HarvestDeps:
         objects=UnusedObjectStore(),
         origin=UnusedOrigin(),
         notifier=UnusedNotifier(),
+        downloads=DownloadPool(1),  # never downloads
         clock=clock,
     )
 

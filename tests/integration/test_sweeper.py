@@ -19,6 +19,7 @@ from harvest.adapters.sql import Database, SqlJobStore, SqlQueue
 from harvest.domain.job import HarvestJob, JobStatus, Phase, chunk_message, finalize_message, plan_message
 from harvest.domain.registry import Registry
 from harvest.settings import Settings
+from harvest.usecases.download_pool import DownloadPool
 from harvest.usecases.harvest import HarvestDeps
 from harvest.usecases.sweep import sweep
 
@@ -69,6 +70,7 @@ def deps(tmp_path: Path, clock: ManualClock) -> HarvestDeps:
         objects=LocalDiskStore(tmp_path / "cos"),
         origin=UnusedOrigin(),  # the sweeper never fetches
         notifier=NoNotifier(),
+        downloads=DownloadPool(1),  # never downloads
         clock=clock,
     )
 

@@ -31,6 +31,7 @@ from harvest.domain.validation import CreateParams
 from harvest.hls.parse import format_date
 from harvest.settings import Settings
 from harvest.usecases.api_jobs import create_job
+from harvest.usecases.download_pool import DownloadPool
 from harvest.usecases.harvest import HarvestDeps
 
 BASE = 1_700_000_000.0  # the first segment's PROGRAM-DATE-TIME
@@ -148,8 +149,9 @@ def make_world(
         sleeps.append(seconds)
         clock.advance(seconds)
 
+    chosen = settings(**overrides)
     deps = HarvestDeps(
-        settings=settings(**overrides),
+        settings=chosen,
         registry=registry,
         store=store,
         queue=queue,
@@ -157,6 +159,7 @@ def make_world(
         objects=objects,
         origin=origin,
         notifier=notifier,
+        downloads=DownloadPool(chosen.download_concurrency),
         clock=clock,
         sleep=sleep,
     )

@@ -228,6 +228,29 @@ def test_a_cancel_during_a_chunk_stops_its_downloads_and_records_nothing(
         )
 
 
+def test_chunks_running_at_once_in_one_process_share_its_download_concurrency(world: World) -> None:
+    # GIVEN HARVEST_DOWNLOAD_CONCURRENCY 2 and a job of three chunks whose segments take a while
+    chunks = planned(world, 60)
+    most = [0]
+
+    def slow() -> None:
+        most[0] = max(most[0], world.origin.in_flight)
+        threading.Event().wait(0.005)
+
+    for task in chunks[0] + chunks[1]:
+        index = int(task.url.rsplit("_", 1)[1].removesuffix(".ts"))
+        world.origin.serve(task.url, segment_body(index), during=slow)
+    # WHEN two consumers harvest two chunks at the same time
+    consumers = [threading.Thread(target=harvest_chunk, args=(world.deps, "j", i)) for i in (0, 1)]
+    for consumer in consumers:
+        consumer.start()
+    for consumer in consumers:
+        consumer.join(30)
+    # THEN both are done, and the process never had more than 2 downloads under way (not 2 each)
+    assert [world.store.get_chunk("j", i).done for i in (0, 1)] == [True, True]
+    assert most[0] == 2
+
+
 def test_a_long_chunk_reports_live_progress_while_it_runs(world: World) -> None:
     # GIVEN a 6-segment chunk whose last segment takes over a second of real time (the progress
     # report is paced by the real clock, once a second)

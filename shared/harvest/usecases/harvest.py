@@ -43,6 +43,7 @@ from harvest.errors import (
 from harvest.logs import public_text
 from harvest.ports import HarvestStore, JobRecords, Notifier, ObjectStore, Origin, Queue, Relay
 from harvest.settings import Settings
+from harvest.usecases.download_pool import DownloadPool
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class HarvestDeps:
     objects: ObjectStore
     origin: Origin
     notifier: Notifier
+    downloads: DownloadPool  # DownloadPool(settings.download_concurrency), one per process
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
@@ -312,60 +314,32 @@ def _run_tasks(
     tasks: Sequence[DownloadTask],
     should_stop: Callable[[], bool],
 ) -> int | None:
-    """Run tasks with bounded parallelism; None when the job failed (a permanent fetch failure) or
-    ended meanwhile (a cancel).
+    """Run tasks on the process's download pool; None when the job failed (a permanent fetch
+    failure) or ended meanwhile (a cancel).
 
-    Each download thread takes the next task itself until none is left: no future per task and no
-    waiter to wake per segment. (A pool with `wait(FIRST_COMPLETED)` spent a third of the GIL's time
-    notifying waiters on 64 KB segments: bench/README.md, profile.) After the first failure no new
-    task starts; the ones under way finish their segment.
+    After the first failure no new task starts; the ones under way finish their segment.
     """
     still_running = _StillRunning(deps.store, job_id)
-    pending = iter(tasks)
     lock = threading.Lock()
     total = [0]
     progress = [0, 0]  # segments, bytes not yet reported
-    failures: list[BaseException] = []
-    stopped = threading.Event()  # a task failed: start no other
-    finished = threading.Event()  # every download thread has returned
-    workers = max(1, min(deps.settings.download_concurrency, len(tasks)))
-    running = [workers]
 
-    def fetch_all() -> None:
-        try:
-            while not stopped.is_set():
-                with lock:
-                    task = next(pending, None)
-                if task is None:
-                    return
-                if should_stop():
-                    raise Interrupted(f"stopped before {task.name}")
-                if not still_running():  # cancelled: fetches under way finish, no new one starts
-                    raise JobEnded(f"job ended before {task.name}")
-                n = _fetch_and_store(deps, headers, bucket, task)
-                with lock:
-                    total[0] += n
-                    progress[0] += 1
-                    progress[1] += n
-        except BaseException as exc:  # noqa: BLE001 (handed to the chunk's thread below, which re-raises it)
-            with lock:
-                failures.append(exc)
-            stopped.set()
-        finally:
-            with lock:
-                running[0] -= 1
-                if running[0] == 0:
-                    finished.set()
+    def fetch(task: DownloadTask) -> None:
+        if should_stop():
+            raise Interrupted(f"stopped before {task.name}")
+        if not still_running():  # cancelled: fetches under way finish, no new one starts
+            raise JobEnded(f"job ended before {task.name}")
+        n = _fetch_and_store(deps, headers, bucket, task)
+        with lock:
+            total[0] += n
+            progress[0] += 1
+            progress[1] += n
 
-    threads = [threading.Thread(target=fetch_all, name=f"fetch-{i}", daemon=True) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    while not finished.wait(1.0):
+    batch = deps.downloads.submit(iter(tasks), fetch)
+    while not batch.wait(1.0):
         _report_progress(deps, job_id, lock, progress)
-    for thread in threads:
-        thread.join()
-    if failures:
-        exc = failures[0]
+    exc = batch.failure
+    if exc is not None:
         if isinstance(exc, SegmentFetchError):
             fail_job(deps, job_id, exc.message)
             return None

@@ -1,0 +1,127 @@
+"""The download threads of one process, shared by every chunk it runs at once.
+
+Why one pool per process and not threads per chunk: `harvest serve` runs a chunk per consumer (4 by
+default), and with HARVEST_DOWNLOAD_CONCURRENCY threads each that was 64 transfers on 2 cores. The
+benchmark measured the same bytes costing about a third more CPU that way than with 16 (thread
+switches handing the GIL around), and a semaphore capping the transfers while keeping 64 threads
+did not win it back: the threads themselves were the cost. With one pool, a chunk alone (as on SCF,
+one chunk per instance) still gets every thread, several chunks share them, and a chunk that is
+syncing its objects or recording itself as done leaves the threads to the other chunks instead
+of idling its own (bench/README.md, round 3).
+
+A batch is one chunk's work: its items are taken one at a time, round-robin between the batches
+under way, so every chunk moves. The first exception of a batch stops its new items (the ones under
+way finish) and is handed to the batch's owner. Threads are started as work arrives, up to the
+pool's size, and end after IDLE_SECONDS without any.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+IDLE_SECONDS = 30.0  # a thread with nothing to do for this long ends (the next batch starts it again)
+
+
+class Batch(Generic[T]):
+    """Items handled by the pool's threads; `wait` returns once none is under way and none will start.
+
+    Its counters belong to the pool and change only under the pool's lock.
+    """
+
+    def __init__(self, items: Iterator[T], handle: Callable[[T], None]) -> None:
+        self.items = items
+        self.handle = handle
+        self.under_way = 0
+        self.closed = False  # no item will start: all taken, or one failed
+        self.failure: BaseException | None = None
+        self.done = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+
+class DownloadPool:
+    def __init__(self, threads: int, name: str = "fetch") -> None:
+        if threads < 1:
+            raise ValueError(f"a download pool needs at least one thread, not {threads}")
+        self._size = threads
+        self._name = name
+        self._lock = threading.Condition()
+        self._batches: deque[Batch[Any]] = deque()  # with items still to start, in turn
+        self._threads = 0
+        self._started = 0  # names threads fetch-0, fetch-1, ... for logs and profiles
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def submit(self, items: Iterator[T], handle: Callable[[T], None]) -> Batch[T]:
+        """Start handling `items` with `handle`, each on one of the pool's threads."""
+        batch: Batch[T] = Batch(items, handle)
+        with self._lock:
+            self._batches.append(batch)
+            while self._threads < self._size:
+                self._threads += 1
+                name = f"{self._name}-{self._started}"
+                self._started += 1
+                threading.Thread(target=self._work, name=name, daemon=True).start()
+            self._lock.notify_all()
+        return batch
+
+    def _next(self) -> tuple[Batch[Any], Any] | None:
+        """The next item to start and its batch, taking turns between batches; None after IDLE_SECONDS
+        without one (the thread then ends). Called with the lock held."""
+        while True:
+            while self._batches:
+                batch = self._batches[0]
+                item = _END
+                if batch.failure is None:
+                    try:
+                        item = next(batch.items, _END)
+                    except Exception as exc:  # noqa: BLE001 (the batch's failure: its owner re-raises it)
+                        batch.failure = exc
+                if item is _END:
+                    self._batches.popleft()
+                    self._close(batch)
+                    continue
+                self._batches.rotate(-1)
+                batch.under_way += 1
+                return batch, item
+            if not self._lock.wait(IDLE_SECONDS) and not self._batches:
+                self._threads -= 1
+                return None
+
+    def _close(self, batch: Batch[Any]) -> None:
+        batch.closed = True
+        if batch.under_way == 0:
+            batch.done.set()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                taken = self._next()
+            if taken is None:
+                return
+            batch, item = taken
+            failure: BaseException | None = None
+            try:
+                batch.handle(item)
+            except BaseException as exc:  # noqa: BLE001 (handed to the batch's owner, which re-raises it)
+                failure = exc
+            with self._lock:
+                batch.under_way -= 1
+                if failure is not None and batch.failure is None:
+                    batch.failure = failure
+                if batch.failure is not None and batch in self._batches:
+                    self._batches.remove(batch)
+                    batch.closed = True
+                if batch.closed and batch.under_way == 0:
+                    batch.done.set()
+
+
+_END = object()

@@ -1,0 +1,140 @@
+"""The process's download pool: chunks share its threads, take turns, and fail alone."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from tests.support.polling import eventually
+
+from harvest.usecases import download_pool
+from harvest.usecases.download_pool import DownloadPool
+
+
+class Gauge:
+    """How many handlers run at once, and the most seen."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def around(self, work: Callable[[], None]) -> None:
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            work()
+        finally:
+            with self._lock:
+                self.now -= 1
+
+
+def test_batches_under_way_together_share_the_pools_threads() -> None:
+    # GIVEN a pool of 3 threads and two batches of 12 slow items each, submitted together
+    pool = DownloadPool(3)
+    gauge = Gauge()
+    handled: list[str] = []
+
+    def handle(item: str) -> None:
+        gauge.around(lambda: time.sleep(0.01))
+        handled.append(item)
+
+    first = pool.submit(iter([f"a{i}" for i in range(12)]), handle)
+    second = pool.submit(iter([f"b{i}" for i in range(12)]), handle)
+    # THEN both finish, every item handled once, never more than 3 at once across the two
+    assert first.wait(10)
+    assert second.wait(10)
+    assert sorted(handled) == sorted([f"a{i}" for i in range(12)] + [f"b{i}" for i in range(12)])
+    assert gauge.most == 3
+    assert first.failure is None
+    assert second.failure is None
+
+
+def test_a_batch_alone_gets_every_thread() -> None:
+    pool = DownloadPool(4)
+    gauge = Gauge()
+    batch = pool.submit(iter(range(16)), lambda _: gauge.around(lambda: time.sleep(0.02)))
+    assert batch.wait(10)
+    assert gauge.most == 4
+
+
+def test_batches_take_turns_so_a_later_chunk_does_not_wait_for_an_earlier_one() -> None:
+    # GIVEN one thread busy with the first item of a long batch when a second batch arrives
+    pool = DownloadPool(1)
+    order: list[str] = []
+    holding, gate = threading.Event(), threading.Event()
+
+    def handle(item: str) -> None:
+        if item == "a0":
+            holding.set()
+            gate.wait(10)
+        order.append(item)
+
+    long = pool.submit(iter([f"a{i}" for i in range(10)]), handle)
+    assert holding.wait(10)
+    short = pool.submit(iter(["b0", "b1"]), handle)
+    gate.set()
+    assert short.wait(10)
+    assert long.wait(10)
+    # THEN the short batch is done long before the long one's last item
+    assert order.index("b1") < order.index("a9")
+    assert order.index("b0") <= 3
+
+
+def test_a_failure_stops_its_own_batch_only_and_is_handed_to_its_owner() -> None:
+    pool = DownloadPool(2)
+    started: list[int] = []
+
+    def failing(item: int) -> None:
+        started.append(item)
+        if item == 2:
+            raise ValueError("segment 2 is broken")
+
+    other_done: list[int] = []
+    broken = pool.submit(iter(range(100)), failing)
+    healthy = pool.submit(iter(range(30)), other_done.append)
+    assert broken.wait(10)
+    assert healthy.wait(10)
+    # THEN the first error is the batch's failure, and only the items already taken ran after it
+    assert isinstance(broken.failure, ValueError)
+    assert str(broken.failure) == "segment 2 is broken"
+    assert len(started) <= 5
+    # AND the other batch was not touched
+    assert healthy.failure is None
+    assert sorted(other_done) == list(range(30))
+
+
+def test_an_iterator_that_raises_fails_its_batch_instead_of_hanging_it() -> None:
+    def items() -> Iterator[int]:
+        yield 1
+        raise RuntimeError("plan unreadable")
+
+    batch = DownloadPool(2).submit(items(), lambda _: None)
+    assert batch.wait(10)
+    assert isinstance(batch.failure, RuntimeError)
+
+
+def test_an_empty_batch_is_done_at_once() -> None:
+    batch = DownloadPool(2).submit(iter([0] * 0), lambda _: None)
+    assert batch.wait(10)
+    assert batch.failure is None
+
+
+def test_idle_threads_end_and_come_back_with_the_next_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(download_pool, "IDLE_SECONDS", 0.05)
+    pool = DownloadPool(3, name="idle-test")
+
+    def pool_threads() -> int:
+        return sum(1 for t in threading.enumerate() if t.name.startswith("idle-test-"))
+
+    assert pool.submit(iter(range(6)), lambda _: time.sleep(0.01)).wait(10)
+    eventually(lambda: pool_threads() == 0, 5.0, lambda: f"{pool_threads()} pool threads still alive")
+    assert pool.submit(iter(range(6)), lambda _: None).wait(10)
+
+
+def test_a_pool_needs_a_thread() -> None:
+    with pytest.raises(ValueError, match="at least one thread"):
+        DownloadPool(0)
