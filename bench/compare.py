@@ -36,8 +36,15 @@ def _tool_row(
 ) -> dict[str, Any]:
     # MB/s and segments/s are of the window's payload (the same bytes for every tool), so the
     # rates compare like with like even where a tool writes fewer bytes (ffmpeg drops TS padding).
+    durable = (
+        {"sync_seconds": round(measured.sync_seconds, 3),
+         "durable_seconds": round(measured.seconds + measured.sync_seconds, 3)}
+        if measured.sync_seconds
+        else {}
+    )  # fmt: skip
     return {
         "seconds": round(measured.seconds, 3),
+        **durable,
         "mb": round(payload / 1e6, 2),
         "mb_per_s": round(payload / 1e6 / measured.seconds, 2),
         "segments": segments,
@@ -119,6 +126,17 @@ def block_ratios(tools: dict[str, dict[str, Any]], latency_ms: float) -> dict[st
         if latency_ms <= 0
         else _ratio(speedup, f">= {TARGET_FFMPEG_OVER_HARVEST:g}", speedup >= TARGET_FFMPEG_OVER_HARVEST),
     }
+    raw_rows = [tools[name] for name in ("aria2c", "curl") if name in tools]
+    durable = [row["durable_seconds"] for row in raw_rows if "durable_seconds" in row]
+    if durable:
+        # The same guarantee on both sides: harvest's Completed means its segments are on disk (each
+        # chunk syncs before it is recorded); a raw tool's exit means they are in the page cache.
+        over_durable = harvest / min(durable)
+        ratios["harvest_over_fastest_durable_raw"] = _ratio(
+            over_durable,
+            f"<= {TARGET_HARVEST_OVER_FASTEST_RAW}",
+            over_durable <= TARGET_HARVEST_OVER_FASTEST_RAW,
+        )
     if "curl" in tools and tools["curl"]["cpu_seconds"] > 0:
         cpu = tools["harvest"]["cpu_seconds"] / tools["curl"]["cpu_seconds"]
         ratios["harvest_cpu_over_curl"] = _ratio(

@@ -133,6 +133,9 @@ class Measured:
     cpu_seconds: float
     returncode: int
     stderr: str
+    # A raw tool's files made durable after it exited (syncfs of their file system), timed apart:
+    # harvest's Completed includes that (its chunks sync before they are recorded), curl's exit not.
+    sync_seconds: float = 0.0
 
 
 def wait_exit(pid: int, timeout: float | None = None) -> tuple[int, resource.struct_rusage] | None:

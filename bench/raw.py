@@ -1,13 +1,17 @@
 """The raw limit: the window's segment URLs downloaded to disk by aria2c (and curl), nothing else.
 
 No playlist work, no database, no bookkeeping: how fast this machine moves these bytes from the
-origin to files with a well-tuned native downloader. harvest's time is compared against it.
+origin to files with a well-tuned native downloader. harvest's time is compared against it, and
+against it plus the time to sync the files it wrote (harvest's files are on disk at Completed).
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -61,6 +65,13 @@ def bytes_under(directory: Path, suffixes: tuple[str, ...] = (".ts",)) -> tuple[
     return count, size
 
 
+def sync_time(directory: Path) -> float:
+    """Seconds to make the files below `directory` durable: syncfs(2) of its file system (`sync -f`)."""
+    start = time.perf_counter()
+    subprocess.run(["sync", "-f", str(directory)], check=True)
+    return time.perf_counter() - start
+
+
 def run_aria2c(urls: Sequence[tuple[str, str]], work: Path, jobs: int) -> tuple[Measured, int, int]:
     """Download every URL with aria2c; (measurement, files, bytes)."""
     out = work / "aria2c"
@@ -68,6 +79,7 @@ def run_aria2c(urls: Sequence[tuple[str, str]], work: Path, jobs: int) -> tuple[
     out.mkdir(parents=True)
     input_file = write_aria2_input(work / "aria2c-urls.txt", urls)
     measured = run_measured(aria2c_command(input_file, out, jobs), env=local_env())
+    measured = replace(measured, sync_seconds=sync_time(out))
     files, size = bytes_under(out)
     shutil.rmtree(out, ignore_errors=True)
     return measured, files, size
@@ -79,6 +91,7 @@ def run_curl(urls: Sequence[tuple[str, str]], work: Path, jobs: int) -> tuple[Me
     out.mkdir(parents=True)
     config = write_curl_config(work / "curl-urls.cfg", urls, out)
     measured = run_measured(curl_command(config, jobs), env=local_env())
+    measured = replace(measured, sync_seconds=sync_time(out))
     files, size = bytes_under(out)
     shutil.rmtree(out, ignore_errors=True)
     return measured, files, size

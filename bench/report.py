@@ -36,9 +36,13 @@ def _tools_block(block: dict[str, Any]) -> list[str]:
             f"    {label:<38}{row['seconds']:>8.2f}{row['mb_per_s']:>9.1f}{row['segments_per_s']:>9.1f}"
             f"{row['peak_rss_mb']:>13.1f}{row['cpu_seconds']:>8.2f}{row['origin_cpu_seconds']:>14.2f}"
         )
+        if "durable_seconds" in row:
+            synced = f"      then syncing its files ({row['sync_seconds']:.2f} s)"
+            lines.append(f"    {synced:<38}{row['durable_seconds']:>8.2f}")
     labels = {
         "harvest_over_raw": "harvest / raw (aria2c) time",
         "harvest_over_fastest_raw": "harvest / fastest raw time",
+        "harvest_over_fastest_durable_raw": "harvest / fastest raw + sync",
         "harvest_cpu_over_curl": "harvest / curl CPU seconds",
         "ffmpeg_over_harvest": "ffmpeg / harvest time",
     }
@@ -253,6 +257,11 @@ def markdown(results: dict[str, Any]) -> str:
                 f" | {row['mb_per_s']:.0f} | {row['segments_per_s']:.0f} | {row['peak_rss_mb']:.0f} MB"
                 f" | {row['cpu_seconds']:.2f} |"
             )
+            if "durable_seconds" in row:
+                lines.append(
+                    f"| {block['latency_ms']:g} ms | {label}, then `sync -f` | {row['durable_seconds']:.2f} s"
+                    f" (sync {row['sync_seconds']:.2f} s) | | | | |"
+                )
     lines += ["", "| target | measured | |", "|---|---|---|"]
     for row in results.get("targets", []):
         lines.append(f"| {row['name']}: {row['target']} | {row['measured']} | {_verdict(row['pass'])} |")

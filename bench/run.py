@@ -372,6 +372,7 @@ def target_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     labels = {
         "harvest_over_fastest_raw": "harvest time / faster of aria2c and curl",
+        "harvest_over_fastest_durable_raw": "the same, each tool's files then synced",
         "harvest_cpu_over_curl": "harvest CPU seconds / curl's",
         "ffmpeg_over_harvest": "ffmpeg -c copy time / harvest time",
     }

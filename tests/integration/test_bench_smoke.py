@@ -82,6 +82,10 @@ def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_pat
             _positive_measurement(tools[name])
             assert tools[name]["segments"] == expected_segments
         assert tools["aria2c"]["bytes_written"] == tools["curl"]["bytes_written"]
+        for name in ("aria2c", "curl"):  # each raw tool's files synced after it, timed apart
+            row = tools[name]
+            assert row["sync_seconds"] > 0
+            assert row["durable_seconds"] == pytest.approx(row["seconds"] + row["sync_seconds"], abs=0.002)
         assert round(tools["aria2c"]["bytes_written"] / 1e6, 2) == tools["harvest"]["mb"]
         assert tools["harvest"]["playlists"] == 3  # master + one per rendition
         # AND the DASH row harvested the same window: as many segments, as many bytes, one MPD
@@ -92,6 +96,7 @@ def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_pat
         for ratio in (
             "harvest_over_raw",
             "harvest_over_fastest_raw",
+            "harvest_over_fastest_durable_raw",
             "harvest_cpu_over_curl",
             "ffmpeg_over_harvest",
         ):
@@ -126,10 +131,11 @@ def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_pat
     assert scf["worker_memory_mb"] >= 1.5 * max(run["peak_rss_mb"] for run in scf["measured"])
     assert scf["usd_per_hour_3x6s_by_worker_mb"]
 
-    # AND every target is reported with a verdict: 3 per latency profile but ffmpeg's at 0 ms, the
-    # 24 h run's two, planning
+    # AND every target is reported with a verdict: 4 per latency profile (time against the raw tools
+    # as they exit and after syncing their files, CPU, ffmpeg's but at 0 ms), the 24 h run's two,
+    # planning
     names = [row["name"] for row in results["targets"]]
-    assert len(names) == 2 + 3 + 2 + 1, names
+    assert len(names) == 3 + 4 + 2 + 1, names
     assert all(isinstance(row["pass"], bool) and row["measured"] for row in results["targets"])
 
     # AND the throughput plot is a real PNG image
