@@ -327,40 +327,6 @@ def test_local_sync_without_syncfs_fsyncs_each_object_and_each_directory_once(
     assert sorted(synced) == sorted(path.stat().st_ino for path in paths)
 
 
-def test_local_segment_writes_start_their_writeback_and_durable_ones_fsync_instead(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN the kernel's sync_file_range, watched
-    real = local_store._sync_file_range_function()
-    assert real is not None, "glibc on Linux has sync_file_range"
-    started: list[tuple[int, int, int, int]] = []
-
-    def watched(fd: int, offset: int, length: int, flags: int) -> int:
-        started.append((os.fstat(fd).st_size, offset, length, flags))
-        return int(real(fd, offset, length, flags))
-
-    monkeypatch.setattr(local_store, "_sync_file_range_function", lambda: watched)
-    store = LocalDiskStore(tmp_path)
-    # WHEN a chunk writes two segments (durable=False) and a playlist is written durably
-    store.put_stream(LOCAL_BUCKET, "vod/a.ts", [b"a" * 70_000], "video/mp2t", durable=False)
-    store.put_stream(LOCAL_BUCKET, "vod/b.ts", [b"b" * 1000, b"c" * 1000], "video/mp2t", durable=False)
-    store.put(LOCAL_BUCKET, "vod/index.m3u8", b"#EXTM3U\n", "application/vnd.apple.mpegurl")
-    # THEN each segment's whole file was handed to the disk (SYNC_FILE_RANGE_WRITE, not waited
-    # for) once it was written, and the durable write did not need to
-    assert started == [(70_000, 0, 0, 2), (2000, 0, 0, 2)]
-    assert store.get(LOCAL_BUCKET, "vod/b.ts") == b"b" * 1000 + b"c" * 1000
-
-
-def test_local_segment_writes_work_where_sync_file_range_is_missing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(local_store, "_sync_file_range_function", lambda: None)
-    store = LocalDiskStore(tmp_path)
-    store.put_stream(LOCAL_BUCKET, "vod/a.ts", [b"a" * 10], "video/mp2t", durable=False)
-    store.sync(LOCAL_BUCKET, ["vod/a.ts"])
-    assert store.get(LOCAL_BUCKET, "vod/a.ts") == b"a" * 10
-
-
 def test_local_writes_leave_no_temporary_files_behind(tmp_path: Path) -> None:
     # GIVEN a store that has written and rewritten a few objects
     store = LocalDiskStore(tmp_path)

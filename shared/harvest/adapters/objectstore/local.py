@@ -10,9 +10,7 @@ carry a reserved prefix so `list` never reports one left behind by a crash.
 Durability: `put` and `put_stream` fsync the file and its directory before returning. A chunk's
 segments are written with `durable=False` instead (no fsync each), and the chunk calls `sync` once
 before it is recorded as done: one syncfs(2) of the bucket's file system per chunk instead of two
-fsyncs per segment, which the benchmark's profile found to be the largest cost of a segment. Each
-such file's writeback is started as soon as it is written (sync_file_range, not waited for), so the
-disk writes while the chunk downloads and the chunk's sync waits only for the rest.
+fsyncs per segment, which the benchmark's profile found to be the largest cost of a segment.
 What a crash can then cost: a process crash nothing (the data is in the page cache). A power cut or
 kernel crash can lose the segments written since their chunk's last `sync`; that chunk is not
 recorded as done, so its message is redelivered and those segments are fetched again. A file whose
@@ -169,8 +167,6 @@ def _write_atomically(path: Path, chunks: Iterable[bytes], durable: bool) -> int
                 written += len(chunk)
             if durable:
                 os.fsync(fd)
-            else:
-                _start_writeback(fd)
             os.fchmod(fd, _FILE_MODE)
         finally:
             os.close(fd)
@@ -195,39 +191,12 @@ def _fsync_path(path: Path) -> None:
 
 
 @functools.cache
-def _libc() -> Any:
+def _syncfs_function() -> Any:
     # Looked up once (find_library may run ldconfig), on first use, never at import time.
     libc_name = ctypes.util.find_library("c")
-    return None if libc_name is None else ctypes.CDLL(libc_name, use_errno=True)
-
-
-def _syncfs_function() -> Any:
-    return getattr(_libc(), "syncfs", None)
-
-
-@functools.cache
-def _sync_file_range_function() -> Any:
-    function = getattr(_libc(), "sync_file_range", None)
-    if function is not None:
-        function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    return function
-
-
-_SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start writing back the dirty pages, do not wait
-
-
-def _start_writeback(fd: int) -> None:
-    """Start writing the file's pages to disk now, without waiting (Linux's sync_file_range).
-
-    Not durability (that is the chunk's `sync`): the kernel would otherwise hold a chunk's pages
-    until that sync (a machine with GBs of RAM stays under its dirty-page thresholds), so the disk
-    idled while segments downloaded and then the sync waited for all of it. Started here, the disk
-    writes while the next segments download; the sync waits only for the rest (bench/README.md,
-    round 3). Best effort: where it is missing or fails, the sync still does all the work.
-    """
-    function = _sync_file_range_function()
-    if function is not None:
-        function(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+    if libc_name is None:
+        return None
+    return getattr(ctypes.CDLL(libc_name, use_errno=True), "syncfs", None)
 
 
 def _syncfs(directory: Path) -> bool:
