@@ -85,10 +85,11 @@ def build_object_store(settings: Settings) -> ObjectStore:
 
 
 def build_origin(settings: Settings, metrics: Metrics = NO_METRICS) -> HttpOrigin:
-    # One origin client serves every consumer thread's download pool: size its keep-alive pool
-    # for all of them, or urllib3 would open and discard connections under load.
+    # One origin client serves the process's download pool and every consumer planning a job (its
+    # playlists): size its keep-alive pool for all of them, or urllib3 would open and discard
+    # connections under load.
     policy = RetryPolicy(attempts=settings.fetch_attempts, base_delay=settings.fetch_backoff)
-    pool = settings.download_concurrency * max(1, settings.workers)
+    pool = settings.download_concurrency + max(1, settings.workers)
     on_error = None if metrics is NO_METRICS else OriginErrors(metrics)
     targets = UrlPolicy.for_origins(settings)
     return HttpOrigin(policy, settings.fetch_timeout, pool, on_error=on_error, targets=targets)

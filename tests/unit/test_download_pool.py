@@ -61,27 +61,44 @@ def test_a_batch_alone_gets_every_thread() -> None:
     assert gauge.most == 4
 
 
-def test_batches_take_turns_so_a_later_chunk_does_not_wait_for_an_earlier_one() -> None:
-    # GIVEN one thread busy with the first item of a long batch when a second batch arrives
-    pool = DownloadPool(1)
-    order: list[str] = []
-    holding, gate = threading.Event(), threading.Event()
+def test_the_oldest_batch_goes_first_so_chunks_end_one_after_another() -> None:
+    # GIVEN two threads, and two batches submitted while both threads are busy with a gate
+    pool = DownloadPool(2)
+    taken: list[str] = []  # the order items are taken in (the pool takes them under its lock)
+    busy, gate = threading.Barrier(3), threading.Event()
+
+    def items(name: str) -> Iterator[str]:
+        for i in range(8):
+            taken.append(f"{name}{i}")
+            yield f"{name}{i}"
 
     def handle(item: str) -> None:
-        if item == "a0":
-            holding.set()
+        if item in ("a0", "a1"):
+            busy.wait(10)
             gate.wait(10)
-        order.append(item)
 
-    long = pool.submit(iter([f"a{i}" for i in range(10)]), handle)
-    assert holding.wait(10)
-    short = pool.submit(iter(["b0", "b1"]), handle)
+    first = pool.submit(items("a"), handle)
+    busy.wait(10)  # both threads hold an item of the first batch
+    second = pool.submit(items("b"), handle)
     gate.set()
-    assert short.wait(10)
-    assert long.wait(10)
-    # THEN the short batch is done long before the long one's last item
-    assert order.index("b1") < order.index("a9")
-    assert order.index("b0") <= 3
+    assert first.wait(10)
+    assert second.wait(10)
+    # THEN every item of the first batch started before any of the second: it ended first, and its
+    # owner's work after it (a sync) overlapped the second's downloads
+    assert taken == [f"a{i}" for i in range(8)] + [f"b{i}" for i in range(8)]
+
+
+def test_threads_move_to_the_next_batch_as_soon_as_the_first_has_none_left_to_start() -> None:
+    # GIVEN 4 threads, a batch of 1 slow item and a batch of 6
+    pool = DownloadPool(4)
+    gauge = Gauge()
+    slow = pool.submit(iter([0]), lambda _: gauge.around(lambda: time.sleep(0.3)))
+    fast = pool.submit(iter(range(6)), lambda _: gauge.around(lambda: time.sleep(0.05)))
+    # THEN the second batch finishes while the first's one item is still under way
+    assert fast.wait(10)
+    assert not slow.wait(0)
+    assert slow.wait(10)
+    assert gauge.most == 4
 
 
 def test_a_failure_stops_its_own_batch_only_and_is_handed_to_its_owner() -> None:

@@ -9,10 +9,14 @@ one chunk per instance) still gets every thread, several chunks share them, and 
 syncing its objects or recording itself as done leaves the threads to the other chunks instead
 of idling its own (bench/README.md, round 3).
 
-A batch is one chunk's work: its items are taken one at a time, round-robin between the batches
-under way, so every chunk moves. The first exception of a batch stops its new items (the ones under
-way finish) and is handed to the batch's owner. Threads are started as work arrives, up to the
-pool's size, and end after IDLE_SECONDS without any.
+A batch is one chunk's work. Its items are started oldest batch first: every free thread takes
+the next item of the first batch still holding some, and moves to the next batch only once all of
+the first one's have started. So the chunks of a process end one after another, and each one's sync
+and bookkeeping overlap the other chunks' downloads. (Taking turns between batches made them all end
+at once, and the pool idled while every consumer synced: 2.77 against 2.15 s for the benchmark's
+window, bench/README.md, round 3.) The first exception of a batch stops its new items (the ones under
+way finish) and is handed to the batch's owner. Threads are started as work arrives, up to the pool's
+size, and end after IDLE_SECONDS without any.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ class DownloadPool:
         self._size = threads
         self._name = name
         self._lock = threading.Condition()
-        self._batches: deque[Batch[Any]] = deque()  # with items still to start, in turn
+        self._batches: deque[Batch[Any]] = deque()  # with items still to start, oldest first
         self._threads = 0
         self._started = 0  # names threads fetch-0, fetch-1, ... for logs and profiles
 
@@ -74,8 +78,8 @@ class DownloadPool:
         return batch
 
     def _next(self) -> tuple[Batch[Any], Any] | None:
-        """The next item to start and its batch, taking turns between batches; None after IDLE_SECONDS
-        without one (the thread then ends). Called with the lock held."""
+        """The next item to start and its batch, oldest batch first; None after IDLE_SECONDS without
+        one (the thread then ends). Called with the lock held."""
         while True:
             while self._batches:
                 batch = self._batches[0]
@@ -89,7 +93,6 @@ class DownloadPool:
                     self._batches.popleft()
                     self._close(batch)
                     continue
-                self._batches.rotate(-1)
                 batch.under_way += 1
                 return batch, item
             if not self._lock.wait(IDLE_SECONDS) and not self._batches:
