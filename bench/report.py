@@ -96,6 +96,8 @@ def _header(results: dict[str, Any]) -> list[str]:
         f"harvest benchmark, {results['finished_at']}",
         f"machine: {machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gb']} GB RAM,"
         f" {machine['kernel']}; {machine['tools']}",
+        f"machine speed: a 10-million-step Python loop takes {machine.get('python_loop_10m_s', '?')} s"
+        " (absolute rates scale with it)",
         f"window: {config['renditions']} renditions x {config['window_s']} s of {config['segment_seconds']} s"
         f" segments of {config['segment_kb']} KB (real H.264/AAC MPEG-TS, null-padded to size)",
         f"harvest serve: {config['harvest_setup']}",

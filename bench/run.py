@@ -158,6 +158,20 @@ def apply_quick(args: argparse.Namespace) -> None:
     args.long_segment_kb = 16
 
 
+def python_speed() -> float:
+    """Seconds this Python takes for 10 million additions in a loop (best of 3): the machine's speed
+    that day. On the shared virtual machines this runs on it moved 2.5x between sessions, and every
+    absolute number (segments/s, requests/s) moves with it; the ratios against curl much less."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return round(best, 3)
+
+
 def machine_info() -> dict[str, Any]:
     def first_line(command: list[str]) -> str:
         try:
@@ -175,6 +189,7 @@ def machine_info() -> dict[str, Any]:
 
     memory_kb = int((proc_field("/proc/meminfo", "MemTotal") or "0 kB").split()[0])
     return {
+        "python_loop_10m_s": python_speed(),
         "cpus": os.cpu_count(),
         "cpu_model": proc_field("/proc/cpuinfo", "model name") or "?",
         "memory_gb": round(memory_kb / 1024 / 1024, 1),
