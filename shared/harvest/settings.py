@@ -240,9 +240,9 @@ class Settings:
     object_store: str = "local"  # local | cos
     queue_backend: str = "sql"  # sql | ckafka
     chunk_max_bytes: int = 512 * 1024 * 1024
-    # Per process (one download pool): 8 measured fastest on 2 cores at 0 ms, as fast as 16 at 20 ms
-    # (bench/README.md, round 3); raise it for origins far away.
-    download_concurrency: int = 8
+    # Per process (one download pool). 16 hides an origin's latency (20 ms: 269 MB/s against 231 at 8);
+    # with the origin 0 ms away fewer are faster on 2 cores (bench/README.md, round 3).
+    download_concurrency: int = 16
     fetch_timeout: float = 10.0
     fetch_attempts: int = 5
     fetch_backoff: float = 0.2
@@ -326,7 +326,7 @@ class Settings:
             object_store=env.get("HARVEST_OBJECT_STORE", "").strip() or "local",
             queue_backend=env.get("HARVEST_QUEUE", "").strip() or "sql",
             chunk_max_bytes=_int(env, "HARVEST_CHUNK_MAX_BYTES", 512 * 1024 * 1024),
-            download_concurrency=_int(env, "HARVEST_DOWNLOAD_CONCURRENCY", 8),
+            download_concurrency=_int(env, "HARVEST_DOWNLOAD_CONCURRENCY", 16),
             fetch_timeout=_float(env, "HARVEST_FETCH_TIMEOUT", 10.0),
             fetch_attempts=_int(env, "HARVEST_FETCH_ATTEMPTS", 5),
             fetch_backoff=_float(env, "HARVEST_FETCH_BACKOFF", 0.2),

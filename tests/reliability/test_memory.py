@@ -86,7 +86,7 @@ def test_eight_64_mib_segments_pass_through_serve_in_bounded_memory(
     reliability_record(
         "Big segments, bounded memory",
         f"{SEGMENTS} x 64 MiB segments in one chunk, all in flight at once"
-        " (HARVEST_DOWNLOAD_CONCURRENCY 8, the default)",
+        " (HARVEST_DOWNLOAD_CONCURRENCY 16, the default)",
         f"Completed in {took:.1f} s, {SEGMENTS}/{SEGMENTS} objects byte-exact; peak RSS of `harvest serve`"
         f" {peak:.0f} MB (idle {idle:.0f} MB; limit {RSS_LIMIT_MB} MB)",
     )
