@@ -90,7 +90,6 @@ class DownloadPool:
                     except Exception as exc:  # noqa: BLE001 (the batch's failure: its owner re-raises it)
                         batch.failure = exc
                 if item is _END:
-                    self._batches.popleft()
                     self._close(batch)
                     continue
                 batch.under_way += 1
@@ -100,7 +99,11 @@ class DownloadPool:
                 return None
 
     def _close(self, batch: Batch[Any]) -> None:
-        batch.closed = True
+        """No item of `batch` starts any more; it is done once the ones under way have ended.
+        Called with the lock held."""
+        if not batch.closed:
+            batch.closed = True
+            self._batches.remove(batch)
         if batch.under_way == 0:
             batch.done.set()
 
@@ -120,11 +123,8 @@ class DownloadPool:
                 batch.under_way -= 1
                 if failure is not None and batch.failure is None:
                     batch.failure = failure
-                if batch.failure is not None and batch in self._batches:
-                    self._batches.remove(batch)
-                    batch.closed = True
-                if batch.closed and batch.under_way == 0:
-                    batch.done.set()
+                if batch.closed or batch.failure is not None:
+                    self._close(batch)
 
 
 _END = object()
