@@ -97,7 +97,7 @@ def _header(results: dict[str, Any]) -> list[str]:
         f"machine: {machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gb']} GB RAM,"
         f" {machine['kernel']}; {machine['tools']}",
         f"machine speed: a 10-million-step Python loop takes {machine.get('python_loop_10m_s', '?')} s"
-        " (absolute rates scale with it)",
+        " at the run's start (it moves between runs; absolute rates move with the machine)",
         f"window: {config['renditions']} renditions x {config['window_s']} s of {config['segment_seconds']} s"
         f" segments of {config['segment_kb']} KB (real H.264/AAC MPEG-TS, null-padded to size)",
         f"harvest serve: {config['harvest_setup']}",

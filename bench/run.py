@@ -159,9 +159,10 @@ def apply_quick(args: argparse.Namespace) -> None:
 
 
 def python_speed() -> float:
-    """Seconds this Python takes for 10 million additions in a loop (best of 3): the machine's speed
-    that day. On the shared virtual machines this runs on it moved 2.5x between sessions, and every
-    absolute number (segments/s, requests/s) moves with it; the ratios against curl much less."""
+    """Seconds this Python takes for 10 million additions in a loop (best of 3), at the run's start:
+    a reading of the CPU the run got then. On the shared virtual machines this runs on, two runs
+    minutes apart read 0.665 and 0.373 s, so it shows how the machine moves rather than calibrating
+    a whole run; the ratios against curl, measured side by side, move much less."""
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
