@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harvest.domain.timeparse import TimeFormat, parse_time, parse_time_format
+from harvest.domain.timeparse import TimeFormat, document_date_time, parse_time, parse_time_format
 from harvest.errors import FieldError
 
 
@@ -176,3 +176,55 @@ def test_harvest_timezone_must_be_an_iana_name() -> None:
     assert Settings.from_env({"HARVEST_TIMEZONE": "UTC"}).zone == ZoneInfo("UTC")
     with pytest.raises(ConfigError, match="HARVEST_TIMEZONE"):
         Settings.from_env({"HARVEST_TIMEZONE": "Mars/Olympus_Mons"})
+
+
+# --- date-times inside playlists and MPDs ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # ffmpeg's hls muxer: no colon in the offset (Python 3.10's fromisoformat refuses it)
+        ("2026-11-30T16:23:44.068+0000", datetime(2026, 11, 30, 16, 23, 44, 68000, timezone.utc)),
+        ("2026-11-30T16:23:44.068+00:00", datetime(2026, 11, 30, 16, 23, 44, 68000, timezone.utc)),
+        ("2026-11-30T16:23:44Z", datetime(2026, 11, 30, 16, 23, 44, tzinfo=timezone.utc)),
+        ("2026-11-30t16:23:44z", datetime(2026, 11, 30, 16, 23, 44, tzinfo=timezone.utc)),
+        # fractions of 1, 2 and 7 digits (3.10 takes only 3 or 6)
+        ("2026-11-30T16:23:44.5Z", datetime(2026, 11, 30, 16, 23, 44, 500000, timezone.utc)),
+        ("2026-11-30T16:23:44.25Z", datetime(2026, 11, 30, 16, 23, 44, 250000, timezone.utc)),
+        ("2026-11-30T16:23:44.1250000Z", datetime(2026, 11, 30, 16, 23, 44, 125000, timezone.utc)),
+        ("2026-11-30T21:53:44.068+05:30", datetime(2026, 11, 30, 16, 23, 44, 68000, timezone.utc)),
+        ("2026-11-30T08:23:44-0800", datetime(2026, 11, 30, 16, 23, 44, tzinfo=timezone.utc)),
+        ("2026-11-30T08:23:44-08", datetime(2026, 11, 30, 16, 23, 44, tzinfo=timezone.utc)),
+        ("2026-11-30T16:23:44", datetime(2026, 11, 30, 16, 23, 44, tzinfo=timezone.utc)),  # no zone: UTC
+        ("2026-11-30T16:23Z", datetime(2026, 11, 30, 16, 23, tzinfo=timezone.utc)),
+        (" 2026-11-30T16:23:44Z\r", datetime(2026, 11, 30, 16, 23, 44, tzinfo=timezone.utc)),
+    ],
+)
+def test_document_date_times_read_the_same_on_every_python(text: str, expected: datetime) -> None:
+    assert document_date_time(text) == pytest.approx(expected.timestamp(), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-11-30", "yesterday", "2026-11-30T25:00:00Z", "2026-11-30T16:23:44+2400", "2026-11-30T16:23:44 UTC",
+     "2026-13-01T00:00:00Z", "\uff12\uff10\uff12\uff16-11-30T16:23:44Z"],
+)  # fmt: skip
+def test_what_is_not_a_date_time_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 (the callers turn any ValueError into their own message)
+        document_date_time(text)
+
+
+@given(
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)),
+    st.integers(min_value=-23 * 60, max_value=23 * 60),
+)
+def test_every_offset_spelling_gives_the_same_instant(moment: datetime, offset_minutes: int) -> None:
+    zone = timezone(timedelta(minutes=offset_minutes))
+    local = moment.replace(tzinfo=zone)
+    sign = "-" if offset_minutes < 0 else "+"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    stamp = local.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    with_colon = document_date_time(f"{stamp}{sign}{hours:02d}:{minutes:02d}")
+    without = document_date_time(f"{stamp}{sign}{hours:02d}{minutes:02d}")
+    assert with_colon == without == pytest.approx(local.timestamp(), abs=1e-6)

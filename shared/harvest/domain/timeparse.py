@@ -41,6 +41,13 @@ _ISO = re.compile(
     r"(?P<zone>[Zz]|[+-]\d{2}:?\d{2})?",
     re.ASCII,  # \d would otherwise match any script's digits
 )
+# A date-time inside a playlist or an MPD (HLS #EXT-X-PROGRAM-DATE-TIME, DATERANGE dates, MPD
+# xs:dateTime attributes): seconds (optional, as 3.11's fromisoformat has them) with any number of
+# fraction digits, and Z, +HH:MM, +HHMM, +HH or no zone (UTC).
+_DOCUMENT_DATE_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?([Zz]|[+-]\d{2}(?::?\d{2})?)?",
+    re.ASCII,
+)
 _MAX_SHOWN = 64  # values are echoed in messages; keep a hostile 1 MB string out of them
 
 
@@ -111,6 +118,22 @@ def _parse_iso(value: str, field: str, zone: tzinfo) -> float:
     return moment.timestamp() + fraction
 
 
+def document_date_time(text: str) -> float:
+    """Epoch seconds of a date-time written in a playlist or an MPD; ValueError if it is not one.
+
+    The same on every Python: 3.10's `datetime.fromisoformat` (SCF's runtime) refuses what
+    packagers write every day, such as ffmpeg's `2026-11-30T16:23:44.068+0000` (no colon in the
+    offset) or a fraction of other than 3 or 6 digits, and 3.11's accepts them.
+    """
+    match = _DOCUMENT_DATE_TIME.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not an ISO 8601 date-time: {shown(text)}")
+    year, month, day, hour, minute, second = (int(part or 0) for part in match.groups()[:6])
+    fraction, zone = match[7], match[8]
+    moment = datetime(year, month, day, hour, minute, second, tzinfo=_offset(zone) if zone else timezone.utc)
+    return moment.timestamp() + (float("0." + fraction) if fraction else 0.0)
+
+
 def _exists(moment: datetime) -> bool:
     """False for a wall-clock time skipped by a daylight-saving jump (it would not round-trip)."""
     there_and_back = datetime.fromtimestamp(moment.timestamp(), moment.tzinfo)
@@ -121,7 +144,7 @@ def _offset(zone: str) -> timezone:
     if zone in ("Z", "z"):
         return timezone.utc
     digits = zone[1:].replace(":", "")
-    hours, minutes = int(digits[:2]), int(digits[2:])
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)  # +HH alone: whole hours
     if hours > 23 or minutes > 59:
         raise ValueError(f"UTC offset {zone} is out of range")
     delta = timedelta(hours=hours, minutes=minutes)

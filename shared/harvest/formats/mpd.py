@@ -14,13 +14,13 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from urllib.parse import urljoin
 from xml.etree import ElementTree as ET
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from harvest.domain.timeparse import document_date_time
 from harvest.engine.context import MAX_PLAN_TASKS
 from harvest.errors import PlaylistError
 from harvest.hls.model import ByteRange
@@ -31,7 +31,6 @@ _DURATION = re.compile(
     r"^(-)?P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
 )
 _IDENTIFIER = re.compile(r"\$([A-Za-z]*)(%[^$]*)?\$")
-_FRACTION = re.compile(r"\.(\d+)")
 _WIDTH = re.compile(r"^%0(\d+)d$")
 _UTC_DIRECT = ("urn:mpeg:dash:utc:direct:2014", "urn:mpeg:dash:utc:direct:2012")
 _UTC_HTTP = (
@@ -72,15 +71,10 @@ def duration(text: str | None, what: str) -> float | None:
 
 def date_time(text: str, what: str) -> float:
     """Epoch seconds of an xs:dateTime; a time without a zone is UTC (DASH-IF IOP 4.7)."""
-    # Python 3.10's fromisoformat wants 0, 3 or 6 fraction digits and no "Z": normalise to 6.
-    clean = _FRACTION.sub(lambda m: "." + (m[1] + "000000")[:6], text.strip().replace("Z", "+00:00"), count=1)
     try:
-        parsed = datetime.fromisoformat(clean)
+        return document_date_time(text)
     except ValueError:
         raise PlaylistError(f"{what} {text!r} is not an ISO 8601 date-time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
 
 
 def format_duration(seconds: float) -> str:

@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
+from harvest.domain.timeparse import document_date_time
 from harvest.errors import PlaylistError
 from harvest.hls.model import (
     Attributes,
@@ -139,14 +140,9 @@ def replace_attribute(attributes: Attributes, name: str, value: str | None) -> A
 
 
 def parse_date(text: str) -> float:
-    """ISO 8601 date-time (§4.3.2.6) to epoch seconds; a time without a zone is taken as UTC."""
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    moment = datetime.fromisoformat(value)  # raises ValueError
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    """ISO 8601 date-time (§4.3.2.6) to epoch seconds; a time without a zone is taken as UTC.
+    Raises ValueError."""
+    return document_date_time(text)
 
 
 def format_date(epoch: float) -> str:

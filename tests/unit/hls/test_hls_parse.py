@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timezone
 
 import pytest
 from hls_playlists import (
@@ -333,3 +334,24 @@ def test_a_byte_order_mark_and_crlf_line_endings_are_accepted() -> None:
     assert parse_media(text, URL).segments == parse_media(media(steady(3)), URL).segments
     windows_master = "\ufeff" + MASTER.replace("\n", "\r\n")
     assert parse_master(windows_master, MASTER_URL) == parse_master(MASTER, MASTER_URL)
+
+
+def test_ffmpegs_program_date_time_is_read_on_every_python() -> None:
+    # GIVEN a live playlist as ffmpeg's hls muxer writes it (-hls_flags program_date_time): the
+    # offset without a colon, which Python 3.10's fromisoformat (SCF's runtime) refuses
+    text = (
+        "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        "#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+        "#EXTINF:2.000000,\n#EXT-X-PROGRAM-DATE-TIME:2026-11-30T16:23:44.068+0000\nseg_000.ts\n"
+        "#EXTINF:2.000000,\n#EXT-X-PROGRAM-DATE-TIME:2026-11-30T16:23:46.068+0000\nseg_001.ts\n"
+    )
+    # WHEN it is parsed
+    playlist = parse_media(text, "http://origin/live/index.m3u8")
+    # THEN every segment has its time, and nothing was flagged
+    first = datetime(2026, 11, 30, 16, 23, 44, 68000, timezone.utc).timestamp()
+    assert [segment.pdt for segment in playlist.segments] == pytest.approx([first, first + 2.0])
+    assert [segment.pdt_text for segment in playlist.segments] == [
+        "2026-11-30T16:23:44.068+0000",
+        "2026-11-30T16:23:46.068+0000",
+    ]
+    assert [segment.problems for segment in playlist.segments] == [(), ()]
