@@ -28,10 +28,14 @@ def harvest_latest(
 def concurrency_sweep(
     work: Path, origin: OriginProcess, channels: Path, seconds: int, levels: Sequence[int], workers: int
 ) -> list[dict[str, Any]]:
-    """One harvest of the same window length per HARVEST_DOWNLOAD_CONCURRENCY level."""
+    """One harvest of the same window length per HARVEST_DOWNLOAD_CONCURRENCY level, each held fixed
+    (HARVEST_DOWNLOAD_ADAPTIVE off: the sweep measures the levels the adaptive limit chooses among)."""
+    fixed = {"HARVEST_DOWNLOAD_ADAPTIVE": "false"}
     return [
         {"download_concurrency": level}
-        | harvest_latest(work, origin, channels, seconds, ServeOptions(workers, level), f"sweep-c{level}")
+        | harvest_latest(
+            work, origin, channels, seconds, ServeOptions(workers, level, extra_env=fixed), f"sweep-c{level}"
+        )
         for level in levels
     ]
 

@@ -124,7 +124,7 @@ def build_harvest_deps(
         objects=build_object_store(settings),
         origin=build_origin(settings, metrics),
         notifier=build_notifier(settings),
-        downloads=DownloadPool(settings.download_concurrency),
+        downloads=DownloadPool(settings.download_concurrency, adaptive=settings.download_adaptive),
     )
 
 

@@ -240,9 +240,11 @@ class Settings:
     object_store: str = "local"  # local | cos
     queue_backend: str = "sql"  # sql | ckafka
     chunk_max_bytes: int = 512 * 1024 * 1024
-    # Per process (one download pool). 16 hides an origin's latency (20 ms: 269 MB/s against 231 at 8);
-    # with the origin 0 ms away fewer are faster on 2 cores (bench/README.md, round 3).
+    # Per process (one download pool): the most segments downloaded at once. 16 hides an origin's
+    # latency (20 ms: 269 MB/s against 231 at 8); with the origin 0 ms away fewer are faster on 2
+    # cores, so the pool finds how many pay, up to this (bench/README.md, round 4).
     download_concurrency: int = 16
+    download_adaptive: bool = True  # false: always download_concurrency at once
     fetch_timeout: float = 10.0
     fetch_attempts: int = 5
     fetch_backoff: float = 0.2
@@ -327,6 +329,7 @@ class Settings:
             queue_backend=env.get("HARVEST_QUEUE", "").strip() or "sql",
             chunk_max_bytes=_int(env, "HARVEST_CHUNK_MAX_BYTES", 512 * 1024 * 1024),
             download_concurrency=_int(env, "HARVEST_DOWNLOAD_CONCURRENCY", 16),
+            download_adaptive=_bool(env, "HARVEST_DOWNLOAD_ADAPTIVE", True),
             fetch_timeout=_float(env, "HARVEST_FETCH_TIMEOUT", 10.0),
             fetch_attempts=_int(env, "HARVEST_FETCH_ATTEMPTS", 5),
             fetch_backoff=_float(env, "HARVEST_FETCH_BACKOFF", 0.2),

@@ -10,6 +10,7 @@ import pytest
 from tests.support.polling import eventually
 
 from harvest.usecases import download_pool
+from harvest.usecases.download_limit import DownloadLimit
 from harvest.usecases.download_pool import DownloadPool
 
 
@@ -170,3 +171,41 @@ def test_idle_threads_end_and_come_back_with_the_next_batch(monkeypatch: pytest.
 def test_a_pool_needs_a_thread() -> None:
     with pytest.raises(ValueError, match="at least one thread"):
         DownloadPool(0)
+
+
+class SteppedLimit(DownloadLimit):
+    """A limit that drops to 2 after the first `after` downloads, and records what it was told."""
+
+    def __init__(self, most: int, after: int) -> None:
+        super().__init__(most)
+        self.after = after
+        self.told: list[int] = []
+
+    def ended(self, now: float, nbytes: int) -> None:
+        self.told.append(nbytes)
+        if len(self.told) == self.after:
+            self.limit = 2
+
+
+def test_the_pool_tells_its_limit_what_each_download_moved_and_keeps_under_it() -> None:
+    # GIVEN a pool of 4 whose limit drops to 2 once 4 downloads have ended
+    limit = SteppedLimit(4, after=4)
+    pool = DownloadPool(4, limit=limit)
+    before, after = Gauge(), Gauge()
+    first_four = threading.Barrier(4, timeout=10)  # the first 4 run together: the limit was 4
+
+    def handle(item: int) -> int:
+        if item < 4:
+            before.around(first_four.wait)
+        elif item >= 10:  # items 4-9 may have started before the drop reached every thread
+            after.around(lambda: time.sleep(0.005))
+        return 1000 + item
+
+    batch = pool.submit(iter(range(40)), handle)
+    assert batch.wait(10)
+    assert batch.failure is None
+    # THEN the limit heard of every download, with its bytes
+    assert sorted(limit.told) == [1000 + i for i in range(40)]
+    # AND once it said 2, never more than 2 ran at once, in the same batch
+    assert before.most == 4
+    assert after.most == 2

@@ -324,7 +324,7 @@ def _run_tasks(
     total = [0]
     progress = [0, 0]  # segments, bytes not yet reported
 
-    def fetch(task: DownloadTask) -> None:
+    def fetch(task: DownloadTask) -> int:
         if should_stop():
             raise Interrupted(f"stopped before {task.name}")
         if not still_running():  # cancelled: fetches under way finish, no new one starts
@@ -334,6 +334,7 @@ def _run_tasks(
             total[0] += n
             progress[0] += 1
             progress[1] += n
+        return n
 
     batch = deps.downloads.submit(iter(tasks), fetch)
     while not batch.wait(1.0):
