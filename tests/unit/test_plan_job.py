@@ -126,6 +126,25 @@ def test_a_window_still_uncovered_long_after_endtime_fails_the_job() -> None:
     assert world.take_published() == [callback_message("j")]
 
 
+def test_dates_nobody_can_read_fail_the_job_at_once_naming_the_date() -> None:
+    # GIVEN a live playlist whose every PROGRAM-DATE-TIME is written day first, planned right after
+    # EndTime (where a window not yet covered is retried)
+    world = make_world(now=BASE + 100)
+    world.live(40)
+    text = live_playlist(40).replace("#EXT-X-PROGRAM-DATE-TIME:", "#EXT-X-PROGRAM-DATE-TIME:x")
+    world.origin.serve(PLAYLIST_URL, text)
+    world.create("j", BASE + 20, BASE + 40)
+    # WHEN it is planned
+    plan_job(world.deps, "j")
+    # THEN it failed at once (not retried as "window not yet available" until dead-lettered), and
+    # ErrMessage names the line and the date it could not read
+    job = world.store.get("j")
+    assert job.status is JobStatus.FAILED
+    first = format_date(BASE)
+    assert f"line 5: #EXT-X-PROGRAM-DATE-TIME 'x{first}' is not an ISO 8601 date-time" in job.err_message
+    assert "no segment has a readable EXT-X-PROGRAM-DATE-TIME" in job.err_message
+
+
 def test_an_unreadable_playlist_fails_the_job_naming_it_without_its_query() -> None:
     # GIVEN an endpoint whose playlist answers 404 (the origin retried already)
     world = make_world()

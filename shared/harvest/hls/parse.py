@@ -139,6 +139,9 @@ def replace_attribute(attributes: Attributes, name: str, value: str | None) -> A
     return (*out, (name, value))
 
 
+PDT_TAG = "#EXT-X-PROGRAM-DATE-TIME"  # its problems name it (the window tells an unreadable date apart)
+
+
 def parse_date(text: str) -> float:
     """ISO 8601 date-time (§4.3.2.6) to epoch seconds; a time without a zone is taken as UTC.
     Raises ValueError."""
@@ -469,12 +472,12 @@ class _MediaScanner(_Scanner):
             self.durations[text] = (text, duration)
         self.duration_text, self.duration, self.title = text, duration, title
 
-    @_media_tag("#EXT-X-PROGRAM-DATE-TIME")
+    @_media_tag(PDT_TAG)
     def _pdt(self, value: str) -> None:
         try:
             self.pdt = parse_date(value)
         except ValueError:
-            self.problem(f"#EXT-X-PROGRAM-DATE-TIME {value!r} is not an ISO 8601 date-time")
+            self.problem(f"{PDT_TAG} {value!r} is not an ISO 8601 date-time")
             return
         self.pdt_text = value.strip()
 

@@ -14,7 +14,7 @@ from functools import cached_property
 
 from harvest.errors import PlaylistError, WindowNotCovered
 from harvest.hls.model import DateRange, MediaPlaylist, Segment
-from harvest.hls.parse import format_date
+from harvest.hls.parse import PDT_TAG, format_date
 
 # Segment edges come from sums of float EXTINFs, so "exactly on the boundary" is fuzzy by a few
 # nanoseconds; a segment must overlap the window by more than this to be selected.
@@ -135,6 +135,12 @@ def _anchor(
     return None
 
 
+def _unreadable_pdt(playlist: MediaPlaylist) -> str:
+    """The parser's note on the first EXT-X-PROGRAM-DATE-TIME it could not read ("" if none)."""
+    notes = (p for segment in playlist.segments for p in segment.problems)
+    return next((note for note in (*notes, *playlist.problems) if PDT_TAG in note), "")
+
+
 def _when(epoch: float) -> str:
     return format_date(epoch)
 
@@ -174,6 +180,15 @@ def select_window(
             raise PlaylistError(
                 f"no segments in [{_when(start)},{_when(end)}) for rendition {rendition}:"
                 " the playlist is empty"
+            )
+        unreadable = _unreadable_pdt(playlist)
+        if unreadable:
+            # The origin meant to date its segments: placing them by the live edge instead would
+            # be a guess, and the job used to be told "no segments in the window" and retried as
+            # not yet available until it was dead-lettered, never naming the date it could not read.
+            raise PlaylistError(
+                f"playlist {playlist.url} {unreadable}, and no segment has a readable"
+                f" EXT-X-PROGRAM-DATE-TIME; cannot place a time window (rendition {rendition})"
             )
         if fallback_live_edge is None:
             raise PlaylistError(

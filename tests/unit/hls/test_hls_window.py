@@ -129,3 +129,21 @@ def test_renditions_with_different_segment_lengths_cover_the_same_window() -> No
         assert window.segments[-1].pdt < BASE + 40 <= window.ends
     assert [s.msn for s in v.segments] == [1, 2, 3, 4, 5, 6]
     assert [s.msn for s in a.segments] == [2, 3, 4, 5, 6, 7, 8, 9]
+
+
+def test_a_playlist_whose_every_pdt_is_unreadable_fails_naming_the_date_not_the_window() -> None:
+    # GIVEN a playlist whose every EXT-X-PROGRAM-DATE-TIME is malformed (an origin that dates its
+    # segments in a form nobody reads)
+    text = media(steady(10, pdt="none"), header=["#EXT-X-PROGRAM-DATE-TIME:30/11/2026 16:23:44"])
+    playlist = parse_media(text, URL)
+    assert not playlist.has_pdt
+    # WHEN selected, even with a live edge to fall back on
+    with pytest.raises(PlaylistError) as caught:
+        select_window(playlist, BASE, BASE + 12, "v0", fallback_live_edge=BASE + 60)
+    # THEN it is not "no segments in the window" (retried as not yet available), but the date itself
+    assert type(caught.value) is PlaylistError
+    assert caught.value.message == (
+        f"playlist {URL} line 3: #EXT-X-PROGRAM-DATE-TIME '30/11/2026 16:23:44' is not an ISO 8601"
+        " date-time, and no segment has a readable EXT-X-PROGRAM-DATE-TIME; cannot place a time"
+        " window (rendition v0)"
+    )
