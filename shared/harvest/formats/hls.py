@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from harvest.domain.registry import Endpoint
 from harvest.domain.urlpolicy import same_origin
+from harvest.engine import prefetch
 from harvest.engine.context import PlanContext, playlist_url
 from harvest.engine.layout import (
     FolderNames,
@@ -368,9 +369,9 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> HlsReading:
     Malformed tags (see hls.parse) fail the job when they concern a segment inside the window and
     are returned as warnings otherwise.
 
-    Memory: renditions are read one at a time, each parsed playlist dropped once its needs are in
+    Memory: renditions are parsed one at a time, each parsed playlist dropped once its needs are in
     the book (a rendition read before any with PDT waits, compressed, for the end), so a plan holds
-    one parsed playlist, not every one.
+    one parsed playlist, not every one; the texts of a few more wait fetched (engine.prefetch).
     """
     endpoint = ctx.endpoint
     master, renditions = _read_master(ctx.origin, endpoint, url, ctx.start, ctx.end, ctx.limits.parse)
@@ -428,8 +429,8 @@ def read(ctx: PlanContext, url: str, book: TaskBook) -> HlsReading:
 def _read_master(
     origin: Origin, endpoint: Endpoint, url: str, start: float, end: float, limits: ParseLimits
 ) -> tuple[MasterPlaylist | None, Iterator[tuple[_Rendition, FetchedPlaylist]]]:
-    """The master (None when the endpoint is a media playlist), then each rendition's playlist, fetched
-    only when the one before has been read.
+    """The master (None when the endpoint is a media playlist), then each rendition's playlist, in
+    order, fetched a few ahead of the one being read (engine.prefetch).
 
     URIs resolve against the URL each playlist finally came from, after any redirect.
     """
@@ -439,14 +440,16 @@ def _read_master(
         return None, iter([(_Rendition(name="v0", url=master_url, kind=MAIN), fetched)])
     master = one_pathway(parse_master(fetched.text, fetched.url, limits=limits))
 
-    def children() -> Iterator[tuple[_Rendition, FetchedPlaylist]]:
-        for rendition in _renditions(master):
-            # The time-shift query, like the headers, is the endpoint's: never sent to another host.
-            query = endpoint.timeshift_query if same_origin(rendition.url, endpoint.url) else ""
-            url = playlist_url(rendition.url, query, start, end)
-            yield rendition, origin.get_playlist(url, endpoint.headers)
+    renditions = list(_renditions(master))
 
-    return master, children()
+    def fetch(rendition: _Rendition) -> Callable[[], FetchedPlaylist]:
+        # The time-shift query, like the headers, is the endpoint's: never sent to another host.
+        query = endpoint.timeshift_query if same_origin(rendition.url, endpoint.url) else ""
+        url = playlist_url(rendition.url, query, start, end)
+        return lambda: origin.get_playlist(url, endpoint.headers)
+
+    playlists = prefetch.in_order([fetch(r) for r in renditions], lambda playlist: len(playlist.text))
+    return master, zip(renditions, playlists, strict=True)
 
 
 def _check_problems(window: Window, warnings: list[str]) -> None:
