@@ -8,8 +8,9 @@ never in whatever zone the server process happens to run in.
 
 from __future__ import annotations
 
+import functools
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from enum import Enum
 
 from harvest.errors import FieldError
@@ -128,16 +129,31 @@ def document_date_time(text: str) -> float:
     match = _DOCUMENT_DATE_TIME.fullmatch(text.strip())
     if match is None:
         raise ValueError(f"not an ISO 8601 date-time: {shown(text)}")
-    year, month, day, hour, minute, second = (int(part or 0) for part in match.groups()[:6])
-    fraction, zone = match[7], match[8]
-    moment = datetime(year, month, day, hour, minute, second, tzinfo=_offset(zone) if zone else timezone.utc)
-    return moment.timestamp() + (float("0." + fraction) if fraction else 0.0)
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    # Arithmetic on the day's ordinal, not datetime(...).timestamp(): a 24 h playlist has 14,400 of
+    # these, and the datetime way took 3.3 us each, a quarter of planning it (bench/README.md, round 4).
+    days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL  # checks the date
+    hours, minutes, seconds = int(hour), int(minute), int(second) if second else 0
+    if hours > 23 or minutes > 59 or seconds > 59:
+        raise ValueError(f"not a time of day: {shown(text)}")
+    moment = days * 86400 + hours * 3600 + minutes * 60 + seconds - (_offset_seconds(zone) if zone else 0)
+    return moment + float("0." + fraction) if fraction else float(moment)
 
 
 def _exists(moment: datetime) -> bool:
     """False for a wall-clock time skipped by a daylight-saving jump (it would not round-trip)."""
     there_and_back = datetime.fromtimestamp(moment.timestamp(), moment.tzinfo)
     return there_and_back.replace(tzinfo=None) == moment.replace(tzinfo=None)
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+@functools.lru_cache(maxsize=64)
+def _offset_seconds(zone: str) -> int:
+    offset = _offset(zone).utcoffset(None)
+    assert offset is not None
+    return int(offset.total_seconds())
 
 
 def _offset(zone: str) -> timezone:
