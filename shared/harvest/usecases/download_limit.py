@@ -38,7 +38,7 @@ EPOCH_SECONDS = 0.1
 GAIN = 0.15  # a level must beat the one below by this much to be worth its threads
 KEEP = 0.95  # a lower level that keeps this share of the throughput is taken (less CPU)
 DOWN_EPOCHS = 2  # epochs in a row a lower level must keep KEEP in
-HOLD_EPOCHS = 8  # epochs at a level before it is probed again; doubled after every probe that moved
+HOLD_EPOCHS = 16  # epochs at a level before it is probed again; doubled after every probe that moved
 MOST_HOLD_EPOCHS = 32  # nothing, up to this (a level confirmed again and again is probed less often)
 
 
