@@ -1,12 +1,12 @@
 """How many downloads the pool runs at once: as many as make it faster, found by measuring.
 
 Why not a fixed number: the right one depends on where the origin is and how busy the machine is.
-On this project's 2-core machine, 24 h of 64 KB segments from an origin on the same machine (0 ms)
-went 19 % faster with the limit found here than with 16 downloads at once (8.2 against 10.1 s for
-a 4 h window, and 10.0 against 12.9 CPU-s): the extra threads only handed the GIL and the cores
-around. From an origin 20 ms away, 4 at once was 30-40 % slower than 16 (bench/README.md, round 4).
-A packager next door and a CDN across a continent need different numbers, and one process may
-harvest from both in a day.
+On this project's 2-core machine, the benchmark's 24 h x 3 renditions of 64 KB segments from an
+origin on the same machine (0 ms) ran at 1,476-2,021 segments/s and 22-35 CPU-s with the limit
+found here, against 1,061-1,126 segments/s and 46-49 CPU-s with 16 downloads always at once: the
+extra threads only handed the GIL and the cores around. From an origin 20 ms away, 4 at once was
+30-40 % slower than 16 (bench/README.md, round 4). A packager next door and a CDN across a
+continent need different numbers, and one process may harvest from both in a day.
 
 How (the idea of BBR's bandwidth probing, applied to a number of downloads): the limit starts at the
 pool's size, so a far origin loses nothing while the pool learns, and moves by halving and doubling
@@ -23,8 +23,9 @@ Why it is careful going down and not going up: on this machine one epoch's throu
 fifth between two epochs at the same level. A wrong step up costs some CPU until the next probe; a
 wrong step down could halve a far origin's throughput. An earlier version started at 4 and doubled
 on short epochs: it won at 0 ms, but at 20 ms it read 16 as no better than 8 often enough to make
-the benchmark's job 36 % slower. Short jobs (the benchmark's 450 segments take about a second) end
-before the first probe; the pool, and what it learned, lives as long as the process.
+the benchmark's job 36 % slower, and a first probe after 8 epochs cost a job of a second about 5 %
+at 20 ms. Short jobs (the benchmark's 450 segments take about a second) now end before the first
+probe; the pool, and what it learned, lives as long as the process.
 
 The pool calls this under its lock; nothing here blocks or reads a clock of its own.
 """
@@ -38,8 +39,8 @@ EPOCH_SECONDS = 0.1
 GAIN = 0.15  # a level must beat the one below by this much to be worth its threads
 KEEP = 0.95  # a lower level that keeps this share of the throughput is taken (less CPU)
 DOWN_EPOCHS = 2  # epochs in a row a lower level must keep KEEP in
-HOLD_EPOCHS = 16  # epochs at a level before it is probed again; doubled after every probe that moved
-MOST_HOLD_EPOCHS = 32  # nothing, up to this (a level confirmed again and again is probed less often)
+HOLD_EPOCHS = 16  # epochs at a level before the next probe
+MOST_HOLD_EPOCHS = 32  # the hold doubles, up to this, after each probe that moved nothing
 
 
 class _Phase(Enum):
