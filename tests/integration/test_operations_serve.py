@@ -178,6 +178,9 @@ def test_an_operator_sees_the_failures_finds_the_stuck_job_replays_it_and_it_com
     assert after.value("harvest_bytes_harvested_total") > segments * 1000
     assert after.value("harvest_chunk_duration_seconds_count") == dead
     assert after.value("harvest_chunk_throughput_bytes_per_second_count") == dead
+    # AND the download pool's limit: HARVEST_DOWNLOAD_CONCURRENCY, or what the adaptive limit chose
+    assert after.value("harvest_download_limit_max") == 4
+    assert 2 <= after.value("harvest_download_limit") <= 4
     code, out, _ = admin(capsys, "dead-letters", "--data-dir", str(data_dir))
     assert code == 0
     assert "no dead letters" in out

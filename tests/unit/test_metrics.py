@@ -297,3 +297,14 @@ def test_each_invocation_logs_one_metrics_line_with_cold_start_function_and_dura
         500.0,
     )
     assert (third["outcome"], third["counts"]["segments_harvested"]) == ("error", 0)
+
+
+def test_the_download_pools_limit_is_read_at_every_scrape() -> None:
+    metrics = PrometheusMetrics()
+    now = [16]
+    metrics.watch_downloads(lambda: now[0], 16)
+    first = parse(metrics.exposition().decode())
+    now[0] = 4  # the adaptive limit came down
+    second = parse(metrics.exposition().decode())
+    assert (first.value("harvest_download_limit"), second.value("harvest_download_limit")) == (16, 4)
+    assert second.value("harvest_download_limit_max") == 16

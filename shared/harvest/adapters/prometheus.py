@@ -15,7 +15,14 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -127,6 +134,19 @@ class PrometheusMetrics:
     def watch(self, operations: Operations, clock: Callable[[], float] = time.time) -> None:
         """Also report the database's view (jobs, queue, dead letters) at every scrape."""
         self.registry.register(StateCollector(operations, clock))
+
+    def watch_downloads(self, limit: Callable[[], int], most: int) -> None:
+        """Also report the download pool's limit (adaptive: it moves; see usecases/download_limit)."""
+        Gauge(
+            "harvest_download_limit",
+            "Segment downloads this process lets run at once now (moves when HARVEST_DOWNLOAD_ADAPTIVE)",
+            registry=self.registry,
+        ).set_function(limit)
+        Gauge(
+            "harvest_download_limit_max",
+            "The most segment downloads this process runs at once (HARVEST_DOWNLOAD_CONCURRENCY)",
+            registry=self.registry,
+        ).set(most)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

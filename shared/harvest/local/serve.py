@@ -229,6 +229,7 @@ def build_stack(settings: Settings) -> LocalStack:
     metrics = _prometheus()
     metrics.watch(operations)
     deps = build_harvest_deps(settings, backend, registry, metrics)
+    metrics.watch_downloads(lambda: deps.downloads.limit.limit, deps.downloads.size)
     stop_event = threading.Event()
     api_handler = instrument_api_handler(
         make_api_handler(build_api_deps(settings, backend, registry, metrics)), metrics, tuple(ACTIONS)
