@@ -132,11 +132,12 @@ def document_date_time(text: str) -> float:
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     # Arithmetic on the day's ordinal, not datetime(...).timestamp(): a 24 h playlist has 14,400 of
     # these, and the datetime way took 3.3 us each, a quarter of planning it (bench/README.md, round 4).
-    days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL  # checks the date
     hours, minutes, seconds = int(hour), int(minute), int(second) if second else 0
     if hours > 23 or minutes > 59 or seconds > 59:
         raise ValueError(f"not a time of day: {shown(text)}")
-    moment = days * 86400 + hours * 3600 + minutes * 60 + seconds - (_offset_seconds(zone) if zone else 0)
+    moment = _day_start(year, month, day) + hours * 3600 + minutes * 60 + seconds
+    if zone:
+        moment -= _offset_seconds(zone)
     return moment + float("0." + fraction) if fraction else float(moment)
 
 
@@ -147,6 +148,12 @@ def _exists(moment: datetime) -> bool:
 
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+@functools.lru_cache(maxsize=256)  # a playlist's dates share a few days
+def _day_start(year: str, month: str, day: str) -> int:
+    """Epoch seconds at the day's start (UTC); ValueError for a day that does not exist."""
+    return (date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL) * 86400
 
 
 @functools.lru_cache(maxsize=64)
