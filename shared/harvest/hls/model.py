@@ -87,7 +87,7 @@ class CueBreak:
 
 # Not frozen, though nothing changes a Segment once made (dataclasses.replace makes new ones): a
 # frozen dataclass sets each of these 17 fields through object.__setattr__, 2.1 us a segment against
-# 0.5, and a 24 h playlist makes 14,400 of them (a seventh of planning it; bench/README.md, round 4).
+# 0.5, and a 24 h playlist makes 14,400 of them (a sixth of planning it; bench/README.md, round 4).
 # unsafe_hash keeps it hashable and equal by value, as frozen made it.
 @dataclass(slots=True, unsafe_hash=True)
 class Segment:
