@@ -89,6 +89,12 @@ class DownloadPool:
     def size(self) -> int:
         return self._size
 
+    @property
+    def batches_waiting(self) -> int:
+        """Batches with items not yet started (a failed or finished batch is not one)."""
+        with self._lock:
+            return len(self._batches)
+
     def submit(self, items: Iterator[T], handle: Handler[T]) -> Batch[T]:
         """Start handling `items` with `handle`, each on one of the pool's threads."""
         batch: Batch[T] = Batch(items, handle)
