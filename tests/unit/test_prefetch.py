@@ -88,3 +88,19 @@ def test_fetches_run_in_the_callers_context_so_their_logs_keep_the_job() -> None
 
 def test_nothing_to_fetch_is_nothing() -> None:
     assert list(prefetch.in_order([], len)) == []
+
+
+def test_fetches_ahead_never_hold_a_stopping_process() -> None:
+    # a fetch left behind by a failed plan (retrying against an origin that is gone) must not keep
+    # the interpreter from exiting: ThreadPoolExecutor threads are joined at exit, daemon ones not
+    daemons: list[bool] = []
+
+    def fetch(name: str) -> Callable[[], str]:
+        def run() -> str:
+            daemons.append(threading.current_thread().daemon)
+            return name
+
+        return run
+
+    assert list(prefetch.in_order([fetch(f"v{i}") for i in range(4)], len)) == ["v0", "v1", "v2", "v3"]
+    assert daemons[1:] == [True, True, True]  # v0 runs on the caller's thread

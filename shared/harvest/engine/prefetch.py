@@ -9,15 +9,17 @@ first text is large: the renditions of one channel list the same segments, so th
 about the size of the first, and AHEAD of them must fit in BUDGET_CHARS.
 
 A fetch that fails raises when its turn comes, as it would have one after another; the ones after it
-are dropped (a fetch under way ends on its own, with nobody waiting for it).
+are dropped (a fetch under way ends on its own thread, with nobody waiting for it).
 """
 
 from __future__ import annotations
 
 import contextvars
+import itertools
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -31,28 +33,34 @@ def in_order(fetches: Sequence[Callable[[], T]], size: Callable[[T], int]) -> It
     if not fetches:
         return
     first = fetches[0]()
-    rest = fetches[1:]
+    rest = iter(fetches[1:])
     yield first
     if size(first) * AHEAD > BUDGET_CHARS:
         for fetch in rest:
             yield fetch()
         return
-    pool = ThreadPoolExecutor(max_workers=min(AHEAD, max(1, len(rest))), thread_name_prefix="playlist")
-    pending: deque[Future[T]] = deque()
-    feed = iter(rest)
+    pending = deque(_started(fetch) for fetch in itertools.islice(rest, AHEAD))
+    while pending:
+        result = pending.popleft().result()
+        following = next(rest, None)
+        if following is not None:
+            pending.append(_started(following))
+        yield result
 
-    def submit() -> None:
-        fetch = next(feed, None)
-        if fetch is not None:
-            # each fetch runs in a copy of the caller's context: its logs keep the job's id
-            pending.append(pool.submit(contextvars.copy_context().run, fetch))
 
-    try:
-        for _ in range(AHEAD):
-            submit()
-        while pending:
-            result = pending.popleft().result()
-            submit()
-            yield result
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+def _started(fetch: Callable[[], T]) -> Future[T]:
+    """`fetch` running on a thread of its own, in a copy of the caller's context (its logs keep the
+    job's id). A daemon thread, not a ThreadPoolExecutor's: the executor's threads are joined at
+    interpreter exit, so a fetch left behind by a failed plan, retrying against an origin that no
+    longer answers, would have held a stopping process for its whole retry budget."""
+    future: Future[T] = Future()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            future.set_result(context.run(fetch))
+        except BaseException as exc:  # noqa: BLE001 (raised to the reader, in its turn)
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="playlist-prefetch", daemon=True).start()
+    return future
