@@ -130,6 +130,19 @@ def _dash_and_cmaf(client: HarvestClient, job_id: str, start: int, end: int, dat
     return 0
 
 
+def _serve_until_interrupted(url: str, api: str) -> None:
+    """Every job first, then the wait: Ctrl-C stops the demo, it does not start more jobs."""
+    _step("serving until Ctrl-C")
+    print(f"plays at:       {url}   (ffplay, VLC or Safari; Ctrl-C to stop)")
+    print(f"console:        http://{api}/console/")
+    print(f"{'':16}sign in with SecretId {DEMO_SECRET_ID} and SecretKey {DEMO_SECRET_KEY}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
 def demo_main(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     # A clean table and bucket every run; the media pool under media/ is kept (it takes seconds to make).
@@ -207,22 +220,14 @@ def demo_main(args: argparse.Namespace) -> int:
         print(f"ffprobe:        {json.dumps(_summary(master))}")
         print(f"ad breaks:      {', '.join(_ad_breaks(master)) or 'none in this window'}")
         url = f"http://{api}/cos/{DEMO_BUCKET}/{master_key}"
-        if args.keep_running:
-            print(f"plays at:       {url}   (ffplay, VLC or Safari; Ctrl-C to stop)")
-            print(f"console:        http://{api}/console/")
-            print(
-                f"                sign in with SecretId {DEMO_SECRET_ID} and SecretKey {DEMO_SECRET_KEY}",
-                flush=True,
-            )
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
-        else:
+        if not args.keep_running:
             print(f"plays at:       {url} while the stack runs: `harvest demo --keep-running`,")
             print(f"                or play the file directly: ffplay {master}")
-        return _dash_and_cmaf(client, job_id, start, end, data_dir, api)
+        code = _dash_and_cmaf(client, job_id, start, end, data_dir, api)
+        if code != 0 or not args.keep_running:
+            return code
+        _serve_until_interrupted(url, api)
+        return 0
     except HarvestError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
