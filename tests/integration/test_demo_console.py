@@ -24,16 +24,22 @@ SIGN_IN = re.compile(r"sign in with SecretId (\S+) and SecretKey (\S+)")
 @pytest.mark.slow
 @pytest.mark.media
 def test_demo_keep_running_prints_the_console_url_and_a_key_that_works(tmp_path: Path) -> None:
-    # GIVEN `harvest demo --keep-running`
-    proc = subprocess.Popen(
-        [*HARVEST, "demo", "--data-dir", str(tmp_path / "demo"), "--seconds", "8", "--keep-running"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if not k.startswith("HARVEST_")},
-    )
+    # GIVEN `harvest demo --keep-running`, started with SIGINT ignored, as a test runner's worker once
+    # passed it on (an ignored signal is inherited across exec; the demo must install its own handler,
+    # or Ctrl-C never reaches it)
+    ignoring = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = subprocess.Popen(
+            [*HARVEST, "demo", "--data-dir", str(tmp_path / "demo"), "--seconds", "8", "--keep-running"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.startswith("HARVEST_")},
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignoring)
     lines: list[str] = []
     key_printed = threading.Event()
 
