@@ -26,7 +26,7 @@ from harvest.cli.jobs import wait_for
 from harvest.devtools import LiveOrigin, demo_channels, probe, run_demo_origin, write_channels_yaml
 from harvest.errors import HarvestError
 from harvest.hls.parse import format_date, parse_media
-from harvest.local.serve import SIGNAL_POLL_SECONDS, build_stack
+from harvest.local.serve import build_stack, stop_on_signals, wait_until_set
 from harvest.settings import Settings
 
 DEMO_SECRET_ID = "AKIDdemo"
@@ -137,16 +137,10 @@ def _serve_until_interrupted(url: str, api: str) -> None:
     print(f"plays at:       {url}   (ffplay, VLC or Safari; Ctrl-C to stop)")
     print(f"console:        http://{api}/console/")
     print(f"{'':16}sign in with SecretId {DEMO_SECRET_ID} and SecretKey {DEMO_SECRET_KEY}", flush=True)
-    # Ctrl-C and SIGTERM set an event the main thread polls in short steps, as `harvest serve` does:
-    # Python runs a handler only when the main thread next runs bytecode, and the kernel may hand the
-    # signal to any of the stack's threads, so a main thread in time.sleep(3600) could miss it for an
-    # hour. Installing the handler also undoes a SIGINT ignored by the parent (a test runner's worker
-    # did, and Ctrl-C then never reached the demo).
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = stop_on_signals(stop)
     try:
-        while not stop.wait(SIGNAL_POLL_SECONDS):
-            pass
+        wait_until_set(stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harvest.adapters.objectstore.local import LocalDiskStore
 from harvest.api.actions import ACTIONS
@@ -300,6 +300,23 @@ def _connections_the_fd_limit_allows() -> int:
     return max(1, soft - FD_RESERVE)
 
 
+def stop_on_signals(stop: threading.Event) -> dict[int, Any]:
+    """SIGTERM and SIGINT set `stop` (the previous handlers are returned). A handler of our own also
+    undoes a SIGINT ignored by the parent, which an exec passes on (a test runner's worker did, and
+    Ctrl-C then never reached `harvest demo --keep-running`)."""
+    return {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def wait_until_set(stop: threading.Event) -> None:
+    """Wait for `stop` in short steps, not in one blocking wait: the kernel may deliver a signal to
+    any of the process's threads, and Python runs the handler only when the main thread next runs
+    bytecode. A main thread blocked without a timeout never did, so a SIGHUP could go unhandled for
+    good (seen as a reload that never happened, under load with many threads), and the demo's
+    time.sleep(3600) missed Ctrl-C."""
+    while not stop.wait(SIGNAL_POLL_SECONDS):
+        pass
+
+
 def serve_main() -> int:
     try:
         settings = Settings.from_env()
@@ -315,8 +332,7 @@ def serve_main() -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     stack.start()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stack.stop_event.set())
+    stop_on_signals(stack.stop_event)
     if stack.tls is not None:
         # SIGHUP reloads the certificate (as for nginx); without TLS it keeps its default (stop).
         # The reload waits for the server's loop: off the signal handler, in its own thread.
@@ -329,12 +345,7 @@ def serve_main() -> int:
         f" data in {settings.data_dir}",
         flush=True,
     )
-    # Wait in short steps, not in one blocking wait: the kernel may deliver SIGHUP or SIGTERM to any
-    # of the process's threads, and Python runs the handler only when the main thread next runs
-    # bytecode. A main thread blocked in Event.wait() without a timeout never did, so a SIGHUP could
-    # go unhandled for good (seen as a reload that never happened, under load with many threads).
-    while not stack.stop_event.wait(SIGNAL_POLL_SECONDS):
-        pass
+    wait_until_set(stack.stop_event)
     print("harvest serve: stopping", flush=True)
     stack.stop()
     return 0

@@ -97,7 +97,7 @@ class DownloadLimit:
             self._decide(moved / elapsed)
 
     def _decide(self, throughput: float) -> None:
-        if self._phase is _Phase.CLIMB:
+        if self._phase in (_Phase.CLIMB, _Phase.PROBE_UP):
             self._after_doubling(throughput)
         elif self._phase is _Phase.HOLD:
             self._held += 1
@@ -109,8 +109,6 @@ class DownloadLimit:
                     self._move(self.limit * 2)
                 else:
                     self._probe_down()
-        elif self._phase is _Phase.PROBE_UP:
-            self._after_doubling(throughput)
         else:
             self._after_halving(throughput)
 

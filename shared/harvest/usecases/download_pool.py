@@ -70,14 +70,12 @@ class DownloadPool:
         threads: int,
         name: str = "fetch",
         adaptive: bool = True,
-        clock: Callable[[], float] = time.monotonic,
         limit: DownloadLimit | None = None,
     ) -> None:
         if threads < 1:
             raise ValueError(f"a download pool needs at least one thread, not {threads}")
         self._size = threads
         self._name = name
-        self._clock = clock
         self.limit = limit or DownloadLimit(threads, adaptive)
         self._lock = threading.Condition()
         self._batches: deque[Batch[Any]] = deque()  # with items still to start, oldest first
@@ -163,7 +161,7 @@ class DownloadPool:
                 failure = exc
             with self._lock:
                 before = self.limit.limit
-                self.limit.ended(self._clock(), moved or 0)
+                self.limit.ended(time.monotonic(), moved or 0)
                 if self.limit.limit != before:
                     log.debug("download limit %d -> %d", before, self.limit.limit)
                 if self.limit.limit > before:
