@@ -3,7 +3,10 @@
 The same segment URLs (the benchmark's window, from the benchmark's origin in its own process) are
 downloaded by several Python HTTP clients with the same parallelism, bodies read in 256 KB pieces
 and dropped, so only the client's own work is timed: wall seconds and this process's CPU seconds
-(every thread). `HttpOrigin` is the product's client (the connect-time URL guard, hop-by-hop
+(every thread). With `--busy-thread` each client is also timed while another thread of the same
+process runs pure Python without pause (what planning a long playlist or answering the API does
+to a `harvest serve`): a client whose bytes need the GIL often, from few threads, stalls behind it.
+`HttpOrigin` is the product's client (the connect-time URL guard, hop-by-hop
 redirects, retries, strict lengths), measured with each of its two segment clients: libcurl
 (pycurl, the default) and requests (the fallback without pycurl); the others are the bare clients
 underneath.
@@ -12,10 +15,12 @@ underneath.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import resource
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -131,6 +136,33 @@ CLIENTS: dict[str, Callable[[Sequence[str], int], int]] = {
 }
 
 
+@contextlib.contextmanager
+def busy_thread() -> Iterator[None]:
+    """While inside: another thread runs pure Python, taking the GIL whenever it is offered."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(10_000))
+
+    thread = threading.Thread(target=spin, name="busy", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+Client = Callable[[Sequence[str], int], int]
+
+
+def _timed(client: Client, urls: Sequence[str], threads: int) -> tuple[float, float]:
+    cpu, began = _cpu(), time.perf_counter()
+    client(urls, threads)
+    return time.perf_counter() - began, _cpu() - cpu
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.clients", description=__doc__)
     p.add_argument("--window", type=float, default=900.0)
@@ -138,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--segment-kb", type=int, default=1024)
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument(
+        "--busy-thread", action="store_true", help="also time each client beside a thread running pure Python"
+    )
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out")
     args = p.parse_args(argv)
     work = args.out.resolve() / "clients-work"
@@ -150,19 +185,23 @@ def main(argv: list[str] | None = None) -> int:
     with OriginProcess([BenchChannel("bench", pool, int(args.window) + 3 * 3600)], work) as origin:
         urls = [url for _, url in origin.segment_urls("bench", recent_window(int(args.window), 6))]
         print(f"{len(urls)} segments, {args.threads} parallel, best of {args.repeat}", file=report)
-        print("| client | wall s | CPU s | CPU ms per segment |\n|---|---:|---:|---:|", file=report)
+        busy = " wall s beside a busy thread |" if args.busy_thread else ""
+        rule = "---:|" if args.busy_thread else ""
+        print(f"| client | wall s | CPU s | CPU ms per segment |{busy}", file=report)
+        print(f"|---|---:|---:|---:|{rule}", file=report)
         for name, client in CLIENTS.items():
             try:
-                runs = []
-                for _ in range(args.repeat):
-                    cpu, began = _cpu(), time.perf_counter()
-                    client(urls, args.threads)
-                    runs.append((time.perf_counter() - began, _cpu() - cpu))
+                runs = [_timed(client, urls, args.threads) for _ in range(args.repeat)]
+                beside = []
+                if args.busy_thread:
+                    with busy_thread():
+                        beside = [_timed(client, urls, args.threads)[0] for _ in range(args.repeat)]
             except ImportError:
                 print(f"| {name} | not installed | | |", file=report)
                 continue
             wall, cpu = min(runs, key=lambda run: run[1])
-            print(f"| {name} | {wall:.2f} | {cpu:.2f} | {1000 * cpu / len(urls):.2f} |", file=report)
+            extra = f" {min(beside):.2f} |" if beside else ""
+            print(f"| {name} | {wall:.2f} | {cpu:.2f} | {1000 * cpu / len(urls):.2f} |{extra}", file=report)
     shutil.rmtree(work, ignore_errors=True)
     print(report.getvalue())
     return 0

@@ -144,3 +144,27 @@ def test_quick_benchmark_runs_every_measurement_and_reports_every_metric(tmp_pat
     assert png[12:16] == b"IHDR"
     width, height = struct.unpack(">II", png[16:24])
     assert (width, height) == (960, 600)
+
+
+def test_the_client_measurement_times_every_client_alone_and_beside_a_busy_thread(tmp_path: Path) -> None:
+    # GIVEN a tiny window (1 rendition x 12 s of 64 KB segments)
+    # WHEN the HTTP client measurement runs with --busy-thread
+    tiny = ["--window", "12", "--renditions", "1", "--segment-kb", "64", "--repeat", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.clients", *tiny, "--busy-thread", "--out", str(tmp_path / "out")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # THEN every client has a row with its time alone, its CPU and its time beside the busy thread
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0].endswith("| wall s beside a busy thread |")
+    clients = {row.split(" | ")[0].lstrip("| "): row.strip("|").split("|")[1:] for row in rows[1:]}
+    assert set(clients) >= {"HttpOrigin (product, libcurl)", "urllib3.PoolManager", "requests.Session"}
+    for name, cells in clients.items():
+        numbers = [float(cell) for cell in cells]
+        assert len(numbers) == 4, (name, cells)
+        assert min(numbers) >= 0, (name, cells)
+        assert numbers[3] > 0, (name, cells)
