@@ -137,8 +137,8 @@ def _anchor(
 
 def _unreadable_pdt(playlist: MediaPlaylist) -> str:
     """The parser's note on the first EXT-X-PROGRAM-DATE-TIME it could not read ("" if none)."""
-    notes = (p for segment in playlist.segments for p in segment.problems)
-    return next((note for note in (*notes, *playlist.problems) if PDT_TAG in note), "")
+    notes = itertools.chain((p for segment in playlist.segments for p in segment.problems), playlist.problems)
+    return next((note for note in notes if PDT_TAG in note), "")
 
 
 def _when(epoch: float) -> str:
